@@ -1,0 +1,21 @@
+"""Where shipped models, caches and runs live (no TensorFlow)."""
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def saved_models_dir() -> Path:
+    """The shipped models: `$DLKIT_SAVED_MODELS`, else `saved_models/` of this checkout."""
+    return Path(os.environ.get("DLKIT_SAVED_MODELS", REPO_ROOT / "saved_models"))
+
+
+def cache_dir() -> Path:
+    """Prepared datasets: `$DLKIT_CACHE`, else `~/.cache/dlkit`."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlkit"
+    return Path(os.environ.get("DLKIT_CACHE", default))
+
+
+def shipped_model_dir(app: str) -> Path:
+    return saved_models_dir() / app
