@@ -1,0 +1,83 @@
+"""Model bundles: a model file plus `model.json` (app, labels, input spec, preprocessing)."""
+
+import json
+from pathlib import Path
+
+from dlkit.errors import DlkitError
+
+# Preference when a directory is given: the smallest fast on-device model first.
+TFLITE_ORDER = ("model.int8.tflite", "model.dynamic.tflite", "model.float16.tflite", "model.tflite")
+
+
+class ModelBundle:
+    """A trained model on disk: `path` is a `.keras` or `.tflite` file; `meta` its model.json.
+
+    Args:
+        path: Path. The model file.
+        meta: dict. The parsed `model.json` next to it.
+    """
+
+    def __init__(self, path, meta):
+        self.path = Path(path)
+        self.meta = meta
+
+    @property
+    def is_tflite(self):
+        return self.path.suffix == ".tflite"
+
+    @property
+    def directory(self):
+        return self.path.parent
+
+    @property
+    def labels(self):
+        return self.meta.get("labels")
+
+    @classmethod
+    def load(cls, path, app=None, prefer="tflite"):
+        if str(path) == "last":
+            if not app:
+                raise DlkitError("--model last needs an app")
+            path = last_run(app)
+        path = find_model(path, prefer=prefer)
+        meta_path = path.parent / "model.json"
+        if not meta_path.exists():
+            raise DlkitError(f"{path}: no model.json next to the model (export writes it)")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DlkitError(f"{meta_path}: not valid JSON ({error})") from None
+        if app and meta.get("app") != app:
+            raise DlkitError(f"{path} is a {meta.get('app')!r} model, not {app!r}")
+        return cls(path, meta)
+
+
+def last_run(app, root="runs"):
+    """The most recently finished run of `app` under `runs/<app>/` (for `--model last`)."""
+    runs = [p for p in (Path(root) / app).glob("train*") if (p / "model.json").exists()]
+    if not runs:
+        raise DlkitError(f"no finished run in {Path(root) / app}; train one first")
+    return max(runs, key=lambda p: (p / "model.json").stat().st_mtime)
+
+
+def find_model(path, prefer="tflite"):
+    """Resolves a model file or a model directory (run dir, export dir, shipped dir).
+
+    Args:
+        path: str or Path.
+        prefer: "tflite" or "keras": which file to pick when a directory holds both.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DlkitError(f"{path}: no such model file or directory")
+    if path.is_file():
+        if path.suffix not in (".keras", ".tflite"):
+            raise DlkitError(f"{path}: expected a .keras or .tflite file or a model directory")
+        return path
+    keras_file = path / "model.keras"
+    tflite_files = [path / name for name in TFLITE_ORDER if (path / name).exists()]
+    order = tflite_files + [keras_file] if prefer == "tflite" else [keras_file] + tflite_files
+    for candidate in order:
+        if candidate.exists():
+            return candidate
+    raise DlkitError(f"{path}: no model.keras or model*.tflite in this directory")

@@ -1,0 +1,84 @@
+"""Image decoding and resizing with Pillow in numpy: one implementation for training
+data, evaluation and on-device predict, so the TFLite model sees exactly what Keras saw."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dlkit.errors import InvalidInputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# 20000x20000 is a decompression bomb: 400 M pixels would need 1.2 GB before resizing.
+MAX_PIXELS = 64_000_000
+
+
+def load_image(path, max_pixels=MAX_PIXELS) -> np.ndarray:
+    """Reads an image file as an RGB uint8 array of shape (height, width, 3).
+
+    Grayscale, palette, CMYK and 16-bit images are converted; transparent images are
+    composited on white; EXIF rotation is applied.
+
+    Args:
+        path: str or Path.
+        max_pixels: int. Larger images are refused before decoding.
+
+    Raises:
+        InvalidInputError: empty, corrupt, not an image, or too large; the message names the file.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise InvalidInputError(f"{path}: empty file")
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InvalidInputError(
+                    f"{path}: {width}x{height} image is too large (limit {max_pixels:,} pixels)"
+                )
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
+    except InvalidInputError:
+        raise
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path}: is a directory, not an image") from None
+    except UnidentifiedImageError:
+        raise InvalidInputError(f"{path}: not an image file (unrecognised format)") from None
+    except Image.DecompressionBombError:
+        raise InvalidInputError(f"{path}: image is too large (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidInputError(f"{path}: corrupt image ({error})") from None
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Converts any Pillow image to an RGB uint8 array."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grayscale: Pillow's convert("L") clips; scale to 8 bits instead.
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        gray = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def resize(image: np.ndarray, size) -> np.ndarray:
+    """Resizes an (h, w, 3) uint8 array to `size` (height, width) with bilinear filtering."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
+def list_images(folder):
+    """Image files below `folder`, sorted, by suffix (content is checked on load)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
