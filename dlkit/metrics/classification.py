@@ -1,0 +1,79 @@
+"""Classification scores in numpy: top-k accuracy, confusion matrix, precision/recall/F1."""
+
+import numpy as np
+
+
+def top_k_accuracy(y_true, probs, k=1):
+    """Fraction of rows whose true class is among the `k` highest scores.
+
+    Ties are broken by class index, as `keras.ops.in_top_k` does for distinct scores.
+
+    Args:
+        y_true: (n,) int. True class ids.
+        probs: (n, classes) float. Scores.
+        k: int.
+    """
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    if len(y_true) == 0:
+        return float("nan")
+    k = min(k, probs.shape[1])
+    # (n, k): indices of the k best scores per row.
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == y_true[:, None], axis=1)))
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    """(num_classes, num_classes) counts; rows are true classes, columns predictions."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return matrix
+
+
+def precision_recall_f1(matrix):
+    """Per-class precision, recall, F1 and support from a confusion matrix (0 where undefined)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    true_positive = np.diag(matrix)
+    predicted = matrix.sum(axis=0)
+    support = matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, support, out=np.zeros_like(true_positive), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return precision, recall, f1, support.astype(np.int64)
+
+
+def classification_report(y_true, probs, labels, k=3):
+    """All scores in one JSON-ready dict.
+
+    Args:
+        y_true: (n,) int.
+        probs: (n, classes) float.
+        labels: list of str, one per class.
+        k: int. For top-k accuracy.
+    """
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    y_pred = np.argmax(probs, axis=1)
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    precision, recall, f1, support = precision_recall_f1(matrix)
+    present = support > 0
+    return {
+        "count": int(len(y_true)),
+        "accuracy": top_k_accuracy(y_true, probs, 1),
+        f"top_{min(k, len(labels))}_accuracy": top_k_accuracy(y_true, probs, k),
+        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "labels": list(labels),
+    }

@@ -1,0 +1,72 @@
+"""PNG plots of runs: training curves and confusion matrices (matplotlib, Agg backend)."""
+
+import numpy as np
+
+from dlkit import io
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def training_curves(records, path, title="training"):
+    """Loss and metric curves per epoch from history.jsonl records; stage changes marked."""
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    if not epochs:
+        return None
+    plt = _pyplot()
+    keys = sorted({k for r in epochs for k in r if k not in ("event", "epoch", "stage", "time")})
+    metrics = sorted({k.removeprefix("val_") for k in keys})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    x = [r["epoch"] + 1 for r in epochs]
+    for ax, metric in zip(axes[0], metrics):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
+            if key in keys:
+                ax.plot(x, [r.get(key, np.nan) for r in epochs], style, markersize=3, label=key)
+        for i in range(1, len(epochs)):
+            if epochs[i]["stage"] != epochs[i - 1]["stage"]:
+                ax.axvline(x[i] - 0.5, color="gray", linewidth=0.8, linestyle=":")
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
+    """A row-normalised heat map with the counts written in each cell."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    size = 1.0 + 0.55 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            color = "white" if normalised[i, j] > 0.5 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def _save(fig, path):
+    plt = _pyplot()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
