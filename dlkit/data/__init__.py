@@ -1,0 +1,1 @@
+"""Data pipelines, augmentation, readers for user formats and the offline default datasets."""
