@@ -1,0 +1,74 @@
+"""Predict on files with a `.tflite` (edge path, no TensorFlow) or a `.keras` model."""
+
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.console import log
+from dlkit.edge.bundle import ModelBundle
+from dlkit.edge.image import IMAGE_SUFFIXES
+from dlkit.errors import DlkitError, InvalidInputError
+from dlkit.paths import shipped_model_dir
+
+
+def expand_inputs(inputs, suffixes=IMAGE_SUFFIXES):
+    """Files given directly, plus the files with a known suffix inside given folders."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise DlkitError(f"{path}: no input files in this folder")
+            files += found
+        else:
+            files.append(path)
+    if not files:
+        raise DlkitError("no input given")
+    return files
+
+
+def load_predictor(app, model_path=None):
+    """Returns (bundle, fn) where fn maps a batch of inputs to the model's outputs."""
+    bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="tflite")
+    if bundle.is_tflite:
+        from dlkit.edge import EdgeModel
+
+        edge = EdgeModel(bundle.path)
+        return bundle, lambda x: edge.predict(x)
+    from dlkit.runner import load_keras
+
+    model = load_keras(bundle.path)
+
+    def run(x):
+        out = model.predict_on_batch(np.asarray(x, dtype=model.inputs[0].dtype))
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return bundle, run
+
+
+def predict(app, inputs, model_path=None, batch_size=32, progress=None, **options):
+    """Yields (path, result or None, error message or None) for every input file.
+
+    Bad files are reported and skipped: the rest of a batch is still processed.
+    """
+    bundle, run = load_predictor(app, model_path)
+    edge = app.edge
+    files = expand_inputs(inputs)
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        ready, arrays = [], []
+        for path in chunk:
+            try:
+                arrays.append(edge.preprocess(edge.read_input(path, bundle.meta), bundle.meta))
+                ready.append(path)
+            except InvalidInputError as error:
+                yield path, None, str(error)
+        if ready:
+            outputs = run(np.stack(arrays))
+            for path, result in zip(ready, edge.postprocess(outputs, bundle.meta, **options)):
+                yield path, result, None
+        if progress:
+            progress(min(start + batch_size, len(files)), len(files), "predicting")
+    if bundle.is_tflite is False:
+        log(f"(predicted with Keras model {bundle.path})")
