@@ -1,0 +1,58 @@
+"""Configuration of the classify app (no TensorFlow import)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    """Training and export settings; every field can be set with `--set key=value`.
+
+    Transfer learning runs in two stages: `epochs` with the backbone frozen (only the new
+    head trains), then `fine_tune_epochs` with the top `fine_tune_layers` backbone layers
+    unfrozen at `fine_tune_learning_rate`. With `weights=none` the whole network trains
+    from scratch for `epochs + fine_tune_epochs` epochs.
+    """
+
+    image_size: int = 160
+    backbone: str = "mobilenet_v2"
+    alpha: float = 1.0
+    weights: str = "dlkit"  # dlkit (shipped, offline) | imagenet | none | a file path
+    feature_layer: str = ""  # cut the backbone at this layer ("" = its full depth)
+    dropout: float = 0.2
+    batch_size: int = 32
+    epochs: int = 8
+    learning_rate: float = 1e-3
+    fine_tune_epochs: int = 10
+    fine_tune_layers: int = 54
+    fine_tune_learning_rate: float = 1e-4
+    balance_classes: bool = True  # weight the loss by inverse class frequency
+    augment: bool = True
+    flip: bool = True
+    rotation: float = 0.08
+    zoom: float = 0.2
+    translation: float = 0.1
+    contrast: float = 0.2
+    brightness: float = 0.15
+    saturation: float = 0.3
+    hue: float = 0.02
+    top_k: int = 3
+    val_split: float = 0.15
+    test_split: float = 0.15
+    patience: int = 0  # early stopping on val_loss; 0 = off
+    max_drop: float = 1.0  # export fails when TFLite accuracy drops more (points)
+    seed: int = 42
+
+    @classmethod
+    def tiny(cls):
+        """Absurdly small settings for tests: 32x32 images, a 0.35-wide random backbone."""
+        return cls(
+            image_size=32,
+            alpha=0.35,
+            weights="none",
+            batch_size=4,
+            epochs=1,
+            fine_tune_epochs=1,
+            fine_tune_layers=10,
+            augment=True,
+            max_drop=100.0,
+        )

@@ -1,0 +1,147 @@
+"""Classify model: a pretrained backbone with a new head, trained in two stages."""
+
+import keras
+import numpy as np
+from keras import layers
+
+from dlkit.errors import DlkitError
+from dlkit.metrics.classification import classification_report
+from dlkit.pretrained import build_backbone
+from dlkit.stages import Stage
+
+# Checkpoint selection and early stopping watch this metric.
+MONITOR = ("val_accuracy", "max")
+# The score the export parity gate compares (in points of this metric).
+GATE_METRIC = "accuracy"
+
+
+def make_meta(config, source):
+    """What a trained model needs to be used: labels, input spec and preprocessing."""
+    size = config.image_size
+    return {
+        "app": "classify",
+        "task": "image classification",
+        "labels": list(source.labels),
+        "input": {"name": "image", "shape": [size, size, 3], "dtype": "float32", "range": [0, 255]},
+        "output": {"name": "probs", "shape": [len(source.labels)], "activation": "softmax"},
+        "preprocessing": {"color": "RGB", "alpha": "composite on white", "resize": "bilinear (Pillow)"},
+        "int8_input": "uint8",
+    }
+
+
+def build_model(config, meta):
+    """Image pixels in [0, 255] -> class probabilities.
+
+    Transfer learning as in the course: the backbone runs with `training=False`, so its
+    BatchNorm layers stay in inference mode even when its top layers are unfrozen for
+    fine-tuning. From scratch (`weights=none`) BatchNorm trains normally.
+    """
+    size = config.image_size
+    num_classes = len(meta["labels"])
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    from_scratch = str(config.weights).lower() == "none"
+    inputs = keras.Input((size, size, 3), name="image")  # (batch, size, size, 3)
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)  # to [-1, 1]
+    backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, config.weights)
+    if config.feature_layer:
+        backbone = truncate(backbone, config.feature_layer)
+    backbone.trainable = from_scratch
+    x = backbone(x) if from_scratch else backbone(x, training=False)  # (batch, s/32, s/32, channels)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)  # (batch, channels)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)  # (batch, classes)
+    model = keras.Model(inputs, outputs, name=f"classify_{config.backbone}")
+    compile_model(model, config, config.learning_rate)
+    return model
+
+
+def truncate(backbone, layer_name):
+    """The backbone up to `layer_name` (its top layers can be too specific to transfer)."""
+    names = [layer.name for layer in backbone.layers]
+    if layer_name not in names:
+        raise DlkitError(f"feature_layer {layer_name!r} is not a layer of {backbone.name}")
+    return keras.Model(backbone.input, backbone.get_layer(layer_name).output, name=f"{backbone.name}_cut")
+
+
+def compile_model(model, config, learning_rate):
+    num_classes = model.output_shape[-1]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(config.top_k, num_classes), name="top_k"),
+        ],
+    )
+
+
+def backbone_of(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"model {model.name!r} has no backbone sub-model")
+
+
+def training_stages(config):
+    """Head training with a frozen backbone, then fine-tuning of its top layers."""
+    if str(config.weights).lower() == "none":
+
+        def prepare_scratch(model):
+            backbone_of(model).trainable = True
+            compile_model(model, config, config.learning_rate)
+
+        return [Stage("scratch", config.epochs + config.fine_tune_epochs, prepare_scratch)]
+
+    def prepare_head(model):
+        backbone_of(model).trainable = False
+        compile_model(model, config, config.learning_rate)
+
+    def prepare_fine_tune(model):
+        backbone = backbone_of(model)
+        backbone.trainable = True
+        frozen = max(0, len(backbone.layers) - config.fine_tune_layers)
+        for layer in backbone.layers[:frozen]:
+            layer.trainable = False
+        compile_model(model, config, config.fine_tune_learning_rate)
+
+    stages = [Stage("head", config.epochs, prepare_head)]
+    if config.fine_tune_epochs > 0:
+        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune))
+    return stages
+
+
+def adapt_model(model, model_meta, config, meta, log=print):
+    """Reuses a trained model for new data: same classes keep it whole; other classes
+    keep its backbone and get a new head (the usual fine-tuning of a shipped model)."""
+    if list(model_meta["labels"]) == list(meta["labels"]):
+        compile_model(model, config, config.learning_rate)
+        return model
+    log(f"new classes {meta['labels']} (model had {model_meta['labels']}): keeping the backbone, new head")
+    fresh = build_model(config, meta)
+    backbone_of(fresh).set_weights(backbone_of(model).get_weights())
+    return fresh
+
+
+def class_weights(config, loaded):
+    """Inverse-frequency weights so small classes count as much as large ones (or None)."""
+    if not config.balance_classes:
+        return None
+    counts = np.bincount(loaded.targets, minlength=int(loaded.targets.max()) + 1)
+    return {i: float(len(loaded.targets) / (len(counts) * n)) for i, n in enumerate(counts) if n}
+
+
+def evaluate(config, meta, probs, targets):
+    """Scores class probabilities against true ids: accuracy, top-k, per-class P/R/F1."""
+    return classification_report(targets, probs, meta["labels"], k=config.top_k)
+
+
+def plots(report, meta, out_dir, title=""):
+    """Confusion-matrix PNG for a classification report."""
+    from dlkit.plots import confusion_matrix_plot
+
+    path = f"{out_dir}/confusion_matrix.png"
+    confusion_matrix_plot(
+        report["confusion_matrix"], report["labels"], path, title=title or "confusion matrix"
+    )
+    return [path]
