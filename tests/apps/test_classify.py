@@ -1,0 +1,255 @@
+"""The classify app end to end on a tiny dataset: train, evaluate, export, predict."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_tiny_folder
+
+from apps.classify import edge
+from apps.classify.config import Config
+from dlkit import io
+from dlkit.cli import cli
+from dlkit.edge import EdgeModel
+
+
+def run_cli(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def assert_one_line_error(result, text):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and text in errors[0], result.output
+
+
+def test_run_directory_is_complete(tiny_run):
+    for name in (
+        "config.json",
+        "manifest.json",
+        "history.jsonl",
+        "metrics.json",
+        "model.keras",
+        "model.json",
+        "plots/training_curves.png",
+        "plots/confusion_matrix.png",
+        "checkpoint/state.json",
+    ):
+        assert (tiny_run / name).exists(), name
+    manifest = io.read_json(tiny_run / "manifest.json")
+    assert manifest["seed"] == Config.tiny().seed and len(manifest["data"]["fingerprint"]) == 16
+    assert set(manifest["versions"]) >= {"tensorflow", "keras", "dlkit"}
+    epochs = [r for r in io.read_jsonl(tiny_run / "history.jsonl") if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    metrics = io.read_json(tiny_run / "metrics.json")["keras"]["test"]
+    assert set(metrics) >= {"accuracy", "top_3_accuracy", "per_class", "confusion_matrix"}
+    assert np.sum(metrics["confusion_matrix"]) == metrics["count"]
+
+
+def test_shipped_model_file_has_no_optimizer_state(tiny_run):
+    import zipfile
+
+    with zipfile.ZipFile(tiny_run / "model.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    assert config.get("compile_config") is None
+
+
+def test_export_records_parity(tiny_run):
+    meta = io.read_json(tiny_run / "model.json")
+    assert set(meta["exports"]) == {"float32", "int8"}
+    assert meta["exports"]["float32"]["max_abs_diff"] < 1e-4
+    assert meta["exports"]["int8"]["bytes"] < meta["exports"]["float32"]["bytes"]
+    assert EdgeModel(tiny_run / "model.int8.tflite").input_dtypes == ["uint8"]
+
+
+def test_keras_and_tflite_agree_through_the_edge_code(tiny_run, tiny_folder):
+    from dlkit.runner import load_keras
+
+    meta = io.read_json(tiny_run / "model.json")
+    files = sorted(tiny_folder.rglob("*.png"))[:6]
+    batch = np.stack([edge.preprocess(edge.read_input(f, meta), meta) for f in files])
+    keras_probs = load_keras(tiny_run / "model.keras").predict(batch, verbose=0)
+    tflite_probs = EdgeModel(tiny_run / "model.tflite").predict(batch)[0]
+    np.testing.assert_allclose(tflite_probs, keras_probs, atol=1e-4)
+    keras_labels = [r["label"] for r in edge.postprocess(keras_probs, meta)]
+    assert keras_labels == [r["label"] for r in edge.postprocess(tflite_probs, meta)]
+
+
+def test_postprocess_top_k_order():
+    meta = {"labels": ["a", "b", "c"]}
+    [result] = edge.postprocess(np.array([[0.2, 0.5, 0.3]]), meta, top_k=2)
+    assert result["label"] == "b" and [r["label"] for r in result["top_k"]] == ["b", "c"]
+    assert edge.format_result("x.jpg", result) == "x.jpg: b 0.50 (c 0.30)"
+
+
+def test_cli_predict_json_and_text(tiny_run, bad_files):
+    result = run_cli("classify", "predict", bad_files["good"], "--model", tiny_run, "--json", "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["file"] == str(bad_files["good"]) and len(record["top_k"]) == 2
+    assert abs(sum(r["score"] for r in record["top_k"])) <= 1.0 + 1e-5
+    text = run_cli("classify", "predict", bad_files["good"], "--model", tiny_run / "model.keras")
+    assert text.exit_code == 0 and f"{bad_files['good']}: " in text.output
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("corrupt", "corrupt image"),
+        ("empty", "empty file"),
+        ("text", "not an image file"),
+        ("bomb", "too large"),
+    ],
+)
+def test_cli_predict_bad_file_is_one_line_exit_2(tiny_run, bad_files, kind, message):
+    assert_one_line_error(run_cli("classify", "predict", bad_files[kind], "--model", tiny_run), message)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "deep"])
+def test_cli_predict_unusual_but_valid_images(tiny_run, bad_files, kind):
+    result = run_cli("classify", "predict", bad_files[kind], "--model", tiny_run, "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_predict_folder_skips_and_reports_bad_files(tiny_run, bad_files):
+    folder = bad_files["good"].parent
+    result = run_cli("classify", "predict", folder, "--model", tiny_run, "--json")
+    assert result.exit_code == 2
+    records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    good = [r for r in records if "label" in r]
+    bad = [r for r in records if "error" in r]
+    assert {r["file"].rsplit("/", 1)[-1] for r in good} == {"good.jpg", "gray.png", "rgba.png", "deep.png"}
+    assert {r["file"].rsplit("/", 1)[-1] for r in bad} == {"corrupt.jpg", "empty.jpg", "text.png", "bomb.png"}
+    assert "Traceback" not in result.output
+    assert "4 input(s) could not be read" in result.output
+
+
+def test_cli_train_evaluate_export_predict(tmp_path, tiny_folder):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "classify",
+        "train",
+        "--tiny",
+        "--data",
+        tiny_folder,
+        "--run-dir",
+        run_dir,
+        "--set",
+        "fine_tune_epochs=0",
+    )
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "model.keras").exists()
+    again = run_cli("classify", "train", "--tiny", "--data", tiny_folder, "--run-dir", run_dir)
+    assert_one_line_error(again, "already holds a run")
+    result = run_cli(
+        "classify", "evaluate", "--model", run_dir, "--split", "val", "--json", "--out", tmp_path / "eval"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["split"] == "val" and 0 <= report["accuracy"] <= 1
+    assert (tmp_path / "eval" / "confusion_matrix.png").exists()
+    result = run_cli("classify", "export", "--model", run_dir, "--quantize", "dynamic")
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "model.dynamic.tflite").exists()
+    image = sorted(tiny_folder.rglob("*.png"))[0]
+    result = run_cli("classify", "predict", image, "--model", run_dir / "model.dynamic.tflite")
+    assert result.exit_code == 0 and result.output.startswith(str(image))
+    info = run_cli("classify", "info", "--model", run_dir)
+    assert info.exit_code == 0 and '"labels"' in info.output
+
+
+def test_export_gate_fails_without_writing(tmp_path, tiny_run):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(tiny_run, run_dir)
+    (run_dir / "model.float16.tflite").unlink(missing_ok=True)
+    result = run_cli("classify", "export", "--model", run_dir, "--quantize", "float16", "--max-drop", "-1")
+    assert_one_line_error(result, "nothing written")
+    assert not (run_dir / "model.float16.tflite").exists()
+
+
+def test_bad_config_override(tiny_folder):
+    assert_one_line_error(
+        run_cli("classify", "train", "--data", tiny_folder, "--set", "epochs=many"), "epochs expects int"
+    )
+    assert_one_line_error(
+        run_cli("classify", "train", "--data", tiny_folder, "--set", "colour=red"), "unknown config key"
+    )
+
+
+def test_one_class_and_empty_class_folders(tmp_path):
+    one = write_tiny_folder(tmp_path / "one", classes=("only",))
+    assert_one_line_error(run_cli("classify", "train", "--tiny", "--data", one), "only one class")
+    empty = write_tiny_folder(tmp_path / "empty", classes=("a", "b"))
+    (empty / "c").mkdir()
+    assert_one_line_error(run_cli("classify", "train", "--tiny", "--data", empty), "without images: c")
+    assert_one_line_error(
+        run_cli("classify", "train", "--tiny", "--data", tmp_path / "missing"), "no such data folder"
+    )
+    (tmp_path / "flat").mkdir()
+    assert_one_line_error(
+        run_cli("classify", "train", "--tiny", "--data", tmp_path / "flat"), "no class sub-folders"
+    )
+
+
+def test_labels_not_in_the_model_are_an_error(tmp_path, tiny_run):
+    other = write_tiny_folder(tmp_path / "other", classes=("red", "purple"))
+    result = run_cli("classify", "evaluate", "--model", tiny_run, "--data", other)
+    assert_one_line_error(result, "data classes not known to the model: purple")
+
+
+def test_subset_of_labels_is_remapped(tmp_path, tiny_run):
+    subset = write_tiny_folder(tmp_path / "subset", classes=("red", "blue"), per_class=10)
+    result = run_cli(
+        "classify", "evaluate", "--model", tiny_run, "--data", subset, "--split", "train", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["per_class"]["green"]["support"] == 0
+    assert report["per_class"]["red"]["support"] > 0 and report["per_class"]["blue"]["support"] > 0
+
+
+def test_init_from_a_model_with_other_classes_keeps_the_backbone(tmp_path, tiny_run):
+    from apps.classify.model import backbone_of
+    from dlkit.runner import load_keras
+
+    other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
+    run_dir = tmp_path / "finetuned"
+    result = run_cli(
+        "classify",
+        "train",
+        "--tiny",
+        "--data",
+        other,
+        "--init",
+        tiny_run,
+        "--run-dir",
+        run_dir,
+        "--set",
+        "epochs=0",
+        "--set",
+        "fine_tune_epochs=0",
+    )
+    assert result.exit_code == 0, result.output
+    assert "keeping the backbone, new head" in result.output
+    assert io.read_json(run_dir / "model.json")["labels"] == ["cat", "dog"]
+    before = backbone_of(load_keras(tiny_run / "model.keras")).get_weights()
+    after = backbone_of(load_keras(run_dir / "model.keras")).get_weights()
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_model_and_wrong_model_file(tmp_path, bad_files):
+    assert_one_line_error(
+        run_cli("classify", "predict", bad_files["good"], "--model", tmp_path / "nope"),
+        "no such model file or directory",
+    )
+    (tmp_path / "m.txt").write_text("x")
+    assert_one_line_error(
+        run_cli("classify", "predict", bad_files["good"], "--model", tmp_path / "m.txt"),
+        "expected a .keras or .tflite file",
+    )

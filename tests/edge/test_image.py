@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from dlkit.edge.image import load_image, resize
+from dlkit.errors import InvalidInputError
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("corrupt", "corrupt image"),
+        ("empty", "empty file"),
+        ("text", "not an image file"),
+        ("bomb", "too large"),
+    ],
+)
+def test_bad_images_raise_one_line_errors_naming_the_file(bad_files, kind, message):
+    with pytest.raises(InvalidInputError, match=message) as error:
+        load_image(bad_files[kind])
+    assert str(bad_files[kind]) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InvalidInputError, match="no such file"):
+        load_image(tmp_path / "nope.jpg")
+
+
+def test_grayscale_becomes_rgb(bad_files):
+    image = load_image(bad_files["gray"])
+    assert image.shape == (20, 20, 3) and image.dtype == np.uint8
+    assert (image == 77).all()
+
+
+def test_rgba_is_composited_on_white(bad_files):
+    image = load_image(bad_files["rgba"])
+    assert image[:10].tolist() == [[[255, 0, 0]] * 20] * 10  # opaque red stays red
+    assert (image[10:] == 255).all()  # transparent becomes white
+
+
+def test_16_bit_png_is_scaled_not_clipped(bad_files):
+    image = load_image(bad_files["deep"])
+    assert image.shape == (20, 20, 3)
+    assert abs(int(image[0, 0, 0]) - 128) <= 1  # 32767/65535 of full scale
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    pixels = np.zeros((10, 30, 3), np.uint8)
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg").shape == (30, 10, 3)
+
+
+def test_resize_matches_pillow_bilinear():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(image).resize((32, 24), Image.BILINEAR))
+    np.testing.assert_array_equal(resize(image, (24, 32)), expected)
+    assert resize(image, (50, 70)) is image

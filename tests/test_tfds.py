@@ -1,0 +1,64 @@
+"""`tfds:NAME` sources, on a TFDS builder prepared locally (no download)."""
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from dlkit.data.image_classes import load_split, open_source
+from dlkit.errors import DlkitError
+
+
+class DlkitTinyShapes(tfds.core.GeneratorBasedBuilder):
+    """Coloured squares in 3 classes; 'train' and 'test' splits only."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(24, 24, 3)),
+                    "label": tfds.features.ClassLabel(names=["r", "g", "b"]),
+                }
+            ),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate(40, 0), "test": self._generate(9, 1)}
+
+    def _generate(self, count, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(count):
+            label = i % 3
+            image = rng.integers(0, 60, (24, 24, 3), dtype=np.uint8)
+            image[..., label] = 220
+            yield f"{seed}-{i}", {"image": image, "label": label}
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("tfds")
+    DlkitTinyShapes(data_dir=str(data_dir)).download_and_prepare()
+    return data_dir
+
+
+def test_tfds_source_splits_and_labels(tfds_dir, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
+    source = open_source("tfds:dlkit_tiny_shapes", val_split=0.2)
+    assert source.labels == ["r", "g", "b"]
+    assert source.tfds_splits == {"train": "train[:80%]", "val": "train[80%:100%]", "test": "test"}
+    train = load_split(source, "train", 16)
+    val = load_split(source, "val", 16)
+    test = load_split(source, "test", 16)
+    assert (len(train.labels), len(val.labels), len(test.labels)) == (32, 8, 9)
+    assert train.images.shape == (32, 16, 16, 3) and train.images.dtype == np.uint8
+    # The label is the bright channel.
+    assert (train.images.mean(axis=(1, 2)).argmax(axis=1) == train.labels).all()
+
+
+def test_unknown_tfds_dataset_is_a_clear_error(tfds_dir, monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
+    with pytest.raises(DlkitError, match="tfds:no_such_dataset_xyz: cannot load"):
+        open_source("tfds:no_such_dataset_xyz")
