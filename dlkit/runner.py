@@ -188,9 +188,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
 
     from dlkit.plots import training_curves
 
-    training_curves(
-        io.read_jsonl(history_path), run_dir / "plots" / "training_curves.png", title=f"{app.name} training"
-    )
+    records = io.read_jsonl(history_path) if history_path.exists() else []
+    training_curves(records, run_dir / "plots" / "training_curves.png", title=f"{app.name} training")
     metrics = {"val": score(app, config, meta, keras_predict(model), val_split)}
     try:
         test_split = app.data.load_split(config, source, "test", progress=progress)
@@ -228,10 +227,12 @@ def load_keras(path):
 
 
 def save_model(model, path):
-    """Saves an uncompiled copy: weights and architecture, no optimizer state."""
-    import keras
+    """Saves an uncompiled copy: architecture and weights, no optimizer state.
 
-    clean = keras.models.clone_model(model)
+    Rebuilt from the architecture config: `keras.models.clone_model` compiles its clone
+    (Keras 3.15), which would write an optimizer into the file.
+    """
+    clean = type(model).from_config(model.get_config())
     clean.set_weights(model.get_weights())
     with io.atomic_path(path) as tmp:
         clean.save(tmp)

@@ -50,11 +50,16 @@ def test_run_directory_is_complete(tiny_run):
 
 
 def test_shipped_model_file_has_no_optimizer_state(tiny_run):
+    import io as bytes_io
     import zipfile
+
+    import h5py
 
     with zipfile.ZipFile(tiny_run / "model.keras") as archive:
         config = json.loads(archive.read("config.json"))
-    assert config.get("compile_config") is None
+        weights = h5py.File(bytes_io.BytesIO(archive.read("model.weights.h5")), "r")
+        assert "optimizer" not in weights and "layers" in weights
+    assert not config.get("compile_config")
 
 
 def test_export_records_parity(tiny_run):
