@@ -9,4 +9,4 @@ $SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc > /dev/null
 pip install -q -e ".[train]"
 dlkit classify train
 dlkit classify export --quantize int8
-dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v2/test/birds"
+dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v3/test/birds"

@@ -18,13 +18,13 @@ class Config:
     alpha: float = 1.0
     weights: str = "dlkit"  # dlkit (shipped, offline) | imagenet | none | a file path
     feature_layer: str = ""  # cut the backbone at this layer ("" = its full depth)
-    dropout: float = 0.2
+    dropout: float = 0.3
     batch_size: int = 32
-    epochs: int = 8
+    epochs: int = 20
     learning_rate: float = 1e-3
-    fine_tune_epochs: int = 10
-    fine_tune_layers: int = 54
-    fine_tune_learning_rate: float = 1e-4
+    fine_tune_epochs: int = 8
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 3e-5
     balance_classes: bool = True  # weight the loss by inverse class frequency
     augment: bool = True
     flip: bool = True

@@ -23,7 +23,7 @@ from dlkit.paths import cache_dir
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
 DEFAULT_NAMES = (None, "", "default", "tuxpaint")
-DEFAULT_VERSION = "tuxpaint-photos-v2"
+DEFAULT_VERSION = "tuxpaint-photos-v3"
 
 
 @dataclass

@@ -179,7 +179,7 @@ def paste(canvas: Image.Image, cutout: Image.Image, rng, scale_range=(0.45, 0.9)
     return left, top, left + width, top + height
 
 
-def build_classification(out_dir, image_size=224, views=None, seed=0, progress=None):
+def build_classification(out_dir, image_size=224, views=None, seed=0, scale_range=(0.6, 0.95), progress=None):
     """Writes the composited classification dataset as `out_dir/<split>/<class>/*.jpg`.
 
     Args:
@@ -187,6 +187,8 @@ def build_classification(out_dir, image_size=224, views=None, seed=0, progress=N
         image_size: int. Side of the square scenes.
         views: dict split -> number of scenes per cut-out.
         seed: int. Everything is determined by it.
+        scale_range: (low, high). The object's longer side as a fraction of the scene: the
+            object dominates, as in a photo of it, while the background stays in view.
         progress: callable(done, total) or None.
 
     Returns:
@@ -207,7 +209,7 @@ def build_classification(out_dir, image_size=224, views=None, seed=0, progress=N
             folder.mkdir(parents=True, exist_ok=True)
             for view in range(views[split]):
                 canvas = random_background(backgrounds, rng, image_size)
-                paste(canvas, obj, rng)
+                paste(canvas, obj, rng, scale_range)
                 name = f"{cutout.path.stem}_{view}.jpg"
                 canvas.convert("RGB").save(folder / name, quality=92)
                 done += 1
