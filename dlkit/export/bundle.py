@@ -11,7 +11,7 @@ from dlkit.edge.bundle import ModelBundle
 from dlkit.errors import DlkitError
 from dlkit.export import tflite_name
 
-REPRESENTATIVE_SAMPLES = 200
+REPRESENTATIVE_SAMPLES = 600
 
 
 def export(app, model_path, quantize="float32", data=None, max_drop=None, out_dir=None, batch_size=None):
