@@ -12,7 +12,7 @@ from dlkit.errors import DlkitError, InvalidInputError
 
 def test_quantize_round_trip_within_half_a_step():
     detail = {"dtype": np.int8, "quantization": (0.05, -3)}
-    values = np.linspace(-6, 6, 101, dtype=np.float32)
+    values = np.linspace(-8, 8, 161, dtype=np.float32)
     q = quantize(values, detail)
     assert q.dtype == np.int8
     back = dequantize(q, detail)

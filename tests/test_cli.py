@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from dlkit.apps import APPS
+from dlkit.cli import cli
+
+
+def test_help_lists_every_app_and_verb():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in APPS:
+        assert name in result.output
+        sub = CliRunner().invoke(cli, [name, "--help"])
+        assert sub.exit_code == 0
+        for verb in ("train", "evaluate", "export", "predict", "info"):
+            assert verb in sub.output
+
+
+def test_help_does_not_import_tensorflow():
+    code = (
+        "import sys\n"
+        "from dlkit.cli import cli\n"
+        "for args in (['--help'], ['classify', '--help'], ['classify', 'train', '--help'], ['classify', 'predict', '--help']):\n"
+        "    try:\n"
+        "        cli(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_app_and_unknown_verb():
+    assert CliRunner().invoke(cli, ["segmentify"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["classify", "dance"]).exit_code == 2
+
+
+def test_info_without_a_model_shows_the_default_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLKIT_SAVED_MODELS", str(tmp_path))
+    result = CliRunner().invoke(cli, ["classify", "info"])
+    assert result.exit_code == 0, result.output
+    assert '"default_config"' in result.output and '"fine_tune_layers"' in result.output
