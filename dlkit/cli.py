@@ -182,12 +182,8 @@ def make_app_group(name):
     @model_option
     @handle_errors
     def info(model_path):
-        from dlkit.runner import dumps
+        from dlkit.runner import describe, dumps
 
-        try:
-            from dlkit.runner import describe
-        except ImportError:
-            raise DlkitError("info needs the training stack: pip install 'dlkit[train]'") from None
         click.echo(dumps(describe(app, model_path)))
 
     return group

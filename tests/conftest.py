@@ -10,6 +10,13 @@ from PIL import Image
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TINY_CLASSES = ("red", "green", "blue")
+# Bad files of the `bad_files` fixture and the error each must give.
+BAD_IMAGES = [
+    ("corrupt", "corrupt image"),
+    ("empty", "empty file"),
+    ("text", "not an image file"),
+    ("bomb", "too large"),
+]
 
 
 def write_tiny_folder(root, per_class=8, size=40, classes=TINY_CLASSES, seed=0):

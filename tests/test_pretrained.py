@@ -114,3 +114,20 @@ def test_torch_state_mapping_round_trip():
     del state["_blocks.3._bn1.weight"]
     with pytest.raises(KeyError):
         torch_state_to_keras(EfficientNetLite0((64, 64, 3)), state)
+
+
+def test_imagenet_weights_download_or_a_clear_offline_error():
+    try:
+        backbone = build_backbone("mobilenet_v2", (96, 96, 3), weights="imagenet")
+    except DlkitError as error:
+        assert "offline, use --weights dlkit" in str(error) and "\n" not in str(error)
+    else:  # online: real ImageNet weights
+        assert backbone.get_layer("Conv1").get_weights()[0].std() > 0.05
+
+
+def test_efficientnet_imagenet_means_its_shipped_imagenet_weights():
+    a = build_backbone("efficientnet_lite0", (64, 64, 3), weights="imagenet")
+    b = build_backbone("efficientnet_lite0", (64, 64, 3), weights="dlkit")
+    np.testing.assert_array_equal(
+        a.get_layer("stem_conv").get_weights()[0], b.get_layer("stem_conv").get_weights()[0]
+    )

@@ -26,9 +26,9 @@ class DlkitTinyShapes(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate(40, 0), "test": self._generate(9, 1)}
+        return {"train": self._generate_examples(40, 0), "test": self._generate_examples(9, 1)}
 
-    def _generate(self, count, seed):
+    def _generate_examples(self, count, seed):
         rng = np.random.default_rng(seed)
         for i in range(count):
             label = i % 3

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import write_tiny_folder
 
 from apps.classify import edge
 from apps.classify.config import Config
+from conftest import BAD_IMAGES, write_tiny_folder
 from dlkit import io
 from dlkit.cli import cli
 from dlkit.edge import EdgeModel
@@ -100,15 +100,7 @@ def test_cli_predict_json_and_text(tiny_run, bad_files):
     assert text.exit_code == 0 and f"{bad_files['good']}: " in text.output
 
 
-@pytest.mark.parametrize(
-    "kind, message",
-    [
-        ("corrupt", "corrupt image"),
-        ("empty", "empty file"),
-        ("text", "not an image file"),
-        ("bomb", "too large"),
-    ],
-)
+@pytest.mark.parametrize("kind, message", BAD_IMAGES)
 def test_cli_predict_bad_file_is_one_line_exit_2(tiny_run, bad_files, kind, message):
     assert_one_line_error(run_cli("classify", "predict", bad_files[kind], "--model", tiny_run), message)
 

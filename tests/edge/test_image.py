@@ -2,19 +2,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import BAD_IMAGES
 from dlkit.edge.image import load_image, resize
 from dlkit.errors import InvalidInputError
 
 
-@pytest.mark.parametrize(
-    "kind, message",
-    [
-        ("corrupt", "corrupt image"),
-        ("empty", "empty file"),
-        ("text", "not an image file"),
-        ("bomb", "too large"),
-    ],
-)
+@pytest.mark.parametrize("kind, message", BAD_IMAGES)
 def test_bad_images_raise_one_line_errors_naming_the_file(bad_files, kind, message):
     with pytest.raises(InvalidInputError, match=message) as error:
         load_image(bad_files[kind])
