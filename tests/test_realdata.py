@@ -67,3 +67,14 @@ def test_shipped_model_accuracy_and_int8_parity_on_the_held_out_split():
     assert keras_report["accuracy"] >= 0.9
     assert abs(keras_report["accuracy"] - tflite_report["accuracy"]) <= 0.02
     assert Config().image_size == read_json(directory / "model.json")["input"]["shape"][0]
+
+
+def test_missing_backgrounds_are_an_actionable_error(monkeypatch, tmp_path):
+    from dlkit.errors import MissingSourceError
+
+    monkeypatch.setattr(tuxpaint, "OPENCV_DATA", tmp_path)
+    with pytest.raises(MissingSourceError, match="apt-get install -y opencv-doc"):
+        tuxpaint.load_backgrounds()
+    monkeypatch.setattr(tuxpaint, "STAMPS_ROOT", tmp_path / "none")
+    with pytest.raises(MissingSourceError, match="apt-get install -y tuxpaint-stamps-default"):
+        tuxpaint.find_cutouts(root=tmp_path / "none")

@@ -20,6 +20,7 @@ from dlkit.errors import MissingSourceError
 STAMPS_ROOT = Path("/usr/share/tuxpaint/stamps")
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 INSTALL_HINT = "sudo apt-get install -y tuxpaint-stamps-default"
+BACKGROUNDS_HINT = "sudo apt-get install -y opencv-doc"
 
 # Class name -> stamp folders (recursive). Only photographs: cartoon, toy and plastic
 # sub-folders are drawings or figurines and are left out. Fruit and vegetables are one
@@ -121,7 +122,10 @@ def split_cutouts(cutouts, val_fraction=0.15, test_fraction=0.15):
 
 
 def load_backgrounds():
-    """Real background photos as RGB uint8 arrays (scikit-image always; opencv-doc if installed)."""
+    """Real background photos as RGB uint8 arrays: scikit-image's and opencv-doc's.
+
+    All are required, so the dataset is the same on every machine.
+    """
     try:
         import skimage.data
     except ImportError:
@@ -134,8 +138,9 @@ def load_backgrounds():
         backgrounds.append(image[..., :3].astype(np.uint8))
     for name in OPENCV_BACKGROUNDS:
         path = OPENCV_DATA / name
-        if path.exists():
-            backgrounds.append(np.asarray(Image.open(path).convert("RGB")))
+        if not path.exists():
+            raise MissingSourceError(f"background photo {path} not found; install it: {BACKGROUNDS_HINT}")
+        backgrounds.append(np.asarray(Image.open(path).convert("RGB")))
     return backgrounds
 
 
