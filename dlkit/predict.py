@@ -55,6 +55,8 @@ def predict(app, inputs, model_path=None, batch_size=32, progress=None, **option
     bundle, run = load_predictor(app, model_path)
     edge = app.edge
     files = expand_inputs(inputs)
+    if progress:
+        progress(0, len(files), "predicting")  # starts the clock
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
         ready, arrays = [], []

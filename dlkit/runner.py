@@ -4,6 +4,7 @@ The CLI calls these; they call only the app's modules, so every app trains, resu
 checkpoints, logs, plots and evaluates the same way.
 """
 
+import dataclasses
 import json
 import platform
 import shutil
@@ -82,6 +83,13 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
             raise DlkitError(
                 f"{run_dir} already holds a run; use --resume to continue it or another --run-dir"
             )
+    init_bundle = None
+    if init:
+        init_bundle = ModelBundle.load(init, app=app.name, prefer="keras")
+        if init_bundle.is_tflite:
+            raise DlkitError(f"{init_bundle.path}: --init needs a .keras model, not a TFLite file")
+        if not resume:  # A resumed run's saved config already holds the inherited fields.
+            config = inherit_architecture(app, config, init_bundle.meta.get("config", {}))
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -128,11 +136,10 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         log(f"continuing after epoch {start_epoch}")
     else:
         start_epoch = 0
-        if init:
-            bundle = ModelBundle.load(init, app=app.name, prefer="keras")
-            if bundle.is_tflite:
-                raise DlkitError(f"{bundle.path}: --init needs a .keras model, not a TFLite file")
-            model = app.model.adapt_model(load_keras(bundle.path), bundle.meta, config, meta, log=log)
+        if init_bundle:
+            model = app.model.adapt_model(
+                load_keras(init_bundle.path), init_bundle.meta, config, meta, log=log
+            )
         else:
             model = app.model.build_model(config, meta)
 
@@ -204,6 +211,18 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
     shown = {split: round(m.get(app.model.GATE_METRIC, float("nan")), 4) for split, m in metrics.items()}
     log(f"done: {run_dir} ({app.model.GATE_METRIC}: {shown})")
     return run_dir
+
+
+def inherit_architecture(app, config, init_config):
+    """The network-defining fields of a model we start from win over the defaults."""
+    changes = {
+        key: init_config[key]
+        for key in getattr(app.model, "ARCHITECTURE", ())
+        if key in init_config and init_config[key] != getattr(config, key)
+    }
+    if changes:
+        log("from the --init model: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    return dataclasses.replace(config, **changes)
 
 
 def report_skipped(messages, limit=10):

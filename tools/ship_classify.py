@@ -39,6 +39,9 @@ def main(run_dir):
             name: (work / name).stat().st_size for name in ("model.tflite", "model.int8.tflite")
         }
         io.write_json(work / "metrics.json", metrics)
+        meta = io.read_json(work / "model.json")
+        meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}  # only what ships
+        io.write_json(work / "model.json", meta)
         target = shipped_model_dir("classify")
         target.mkdir(parents=True, exist_ok=True)
         for name in (*FILES, "metrics.json"):

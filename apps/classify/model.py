@@ -13,6 +13,8 @@ from dlkit.stages import Stage
 MONITOR = ("val_accuracy", "max")
 # The score the export parity gate compares (in points of this metric).
 GATE_METRIC = "accuracy"
+# Config fields that define the network: `train --init` takes them from the model it starts from.
+ARCHITECTURE = ("backbone", "alpha", "image_size", "feature_layer")
 
 
 def make_meta(config, source):
@@ -29,12 +31,14 @@ def make_meta(config, source):
     }
 
 
-def build_model(config, meta):
+def build_model(config, meta, load_weights=True):
     """Image pixels in [0, 255] -> class probabilities.
 
     Transfer learning as in the course: the backbone runs with `training=False`, so its
     BatchNorm layers stay in inference mode even when its top layers are unfrozen for
     fine-tuning. From scratch (`weights=none`) BatchNorm trains normally.
+    `load_weights=False` builds the same network without reading pretrained weights
+    (for callers that set all weights themselves).
     """
     size = config.image_size
     num_classes = len(meta["labels"])
@@ -43,7 +47,8 @@ def build_model(config, meta):
     from_scratch = str(config.weights).lower() == "none"
     inputs = keras.Input((size, size, 3), name="image")  # (batch, size, size, 3)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)  # to [-1, 1]
-    backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, config.weights)
+    weights = config.weights if load_weights else "none"
+    backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, weights)
     if config.feature_layer:
         backbone = truncate(backbone, config.feature_layer)
     backbone.trainable = from_scratch
@@ -118,7 +123,7 @@ def adapt_model(model, model_meta, config, meta, log=print):
         compile_model(model, config, config.learning_rate)
         return model
     log(f"new classes {meta['labels']} (model had {model_meta['labels']}): keeping the backbone, new head")
-    fresh = build_model(config, meta)
+    fresh = build_model(config, meta, load_weights=False)
     backbone_of(fresh).set_weights(backbone_of(model).get_weights())
     return fresh
 

@@ -250,3 +250,29 @@ def test_missing_model_and_wrong_model_file(tmp_path, bad_files):
         run_cli("classify", "predict", bad_files["good"], "--model", tmp_path / "m.txt"),
         "expected a .keras or .tflite file",
     )
+
+
+def test_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, tiny_run):
+    other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
+    run_dir = tmp_path / "default_config"
+    # No --tiny: the defaults say 160 px and a full-width backbone; the init model is 32 px, alpha 0.35.
+    result = run_cli(
+        "classify",
+        "train",
+        "--data",
+        other,
+        "--init",
+        tiny_run,
+        "--run-dir",
+        run_dir,
+        "--set",
+        "epochs=1",
+        "--set",
+        "fine_tune_epochs=0",
+        "--set",
+        "batch_size=4",
+    )
+    assert result.exit_code == 0, result.output
+    assert "from the --init model: alpha=0.35, image_size=32" in result.output
+    config = io.read_json(run_dir / "config.json")["config"]
+    assert (config["image_size"], config["alpha"]) == (32, 0.35)
