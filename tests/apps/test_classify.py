@@ -276,3 +276,46 @@ def test_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, tiny_
     assert "from the --init model: alpha=0.35, image_size=32" in result.output
     config = io.read_json(run_dir / "config.json")["config"]
     assert (config["image_size"], config["alpha"]) == (32, 0.35)
+
+
+def test_corrupt_training_files_are_skipped_and_reported(tmp_path):
+    data = write_tiny_folder(tmp_path / "data")
+    (data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "classify", "train", "--tiny", "--data", data, "--run-dir", run_dir, "--set", "fine_tune_epochs=0"
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped: " in result.output and "broken.jpg" in result.output
+    assert (run_dir / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_fine_tune_the_shipped_model_on_a_user_folder(tmp_path):
+    from dlkit.paths import shipped_model_dir
+
+    shipped = shipped_model_dir("classify")
+    if not (shipped / "model.keras").exists():
+        pytest.skip("no shipped model")
+    pets = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=6, size=64)
+    run_dir = tmp_path / "pets_run"
+    result = run_cli(
+        "classify",
+        "train",
+        "--init",
+        shipped,
+        "--data",
+        pets,
+        "--run-dir",
+        run_dir,
+        "--set",
+        "epochs=1",
+        "--set",
+        "fine_tune_epochs=1",
+        "--set",
+        "batch_size=8",
+    )
+    assert result.exit_code == 0, result.output
+    meta = io.read_json(run_dir / "model.json")
+    assert meta["labels"] == ["cat", "dog"]
+    assert meta["config"]["backbone"] == io.read_json(shipped / "model.json")["config"]["backbone"]
