@@ -7,7 +7,6 @@ checkpoints, logs, plots and evaluates the same way.
 import dataclasses
 import json
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 from dlkit import __version__, io
 from dlkit.config import from_dict, to_dict
 from dlkit.console import ProgressPrinter, log
-from dlkit.edge.bundle import ModelBundle
+from dlkit.edge.bundle import ModelBundle, latest_run
 from dlkit.errors import DlkitError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -46,13 +45,6 @@ def next_run_dir(app_name, root="runs"):
     raise DlkitError(f"too many runs in {base}")
 
 
-def latest_run_dir(app_name, root="runs"):
-    runs = [p for p in (Path(root) / app_name).glob("train*") if (p / "config.json").exists()]
-    if not runs:
-        raise DlkitError(f"no run to resume in {Path(root) / app_name}; give --run-dir")
-    return max(runs, key=lambda p: (p / "config.json").stat().st_mtime)
-
-
 def train(app, config, data=None, run_dir=None, resume=False, init=None):
     """Trains `app` and writes a complete run directory; returns its path.
 
@@ -70,7 +62,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
     from dlkit.callbacks.resume import read_state
 
     if resume:
-        run_dir = Path(run_dir) if run_dir else latest_run_dir(app.name)
+        run_dir = Path(run_dir) if run_dir else latest_run(app.name, marker="config.json")
         if not (run_dir / "config.json").exists():
             raise DlkitError(f"{run_dir}: nothing to resume (no config.json)")
         saved = io.read_json(run_dir / "config.json")
@@ -348,15 +340,6 @@ def describe(app, model_path=None):
     if metrics.exists():
         info["metrics"] = io.read_json(metrics)
     return info
-
-
-def copy_run(run_dir, target):
-    """Copies the shippable files of a run (model, metadata, metrics, plots)."""
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.keras", "model.json", "metrics.json"):
-        shutil.copy2(Path(run_dir) / name, target / name)
-    return target
 
 
 def dumps(obj):

@@ -38,7 +38,7 @@ class ModelBundle:
         if str(path) == "last":
             if not app:
                 raise DlkitError("--model last needs an app")
-            path = last_run(app)
+            path = latest_run(app)
         path = find_model(path, prefer=prefer)
         meta_path = path.parent / "model.json"
         if not meta_path.exists():
@@ -52,12 +52,17 @@ class ModelBundle:
         return cls(path, meta)
 
 
-def last_run(app, root="runs"):
-    """The most recently finished run of `app` under `runs/<app>/` (for `--model last`)."""
-    runs = [p for p in (Path(root) / app).glob("train*") if (p / "model.json").exists()]
+def latest_run(app, root="runs", marker="model.json"):
+    """The newest run of `app` under `runs/<app>/` holding `marker`.
+
+    `model.json` marks a finished run (`--model last`); `config.json` any started run
+    (`train --resume` without `--run-dir`).
+    """
+    runs = [p for p in (Path(root) / app).glob("train*") if (p / marker).exists()]
     if not runs:
-        raise DlkitError(f"no finished run in {Path(root) / app}; train one first")
-    return max(runs, key=lambda p: (p / "model.json").stat().st_mtime)
+        what = "finished run" if marker == "model.json" else "run"
+        raise DlkitError(f"no {what} in {Path(root) / app}; train one first or give the path")
+    return max(runs, key=lambda p: (p / marker).stat().st_mtime)
 
 
 def find_model(path, prefer="tflite"):

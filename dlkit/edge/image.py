@@ -77,8 +77,3 @@ def resize(image: np.ndarray, size) -> np.ndarray:
     if image.shape[:2] == (height, width):
         return image
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-
-
-def list_images(folder):
-    """Image files below `folder`, sorted, by suffix (content is checked on load)."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

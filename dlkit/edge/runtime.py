@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from dlkit.errors import DlkitError, InvalidInputError
+from dlkit.errors import InvalidInputError
 
 
 def load_interpreter(path, num_threads=None):
@@ -132,8 +132,3 @@ def dequantize(value, detail):
     if np.dtype(detail["dtype"]).kind in "iu" and scale:
         return (value.astype(np.float32) - zero_point) * scale
     return value
-
-
-def require(condition, message):
-    if not condition:
-        raise DlkitError(message)

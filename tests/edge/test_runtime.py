@@ -90,3 +90,20 @@ def test_edge_predict_runs_with_tensorflow_unimportable(tiny_run, bad_files):
     assert result.returncode == 0, result.stderr
     assert "edge-ok" in result.stdout
     assert '"label"' in result.stdout
+
+
+def test_latest_run_picks_the_newest_with_its_marker(tmp_path):
+    import os
+
+    from dlkit.edge.bundle import latest_run
+
+    with pytest.raises(DlkitError, match="no finished run"):
+        latest_run("classify", root=tmp_path)
+    for index, name in enumerate(("train", "train2", "train3")):
+        run = tmp_path / "classify" / name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text("{}")
+        os.utime(run / "config.json", (1000 + index, 1000 + index))
+    (tmp_path / "classify" / "train" / "model.json").write_text("{}")
+    assert latest_run("classify", root=tmp_path).name == "train"  # the only finished one
+    assert latest_run("classify", root=tmp_path, marker="config.json").name == "train3"
