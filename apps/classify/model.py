@@ -52,6 +52,13 @@ def build_model(config, meta, load_weights=True):
     if config.feature_layer:
         backbone = truncate(backbone, config.feature_layer)
     backbone.trainable = from_scratch
+    if from_scratch:
+        # keras.applications use BatchNorm momentum 0.999: on a small dataset (tens of
+        # steps an epoch) the moving statistics never catch up and inference-mode
+        # predictions collapse to one class. 0.9 tracks them within an epoch.
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
     x = backbone(x) if from_scratch else backbone(x, training=False)  # (batch, s/32, s/32, channels)
     x = layers.GlobalAveragePooling2D(name="pool")(x)  # (batch, channels)
     x = layers.Dropout(config.dropout, name="dropout")(x)

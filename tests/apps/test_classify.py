@@ -319,3 +319,14 @@ def test_fine_tune_the_shipped_model_on_a_user_folder(tmp_path):
     meta = io.read_json(run_dir / "model.json")
     assert meta["labels"] == ["cat", "dog"]
     assert meta["config"]["backbone"] == io.read_json(shipped / "model.json")["config"]["backbone"]
+
+
+def test_from_scratch_batchnorm_tracks_statistics_quickly():
+    from apps.classify.model import backbone_of, build_model
+
+    meta = {"labels": ["a", "b"]}
+    scratch = backbone_of(build_model(Config.tiny(), meta))
+    momenta = {layer.momentum for layer in scratch.layers if hasattr(layer, "moving_mean")}
+    assert momenta == {0.9}
+    pretrained = backbone_of(build_model(Config(image_size=32), meta))
+    assert {layer.momentum for layer in pretrained.layers if hasattr(layer, "moving_mean")} == {0.999}
