@@ -139,7 +139,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
     val_data = app.data.make_dataset(config, val_split)
     monitor, mode = app.model.MONITOR
     best = BestCheckpoint(
-        checkpoint_dir / "best.weights.h5",
+        checkpoint_dir / "best.npz",
         monitor=monitor,
         mode=mode,
         best=state.get("best") if state else None,
@@ -180,8 +180,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         )
         offset = end
 
-    if (checkpoint_dir / "best.weights.h5").exists():
-        model.load_weights(checkpoint_dir / "best.weights.h5")
+    best.restore(model)
     save_model(model, run_dir / "model.keras")
     io.write_json(run_dir / "model.json", meta)
 

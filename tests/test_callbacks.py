@@ -50,12 +50,12 @@ def test_progress_live_bar_redraws_in_place():
 
 def test_best_checkpoint_saves_only_improvements(tmp_path):
     model = tiny_model()
-    best = BestCheckpoint(tmp_path / "best.weights.h5", monitor="val_accuracy", mode="max")
+    best = BestCheckpoint(tmp_path / "best.npz", monitor="val_accuracy", mode="max")
     best.set_model(model)
     best.on_epoch_end(0, {"val_accuracy": 0.5})
-    first = (tmp_path / "best.weights.h5").stat().st_mtime_ns
+    first = (tmp_path / "best.npz").stat().st_mtime_ns
     best.on_epoch_end(1, {"val_accuracy": 0.4})
-    assert (tmp_path / "best.weights.h5").stat().st_mtime_ns == first
+    assert (tmp_path / "best.npz").stat().st_mtime_ns == first
     assert best.best == 0.5 and best.best_epoch == 0
     best.on_epoch_end(2, {"val_accuracy": float("nan")})
     assert best.best == 0.5
@@ -82,3 +82,20 @@ def test_resume_checkpoint_keeps_optimizer_state(tmp_path):
 
 def test_read_state_without_checkpoint(tmp_path):
     assert read_state(tmp_path) is None
+
+
+def test_best_weights_restore_after_the_optimizer_changed(tmp_path, recwarn):
+    x, y = data()
+    model = tiny_model()
+    model.fit(x, y, epochs=1, verbose=0)
+    best = BestCheckpoint(tmp_path / "best.npz", monitor="val_accuracy", mode="max")
+    best.set_model(model)
+    best.on_epoch_end(0, {"val_accuracy": 0.9})
+    saved = [w.copy() for w in model.get_weights()]
+    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")  # a new stage
+    model.fit(x, y, epochs=2, verbose=0)
+    assert best.restore(model)
+    for a, b in zip(model.get_weights(), saved):
+        np.testing.assert_array_equal(a, b)
+    assert not [w for w in recwarn if "Skipping variable loading" in str(w.message)]
+    assert not BestCheckpoint(tmp_path / "none.npz").restore(model)

@@ -3,6 +3,7 @@
 import math
 
 import keras
+import numpy as np
 
 from dlkit import io
 
@@ -10,14 +11,19 @@ from dlkit import io
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the model weights whenever `monitor` improves.
 
+    Only the model's own variables are kept (an `.npz` of `get_weights()`): Keras'
+    `save_weights` also stores the optimizer, which no longer fits once a later training
+    stage has recompiled the model with another optimizer.
+
     Args:
-        path: str. A `.weights.h5` file, replaced atomically.
+        path: str. An `.npz` file, replaced atomically.
         monitor: str. A metric in the epoch logs, e.g. "val_accuracy".
         mode: str. "max" or "min".
         best: float or None. The best value so far (given when a run resumes).
 
     Example:
-        >>> best = BestCheckpoint("run/best.weights.h5", monitor="val_loss", mode="min")
+        >>> best = BestCheckpoint("run/best.npz", monitor="val_loss", mode="min")
+        >>> best.restore(model)  # after training
     """
 
     def __init__(self, path, monitor="val_loss", mode="min", best=None):
@@ -43,4 +49,15 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = float(value)
             self.best_epoch = epoch
             with io.atomic_path(self.path) as tmp:
-                self.model.save_weights(tmp)
+                with open(tmp, "wb") as f:
+                    np.savez(f, *self.model.get_weights())
+
+    def restore(self, model):
+        """Loads the best weights into `model`; returns False when none were saved."""
+        try:
+            with np.load(self.path) as saved:
+                weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        except FileNotFoundError:
+            return False
+        model.set_weights(weights)
+        return True
