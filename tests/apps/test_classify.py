@@ -210,16 +210,16 @@ def test_subset_of_labels_is_remapped(tmp_path, tiny_run):
     assert report["per_class"]["red"]["support"] > 0 and report["per_class"]["blue"]["support"] > 0
 
 
-def test_init_from_a_model_with_other_classes_keeps_the_backbone(tmp_path, tiny_run):
+def test_init_from_a_model_with_other_classes_keeps_its_backbone_and_architecture(tmp_path, tiny_run):
     from apps.classify.model import backbone_of
     from dlkit.runner import load_keras
 
     other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
     run_dir = tmp_path / "finetuned"
+    # No --tiny: the defaults say 160 px and a full-width backbone; the init model is 32 px, alpha 0.35.
     result = run_cli(
         "classify",
         "train",
-        "--tiny",
         "--data",
         other,
         "--init",
@@ -232,12 +232,15 @@ def test_init_from_a_model_with_other_classes_keeps_the_backbone(tmp_path, tiny_
         "fine_tune_epochs=0",
     )
     assert result.exit_code == 0, result.output
+    assert "from the --init model: alpha=0.35, image_size=32" in result.output
     assert "keeping the backbone, new head" in result.output
+    config = io.read_json(run_dir / "config.json")["config"]
+    assert (config["image_size"], config["alpha"]) == (32, 0.35)
     assert io.read_json(run_dir / "model.json")["labels"] == ["cat", "dog"]
     before = backbone_of(load_keras(tiny_run / "model.keras")).get_weights()
     after = backbone_of(load_keras(run_dir / "model.keras")).get_weights()
-    for a, b in zip(before, after):
-        np.testing.assert_array_equal(a, b)
+    for x, y in zip(before, after):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_missing_model_and_wrong_model_file(tmp_path, bad_files):
@@ -250,32 +253,6 @@ def test_missing_model_and_wrong_model_file(tmp_path, bad_files):
         run_cli("classify", "predict", bad_files["good"], "--model", tmp_path / "m.txt"),
         "expected a .keras or .tflite file",
     )
-
-
-def test_init_takes_the_architecture_of_the_model_it_starts_from(tmp_path, tiny_run):
-    other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
-    run_dir = tmp_path / "default_config"
-    # No --tiny: the defaults say 160 px and a full-width backbone; the init model is 32 px, alpha 0.35.
-    result = run_cli(
-        "classify",
-        "train",
-        "--data",
-        other,
-        "--init",
-        tiny_run,
-        "--run-dir",
-        run_dir,
-        "--set",
-        "epochs=1",
-        "--set",
-        "fine_tune_epochs=0",
-        "--set",
-        "batch_size=4",
-    )
-    assert result.exit_code == 0, result.output
-    assert "from the --init model: alpha=0.35, image_size=32" in result.output
-    config = io.read_json(run_dir / "config.json")["config"]
-    assert (config["image_size"], config["alpha"]) == (32, 0.35)
 
 
 def test_corrupt_training_files_are_skipped_and_reported(tmp_path):
