@@ -282,8 +282,8 @@ def score(app, config, meta, predict_fn, loaded):
 
 def align_targets(meta, loaded):
     """Maps the data's class ids to the model's, by name; unknown data classes are an error."""
-    data_labels = getattr(loaded, "source_labels", None)
-    if data_labels is None or list(data_labels) == list(meta["labels"]):
+    data_labels = loaded.source_labels
+    if list(data_labels) == list(meta["labels"]):
         return loaded.targets
     unknown = [label for label in data_labels if label not in meta["labels"]]
     if unknown:
@@ -305,7 +305,6 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     progress = ProgressPrinter()
     source = app.data.open_source(config, data, progress=progress)
     loaded = app.data.load_split(config, source, split, progress=progress)
-    loaded.source_labels = source.labels
     report_skipped(loaded.skipped)
     predict_fn = edge_predict(bundle.path) if bundle.is_tflite else keras_predict(load_keras(bundle.path))
     report = score(app, config, bundle.meta, predict_fn, loaded)

@@ -220,6 +220,7 @@ class LoadedSplit:
     labels: np.ndarray  # (n,) int32
     paths: list
     skipped: list  # one-line messages for files that could not be read
+    source_labels: list  # class names of the source, which `labels` index
 
     @property
     def inputs(self):
@@ -259,7 +260,7 @@ def load_split(source: ImageClassSource, split, image_size, progress=None) -> Lo
                 progress(index + 1, len(items), f"loading {split}")
     if not images:
         raise DlkitError(f"{source.description}: no readable image in the {split!r} split")
-    return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), paths, skipped)
+    return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), paths, skipped, list(source.labels))
 
 
 def _load_tfds_split(source, split, size, progress):
@@ -278,4 +279,4 @@ def _load_tfds_split(source, split, size, progress):
     if not images:
         raise DlkitError(f"tfds:{source.tfds_name}: the {split!r} split is empty")
     names = [f"{source.tfds_name}:{split}:{i}" for i in range(len(images))]
-    return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), names, [])
+    return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), names, [], list(source.labels))

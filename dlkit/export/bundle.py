@@ -46,7 +46,6 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     progress = ProgressPrinter()
     source = app.data.open_source(config, data if data is not None else meta.get("data"), progress=progress)
     val = app.data.load_split(config, source, "val", progress=progress)
-    val.source_labels = source.labels
     report_skipped(val.skipped)
     representative = None
     if quantize == "int8":
