@@ -14,6 +14,7 @@ import click
 from dlkit import __version__
 from dlkit.apps import APPS, get_app
 from dlkit.errors import DlkitError
+from dlkit.export import QUANTIZATIONS
 
 EXIT_USAGE = 2
 
@@ -85,7 +86,12 @@ def make_app_group(name):
     @click.option(
         "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable)."
     )
-    @click.option("--seed", type=int, default=None, help="Random seed (runs are repeatable).")
+    @click.option(
+        "--seed",
+        type=int,
+        default=None,
+        help="Seed for Python, numpy and TensorFlow (parallel augmentation is not bit-repeatable).",
+    )
     @click.option("--epochs", type=int, default=None, help="Epochs (first stage for transfer learning).")
     @click.option(
         "--weights",
@@ -133,7 +139,7 @@ def make_app_group(name):
     @data_option
     @click.option(
         "--quantize",
-        type=click.Choice(["float32", "float16", "dynamic", "int8"]),
+        type=click.Choice(QUANTIZATIONS),
         multiple=True,
         default=("float32",),
         show_default=True,

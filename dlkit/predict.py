@@ -28,23 +28,37 @@ def expand_inputs(inputs, suffixes=IMAGE_SUFFIXES):
     return files
 
 
+def keras_runner(model):
+    """fn(batch) -> list of output arrays, for a Keras model (inputs cast to its dtype)."""
+    dtype = model.inputs[0].dtype
+
+    def run(x):
+        out = model.predict_on_batch(np.asarray(x, dtype=dtype))
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    return run
+
+
+def tflite_runner(path):
+    """The same for a `.tflite` file, through the edge runtime (no TensorFlow)."""
+    from dlkit.edge import EdgeModel
+
+    return EdgeModel(path).predict
+
+
+def model_runner(bundle):
+    """The runner for a bundle's model file, Keras or TFLite."""
+    if bundle.is_tflite:
+        return tflite_runner(bundle.path)
+    from dlkit.runner import load_keras
+
+    return keras_runner(load_keras(bundle.path))
+
+
 def load_predictor(app, model_path=None):
     """Returns (bundle, fn) where fn maps a batch of inputs to the model's outputs."""
     bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="tflite")
-    if bundle.is_tflite:
-        from dlkit.edge import EdgeModel
-
-        edge = EdgeModel(bundle.path)
-        return bundle, lambda x: edge.predict(x)
-    from dlkit.runner import load_keras
-
-    model = load_keras(bundle.path)
-
-    def run(x):
-        out = model.predict_on_batch(np.asarray(x, dtype=model.inputs[0].dtype))
-        return list(out) if isinstance(out, (list, tuple)) else [out]
-
-    return bundle, run
+    return bundle, model_runner(bundle)
 
 
 def predict(app, inputs, model_path=None, batch_size=32, progress=None, **options):

@@ -18,6 +18,7 @@ from dlkit.config import from_dict, to_dict
 from dlkit.console import ProgressPrinter, log
 from dlkit.edge.bundle import ModelBundle, latest_run
 from dlkit.errors import DlkitError
+from dlkit.predict import keras_runner, model_runner
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -188,10 +189,10 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
 
     records = io.read_jsonl(history_path) if history_path.exists() else []
     training_curves(records, run_dir / "plots" / "training_curves.png", title=f"{app.name} training")
-    metrics = {"val": score(app, config, meta, keras_predict(model), val_split)}
+    metrics = {"val": score(app, config, meta, keras_runner(model), val_split)}
     try:
         test_split = app.data.load_split(config, source, "test", progress=progress)
-        metrics["test"] = score(app, config, meta, keras_predict(model), test_split)
+        metrics["test"] = score(app, config, meta, keras_runner(model), test_split)
         app.model.plots(metrics["test"], meta, run_dir / "plots", title=f"{app.name} test split")
     except DlkitError as error:
         log(f"no test evaluation: {error}")
@@ -249,29 +250,9 @@ def save_model(model, path):
 
 
 def predict_batches(fn, inputs, batch_size=64):
-    """Runs `fn` over `inputs` in batches and concatenates (Keras or TFLite alike)."""
-    outputs = [np.asarray(fn(inputs[i : i + batch_size])) for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(outputs, axis=0)
-
-
-def keras_predict(model):
-    """A numpy-in, numpy-out function for a Keras model (first output)."""
-
-    dtype = model.inputs[0].dtype
-
-    def run(x):
-        out = model.predict_on_batch(np.asarray(x, dtype=dtype))
-        return out[0] if isinstance(out, (list, tuple)) else out
-
-    return run
-
-
-def edge_predict(path):
-    """The same for a TFLite model, through the edge runtime."""
-    from dlkit.edge import EdgeModel
-
-    edge = EdgeModel(path)
-    return lambda x: edge.predict(x)[0]
+    """Runs `fn` (batch -> list of outputs) over `inputs`; returns each output concatenated."""
+    parts = [fn(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return [np.concatenate([part[k] for part in parts], axis=0) for k in range(len(parts[0]))]
 
 
 def score(app, config, meta, predict_fn, loaded):
@@ -306,7 +287,7 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     source = app.data.open_source(config, data, progress=progress)
     loaded = app.data.load_split(config, source, split, progress=progress)
     report_skipped(loaded.skipped)
-    predict_fn = edge_predict(bundle.path) if bundle.is_tflite else keras_predict(load_keras(bundle.path))
+    predict_fn = model_runner(bundle)
     report = score(app, config, bundle.meta, predict_fn, loaded)
     report["model"] = str(bundle.path)
     report["split"] = split

@@ -143,9 +143,10 @@ def class_weights(config, loaded):
     return {i: float(len(loaded.targets) / (len(counts) * n)) for i, n in enumerate(counts) if n}
 
 
-def evaluate(config, meta, probs, targets):
-    """Scores class probabilities against true ids: accuracy, top-k, per-class P/R/F1."""
-    return classification_report(targets, probs, meta["labels"], k=config.top_k)
+def evaluate(config, meta, outputs, targets):
+    """Scores the model's outputs ([class probabilities]) against true ids: accuracy,
+    top-k, per-class precision/recall/F1."""
+    return classification_report(targets, outputs[0], meta["labels"], k=config.top_k)
 
 
 def plots(report, meta, out_dir, title=""):

@@ -25,14 +25,8 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         dict: the export record stored in model.json under `exports[quantize]`.
     """
     from dlkit.export.tflite import convert
-    from dlkit.runner import (
-        align_targets,
-        edge_predict,
-        keras_predict,
-        load_keras,
-        predict_batches,
-        report_skipped,
-    )
+    from dlkit.predict import keras_runner, tflite_runner
+    from dlkit.runner import align_targets, load_keras, predict_batches, report_skipped
 
     bundle = ModelBundle.load(model_path, app=app.name, prefer="keras")
     if bundle.is_tflite:
@@ -64,11 +58,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     )
     name = tflite_name(quantize)
     targets = align_targets(meta, val)
-    keras_outputs = predict_batches(keras_predict(model), val.inputs)
+    keras_outputs = predict_batches(keras_runner(model), val.inputs)
     keras_score = app.model.evaluate(config, meta, keras_outputs, targets)
     with io.atomic_path(out_dir / name) as tmp:
         tmp.write_bytes(flatbuffer)
-        tflite_outputs = predict_batches(edge_predict(tmp), val.inputs)
+        tflite_outputs = predict_batches(tflite_runner(tmp), val.inputs)
         tflite_score = app.model.evaluate(config, meta, tflite_outputs, targets)
         metric = app.model.GATE_METRIC
         drop = 100.0 * (keras_score[metric] - tflite_score[metric])
@@ -84,9 +78,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     golden = out_dir / name.replace(".tflite", ".golden.npz")
     with io.atomic_path(golden) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f, inputs=val.inputs[:4], tflite_outputs=tflite_outputs[:4], keras_outputs=keras_outputs[:4]
-            )
+            arrays = {"inputs": val.inputs[:4]}
+            for k, (keras_out, tflite_out) in enumerate(zip(keras_outputs, tflite_outputs)):
+                arrays[f"keras_output_{k}"] = keras_out[:4]
+                arrays[f"tflite_output_{k}"] = tflite_out[:4]
+            np.savez_compressed(f, **arrays)
     record = {
         "file": name,
         "bytes": len(flatbuffer),
@@ -98,7 +94,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
             "drop_points": drop,
             "max_drop": max_drop,
         },
-        "max_abs_diff": float(np.max(np.abs(keras_outputs - tflite_outputs))),
+        "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(keras_outputs, tflite_outputs)),
     }
     meta.setdefault("exports", {})[quantize] = record
     io.write_json(out_dir / "model.json", meta)

@@ -52,10 +52,10 @@ def test_edge_model_matches_golden_vectors(tiny_run):
     for name in ("model.tflite", "model.int8.tflite"):
         golden = np.load(tiny_run / name.replace(".tflite", ".golden.npz"))
         outputs = EdgeModel(tiny_run / name).predict(golden["inputs"], batch_size=3)[0]
-        np.testing.assert_allclose(outputs, golden["tflite_outputs"], atol=1e-5)
+        np.testing.assert_allclose(outputs, golden["tflite_output_0"], atol=1e-5)
         # Keras vs TFLite parity on the same inputs.
         atol = 1e-4 if name == "model.tflite" else 0.1
-        np.testing.assert_allclose(outputs, golden["keras_outputs"], atol=atol)
+        np.testing.assert_allclose(outputs, golden["keras_output_0"], atol=atol)
 
 
 def test_edge_model_rejects_wrong_shapes(tiny_run):
