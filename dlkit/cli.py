@@ -192,7 +192,19 @@ def make_app_group(name):
 
         click.echo(dumps(describe(app, model_path)))
 
+    extend_app_group(group, app)
     return group
+
+
+def extend_app_group(group, app):
+    """An app may add verbs or replace generic ones in `apps/<name>/cli.py` (`register`)."""
+    import importlib
+    import importlib.util
+
+    module_name = f"{app.package}.cli"
+    if importlib.util.find_spec(module_name) is None:
+        return
+    importlib.import_module(module_name).register(group, app)
 
 
 def _suffixes():

@@ -1,4 +1,4 @@
-"""PNG plots of runs: training curves and confusion matrices (matplotlib, Agg backend)."""
+"""PNG plots: training curves, confusion matrices, attention maps (matplotlib, Agg backend)."""
 
 import numpy as np
 
@@ -60,6 +60,28 @@ def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def attention_plot(weights, inputs, outputs, path, title="attention"):
+    """Heat map of attention weights: one row per output token, one column per input token.
+
+    Args:
+        weights: (len(outputs), >= len(inputs)) array; padding columns are cut off.
+        inputs, outputs: lists of str (characters or tokens).
+    """
+    plt = _pyplot()
+    weights = np.asarray(weights)[: len(outputs), : len(inputs)]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.28 * len(inputs), 1.0 + 0.3 * len(outputs)))
+    image = ax.imshow(weights, cmap="viridis", vmin=0, aspect="auto")
+    ax.set_xticks(range(len(inputs)), [c if c != " " else "\u2423" for c in inputs])
+    ax.set_yticks(range(len(outputs)), outputs)
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
     return path

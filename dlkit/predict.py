@@ -46,19 +46,38 @@ def tflite_runner(path):
     return EdgeModel(path).predict
 
 
-def model_runner(bundle):
+def app_keras_runner(app, model, meta, config=None):
+    """The Keras runner of an app: its own `model.make_runner` (e.g. beam search) if any."""
+    make = getattr(app.model, "make_runner", None)
+    if make is None:
+        return keras_runner(model)
+    if config is None:
+        from dlkit.config import from_dict
+
+        config = from_dict(app.config.Config, meta.get("config", {}))
+    return make(model, config, meta)
+
+
+def app_tflite_runner(app, path, meta):
+    """The TFLite runner of an app: its own `edge.tflite_runner` (e.g. multi-graph) if any."""
+    make = getattr(app.edge, "tflite_runner", None)
+    return make(path, meta) if make else tflite_runner(path)
+
+
+def model_runner(bundle, app=None):
     """The runner for a bundle's model file, Keras or TFLite."""
     if bundle.is_tflite:
-        return tflite_runner(bundle.path)
+        return app_tflite_runner(app, bundle.path, bundle.meta) if app else tflite_runner(bundle.path)
     from dlkit.runner import load_keras
 
-    return keras_runner(load_keras(bundle.path))
+    model = load_keras(bundle.path)
+    return app_keras_runner(app, model, bundle.meta) if app else keras_runner(model)
 
 
 def load_predictor(app, model_path=None):
     """Returns (bundle, fn) where fn maps a batch of inputs to the model's outputs."""
     bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="tflite")
-    return bundle, model_runner(bundle)
+    return bundle, model_runner(bundle, app)
 
 
 def predict(app, inputs, model_path=None, batch_size=32, progress=None, **options):

@@ -18,7 +18,7 @@ from dlkit.config import from_dict, to_dict
 from dlkit.console import ProgressPrinter, log
 from dlkit.edge.bundle import ModelBundle, latest_run
 from dlkit.errors import DlkitError
-from dlkit.predict import keras_runner, model_runner
+from dlkit.predict import app_keras_runner, model_runner
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -89,11 +89,14 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
 
     progress = ProgressPrinter()
     source = app.data.open_source(config, data, progress=progress)
-    log(f"data: {source.description} ({len(source.labels)} classes: {', '.join(source.labels)})")
-    train_split = app.data.load_split(config, source, "train", progress=progress)
-    val_split = app.data.load_split(config, source, "val", progress=progress)
-    report_skipped(train_split.skipped + val_split.skipped)
+    labels = getattr(source, "labels", ())
+    log(f"data: {source.description}" + (f" ({len(labels)} classes: {', '.join(labels)})" if labels else ""))
     meta = app.model.make_meta(config, source)
+    if init_bundle and hasattr(app.model, "inherit_meta"):
+        meta = app.model.inherit_meta(meta, init_bundle.meta)
+    train_split = app.data.load_split(config, source, "train", meta=meta, progress=progress)
+    val_split = app.data.load_split(config, source, "val", meta=meta, progress=progress)
+    report_skipped(train_split.skipped + val_split.skipped)
     meta["config"] = to_dict(config)
     meta["data"] = data
     meta["versions"] = versions()
@@ -165,6 +168,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
             JSONLLogger(history_path, stage=stage.name),
             best,
             ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}),
+            *stage.callbacks,
         ]
         if getattr(config, "patience", 0):
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
@@ -189,10 +193,11 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
 
     records = io.read_jsonl(history_path) if history_path.exists() else []
     training_curves(records, run_dir / "plots" / "training_curves.png", title=f"{app.name} training")
-    metrics = {"val": score(app, config, meta, keras_runner(model), val_split)}
+    run = app_keras_runner(app, model, meta, config)
+    metrics = {"val": score(app, config, meta, run, val_split)}
     try:
-        test_split = app.data.load_split(config, source, "test", progress=progress)
-        metrics["test"] = score(app, config, meta, keras_runner(model), test_split)
+        test_split = app.data.load_split(config, source, "test", meta=meta, progress=progress)
+        metrics["test"] = score(app, config, meta, run, test_split)
         app.model.plots(metrics["test"], meta, run_dir / "plots", title=f"{app.name} test split")
     except DlkitError as error:
         log(f"no test evaluation: {error}")
@@ -200,8 +205,11 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
     io.write_json(
         checkpoint_dir / "state.json", {"epochs_done": total_epochs, "complete": True, "best": best.best}
     )
-    shown = {split: round(m.get(app.model.GATE_METRIC, float("nan")), 4) for split, m in metrics.items()}
-    log(f"done: {run_dir} ({app.model.GATE_METRIC}: {shown})")
+    from dlkit.export.bundle import gate_metric
+
+    metric, _ = gate_metric(app, meta)
+    shown = {split: round(m.get(metric, float("nan")), 4) for split, m in metrics.items()}
+    log(f"done: {run_dir} ({metric}: {shown})")
     return run_dir
 
 
@@ -264,6 +272,8 @@ def score(app, config, meta, predict_fn, loaded):
 def align_targets(meta, loaded):
     """Maps the data's class ids to the model's, by name; unknown data classes are an error."""
     data_labels = loaded.source_labels
+    if data_labels is None:  # not a classification of labelled data
+        return loaded.targets
     if list(data_labels) == list(meta["labels"]):
         return loaded.targets
     unknown = [label for label in data_labels if label not in meta["labels"]]
@@ -285,9 +295,9 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()
     source = app.data.open_source(config, data, progress=progress)
-    loaded = app.data.load_split(config, source, split, progress=progress)
+    loaded = app.data.load_split(config, source, split, meta=bundle.meta, progress=progress)
     report_skipped(loaded.skipped)
-    predict_fn = model_runner(bundle)
+    predict_fn = model_runner(bundle, app)
     report = score(app, config, bundle.meta, predict_fn, loaded)
     report["model"] = str(bundle.path)
     report["split"] = split

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc > /dev/null
+$SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv sword-text-sparv > /dev/null
 pip install -q -e ".[train]"
 dlkit classify train
 dlkit classify export --quantize int8

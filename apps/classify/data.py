@@ -10,7 +10,7 @@ def open_source(config, source, progress=None):
     )
 
 
-def load_split(config, source, split, progress=None):
+def load_split(config, source, split, meta=None, progress=None):
     """Decodes one split; `.inputs` are (n, size, size, 3) uint8 images, `.targets` ids."""
     return image_classes.load_split(source, split, config.image_size, progress=progress)
 

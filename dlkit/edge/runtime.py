@@ -57,8 +57,28 @@ class EdgeModel:
         self.interpreter = load_interpreter(path, num_threads)
         self.interpreter.allocate_tensors()
         self.input_details = self.interpreter.get_input_details()
-        self.output_details = self.interpreter.get_output_details()
+        self.output_details = self._ordered_outputs()
         self._batch = None
+
+    def _ordered_outputs(self):
+        """Output details in the Keras model's output order.
+
+        The converter may list a SavedModel's outputs in any order; its serving
+        signature names them `output_0`, `output_1`, ... in the Keras order.
+        """
+        details = self.interpreter.get_output_details()
+        signatures = self.interpreter.get_signature_list()
+        if len(details) < 2 or len(signatures) != 1:
+            return details
+        runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        by_index = {det["index"]: det for det in details}
+        named = runner.get_output_details()
+        try:
+            order = sorted(named, key=lambda name: int(name.rsplit("_", 1)[-1]))
+        except ValueError:
+            return details
+        ordered = [by_index.get(named[name]["index"]) for name in order]
+        return ordered if all(ordered) else details
 
     @property
     def input_shapes(self):
@@ -79,7 +99,7 @@ class EdgeModel:
                 self.interpreter.resize_tensor_input(det["index"], shape)
         self.interpreter.allocate_tensors()
         self.input_details = self.interpreter.get_input_details()
-        self.output_details = self.interpreter.get_output_details()
+        self.output_details = self._ordered_outputs()
         self._batch = batch
 
     def _static_batch(self):
@@ -103,6 +123,8 @@ class EdgeModel:
         static = self._static_batch()
         if static is None:
             self._resize(n)
+        elif n < static:  # a static-batch model (e.g. LSTMs): pad the last chunk
+            chunk = [np.concatenate([x, np.zeros((static - n, *x.shape[1:]), x.dtype)]) for x in chunk]
         elif n != static:
             raise InvalidInputError(f"model takes batches of {static}, got {n}")
         for det, value in zip(self.input_details, chunk):
@@ -113,7 +135,27 @@ class EdgeModel:
                 )
             self.interpreter.set_tensor(det["index"], quantize(value, det))
         self.interpreter.invoke()
-        return [dequantize(self.interpreter.get_tensor(det["index"]), det) for det in self.output_details]
+        return [dequantize(self.interpreter.get_tensor(det["index"]), det)[:n] for det in self.output_details]
+
+    def signature(self, key):
+        """A named signature of a multi-graph model (e.g. `encode`, `decode`), called
+        with keyword arrays and returning a dict of arrays."""
+        return Signature(self.interpreter, key)
+
+
+class Signature:
+    """One signature of a `.tflite` file (float inputs and outputs)."""
+
+    def __init__(self, interpreter, key):
+        names = interpreter.get_signature_list()
+        if key not in names:
+            raise InvalidInputError(f"model has no {key!r} signature (has: {', '.join(names)})")
+        self.runner = interpreter.get_signature_runner(key)
+        details = self.runner.get_input_details()
+        self.input_shapes = {name: tuple(int(d) for d in det["shape"]) for name, det in details.items()}
+
+    def __call__(self, **inputs):
+        return self.runner(**inputs)
 
 
 def quantize(value, detail):

@@ -11,6 +11,15 @@ from dlkit.edge.bundle import ModelBundle
 from dlkit.errors import DlkitError
 from dlkit.export import tflite_name
 
+
+def gate_metric(app, meta):
+    """(metric name, points per unit) the parity gate compares: an app's `gate_metric(meta)`,
+    else its `GATE_METRIC` as a fraction (100 points per unit)."""
+    if hasattr(app.model, "gate_metric"):
+        return app.model.gate_metric(meta)
+    return app.model.GATE_METRIC, 100.0
+
+
 REPRESENTATIVE_SAMPLES = 600
 
 
@@ -25,7 +34,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         dict: the export record stored in model.json under `exports[quantize]`.
     """
     from dlkit.export.tflite import convert
-    from dlkit.predict import keras_runner, tflite_runner
+    from dlkit.predict import app_keras_runner, app_tflite_runner
     from dlkit.runner import align_targets, load_keras, predict_batches, report_skipped
 
     bundle = ModelBundle.load(model_path, app=app.name, prefer="keras")
@@ -39,33 +48,37 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
 
     progress = ProgressPrinter()
     source = app.data.open_source(config, data if data is not None else meta.get("data"), progress=progress)
-    val = app.data.load_split(config, source, "val", progress=progress)
+    val = app.data.load_split(config, source, "val", meta=meta, progress=progress)
     report_skipped(val.skipped)
     representative = None
     if quantize == "int8":
-        train = app.data.load_split(config, source, "train", progress=progress)
+        train = app.data.load_split(config, source, "train", meta=meta, progress=progress)
         rng = np.random.default_rng(0)
         pick = rng.choice(len(train.inputs), min(REPRESENTATIVE_SAMPLES, len(train.inputs)), replace=False)
         representative = train.inputs[np.sort(pick)]
 
     log(f"converting {bundle.path} to TFLite ({quantize})")
-    flatbuffer = convert(
-        model,
-        quantize,
-        representative,
-        batch_size=batch_size,
-        int8_input=meta.get("int8_input") if quantize == "int8" else None,
-    )
+    batch_size = batch_size or getattr(config, "export_batch_size", None)
+    if hasattr(app.model, "convert"):  # apps whose device graphs differ from the training model
+        flatbuffer = app.model.convert(model, config, meta, quantize, representative)
+    else:
+        flatbuffer = convert(
+            model,
+            quantize,
+            representative,
+            batch_size=batch_size,
+            int8_input=meta.get("int8_input") if quantize == "int8" else None,
+        )
     name = tflite_name(quantize)
     targets = align_targets(meta, val)
-    keras_outputs = predict_batches(keras_runner(model), val.inputs)
+    keras_outputs = predict_batches(app_keras_runner(app, model, meta, config), val.inputs)
     keras_score = app.model.evaluate(config, meta, keras_outputs, targets)
     with io.atomic_path(out_dir / name) as tmp:
         tmp.write_bytes(flatbuffer)
-        tflite_outputs = predict_batches(tflite_runner(tmp), val.inputs)
+        tflite_outputs = predict_batches(app_tflite_runner(app, tmp, meta), val.inputs)
         tflite_score = app.model.evaluate(config, meta, tflite_outputs, targets)
-        metric = app.model.GATE_METRIC
-        drop = 100.0 * (keras_score[metric] - tflite_score[metric])
+        metric, points = gate_metric(app, meta)
+        drop = points * (keras_score[metric] - tflite_score[metric])
         log(
             f"{metric} on val: keras {keras_score[metric]:.4f}, tflite {quantize} {tflite_score[metric]:.4f} "
             f"(drop {drop:+.2f} points, budget {max_drop})"
