@@ -1,0 +1,69 @@
+"""Configuration of the translate app (no TensorFlow import)."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    """Training and export settings; every field can be set with `--set key=value`.
+
+    Two models: `attention` is the course's character-level date model (fixed input
+    length `input_length`, fixed output length `output_length`, one static graph on
+    device); `seq2seq` is an encoder-decoder for sentences (subword tokens, teacher
+    forcing, greedy or beam search on device). `auto` picks `seq2seq` for the Bible
+    corpus and TFDS translation sets, `attention` otherwise.
+    """
+
+    model: str = "auto"  # attention | seq2seq | auto
+    lowercase: bool = True  # inputs are lowercased on device and in training
+    # attention (date) model
+    input_length: int = 40  # Tx: the longest supported full date (pt/es) is 36 characters
+    output_length: int = 10  # Ty: YYYY-MM-DD
+    embedding_dim: int = 32
+    encoder_units: int = 64  # per direction of the pre-attention Bi-LSTM
+    decoder_units: int = 128  # post-attention LSTM
+    attention_units: int = 32
+    train_size: int = 120_000  # generated pairs (offline date data)
+    val_size: int = 4_000
+    test_size: int = 10_000
+    # seq2seq model
+    tokenizer: str = "wordpiece"  # wordpiece | char
+    vocab_size: int = 4000
+    max_tokens: int = 40  # pairs longer than this (either side) are left out
+    seq_embedding_dim: int = 128
+    seq_units: int = 256
+    beam_width: int = 4
+    length_alpha: float = 0.7
+    # training
+    batch_size: int = 256
+    epochs: int = 6
+    learning_rate: float = 3e-3
+    decay_epochs: int = 4  # learning rate halves every this many epochs (0 = constant)
+    val_split: float = 0.05  # user TSV without split files, and the Bible pairs
+    test_split: float = 0.05
+    patience: int = 0
+    max_drop: float = 0.2  # export fails when TFLite exact match (or BLEU) drops more (points)
+    export_batch_size: int = 32  # static batch of the exported date model
+    seed: int = 42
+
+    @classmethod
+    def tiny(cls):
+        """Seconds, not minutes: few pairs, narrow layers, one epoch."""
+        return cls(
+            embedding_dim=8,
+            encoder_units=8,
+            decoder_units=16,
+            attention_units=8,
+            train_size=256,
+            val_size=64,
+            test_size=64,
+            vocab_size=200,
+            max_tokens=16,
+            seq_embedding_dim=16,
+            seq_units=16,
+            beam_width=2,
+            batch_size=32,
+            epochs=1,
+            max_drop=100.0,
+            export_batch_size=4,
+        )

@@ -1,0 +1,155 @@
+"""On-device translate (numpy only): tokenizers, decoding of the date model's outputs, and
+greedy/beam search over the exported encoder and one-step decoder graphs.
+
+Used by on-device predict and by the evaluation of Keras and TFLite models alike.
+"""
+
+import numpy as np
+
+from dlkit.edge.text import END, START, CharTokens, CharVocab, WordPiece, beam_search, log_softmax, normalize
+from dlkit.errors import InvalidInputError
+
+INPUT_KIND = "text"
+
+
+def tokenizers(meta):
+    """(source, target) tokenizers with the model's own vocabularies."""
+    if meta["model"] == "attention":
+        return CharVocab(meta["source_vocab"]), CharVocab(meta["target_vocab"])
+    make = WordPiece if meta.get("tokenizer") == "wordpiece" else CharTokens
+    return make(meta["source_vocab"]), make(meta["target_vocab"])
+
+
+def read_input(text, meta):
+    """Normalises one input string; empty or too long input raises InvalidInputError.
+
+    Inputs longer than the model's input length are rejected, not truncated: a cut date
+    would silently translate to a wrong one.
+    """
+    clean = normalize(text, meta["lowercase"])
+    if not clean:
+        raise InvalidInputError("empty input")
+    if meta["model"] == "attention" and len(clean) > meta["input_length"]:
+        raise InvalidInputError(
+            f"{text!r} is {len(clean)} characters; the model reads at most {meta['input_length']}"
+        )
+    return clean
+
+
+def unknown_characters(clean, meta):
+    """Characters of a normalised input that the model has never seen (mapped to <unk>)."""
+    known = set(meta["source_vocab"])
+    if meta["model"] == "attention" or meta.get("tokenizer") == "char":
+        return list(dict.fromkeys(ch for ch in clean if ch not in known))
+    return []
+
+
+def preprocess(clean, meta):
+    """Normalised text -> (length,) int32 ids."""
+    source, _ = tokenizers(meta)
+    if meta["model"] == "attention":
+        return source.encode(clean, meta["input_length"])
+    ids = source.encode(clean)
+    limit = meta["max_tokens"]
+    if len(ids) > limit:
+        raise InvalidInputError(f"input is {len(ids)} tokens; the model reads at most {limit}")
+    return np.pad(np.array(ids, np.int32), (0, limit - len(ids)))
+
+
+def decode_outputs(outputs, meta):
+    """Model outputs -> one string per row."""
+    _, target = tokenizers(meta)
+    if meta["model"] == "attention":
+        return [target.decode(row) for row in np.argmax(outputs[0], axis=-1)]
+    return [target.decode(row) for row in np.asarray(outputs[0])]
+
+
+def postprocess(outputs, meta, **options):
+    """One dict per row: the translation and the model's confidence in it."""
+    texts = decode_outputs(outputs, meta)
+    results = []
+    for i, text in enumerate(texts):
+        result = {"translation": text}
+        if meta["model"] == "attention":
+            probs = np.asarray(outputs[0][i])
+            result["confidence"] = float(np.prod(probs.max(axis=-1)))
+            if len(outputs) > 1:
+                result["attention"] = np.asarray(outputs[1][i])
+        results.append(result)
+    return results
+
+
+def format_result(name, result):
+    confidence = f" ({result['confidence']:.2f})" if "confidence" in result else ""
+    return f"{name} -> {result['translation']}{confidence}"
+
+
+class Seq2SeqDecoder:
+    """Greedy or beam search over an encoder and a one-step decoder, Keras or TFLite.
+
+    Args:
+        encode: fn(source ids (1, S)) -> [annotations (1, S, U), state (1, U)].
+        step: fn(tokens (k,), state (k, U), annotations (k, S, U), source ids (k, S))
+            -> [logits (k, V), new state (k, U)].
+        meta: the model's metadata (vocabularies, max_tokens, beam settings).
+    """
+
+    def __init__(self, encode, step, meta):
+        self.encode, self.step, self.meta = encode, step, meta
+        self.start = meta["target_vocab"].index(START)
+        self.end = meta["target_vocab"].index(END)
+        self.length = meta["max_tokens"] + 1
+
+    def decode(self, ids, beam_width=None, alpha=None):
+        """One source (S,) -> (tokens, normalised log-probability)."""
+        beam_width = beam_width or self.meta.get("beam_width", 4)
+        alpha = self.meta.get("length_alpha", 0.7) if alpha is None else alpha
+        annotations, state = self.encode(np.asarray(ids, np.int32)[None])
+        source = np.asarray(ids, np.int32)[None]
+
+        def step(tokens, state):
+            k = len(tokens)
+            logits, new_state = self.step(
+                tokens, state, np.repeat(annotations, k, axis=0), np.repeat(source, k, axis=0)
+            )
+            return log_softmax(logits), np.asarray(new_state)
+
+        return beam_search(step, np.asarray(state), self.start, self.end, self.length, beam_width, alpha)
+
+    def decode_batch(self, ids, beam_width=None, alpha=None):
+        """(n, S) sources -> (n, max_tokens + 1) token ids, 0-padded."""
+        out = np.zeros((len(ids), self.length), np.int32)
+        for i, row in enumerate(ids):
+            tokens, _ = self.decode(row, beam_width, alpha)
+            out[i, : len(tokens)] = tokens[: self.length]
+        return out
+
+
+def tflite_runner(path, meta):
+    """fn(batch of source ids) -> [outputs] for an exported translate model (no TF)."""
+    from dlkit.edge import EdgeModel
+
+    model = EdgeModel(path)
+    if meta["model"] == "attention":
+        return model.predict
+    encode = model.signature("encode")
+    step = model.signature("decode")
+    width = int(step.input_shapes["token"][0])
+
+    def run_step(tokens, state, annotations, source):
+        k = len(tokens)
+        pad = width - k
+        result = step(
+            token=np.pad(np.asarray(tokens, np.int32), (0, pad)),
+            state=np.pad(state, ((0, pad), (0, 0))).astype(np.float32),
+            annotations=np.pad(annotations, ((0, pad), (0, 0), (0, 0))).astype(np.float32),
+            source_ids=np.pad(source, ((0, pad), (0, 0))).astype(np.int32),
+        )
+        return result["logits"][:k], result["state"][:k]
+
+    def run_encode(ids):
+        result = encode(source_ids=ids.astype(np.int32))
+        return result["annotations"], result["state"]
+
+    decoder = Seq2SeqDecoder(run_encode, run_step, meta)
+    return lambda x: [decoder.decode_batch(np.asarray(x), beam_width=min(width, meta.get("beam_width", 4)))]

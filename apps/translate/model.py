@@ -1,0 +1,380 @@
+"""Translate models: the course's attention model (character level, dates) and a
+GRU encoder-decoder with attention for sentences. Both use `dlkit.layers.AdditiveAttention`."""
+
+import keras
+import numpy as np
+from keras import layers
+
+from dlkit.edge.text import END, PAD, START, UNK
+from dlkit.errors import DlkitError
+from dlkit.layers import AdditiveAttention, PaddingMask
+from dlkit.stages import Stage
+
+MONITOR = ("val_loss", "min")
+GATE_METRIC = "exact_match"
+
+
+def gate_metric(meta):
+    """Export parity is judged on exact match (date model, points) or BLEU (sentences)."""
+    return ("exact_match", 100.0) if meta["model"] == "attention" else ("bleu", 1.0)
+
+
+ARCHITECTURE = (
+    "model",
+    "lowercase",
+    "input_length",
+    "output_length",
+    "embedding_dim",
+    "encoder_units",
+    "decoder_units",
+    "attention_units",
+    "tokenizer",
+    "vocab_size",
+    "max_tokens",
+    "seq_embedding_dim",
+    "seq_units",
+)
+
+
+def make_meta(config, source):
+    """Vocabularies (built from the training pairs) and the input/output spec."""
+    from apps.translate.data import model_kind
+    from dlkit.edge.text import CharVocab, normalize
+
+    kind = model_kind(config, source)
+    train = source.pairs("train")
+    meta = {"app": "translate", "model": kind, "lowercase": config.lowercase}
+    if kind == "attention":
+        sources = [normalize(s, config.lowercase) for s, _ in train]
+        targets = [normalize(t, False) for _, t in train]
+        meta.update(
+            task="character-level translation (human-readable dates -> ISO by default)",
+            input_length=config.input_length,
+            output_length=config.output_length,
+            source_vocab=CharVocab.from_texts(sources).tokens,
+            target_vocab=CharVocab.from_texts(targets).tokens,
+            input={"name": "source_ids", "shape": [config.input_length], "dtype": "int32"},
+            output={"name": "probs", "shape": [config.output_length, None], "activation": "softmax"},
+        )
+        meta["output"]["shape"][1] = len(meta["target_vocab"])
+        return meta
+    meta.update(
+        task="sentence translation (encoder-decoder with attention, beam search)",
+        tokenizer=config.tokenizer,
+        max_tokens=config.max_tokens,
+        beam_width=config.beam_width,
+        length_alpha=config.length_alpha,
+        source_vocab=build_vocab(config, [normalize(s, config.lowercase) for s, _ in train]),
+        target_vocab=build_vocab(config, [normalize(t, config.lowercase) for _, t in train]),
+        input={"name": "source_ids", "shape": [config.max_tokens], "dtype": "int32"},
+    )
+    return meta
+
+
+def build_vocab(config, texts):
+    """WordPiece vocabulary learnt from `texts` with tensorflow-text, or characters."""
+    reserved = [PAD, UNK, START, END]
+    if config.tokenizer == "char":
+        return reserved + sorted({ch for text in texts for ch in text} - set(reserved))
+    if config.tokenizer != "wordpiece":
+        raise DlkitError(f"tokenizer must be wordpiece or char, got {config.tokenizer!r}")
+    import tensorflow as tf
+    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as bert_vocab
+
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(1000)
+    vocab = bert_vocab.bert_vocab_from_dataset(
+        dataset,
+        vocab_size=config.vocab_size,
+        reserved_tokens=reserved,
+        bert_tokenizer_params={"lower_case": False},
+        learn_params={},
+    )
+    return list(vocab)
+
+
+def build_model(config, meta, load_weights=True):
+    """The training model for `meta["model"]`, compiled."""
+    model = build_attention(config, meta) if meta["model"] == "attention" else build_seq2seq(config, meta)
+    compile_model(model, config)
+    return model
+
+
+def build_attention(config, meta, with_attention=False):
+    """The course's date model: source ids (batch, Tx) -> probabilities (batch, Ty, V).
+
+    Pre-attention Bi-LSTM over the characters; for each of the Ty output steps a one-step
+    attention over the annotations, queried with the previous post-attention state; the
+    post-attention LSTM cell consumes the context; a shared softmax layer reads its state.
+    The attention weights of every step are stacked in the layer `attention_map`.
+    """
+    tx, ty = meta["input_length"], meta["output_length"]
+    vocab_in, vocab_out = len(meta["source_vocab"]), len(meta["target_vocab"])
+    ids = keras.Input((tx,), dtype="int32", name="source_ids")
+    mask = PaddingMask(name="padding_mask")(ids)  # (batch, Tx)
+    x = layers.Embedding(vocab_in, config.embedding_dim, name="embedding")(ids)  # (batch, Tx, E)
+    annotations = layers.Bidirectional(
+        layers.LSTM(config.encoder_units, return_sequences=True), name="pre_attention_bilstm"
+    )(x)  # (batch, Tx, 2 * n_a)
+    summary = layers.GlobalAveragePooling1D(name="summary")(annotations)
+    s = layers.Dense(config.decoder_units, activation="tanh", name="initial_state")(summary)  # (batch, n_s)
+    c = layers.Dense(config.decoder_units, name="initial_cell")(summary)
+    attention = AdditiveAttention(config.attention_units, name="attention")
+    cell = layers.LSTMCell(config.decoder_units, name="post_attention_lstm")
+    output_layer = layers.Dense(vocab_out, activation="softmax", name="output_softmax")
+    step_probs, step_weights = [], []
+    for t in range(ty):
+        context, weights = attention(s, annotations, values_mask=mask, return_attention_scores=True)
+        s, (s, c) = cell(context, [s, c])
+        step_probs.append(layers.Reshape((1, vocab_out), name=f"step_{t}")(output_layer(s)))
+        step_weights.append(layers.Reshape((1, tx), name=f"weights_{t}")(weights))
+    probs = layers.Concatenate(axis=1, name="probs")(step_probs)  # (batch, Ty, V)
+    if not with_attention:
+        return keras.Model(ids, probs, name="date_attention")
+    weights = layers.Concatenate(axis=1, name="attention_map")(step_weights)  # (batch, Ty, Tx)
+    return keras.Model(ids, [probs, weights], name="date_attention")
+
+
+def inference_model(model, config, meta):
+    """The model a device runs: the date model also returns its attention map (for plots)."""
+    if meta["model"] != "attention":
+        return model
+    full = build_attention(config, meta, with_attention=True)
+    for layer in model.layers:
+        if layer.weights:
+            full.get_layer(layer.name).set_weights(layer.get_weights())
+    return full
+
+
+def build_seq2seq(config, meta):
+    """Encoder-decoder for teacher forcing: (source ids (batch, S), decoder input ids
+    (batch, T)) -> next-token logits (batch, T, V).
+
+    Bi-GRU encoder; GRU decoder whose outputs query the encoder annotations through
+    additive attention (padding masked); [state, context] -> tanh -> logits.
+    """
+    src_len = meta["max_tokens"]
+    units = config.seq_units
+    source = keras.Input((src_len,), dtype="int32", name="source_ids")
+    target_in = keras.Input((src_len + 1,), dtype="int32", name="decoder_ids")
+    annotations, state = _encoder(config, meta)(source)
+    mask = PaddingMask(name="padding_mask")(source)
+    y = layers.Embedding(len(meta["target_vocab"]), config.seq_embedding_dim, name="target_embedding")(
+        target_in
+    )
+    decoder = layers.GRU(units, return_sequences=True, name="decoder_gru")
+    h = decoder(y, initial_state=state)  # (batch, T, U)
+    context = AdditiveAttention(units, name="attention")(h, annotations, values_mask=mask)
+    merged = layers.Concatenate(name="merge")([h, context])
+    hidden = layers.Dense(units, activation="tanh", name="attention_hidden")(merged)
+    logits = layers.Dense(len(meta["target_vocab"]), name="logits")(hidden)
+    return keras.Model([source, target_in], logits, name="seq2seq_attention")
+
+
+def _encoder(config, meta):
+    src_len, units = meta["max_tokens"], config.seq_units
+    source = keras.Input((src_len,), dtype="int32", name="source_ids")
+    x = layers.Embedding(len(meta["source_vocab"]), config.seq_embedding_dim, name="source_embedding")(source)
+    annotations = layers.Bidirectional(layers.GRU(units // 2, return_sequences=True), name="encoder_bigru")(
+        x
+    )  # (batch, S, U)
+    summary = layers.GlobalAveragePooling1D(name="summary")(annotations)
+    state = layers.Dense(units, activation="tanh", name="initial_state")(summary)
+    return keras.Model(source, [annotations, state], name="encoder")
+
+
+def seq2seq_parts(model):
+    """(encoder, decoder step) Keras models sharing the trained model's weights.
+
+    encoder: source ids (b, S) -> annotations (b, S, U), state (b, U)
+    step: token (b,), state (b, U), annotations (b, S, U), source ids (b, S)
+        -> logits (b, V), new state (b, U)
+    """
+    encoder = model.get_layer("encoder")
+    src_len = model.inputs[0].shape[1]
+    units = model.get_layer("decoder_gru").units
+    token = keras.Input((), dtype="int32", name="token")
+    state = keras.Input((units,), name="state")
+    annotations = keras.Input((src_len, units), name="annotations")
+    source = keras.Input((src_len,), dtype="int32", name="source_ids")
+    y = model.get_layer("target_embedding")(token)  # (b, E)
+    h, _ = model.get_layer("decoder_gru").cell(y, state)
+    mask = model.get_layer("padding_mask")(source)
+    context = model.get_layer("attention")(h, annotations, values_mask=mask)
+    merged = model.get_layer("merge")([h, context])
+    logits = model.get_layer("logits")(model.get_layer("attention_hidden")(merged))
+    step = keras.Model([token, state, annotations, source], [logits, h], name="decoder_step")
+    return encoder, step
+
+
+def compile_model(model, config, learning_rate=None):
+    if model.name == "seq2seq_attention":
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="char_accuracy")]
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0),
+        loss=loss,
+        metrics=metrics,
+    )
+
+
+def training_stages(config):
+    """One stage; the learning rate halves every `decay_epochs` (course: Adam with decay)."""
+
+    def prepare(model):
+        compile_model(model, config)
+
+    return [Stage("train", config.epochs, prepare, callbacks=_schedule(config))]
+
+
+def _schedule(config):
+    if not config.decay_epochs:
+        return []
+    base, every = config.learning_rate, config.decay_epochs
+    return [keras.callbacks.LearningRateScheduler(lambda epoch: base * 0.5 ** (epoch // every))]
+
+
+def adapt_model(model, model_meta, config, meta, log=print):
+    """Continues training a model on new pairs; its vocabularies are kept (`inherit_meta`)."""
+    compile_model(model, config)
+    return model
+
+
+def inherit_meta(meta, model_meta):
+    """Fine-tuning keeps the model's vocabularies: new characters map to the unknown id."""
+    keep = (
+        "model",
+        "lowercase",
+        "source_vocab",
+        "target_vocab",
+        "input_length",
+        "output_length",
+        "max_tokens",
+    )
+    return {**meta, **{key: model_meta[key] for key in keep if key in model_meta}}
+
+
+def make_runner(model, config, meta):
+    """fn(source ids batch) -> [outputs] for scoring a Keras model the way a device does."""
+    if meta["model"] == "attention":
+        full = inference_model(model, config, meta)
+        return lambda x: [np.asarray(o) for o in full.predict_on_batch(np.asarray(x, np.int32))]
+    from apps.translate.edge import Seq2SeqDecoder
+
+    encoder, step = seq2seq_parts(model)
+    decoder = Seq2SeqDecoder(
+        encode=lambda ids: [np.asarray(o) for o in encoder(ids, training=False)],
+        step=lambda *args: [np.asarray(o) for o in step(list(args), training=False)],
+        meta=meta,
+    )
+    return lambda x: [decoder.decode_batch(np.asarray(x, np.int32), beam_width=config.beam_width)]
+
+
+def evaluate(config, meta, outputs, targets):
+    """attention: exact match and character accuracy; seq2seq: BLEU and chrF (sacrebleu)."""
+    from apps.translate.edge import decode_outputs
+
+    if meta["model"] == "attention":
+        predicted = np.argmax(outputs[0], axis=-1)
+        targets = np.asarray(targets)
+        exact = np.all(predicted == targets, axis=1)
+        report = {
+            "exact_match": float(exact.mean()),
+            "char_accuracy": float((predicted == targets).mean()),
+            "count": int(len(targets)),
+        }
+        wrong = np.flatnonzero(~exact)[:20]
+        texts = decode_outputs(outputs, meta)
+        report["errors"] = [{"index": int(i), "predicted": texts[i]} for i in wrong]
+        return report
+    import sacrebleu
+
+    hypotheses = decode_outputs(outputs, meta)
+    # References get the model's own normalisation (lowercased when the model is).
+    references = [normalize_ref(str(t), meta) for t in targets]
+    return {
+        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+        "exact_match": float(np.mean([h == r for h, r in zip(hypotheses, references)])),
+        "count": len(references),
+        "examples": [{"hypothesis": h, "reference": r} for h, r in list(zip(hypotheses, references))[:5]],
+    }
+
+
+def normalize_ref(text, meta):
+    from dlkit.edge.text import normalize
+
+    return normalize(text, meta["lowercase"])
+
+
+def plots(report, meta, out_dir, title=""):
+    """No per-split plot: attention maps come from `dlkit translate predict --plot`."""
+    return []
+
+
+def convert(model, config, meta, quantize, representative=None):
+    """TFLite bytes: the date model as one static graph (ids -> probabilities, attention);
+    the seq2seq model as one file with two signatures, `encode` (batch 1) and `decode`
+    (one step for `beam_width` hypotheses), searched in numpy on device."""
+    from dlkit.export.tflite import convert as convert_keras
+
+    if quantize == "int8":
+        raise DlkitError(
+            "translate exports float32, float16 or dynamic (int8 weights); full int8 is not supported"
+        )
+    if meta["model"] == "attention":
+        full = inference_model(model, config, meta)
+        return convert_keras(full, quantize, batch_size=config.export_batch_size)
+    return _convert_seq2seq(model, config, meta, quantize)
+
+
+def _convert_seq2seq(model, config, meta, quantize):
+    import tempfile
+
+    import tensorflow as tf
+
+    from dlkit.export.tflite import conversion_error
+
+    encoder, step = seq2seq_parts(model)
+    src_len, units = meta["max_tokens"], model.get_layer("decoder_gru").units
+    width = max(1, config.beam_width)
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.track(step)
+
+    def encode(source_ids):
+        annotations, state = encoder(source_ids, training=False)
+        return {"annotations": annotations, "state": state}
+
+    def decode(token, state, annotations, source_ids):
+        logits, new_state = step([token, state, annotations, source_ids], training=False)
+        return {"logits": logits, "state": new_state}
+
+    archive.add_endpoint(
+        "encode", encode, input_signature=[tf.TensorSpec([1, src_len], tf.int32, name="source_ids")]
+    )
+    archive.add_endpoint(
+        "decode",
+        decode,
+        input_signature=[
+            tf.TensorSpec([width], tf.int32, name="token"),
+            tf.TensorSpec([width, units], tf.float32, name="state"),
+            tf.TensorSpec([width, src_len, units], tf.float32, name="annotations"),
+            tf.TensorSpec([width, src_len], tf.int32, name="source_ids"),
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        try:
+            return converter.convert()
+        except Exception as error:
+            raise DlkitError(conversion_error(model, error)) from None

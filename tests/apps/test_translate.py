@@ -1,0 +1,300 @@
+"""The translate app end to end on tiny configs: the date model and the seq2seq model are
+trained, exported and run on the edge path, which must agree with Keras."""
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from apps.translate.config import Config
+from dlkit.apps import get_app
+from dlkit.cli import cli
+from dlkit.edge.bundle import ModelBundle
+
+pytest.importorskip("babel")
+keras = pytest.importorskip("keras")
+
+APP = get_app("translate")
+
+
+def run_cli(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, text):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and text in errors[0], result.output
+
+
+def sentence_pairs(count=160, seed=0):
+    """English number phrases -> Spanish (a learnable toy corpus written by the test)."""
+    en = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    es = ["uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        picks = rng.integers(0, 9, rng.integers(1, 5))
+        rows.append((" ".join(en[i] for i in picks) + ".", " ".join(es[i] for i in picks) + "."))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def date_run(tmp_path_factory):
+    from dlkit import runner
+    from dlkit.export.bundle import export
+
+    run_dir = tmp_path_factory.mktemp("dates") / "run"
+    runner.train(APP, Config.tiny(), run_dir=run_dir)
+    export(APP, run_dir, "float32")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def seq2seq_run(tmp_path_factory):
+    from dlkit import runner
+    from dlkit.export.bundle import export
+
+    root = tmp_path_factory.mktemp("seq2seq")
+    data = root / "pairs.tsv"
+    data.write_text(
+        "source\ttarget\n" + "".join(f"{a}\t{b}\n" for a, b in sentence_pairs()), encoding="utf-8"
+    )
+    config = Config.tiny()
+    config.model = "seq2seq"
+    config.val_split = config.test_split = 0.15
+    run_dir = root / "run"
+    runner.train(APP, config, data=str(data), run_dir=run_dir)
+    export(APP, run_dir, "float32", data=str(data))
+    return run_dir
+
+
+def test_date_run_and_export(date_run):
+    meta = json.loads((date_run / "model.json").read_text())
+    assert meta["model"] == "attention" and meta["input_length"] == 40 and meta["output_length"] == 10
+    assert set("0123456789-") <= set(meta["target_vocab"])
+    record = meta["exports"]["float32"]
+    assert record["max_abs_diff"] < 1e-4
+    golden = np.load(date_run / record["golden"])
+    assert golden["inputs"].dtype == np.int32
+    # outputs: probabilities (n, Ty, V) and the attention map (n, Ty, Tx), rows summing to 1
+    np.testing.assert_allclose(golden["tflite_output_0"].sum(-1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(golden["tflite_output_1"].sum(-1), 1.0, atol=1e-4)
+    assert golden["tflite_output_1"].shape[1:] == (10, 40)
+    metrics = json.loads((date_run / "metrics.json").read_text())["keras"]
+    assert 0.0 <= metrics["test"]["exact_match"] <= metrics["test"]["char_accuracy"] <= 1.0
+
+
+def test_date_model_keras_and_tflite_agree(date_run):
+    from dlkit.predict import model_runner
+
+    bundle_k = ModelBundle.load(date_run, prefer="keras")
+    bundle_t = ModelBundle.load(date_run, prefer="tflite")
+    inputs = np.load(date_run / "model.golden.npz")["inputs"]
+    inputs = np.concatenate([inputs, inputs[:3]])  # 7 rows: not a multiple of the static batch (4)
+    keras_out = model_runner(bundle_k, APP)(inputs)
+    tflite_out = model_runner(bundle_t, APP)(inputs)
+    assert tflite_out[0].shape == keras_out[0].shape == (7, 10, len(bundle_t.meta["target_vocab"]))
+    np.testing.assert_allclose(tflite_out[0], keras_out[0], atol=1e-4)
+    np.testing.assert_allclose(tflite_out[1], keras_out[1], atol=1e-4)
+
+
+def test_exact_match_scoring_against_hand_counts():
+    from apps.translate.model import evaluate
+
+    meta = {
+        "model": "attention",
+        "source_vocab": ["<pad>", "<unk>"],
+        "target_vocab": ["<pad>", "<unk>", "-", "0", "1"],
+    }
+    targets = np.array([[3, 4, 2], [4, 4, 4], [3, 3, 3]])
+    probs = np.eye(5)[np.array([[3, 4, 2], [4, 3, 4], [3, 3, 3]])]
+    report = evaluate(None, meta, [probs], targets)
+    assert report["exact_match"] == pytest.approx(2 / 3)
+    assert report["char_accuracy"] == pytest.approx(8 / 9)
+    assert report["errors"] == [{"index": 1, "predicted": "101"}]
+
+
+def test_predict_cli_text_file_plot_and_json(date_run, tmp_path):
+    inputs = tmp_path / "dates.txt"
+    inputs.write_text("3 May 1979\n\nmercredi 1er mars 2023\n", encoding="utf-8")
+    plots = tmp_path / "plots"
+    result = run_cli(
+        "translate",
+        "predict",
+        "22 Nov 2026",
+        "--file",
+        inputs,
+        "--model",
+        date_run,
+        "--plot",
+        plots,
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [r["input"] for r in rows] == ["22 Nov 2026", "3 May 1979", "mercredi 1er mars 2023"]
+    assert all(len(r["translation"]) <= 10 and 0 <= r["confidence"] <= 1 for r in rows)
+    assert sorted(p.name for p in plots.iterdir())[0].startswith("000_22_nov_2026")
+
+
+def test_predict_bad_inputs(date_run, tmp_path):
+    assert_one_line_error(run_cli("translate", "predict", "", "--model", date_run), "empty input")
+    too_long = "x" * 41
+    assert_one_line_error(run_cli("translate", "predict", too_long, "--model", date_run), "at most 40")
+    assert_one_line_error(run_cli("translate", "predict", "--model", date_run), "nothing to translate")
+    assert_one_line_error(
+        run_cli("translate", "predict", "--file", tmp_path / "missing.txt", "--model", date_run),
+        "no such file",
+    )
+    # Several inputs: the bad one is skipped and reported, the rest translated, exit 2.
+    result = run_cli("translate", "predict", "3 May 1979", too_long, "1 ☃ 2000", "--model", date_run)
+    assert result.exit_code == 2
+    assert "skipped:" in result.output and "3 May 1979 ->" in result.output
+    assert "unknown characters '☃'" in result.output
+
+
+def test_date_predict_runs_with_tensorflow_unimportable(date_run):
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tensorflow_text', 'babel', 'faker', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n"
+        "from dlkit.cli import cli\n"
+        "try:\n"
+        f"    cli(['translate', 'predict', '3 May 1979', '--model', {str(date_run / 'model.tflite')!r}, '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('edge-ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "edge-ok" in result.stdout and '"translation"' in result.stdout
+
+
+def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
+    from dlkit.predict import model_runner
+
+    meta = json.loads((seq2seq_run / "model.json").read_text())
+    assert meta["model"] == "seq2seq" and meta["tokenizer"] == "wordpiece"
+    assert meta["source_vocab"][:4] == ["<pad>", "<unk>", "<s>", "</s>"]
+    inputs = np.load(seq2seq_run / "model.golden.npz")["inputs"]
+    for width in (1, 2):
+        meta_k = dict(ModelBundle.load(seq2seq_run, prefer="keras").meta, beam_width=width)
+        bundle_k = ModelBundle.load(seq2seq_run, prefer="keras")
+        bundle_k.meta.update(meta_k)
+        bundle_t = ModelBundle.load(seq2seq_run, prefer="tflite")
+        bundle_t.meta["beam_width"] = width
+        keras_tokens = model_runner(bundle_k, APP)(inputs)[0]
+        tflite_tokens = model_runner(bundle_t, APP)(inputs)[0]
+        assert keras_tokens.shape == (len(inputs), meta["max_tokens"] + 1)
+        np.testing.assert_array_equal(tflite_tokens, keras_tokens)
+    report = json.loads((seq2seq_run / "metrics.json").read_text())["keras"]["test"]
+    assert 0 <= report["bleu"] <= 100 and 0 <= report["chrf"] <= 100
+
+
+def test_seq2seq_predict_cli(seq2seq_run):
+    result = run_cli(
+        "translate", "predict", "three one.", "--model", seq2seq_run, "--beam-width", "2", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads([line for line in result.output.splitlines() if line.startswith("{")][0])
+    assert row["input"] == "three one." and isinstance(row["translation"], str)
+
+
+def test_tsv_reader_skips_and_reports_malformed_rows(tmp_path):
+    from dlkit.data.parallel import read_pairs
+    from dlkit.errors import InvalidInputError
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text(
+        "source\ttarget\na\tb\nonly one column\n\tempty source\nc\td\te\nf\tg\n", encoding="utf-8"
+    )
+    skipped = []
+    assert read_pairs(path, skipped) == [("a", "b"), ("f", "g")]
+    assert skipped == [
+        "pairs.tsv:3: expected 2 columns, found 1",
+        "pairs.tsv:4: empty source",
+        "pairs.tsv:5: expected 2 columns, found 3",
+    ]
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text('"3 May, 1979",1979-05-03\n', encoding="utf-8")
+    assert read_pairs(csv_path) == [("3 May, 1979", "1979-05-03")]
+    (tmp_path / "bad.tsv").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(InvalidInputError, match="not UTF-8"):
+        read_pairs(tmp_path / "bad.tsv")
+    (tmp_path / "empty.tsv").write_text("\n\n")
+    with pytest.raises(InvalidInputError, match="no valid"):
+        read_pairs(tmp_path / "empty.tsv")
+
+
+def test_train_on_bad_data_is_a_one_line_error(tmp_path):
+    (tmp_path / "empty.tsv").write_text("x\n")
+    assert_one_line_error(
+        run_cli(
+            "translate", "train", "--tiny", "--data", tmp_path / "empty.tsv", "--run-dir", tmp_path / "r1"
+        ),
+        "no valid",
+    )
+    (tmp_path / "pic.png").write_bytes(b"\x89PNG")
+    assert_one_line_error(
+        run_cli("translate", "train", "--tiny", "--data", tmp_path / "pic.png", "--run-dir", tmp_path / "r2"),
+        "expected a .tsv",
+    )
+
+
+def write_ztext(folder, testament, verses, per_block=2):
+    """A SWORD zText testament in the real layout: .bzv verse index, .bzs block index, .bzz."""
+    bzv, bzs, bzz = bytearray(), bytearray(), bytearray()
+    for start in range(0, len(verses), per_block):
+        block = b""
+        for text in verses[start : start + per_block]:
+            data = text.encode("utf-8")
+            bzv += struct.pack("<IIH", start // per_block, len(block), len(data))
+            block += data
+        compressed = zlib.compress(block)
+        bzs += struct.pack("<III", len(bzz), len(compressed), len(block))
+        bzz += compressed
+    for suffix, data in ((".bzv", bzv), (".bzs", bzs), (".bzz", bzz)):
+        (folder / f"{testament}{suffix}").write_bytes(bytes(data))
+
+
+def test_sword_reader_decodes_ztext_and_strips_markup(tmp_path):
+    from dlkit.data import sword
+
+    for name, verses in (
+        (
+            sword.ENGLISH,
+            ['<w lemma="strong:H07225">In the beginning</w> God', "", "\u00b6 And <note>x</note>light"],
+        ),
+        (sword.SPANISH, ["EN el principio", "vacío", "Y luz &amp; más"]),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_ztext(folder, "ot", verses)
+        write_ztext(folder, "nt", ["Amen."])
+    assert sword.read_module(sword.ENGLISH, tmp_path) == ["In the beginning God", "", "And light", "Amen."]
+    assert sword.bible_pairs(tmp_path) == [
+        ("In the beginning God", "EN el principio"),
+        ("And light", "Y luz & más"),
+        ("Amen.", "Amen."),
+    ]
+
+
+@pytest.mark.realdata
+def test_real_bible_modules_align():
+    from dlkit.data import sword
+
+    if not (sword.MODULES_DIR / sword.ENGLISH).is_dir():
+        pytest.skip(f"needs: {sword.INSTALL}")
+    pairs = sword.bible_pairs()
+    assert len(pairs) > 31_000
+    assert pairs[1] == (
+        "In the beginning God created the heaven and the earth.",
+        "EN el principio crió Dios los cielos y la tierra.",
+    )
