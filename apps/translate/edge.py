@@ -79,9 +79,18 @@ def postprocess(outputs, meta, **options):
     return results
 
 
+# Below this, the date model is likely reading something it was not trained on
+# ("yesterday", a 2-digit year): the answer is shown, flagged.
+LOW_CONFIDENCE = 0.5
+
+
 def format_result(name, result):
-    confidence = f" ({result['confidence']:.2f})" if "confidence" in result else ""
-    return f"{name} -> {result['translation']}{confidence}"
+    """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers are flagged."""
+    confidence = result.get("confidence")
+    if confidence is None:
+        return f"{name} -> {result['translation']}"
+    flag = ", low confidence" if confidence < LOW_CONFIDENCE else ""
+    return f"{name} -> {result['translation']} ({confidence:.2f}{flag})"
 
 
 class Seq2SeqDecoder:
