@@ -87,6 +87,25 @@ def attention_plot(weights, inputs, outputs, path, title="attention"):
     return path
 
 
+def precision_recall_plot(curves, path, title="precision-recall", per_class=None):
+    """One precision-recall curve per class (dict label -> {"recall", "precision"})."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for label, curve in curves.items():
+        ap = (per_class or {}).get(label, {}).get("ap50")
+        ax.plot(curve["recall"], curve["precision"], label=f"{label} {ap:.3f}" if ap is not None else label)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
 def _save(fig, path):
     plt = _pyplot()
     with io.atomic_path(path) as tmp:

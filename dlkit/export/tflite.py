@@ -9,7 +9,9 @@ from dlkit.errors import DlkitError
 from dlkit.export import QUANTIZATIONS
 
 
-def convert(model, quantize="float32", representative=None, batch_size=None, int8_input=None):
+def convert(
+    model, quantize="float32", representative=None, batch_size=None, int8_input=None, float_fallback=False
+):
     """Converts `model` to TFLite flatbuffer bytes, builtin ops only.
 
     The model is exported as a SavedModel with a fixed input signature first: LSTM/GRU
@@ -24,6 +26,8 @@ def convert(model, quantize="float32", representative=None, batch_size=None, int
         batch_size: int or None. Static batch size of the signature; None keeps it dynamic.
         int8_input: str or None. For int8: "uint8" or "int8" to make the input tensor
             integer too (images), None to keep a float input.
+        float_fallback: bool. For int8: ops without an int8 kernel (e.g. NMS) stay float
+            builtins instead of failing the conversion.
 
     Raises:
         DlkitError: when conversion fails; the message names the Keras layer at fault.
@@ -51,6 +55,8 @@ def convert(model, quantize="float32", representative=None, batch_size=None, int
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([s[None].astype(np.float32)] for s in samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if float_fallback:
+                converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             if int8_input:
                 converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int8_input]
         try:

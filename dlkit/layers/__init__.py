@@ -1,5 +1,6 @@
 """dlkit's Keras layers; importing this module registers them for `load_model`."""
 
 from dlkit.layers.attention import AdditiveAttention, PaddingMask
+from dlkit.layers.yolo import YOLODecode, YOLOPostprocess
 
-__all__ = ["AdditiveAttention", "PaddingMask"]
+__all__ = ["AdditiveAttention", "PaddingMask", "YOLODecode", "YOLOPostprocess"]

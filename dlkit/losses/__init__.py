@@ -1,0 +1,5 @@
+"""dlkit's Keras losses."""
+
+from dlkit.losses.yolo import YOLOLoss
+
+__all__ = ["YOLOLoss"]

@@ -1,0 +1,533 @@
+"""Object-detection data: YOLO txt + YAML, COCO JSON, Pascal VOC XML and TFDS readers,
+detection-safe augmentation, and YOLO target encoding.
+
+Every reader returns a `DetectionSource` whose records hold normalised `xyxy` boxes.
+Bad annotations (coordinates out of range, unknown classes, missing images, unreadable
+files) are skipped and reported, never fatal for the rest of the data.
+"""
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.edge.image import IMAGE_SUFFIXES
+from dlkit.errors import InvalidInputError, MissingSourceError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Record:
+    image: str  # path, or a key of `DetectionSource.arrays` (TFDS)
+    boxes: np.ndarray  # (n, 4) float32 normalised xyxy
+    classes: np.ndarray  # (n,) int64
+
+
+@dataclass
+class DetectionSource:
+    description: str
+    labels: list
+    records: dict  # split -> list of Record
+    skipped: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    fingerprint: str = ""
+    arrays: dict = field(default_factory=dict)  # in-memory images (TFDS)
+
+
+def _fingerprint(records):
+    digest = hashlib.sha1()
+    for split in sorted(records):
+        for r in records[split]:
+            digest.update(
+                f"{split}|{Path(r.image).name}|{np.round(r.boxes, 5).tolist()}|{r.classes.tolist()}".encode()
+            )
+    return digest.hexdigest()[:16]
+
+
+def hash_split(records, val_fraction=0.15, test_fraction=0.15):
+    out = {split: [] for split in SPLITS}
+    for record in records:
+        value = int.from_bytes(hashlib.sha1(Path(record.image).name.encode()).digest()[:4], "big") / 2**32
+        split = (
+            "test" if value < test_fraction else "val" if value < test_fraction + val_fraction else "train"
+        )
+        out[split].append(record)
+    return out
+
+
+def check_boxes(boxes, classes, num_classes, where, skipped, tolerance=1e-3):
+    """Keeps valid boxes; reports out-of-range, degenerate boxes and unknown classes."""
+    keep = []
+    for i, (box, cls) in enumerate(zip(boxes, classes)):
+        if not 0 <= cls < num_classes:
+            skipped.append(f"{where}: box {i + 1}: unknown class {cls} (classes 0-{num_classes - 1})")
+        elif np.any(box < -tolerance) or np.any(box > 1 + tolerance) or not np.all(np.isfinite(box)):
+            skipped.append(f"{where}: box {i + 1}: coordinates outside the image {np.round(box, 4).tolist()}")
+        elif box[2] - box[0] <= 1e-4 or box[3] - box[1] <= 1e-4:
+            skipped.append(f"{where}: box {i + 1}: degenerate (zero width or height)")
+        else:
+            keep.append(i)
+    boxes = np.clip(np.asarray(boxes, np.float32).reshape(-1, 4)[keep], 0.0, 1.0)
+    return boxes, np.asarray(classes, np.int64)[keep]
+
+
+# ---------------------------------------------------------------- YOLO txt + YAML
+
+
+def _read_yaml(path):
+    try:
+        import yaml
+    except ImportError:
+        raise MissingSourceError("reading data.yaml needs PyYAML: pip install pyyaml") from None
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except Exception as error:
+        raise InvalidInputError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict) or "names" not in data:
+        raise InvalidInputError(f"{path}: a YOLO data.yaml needs 'names' (and train/val image folders)")
+    names = data["names"]
+    if isinstance(names, dict):
+        names = [names[k] for k in sorted(names)]
+    return data, [str(n) for n in names]
+
+
+def _label_path(image_path):
+    """Ultralytics rule: the last `images` folder in the path becomes `labels`, suffix .txt."""
+    parts = list(image_path.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image_path.with_suffix(".txt")
+
+
+def read_yolo_labels(path, num_classes, skipped, warnings):
+    """One YOLO label file -> (boxes xyxy, classes); rows `class cx cy w h` (normalised)."""
+    where = str(path)
+    if not path.exists():
+        warnings.append(f"{where}: no label file (image used as background)")
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            cls, cx, cy, w, h = int(parts[0]), *(float(v) for v in parts[1:5])
+            if len(parts) != 5:
+                raise ValueError
+        except (ValueError, IndexError):
+            skipped.append(f"{where}:{number}: expected 'class cx cy w h', got {line.strip()[:60]!r}")
+            continue
+        rows.append((cls, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    if not rows:
+        warnings.append(f"{where}: empty label file (image used as background)")
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    array = np.array(rows, np.float64)
+    return check_boxes(array[:, 1:], array[:, 0].astype(np.int64), num_classes, where, skipped)
+
+
+def read_yolo(path, val_fraction=0.15, test_fraction=0.15):
+    """A YOLO dataset: `data.yaml` (or a folder holding one) with `names` and image folders
+    per split (`train: images/train`); labels in the parallel `labels/` folders."""
+    path = Path(path)
+    yaml_path = (
+        path
+        if path.is_file()
+        else next((path / n for n in ("data.yaml", "dataset.yaml") if (path / n).exists()), None)
+    )
+    if yaml_path is None:
+        raise InvalidInputError(f"{path}: no data.yaml")
+    data, names = _read_yaml(yaml_path)
+    root = (yaml_path.parent / str(data.get("path", "."))).resolve()
+    skipped, warnings, records = [], [], {}
+    for split in SPLITS:
+        entry = data.get(split) or (data.get("valid") if split == "val" else None)
+        if not entry:
+            continue
+        folder = root / str(entry)
+        if not folder.is_dir():
+            raise InvalidInputError(f"{yaml_path}: {split} folder {folder} does not exist")
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        records[split] = []
+        for image in images:
+            boxes, classes = read_yolo_labels(_label_path(image), len(names), skipped, warnings)
+            records[split].append(Record(str(image), boxes, classes))
+    if not records.get("train"):
+        raise InvalidInputError(f"{yaml_path}: no training images")
+    if not records.get("val"):
+        records = hash_split(records["train"], val_fraction, test_fraction)
+    return DetectionSource(
+        f"YOLO dataset {yaml_path}", names, records, skipped, warnings, _fingerprint(records)
+    )
+
+
+# ---------------------------------------------------------------- COCO JSON
+
+
+def read_coco_json(json_path, images_dir=None, names=None, skipped=None, warnings=None):
+    """One COCO instances JSON -> (records, names). Images that do not exist are skipped."""
+    json_path = Path(json_path)
+    skipped = [] if skipped is None else skipped
+    warnings = [] if warnings is None else warnings
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        images, annotations, categories = data["images"], data.get("annotations", []), data["categories"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidInputError(
+            f"{json_path}: not a COCO instances file ({type(error).__name__}: {error})"
+        ) from None
+    category_names = {c["id"]: str(c["name"]) for c in categories}
+    names = names or [category_names[k] for k in sorted(category_names)]
+    index = {name: i for i, name in enumerate(names)}
+    images_dir = Path(images_dir) if images_dir else json_path.parent
+    by_image = {}
+    for ann in annotations:
+        by_image.setdefault(ann.get("image_id"), []).append(ann)
+    records = []
+    for image in images:
+        path = images_dir / image["file_name"]
+        if not path.exists():
+            skipped.append(f"{json_path.name}: image {image['file_name']} not found in {images_dir}")
+            continue
+        w, h = float(image["width"]), float(image["height"])
+        boxes, classes = [], []
+        for ann in by_image.get(image["id"], []):
+            if ann.get("iscrowd", 0):
+                continue
+            x, y, bw, bh = (float(v) for v in ann["bbox"])
+            boxes.append([x / w, y / h, (x + bw) / w, (y + bh) / h])
+            name = category_names.get(ann["category_id"])
+            classes.append(index.get(name, -1) if name is not None else -1)
+        where = f"{json_path.name}: {image['file_name']}"
+        b, c = check_boxes(
+            np.array(boxes).reshape(-1, 4), np.array(classes, np.int64), len(names), where, skipped
+        )
+        if not len(c):
+            warnings.append(f"{where}: no objects (image used as background)")
+        records.append(Record(str(path), b, c))
+    return records, names
+
+
+def read_coco(path, val_fraction=0.15, test_fraction=0.15):
+    """A folder with `annotations/instances_<split>*.json` and images under
+    `<split>*/` or `images/`, or one COCO JSON file (split by hash)."""
+    path = Path(path)
+    skipped, warnings = [], []
+    if path.is_file():
+        records, names = read_coco_json(path, skipped=skipped, warnings=warnings)
+        splits = hash_split(records, val_fraction, test_fraction)
+    else:
+        files = sorted((path / "annotations").glob("instances_*.json"))
+        if not files:
+            raise InvalidInputError(f"{path}: no annotations/instances_*.json")
+        splits, names = {}, None
+        for file in files:
+            tag = file.stem.removeprefix("instances_")
+            split = "train" if tag.startswith("train") else "val" if tag.startswith("val") else "test"
+            folder = next(
+                (d for d in (path / tag, path / "images" / tag, path / "images") if d.is_dir()), path
+            )
+            records, names = read_coco_json(file, folder, names, skipped, warnings)
+            splits[split] = splits.get(split, []) + records
+        if "val" not in splits:
+            splits = hash_split(splits.get("train", []), val_fraction, test_fraction)
+    return DetectionSource(f"COCO dataset {path}", names, splits, skipped, warnings, _fingerprint(splits))
+
+
+# ---------------------------------------------------------------- Pascal VOC XML
+
+
+def read_voc_xml(xml_path, images_dir, names, skipped, warnings):
+    where = xml_path.name
+    try:
+        root = ET.parse(xml_path).getroot()
+        filename = root.findtext("filename")
+        w = float(root.find("size").findtext("width"))
+        h = float(root.find("size").findtext("height"))
+    except (ET.ParseError, AttributeError, TypeError, ValueError) as error:
+        skipped.append(f"{where}: unreadable VOC annotation ({type(error).__name__})")
+        return None
+    path = Path(images_dir) / filename
+    if not path.exists():
+        skipped.append(f"{where}: image {filename} not found in {images_dir}")
+        return None
+    boxes, classes = [], []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        box = obj.find("bndbox")
+        try:
+            x0, y0, x1, y1 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (AttributeError, TypeError, ValueError):
+            skipped.append(f"{where}: object {name!r}: bad bndbox")
+            continue
+        boxes.append([x0 / w, y0 / h, x1 / w, y1 / h])
+        classes.append(names.index(name) if name in names else -1)
+        if name not in names:
+            skipped.append(f"{where}: unknown class {name!r}")
+            boxes.pop()
+            classes.pop()
+    b, c = check_boxes(
+        np.array(boxes).reshape(-1, 4), np.array(classes, np.int64), len(names), where, skipped
+    )
+    if not len(c):
+        warnings.append(f"{where}: no objects (image used as background)")
+    return Record(str(path), b, c)
+
+
+def read_voc(path, names=None, val_fraction=0.15, test_fraction=0.15):
+    """A VOC folder: `Annotations/*.xml`, `JPEGImages/`, optional `ImageSets/Main/<split>.txt`
+    and optional `labels.txt` (class names, one per line; default: the names found)."""
+    path = Path(path)
+    xml_files = sorted((path / "Annotations").glob("*.xml"))
+    if not xml_files:
+        raise InvalidInputError(f"{path}: no Annotations/*.xml")
+    if names is None and (path / "labels.txt").exists():
+        names = [n.strip() for n in (path / "labels.txt").read_text().splitlines() if n.strip()]
+    if names is None:
+        found = set()
+        for file in xml_files:
+            try:
+                found |= {(o.findtext("name") or "").strip() for o in ET.parse(file).getroot().iter("object")}
+            except ET.ParseError:
+                continue
+        names = sorted(n for n in found if n)
+    skipped, warnings = [], []
+    by_stem = {}
+    for file in xml_files:
+        record = read_voc_xml(file, path / "JPEGImages", names, skipped, warnings)
+        if record:
+            by_stem[file.stem] = record
+    sets = path / "ImageSets" / "Main"
+    if (sets / "train.txt").exists() and (sets / "val.txt").exists():
+        splits = {}
+        for split in SPLITS:
+            file = sets / f"{split}.txt"
+            stems = file.read_text().split() if file.exists() else []
+            splits[split] = [by_stem[s] for s in stems if s in by_stem]
+    else:
+        splits = hash_split(list(by_stem.values()), val_fraction, test_fraction)
+    return DetectionSource(f"VOC dataset {path}", names, splits, skipped, warnings, _fingerprint(splits))
+
+
+# ---------------------------------------------------------------- TFDS
+
+
+def read_tfds(name, max_images=None):
+    """`tfds:voc/2007`, `tfds:coco/2017`, or any TFDS set with `objects/bbox` + `objects/label`."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise MissingSourceError(
+            "tfds: sources need tensorflow-datasets: pip install tensorflow-datasets"
+        ) from None
+    try:
+        builder = tfds.builder(name)
+        builder.download_and_prepare()
+    except Exception as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise MissingSourceError(f"tfds:{name} is not available offline ({first})") from None
+    names = list(builder.info.features["objects"]["label"].names)
+    available = list(builder.info.splits)
+    wanted = {"train": "train", "val": "validation", "test": "test"}
+    records, arrays = {}, {}
+    for split, tfds_split in wanted.items():
+        if tfds_split not in available:
+            continue
+        records[split] = []
+        for i, example in enumerate(tfds.as_numpy(builder.as_dataset(split=tfds_split))):
+            if max_images and i >= max_images:
+                break
+            key = f"tfds:{name}/{tfds_split}/{i}"
+            arrays[key] = example["image"]
+            ymin, xmin, ymax, xmax = np.moveaxis(example["objects"]["bbox"].reshape(-1, 4), -1, 0)
+            boxes = np.stack([xmin, ymin, xmax, ymax], axis=-1).astype(np.float32)
+            records[split].append(Record(key, boxes, example["objects"]["label"].astype(np.int64)))
+    if not records.get("val") and records.get("train"):
+        records = hash_split(records["train"])
+    return DetectionSource(f"tfds:{name}", names, records, fingerprint=_fingerprint(records), arrays=arrays)
+
+
+def open_detection_source(source, cache_builder=None):
+    """Dispatches on the format: `tfds:NAME`, a data.yaml/YOLO folder, a COCO JSON or
+    folder, a VOC folder; None builds (once) and reads the offline default scenes."""
+    if source is None:
+        return read_yolo(cache_builder())
+    source = str(source)
+    if source.startswith("tfds:"):
+        return read_tfds(source[5:])
+    path = Path(source)
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such file or folder")
+    if (
+        path.suffix.lower() in (".yaml", ".yml")
+        or (path / "data.yaml").exists()
+        or (path / "dataset.yaml").exists()
+    ):
+        return read_yolo(path)
+    if path.suffix.lower() == ".json" or (path / "annotations").is_dir():
+        return read_coco(path)
+    if (path / "Annotations").is_dir():
+        return read_voc(path)
+    raise InvalidInputError(
+        f"{path}: not a detection dataset (expected data.yaml, a COCO annotations/ folder or JSON, "
+        "or a VOC Annotations/ folder)"
+    )
+
+
+# ---------------------------------------------------------------- augmentation and targets
+
+
+def augment(image, boxes, classes, rng, flip=True, scale=(0.6, 1.4), color=0.25, min_visible=0.4):
+    """Detection-safe augmentation of a square uint8 image and its normalised xyxy boxes:
+    horizontal flip, random zoom in (crop) or out (pad), brightness/contrast/saturation.
+
+    Boxes follow the image; boxes cut to less than `min_visible` of their area are dropped.
+    """
+    from PIL import Image
+
+    size = image.shape[0]
+    boxes = boxes.copy()
+    if flip and rng.random() < 0.5:
+        image = image[:, ::-1]
+        boxes[:, [0, 2]] = 1.0 - boxes[:, [2, 0]]
+    zoom = rng.uniform(*scale)  # > 1 zooms in (crop), < 1 zooms out (pad with the mean)
+    view = 1.0 / zoom  # side of the source window, in image units
+    x0 = rng.uniform(min(0.0, 1 - view), max(0.0, 1 - view))
+    y0 = rng.uniform(min(0.0, 1 - view), max(0.0, 1 - view))
+    pixels = Image.fromarray(np.ascontiguousarray(image))
+    fill = tuple(int(v) for v in image.reshape(-1, 3).mean(0))
+    image = np.asarray(
+        pixels.transform(
+            (size, size),
+            Image.EXTENT,
+            (x0 * size, y0 * size, (x0 + view) * size, (y0 + view) * size),
+            Image.BILINEAR,
+            fillcolor=fill,
+        )
+    )
+    if len(boxes):
+        before = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        boxes = (boxes - [x0, y0, x0, y0]) / view
+        clipped = np.clip(boxes, 0.0, 1.0)
+        after = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) * view**2
+        keep = (
+            (after >= min_visible * before)
+            & (clipped[:, 2] - clipped[:, 0] > 0.01)
+            & (clipped[:, 3] - clipped[:, 1] > 0.01)
+        )
+        boxes, classes = clipped[keep], classes[keep]
+    if color:
+        x = image.astype(np.float32)
+        gray = x.mean(axis=-1, keepdims=True)
+        x = gray + (x - gray) * rng.uniform(1 - color, 1 + color)  # saturation
+        x = (x - x.mean()) * rng.uniform(1 - color, 1 + color) + x.mean()  # contrast
+        x = x + rng.uniform(-color, color) * 255 * 0.5  # brightness
+        image = np.clip(x, 0, 255).astype(np.uint8)
+    return image, boxes.astype(np.float32), classes
+
+
+def encode_targets(boxes, classes, grids, anchors, max_boxes):
+    """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`.
+
+    Each box goes to the grid cell holding its centre, at the scale and anchor whose
+    shape has the best IoU with the box's shape.
+    """
+    from dlkit.edge.boxes import shape_iou, xyxy_to_cxcywh
+
+    sizes = [g * g * len(a) for g, a in zip(grids, anchors)]
+    offsets = np.cumsum([0] + sizes)
+    flat = np.array([a for scale in anchors for a in scale], np.float32)
+    scale_of = np.repeat(np.arange(len(grids)), [len(a) for a in anchors])
+    first = np.concatenate([[0], np.cumsum([len(a) for a in anchors])])
+    y = np.zeros((offsets[-1] + max_boxes, 6), np.float32)
+    if len(boxes):
+        centre = xyxy_to_cxcywh(boxes)
+        best = np.argmax(shape_iou(centre[:, 2:], flat), axis=1)
+        for box, cls, anchor in zip(centre, classes, best):
+            s = scale_of[anchor]
+            grid = grids[s]
+            col = min(int(box[0] * grid), grid - 1)
+            row = min(int(box[1] * grid), grid - 1)
+            index = offsets[s] + (row * grid + col) * len(anchors[s]) + (anchor - first[s])
+            y[index] = [*box, 1.0, cls]
+        n = min(len(boxes), max_boxes)
+        y[offsets[-1] : offsets[-1] + n] = np.concatenate(
+            [boxes[:n], np.ones((n, 1)), np.asarray(classes[:n], np.float32)[:, None]], axis=1
+        )
+    return y
+
+
+def check_dataset(source, max_listed=20):
+    """A dataset report: images and boxes per split and class, boxes per image, empty
+    images, skipped (bad) annotations, unreadable and duplicate images.
+
+    Returns:
+        dict with `lines` (the printed report), `errors` (count) and the numbers.
+    """
+    from dlkit.edge.image import load_image
+
+    lines, errors = (
+        [f"dataset: {source.description}", f"classes ({len(source.labels)}): {', '.join(source.labels)}"],
+        0,
+    )
+    counts, hashes, unreadable, duplicates = {}, {}, [], []
+    for split, records in source.records.items():
+        per_class = np.zeros(len(source.labels), np.int64)
+        per_image = [len(r.classes) for r in records]
+        for r in records:
+            np.add.at(per_class, r.classes, 1)
+            if r.image in source.arrays:
+                continue
+            try:
+                data = Path(r.image).read_bytes()
+                load_image(r.image)
+            except (OSError, InvalidInputError) as error:
+                unreadable.append(str(error))
+                continue
+            digest = hashlib.sha1(data).hexdigest()
+            if digest in hashes:
+                duplicates.append(f"{r.image} = {hashes[digest]}")
+            hashes.setdefault(digest, r.image)
+        empty = sum(1 for n in per_image if n == 0)
+        counts[split] = {
+            "images": len(records),
+            "boxes": int(per_class.sum()),
+            "empty_images": empty,
+            "per_class": dict(zip(source.labels, per_class.tolist())),
+        }
+        spread = f"{min(per_image)}-{max(per_image)}, mean {np.mean(per_image):.1f}" if per_image else "-"
+        lines.append(
+            f"{split}: {len(records)} images, {int(per_class.sum())} boxes ({spread} per image), {empty} empty"
+        )
+        lines.append("  " + ", ".join(f"{name} {n}" for name, n in zip(source.labels, per_class.tolist())))
+        missing = [name for name, n in zip(source.labels, per_class.tolist()) if n == 0]
+        if missing and split == "train":
+            lines.append(f"  error: no training boxes for {', '.join(missing)}")
+            errors += 1
+    for title, items, is_error in (
+        ("bad annotations (skipped)", source.skipped, True),
+        ("unreadable images", unreadable, True),
+        ("duplicate images", duplicates, True),
+        ("notes", source.warnings, False),
+    ):
+        if items:
+            lines.append(f"{title}: {len(items)}")
+            lines += [f"  {item}" for item in items[:max_listed]]
+            if len(items) > max_listed:
+                lines.append(f"  ... {len(items) - max_listed} more")
+            errors += len(items) if is_error else 0
+    lines.append("ok" if not errors else f"{errors} problem(s) found")
+    return {
+        "lines": lines,
+        "errors": errors,
+        "splits": counts,
+        "skipped": source.skipped,
+        "unreadable": unreadable,
+        "duplicates": duplicates,
+        "warnings": source.warnings,
+    }

@@ -1,0 +1,117 @@
+"""Box utilities in numpy (on device and in evaluation): formats, IoU, NMS, YOLO anchors.
+
+Boxes are `(x0, y0, x1, y1)` unless a name says otherwise (`cxcywh`).
+"""
+
+import numpy as np
+
+
+def cxcywh_to_xyxy(boxes):
+    boxes = np.asarray(boxes, np.float32)
+    half = boxes[..., 2:4] / 2
+    return np.concatenate([boxes[..., :2] - half, boxes[..., :2] + half], axis=-1)
+
+
+def xyxy_to_cxcywh(boxes):
+    boxes = np.asarray(boxes, np.float32)
+    return np.concatenate([(boxes[..., :2] + boxes[..., 2:4]) / 2, boxes[..., 2:4] - boxes[..., :2]], axis=-1)
+
+
+def area(boxes):
+    boxes = np.asarray(boxes, np.float64)
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
+
+
+def iou(a, b):
+    """Pairwise IoU: (n, 4) x (m, 4) -> (n, m)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(boxes, scores, iou_threshold=0.5, score_threshold=-np.inf, max_output=100):
+    """Greedy non-maximum suppression; returns kept indices, best score first.
+
+    Same rule as `tf.image.non_max_suppression`: a box is dropped when its IoU with an
+    already kept box is above `iou_threshold`.
+    """
+    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > score_threshold]
+    keep = []
+    for i in order:
+        if len(keep) == max_output:
+            break
+        if keep and np.max(iou(boxes[i : i + 1], boxes[keep])[0]) > iou_threshold:
+            continue
+        keep.append(int(i))
+    return np.array(keep, np.int64)
+
+
+def class_aware_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=0.0, max_output=100):
+    """NMS within each class: boxes of different classes never suppress each other."""
+    offset = np.asarray(classes, np.float64)[:, None] * (np.max(np.abs(boxes)) + 1.0 if len(boxes) else 0)
+    return nms(np.asarray(boxes, np.float64) + offset, scores, iou_threshold, score_threshold, max_output)
+
+
+def shape_iou(wh, anchors):
+    """IoU of boxes and anchors as if centred on one point: (n, 2) x (k, 2) -> (n, k)."""
+    wh, anchors = np.asarray(wh, np.float64).reshape(-1, 2), np.asarray(anchors, np.float64).reshape(-1, 2)
+    inter = np.minimum(wh[:, None, 0], anchors[None, :, 0]) * np.minimum(wh[:, None, 1], anchors[None, :, 1])
+    union = np.prod(wh, axis=1)[:, None] + np.prod(anchors, axis=1)[None, :] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def kmeans_anchors(wh, k, seed=0, iterations=300):
+    """Anchor shapes by k-means with the distance 1 - IoU (YOLOv2), sorted by area.
+
+    Args:
+        wh: (n, 2) box widths and heights (normalised to the image).
+        k: int. Number of anchors.
+    """
+    wh = np.asarray(wh, np.float64).reshape(-1, 2)
+    if len(wh) < k:
+        raise ValueError(f"need at least {k} boxes for {k} anchors, got {len(wh)}")
+    rng = np.random.default_rng(seed)
+    centres = wh[rng.choice(len(wh), k, replace=False)]
+    for _ in range(iterations):
+        nearest = np.argmax(shape_iou(wh, centres), axis=1)
+        updated = np.array(
+            [np.median(wh[nearest == j], axis=0) if np.any(nearest == j) else centres[j] for j in range(k)]
+        )
+        if np.allclose(updated, centres):
+            break
+        centres = updated
+    return centres[np.argsort(np.prod(centres, axis=1))].astype(np.float32)
+
+
+def encode_box(box, anchor, grid):
+    """A normalised cxcywh box -> (cell row, cell col, tx, ty, tw, th) for an S x S grid:
+    the inverse of `bx = (sigmoid(tx) + cx) / S`, `bw = anchor_w * exp(tw)`."""
+    cx, cy, w, h = (float(v) for v in box)
+    col, row = min(int(cx * grid), grid - 1), min(int(cy * grid), grid - 1)
+    fx = np.clip(cx * grid - col, 1e-6, 1 - 1e-6)
+    fy = np.clip(cy * grid - row, 1e-6, 1 - 1e-6)
+    return (
+        row,
+        col,
+        np.log(fx / (1 - fx)),
+        np.log(fy / (1 - fy)),
+        np.log(w / anchor[0]),
+        np.log(h / anchor[1]),
+    )
+
+
+def decode_box(row, col, t, anchor, grid):
+    """(tx, ty, tw, th) at a cell -> normalised cxcywh box."""
+    sigmoid = 1 / (1 + np.exp(-np.asarray(t[:2], np.float64)))
+    return np.array(
+        [
+            (sigmoid[0] + col) / grid,
+            (sigmoid[1] + row) / grid,
+            anchor[0] * np.exp(t[2]),
+            anchor[1] * np.exp(t[3]),
+        ]
+    )

@@ -1,0 +1,155 @@
+"""YOLO layers: box decoding (grid offsets, anchors, sigmoid/exp) and in-graph NMS.
+
+Anchor layout shared by the layers, `dlkit.losses.YOLOLoss` and the target encoder: the
+model's raw output is (batch, A, 5 + C), A = sum over scales of S * S * B, ordered by
+scale (finest grid first), then row, column, anchor.
+"""
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+def anchor_table(grids, anchors):
+    """(A, 5) float32 rows `[col, row, anchor_w, anchor_h, grid]` in the output order.
+
+    Args:
+        grids: list of int, grid sides per scale (e.g. [16, 8] for strides 16 and 32 at 256 px).
+        anchors: list per scale of [w, h] pairs (normalised to the image).
+    """
+    rows = []
+    for grid, scale_anchors in zip(grids, anchors):
+        for row in range(grid):
+            for col in range(grid):
+                for w, h in scale_anchors:
+                    rows.append([col, row, w, h, grid])
+    return np.array(rows, np.float32)
+
+
+def decode(raw, table):
+    """raw (b, A, 5 + C) -> boxes xyxy (b, A, 4), objectness logits (b, A), class logits.
+
+    `bx = (sigmoid(tx) + cx) / S`, `bw = anchor_w * exp(tw)` (exp clipped to stay finite).
+    """
+    table = ops.convert_to_tensor(table)
+    col, row, anchor_w, anchor_h, grid = (table[:, i] for i in range(5))
+    cx = (ops.sigmoid(raw[..., 0]) + col) / grid
+    cy = (ops.sigmoid(raw[..., 1]) + row) / grid
+    w = anchor_w * ops.exp(ops.clip(raw[..., 2], -8.0, 4.0))
+    h = anchor_h * ops.exp(ops.clip(raw[..., 3], -8.0, 4.0))
+    boxes = ops.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+    return boxes, raw[..., 4], raw[..., 5:]
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class YOLODecode(layers.Layer):
+    """Raw head output (b, A, 5 + C) -> boxes (b, A, 4) normalised xyxy, objectness
+    probability (b, A), class probabilities (b, A, C)."""
+
+    def __init__(self, grids, anchors, **kwargs):
+        super().__init__(**kwargs)
+        self.grids = [int(g) for g in grids]
+        self.anchors = [[[float(v) for v in a] for a in scale] for scale in anchors]
+        self.table = anchor_table(self.grids, self.anchors)
+
+    def call(self, raw):
+        boxes, objectness, classes = decode(raw, self.table)
+        return boxes, ops.sigmoid(objectness), ops.softmax(classes, axis=-1)
+
+    def compute_output_spec(self, raw):
+        batch, count, width = raw.shape
+        return (
+            keras.KerasTensor((batch, count, 4), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, count), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, count, width - 5), dtype=self.compute_dtype),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "grids": self.grids, "anchors": self.anchors}
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class YOLOPostprocess(layers.Layer):
+    """Score threshold + class-aware NMS with fixed-size outputs, inside the graph.
+
+    score = objectness * class probability (best class per box). Boxes are shifted by
+    `class * 2` so that one NMS call never lets two classes suppress each other; NMS is
+    `tf.image.non_max_suppression_padded`, which converts to the TFLite builtin
+    NON_MAX_SUPPRESSION_V4.
+
+    Returns:
+        boxes (b, N, 4) xyxy in [0, 1], scores (b, N), classes (b, N) float, and
+        num_detections (b,) int32; rows past num_detections are zero.
+    """
+
+    def __init__(self, max_detections=50, iou_threshold=0.5, score_threshold=0.05, pre_nms=300, **kwargs):
+        super().__init__(**kwargs)
+        self.max_detections = int(max_detections)
+        self.iou_threshold = float(iou_threshold)
+        self.score_threshold = float(score_threshold)
+        self.pre_nms = int(pre_nms)
+
+    def call(self, boxes, objectness, class_probs):
+        import tensorflow as tf
+
+        scores_all = objectness[..., None] * class_probs
+        scores = tf.reduce_max(scores_all, axis=-1)  # (b, A)
+        classes = tf.cast(tf.argmax(scores_all, axis=-1), tf.float32)
+        boxes = tf.clip_by_value(boxes, 0.0, 1.0)
+        k = min(self.pre_nms, boxes.shape[1]) if boxes.shape[1] else self.pre_nms
+
+        def one_image(args):
+            image_boxes, image_scores, image_classes = args
+            top_scores, top = tf.math.top_k(image_scores, k=k)
+            top_boxes = tf.gather(image_boxes, top)
+            top_classes = tf.gather(image_classes, top)
+            shifted = top_boxes + top_classes[:, None] * 2.0
+            selected, valid = tf.image.non_max_suppression_padded(
+                shifted,
+                top_scores,
+                max_output_size=self.max_detections,
+                iou_threshold=self.iou_threshold,
+                score_threshold=self.score_threshold,
+                pad_to_max_output_size=True,
+            )
+            keep = tf.cast(tf.range(self.max_detections) < valid, tf.float32)
+            return (
+                tf.gather(top_boxes, selected) * keep[:, None],
+                tf.gather(top_scores, selected) * keep,
+                tf.gather(top_classes, selected) * keep,
+                tf.cast(valid, tf.int32),
+            )
+
+        if boxes.shape[0] is not None:
+            # A static batch (the exported graph): unrolled, so TFLite gets plain NMS ops
+            # and no WHILE loop (int8 calibration crashes on NMS inside a loop).
+            per_image = [one_image((boxes[i], scores[i], classes[i])) for i in range(boxes.shape[0])]
+            return tuple(tf.stack(parts) for parts in zip(*per_image))
+        return tf.map_fn(
+            one_image,
+            (boxes, scores, classes),
+            fn_output_signature=(
+                tf.TensorSpec((self.max_detections, 4), tf.float32),
+                tf.TensorSpec((self.max_detections,), tf.float32),
+                tf.TensorSpec((self.max_detections,), tf.float32),
+                tf.TensorSpec((), tf.int32),
+            ),
+        )
+
+    def compute_output_spec(self, boxes, objectness, class_probs):
+        batch, n = boxes.shape[0], self.max_detections
+        return (
+            keras.KerasTensor((batch, n, 4)),
+            keras.KerasTensor((batch, n)),
+            keras.KerasTensor((batch, n)),
+            keras.KerasTensor((batch,), dtype="int32"),
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "max_detections": self.max_detections,
+            "iou_threshold": self.iou_threshold,
+            "score_threshold": self.score_threshold,
+            "pre_nms": self.pre_nms,
+        }

@@ -1,0 +1,138 @@
+"""Detection data: YOLO, COCO and VOC readers on fixture files written here, bad
+annotations skipped and reported, augmentation moving boxes with pixels, `data check`."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dlkit.cli import cli
+from dlkit.data import detection
+from dlkit.errors import InvalidInputError
+
+
+def write_image(path, size=(40, 30), color=(200, 30, 30)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+@pytest.fixture
+def yolo_dir(tmp_path):
+    root = tmp_path / "yolo"
+    for i, (split, name) in enumerate((("train", "a"), ("train", "b"), ("train", "c"), ("val", "d"))):
+        write_image(root / "images" / split / f"{name}.jpg", color=(40 * i, 100, 50))
+    labels = root / "labels"
+    (labels / "train").mkdir(parents=True)
+    (labels / "val").mkdir(parents=True)
+    (labels / "train" / "a.txt").write_text("0 0.5 0.5 0.4 0.2\n1 0.25 0.25 0.1 0.1\n")
+    (labels / "train" / "b.txt").write_text(
+        "5 0.5 0.5 0.2 0.2\n0 1.5 0.5 0.2 0.2\nnonsense\n0 0.5 0.5 0 0.3\n"
+    )
+    (labels / "train" / "c.txt").write_text("")
+    (labels / "val" / "d.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: cat\n  1: dog\n"
+    )
+    return root
+
+
+def test_yolo_reader(yolo_dir):
+    source = detection.read_yolo(yolo_dir / "data.yaml")
+    assert source.labels == ["cat", "dog"]
+    train = {r.image.split("/")[-1]: r for r in source.records["train"]}
+    np.testing.assert_allclose(train["a.jpg"].boxes, [[0.3, 0.4, 0.7, 0.6], [0.2, 0.2, 0.3, 0.3]], atol=1e-6)
+    assert train["a.jpg"].classes.tolist() == [0, 1]
+    assert len(train["b.jpg"].boxes) == 0 and len(train["c.jpg"].boxes) == 0
+    joined = "\n".join(source.skipped)
+    assert "unknown class 5" in joined and "outside the image" in joined
+    assert "b.txt:3: expected 'class cx cy w h'" in joined and "degenerate" in joined
+    assert any("empty label file" in w for w in source.warnings)
+    assert [r.classes.tolist() for r in source.records["val"]] == [[1]]
+
+
+def test_coco_reader_skips_missing_images(tmp_path):
+    write_image(tmp_path / "img1.jpg", (100, 50))
+    data = {
+        "images": [
+            {"id": 1, "file_name": "img1.jpg", "width": 100, "height": 50},
+            {"id": 2, "file_name": "missing.jpg", "width": 10, "height": 10},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 5, 30, 20], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [90, 40, 30, 30], "iscrowd": 0},
+            {"id": 3, "image_id": 1, "category_id": 3, "bbox": [0, 0, 10, 10], "iscrowd": 1},
+        ],
+        "categories": [{"id": 3, "name": "bird"}, {"id": 7, "name": "fish"}],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    skipped = []
+    records, names = detection.read_coco_json(path, skipped=skipped)
+    assert names == ["bird", "fish"]
+    assert len(records) == 1
+    np.testing.assert_allclose(records[0].boxes, [[0.1, 0.1, 0.4, 0.5]], atol=1e-6)
+    assert records[0].classes.tolist() == [1]
+    assert any("missing.jpg not found" in s for s in skipped)
+    assert any("outside the image" in s for s in skipped)
+    (tmp_path / "bad.json").write_text('{"images": 3}')
+    with pytest.raises(InvalidInputError, match="not a COCO instances file"):
+        detection.read_coco_json(tmp_path / "bad.json")
+
+
+def test_voc_reader(tmp_path):
+    root = tmp_path / "voc"
+    write_image(root / "JPEGImages" / "x.jpg", (200, 100))
+    (root / "Annotations").mkdir(parents=True)
+    (root / "Annotations" / "x.xml").write_text(
+        "<annotation><filename>x.jpg</filename><size><width>200</width><height>100</height><depth>3</depth></size>"
+        "<object><name>dog</name><bndbox><xmin>20</xmin><ymin>10</ymin><xmax>120</xmax><ymax>90</ymax></bndbox></object>"
+        "<object><name>cat</name><bndbox><xmin>0</xmin><ymin>0</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object>"
+        "</annotation>"
+    )
+    (root / "Annotations" / "broken.xml").write_text("<annotation><filename>")
+    (root / "labels.txt").write_text("dog\n")
+    source = detection.read_voc(root)
+    records = [r for split in source.records.values() for r in split]
+    assert source.labels == ["dog"] and len(records) == 1
+    np.testing.assert_allclose(records[0].boxes, [[0.1, 0.1, 0.6, 0.9]], atol=1e-6)
+    assert any("unknown class 'cat'" in s for s in source.skipped)
+    assert any("broken.xml: unreadable" in s for s in source.skipped)
+
+
+def test_augment_moves_boxes_with_the_pixels():
+    rng = np.random.default_rng(0)
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[16:32, 8:40] = 255  # a white box at x 8-40, y 16-32
+    box = np.array([[8 / 64, 16 / 64, 40 / 64, 32 / 64]], np.float32)
+    for _ in range(20):
+        out, boxes, classes = detection.augment(image, box, np.array([3]), rng, color=0.0, scale=(0.8, 1.3))
+        if not len(boxes):
+            continue
+        x0, y0, x1, y1 = np.round(boxes[0] * 64).astype(int)
+        inside = out[y0 + 2 : y1 - 2, x0 + 2 : x1 - 2].mean()
+        assert inside > 200, (boxes, inside)
+        assert classes.tolist() == [3]
+
+
+def test_data_check_reports_and_exits_nonzero(yolo_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["detect", "data", "check", str(yolo_dir)])
+    assert result.exit_code == 1, result.output
+    assert "train: 3 images, 2 boxes" in result.output
+    assert "bad annotations (skipped): 4" in result.output and "empty label file" in result.output
+    # fix the labels, add a duplicate image: still an error
+    (yolo_dir / "labels" / "train" / "b.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    Image.open(yolo_dir / "images" / "train" / "a.jpg").save(yolo_dir / "images" / "train" / "a.png")
+    (yolo_dir / "images" / "train" / "a.png").write_bytes(
+        (yolo_dir / "images" / "train" / "a.jpg").read_bytes()
+    )
+    result = CliRunner().invoke(cli, ["detect", "data", "check", str(yolo_dir), "--json"])
+    report = json.loads(result.output)
+    assert report["duplicates"] and result.exit_code == 1
+    (yolo_dir / "images" / "train" / "a.png").unlink()
+    result = CliRunner().invoke(cli, ["detect", "data", "check", str(yolo_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("ok")
+    missing = CliRunner().invoke(cli, ["detect", "data", "check", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
