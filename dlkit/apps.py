@@ -8,6 +8,7 @@ from dlkit.errors import DlkitError
 # Every app is a package with the same modules: config (no TF), data, model, edge (numpy).
 APPS = {
     "classify": "apps.classify",
+    "detect": "apps.detect",
     "translate": "apps.translate",
 }
 

@@ -127,6 +127,9 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         log(f"{run_dir} is already complete")
         return run_dir
     if state:
+        import dlkit.layers  # noqa: F401  (registers custom layers and losses for loading)
+        import dlkit.losses  # noqa: F401
+
         model = keras.saving.load_model(checkpoint_dir / "last.keras")
         start_epoch = state["epochs_done"]
         log(f"continuing after epoch {start_epoch}")
@@ -139,8 +142,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         else:
             model = app.model.build_model(config, meta)
 
-    train_data = app.data.make_dataset(config, train_split, training=True)
-    val_data = app.data.make_dataset(config, val_split)
+    train_data = app.data.make_dataset(config, train_split, training=True, meta=meta)
+    val_data = app.data.make_dataset(config, val_split, meta=meta)
     monitor, mode = app.model.MONITOR
     best = BestCheckpoint(
         checkpoint_dir / "best.npz",
@@ -151,7 +154,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
     weights_by_class = (
         app.model.class_weights(config, train_split) if hasattr(app.model, "class_weights") else None
     )
-    stages = app.model.training_stages(config)
+    stages = app.model.training_stages(config, meta)
     total_epochs = sum(stage.epochs for stage in stages)
     history_path = run_dir / "history.jsonl"
     offset = 0

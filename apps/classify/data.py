@@ -15,7 +15,7 @@ def load_split(config, source, split, meta=None, progress=None):
     return image_classes.load_split(source, split, config.image_size, progress=progress)
 
 
-def make_dataset(config, loaded, training=False):
+def make_dataset(config, loaded, training=False, meta=None):
     """A batched `tf.data.Dataset` of (float32 pixels in [0, 255], class id).
 
     Training data is shuffled each epoch and augmented with Keras preprocessing layers

@@ -95,7 +95,7 @@ def backbone_of(model):
     raise ValueError(f"model {model.name!r} has no backbone sub-model")
 
 
-def training_stages(config):
+def training_stages(config, meta=None):
     """Head training with a frozen backbone, then fine-tuning of its top layers."""
     if str(config.weights).lower() == "none":
 

@@ -192,7 +192,7 @@ def load_split(config, source, split, meta=None, progress=None):
     )
 
 
-def make_dataset(config, loaded, training=False):
+def make_dataset(config, loaded, training=False, meta=None):
     """Batched `tf.data.Dataset`: attention (ids, target ids); seq2seq ((ids, decoder
     input), decoder target) with teacher forcing."""
     import tensorflow as tf

@@ -206,10 +206,21 @@ def seq2seq_parts(model):
     return encoder, step
 
 
+@keras.saving.register_keras_serializable(package="dlkit")
+def token_accuracy(y_true, y_pred):
+    """Next-token accuracy over real tokens (padding excluded)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+    hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+    return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
 def compile_model(model, config, learning_rate=None):
     if model.name == "seq2seq_attention":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")]
+        metrics = [token_accuracy]
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="char_accuracy")]
@@ -220,7 +231,7 @@ def compile_model(model, config, learning_rate=None):
     )
 
 
-def training_stages(config):
+def training_stages(config, meta=None):
     """One stage; the learning rate halves every `decay_epochs` (course: Adam with decay)."""
 
     def prepare(model):

@@ -1,0 +1,145 @@
+"""Data for detect: sources in any common format, decoded splits, augmented tf.data pipelines."""
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlkit import io
+from dlkit.data import detection
+from dlkit.errors import DlkitError, InvalidInputError
+from dlkit.paths import cache_dir
+
+DEFAULT_VERSION = "tuxpaint-scenes-v1"
+
+
+@dataclass
+class LoadedDetection:
+    inputs: np.ndarray  # (n, size, size, 3) uint8
+    targets: np.ndarray  # (n,) object: (boxes (m, 4) normalised xyxy, classes (m,)) in model ids
+    paths: list
+    skipped: list = field(default_factory=list)
+    source_labels: tuple = None  # classes already mapped to the model's
+
+
+def default_data(config, progress=None):
+    """Builds the offline default scenes once (atomically) and returns their folder."""
+    from dlkit.data.scenes import build_detection
+
+    counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
+    name = (
+        DEFAULT_VERSION
+        if counts == {"train": 3000, "val": 300, "test": 300}
+        else (f"{DEFAULT_VERSION}-{counts['train']}-{counts['val']}-{counts['test']}")
+    )
+    target = cache_dir() / "datasets" / name
+    if (target / "data.yaml").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        report = build_detection(
+            tmp,
+            counts=counts,
+            progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None,
+        )
+        io.write_json(tmp / "counts.json", report)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def open_source(config, source, progress=None):
+    """`--data`: omitted (offline scenes), a YOLO data.yaml or folder, a COCO JSON or folder,
+    a VOC folder, or `tfds:voc/2007` / `tfds:coco/2017`."""
+    found = detection.open_detection_source(source, cache_builder=lambda: default_data(config, progress))
+    if len(found.labels) < 1:
+        raise InvalidInputError(f"{found.description}: no classes")
+    return found
+
+
+def load_split(config, source, split, meta=None, progress=None):
+    """Decodes one split at `image_size` (plain resize: boxes are normalised, so they do not
+    move); classes are mapped to the model's by name."""
+    from dlkit.edge.image import load_image, resize
+
+    records = source.records.get(split) or []
+    if not records:
+        raise DlkitError(f"{source.description}: no {split} images")
+    labels = meta["labels"] if meta else source.labels
+    unknown = [name for name in source.labels if name not in labels]
+    used = {int(c) for r in records for c in r.classes}
+    if any(source.labels[c] in unknown for c in used):
+        raise DlkitError(
+            f"data classes not known to the model: {', '.join(n for n in unknown)} (model classes: {', '.join(labels)})"
+        )
+    mapping = np.array([labels.index(n) if n in labels else -1 for n in source.labels], np.int64)
+    size = config.image_size
+    images, targets, paths, skipped = [], [], [], []
+    for i, record in enumerate(records):
+        try:
+            raw = source.arrays[record.image] if record.image in source.arrays else load_image(record.image)
+        except InvalidInputError as error:
+            skipped.append(str(error))
+            continue
+        images.append(resize(raw, (size, size)))
+        targets.append((record.boxes, mapping[record.classes] if len(record.classes) else record.classes))
+        paths.append(record.image)
+        if progress and (i + 1) % 200 == 0:
+            progress(i + 1, len(records), f"decoding {split}")
+    if not images:
+        raise DlkitError(f"{source.description}: no readable {split} image")
+    packed = np.empty(len(targets), dtype=object)
+    packed[:] = targets
+    return LoadedDetection(
+        np.stack(images), packed, paths, skipped + list(source.skipped if split == "train" else [])
+    )
+
+
+def make_dataset(config, loaded, training=False, meta=None):
+    """A batched `tf.data.Dataset` of (float32 pixels, y_true for `YOLOLoss`).
+
+    Augmentation (flip, zoom in/out, colour) runs in numpy on each epoch's images, boxes
+    moving with the pixels; targets are encoded after it.
+    """
+    import tensorflow as tf
+
+    from dlkit.layers.yolo import anchor_table
+
+    grids, anchors = meta["grids"], meta["anchors"]
+    rows = anchor_table(grids, anchors).shape[0] + config.max_boxes
+    count = len(loaded.inputs)
+    epoch = [0]
+
+    def generate():
+        rng = np.random.default_rng([config.seed, epoch[0]])
+        epoch[0] += 1
+        order = rng.permutation(count) if training else np.arange(count)
+        for i in order:
+            image, (boxes, classes) = loaded.inputs[i], loaded.targets[i]
+            if training and config.augment:
+                image, boxes, classes = detection.augment(
+                    image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color
+                )
+            y = detection.encode_targets(boxes, classes, grids, anchors, config.max_boxes)
+            yield image.astype(np.float32), y
+
+    size = config.image_size
+    dataset = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((size, size, 3), tf.float32),
+            tf.TensorSpec((rows, 6), tf.float32),
+        ),
+    )
+    batches = -(-count // config.batch_size)
+    return (
+        dataset.batch(config.batch_size).apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
+    )

@@ -1,0 +1,95 @@
+"""On-device detect (numpy and Pillow): pre/post-processing and drawing.
+
+Used by on-device predict and by the evaluation of Keras and TFLite models alike. The
+model itself decodes boxes and runs NMS; this file only resizes and reads its outputs.
+"""
+
+import numpy as np
+
+from dlkit.edge.image import load_image, resize
+
+COLORS = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+)
+
+
+def read_input(path, meta):
+    """Reads one image file as an RGB uint8 array (raises InvalidInputError)."""
+    return load_image(path)
+
+
+def preprocess(raw, meta):
+    """(h, w, 3) uint8 -> (size, size, 3) float32 pixels in [0, 255] (plain resize)."""
+    height, width = meta["input"]["shape"][:2]
+    return resize(raw, (height, width)).astype(np.float32)
+
+
+def postprocess(outputs, meta, conf=0.25, **options):
+    """Model outputs (boxes, scores, classes, num_detections) -> per image a list of
+    `{"label", "score", "box"}` with `box` = normalised [x0, y0, x1, y1], best first."""
+    boxes, scores, classes, counts = (np.asarray(o) for o in outputs)
+    labels = meta["labels"]
+    results = []
+    for b, s, c, n in zip(boxes, scores, classes, counts.reshape(-1)):
+        found = []
+        for box, score, cls in zip(b[: int(n)], s[: int(n)], c[: int(n)]):
+            if score < conf:
+                continue
+            found.append(
+                {
+                    "label": labels[int(round(float(cls)))],
+                    "score": float(score),
+                    "box": [float(v) for v in np.clip(box, 0.0, 1.0)],
+                }
+            )
+        results.append({"detections": found})
+    return results
+
+
+def to_pixels(result, width, height):
+    """Adds `box_pixels` ([x0, y0, x1, y1] in the original image) to each detection."""
+    for det in result["detections"]:
+        x0, y0, x1, y1 = det["box"]
+        det["box_pixels"] = [
+            round(x0 * width, 1),
+            round(y0 * height, 1),
+            round(x1 * width, 1),
+            round(y1 * height, 1),
+        ]
+    return result
+
+
+def format_result(name, result):
+    """`street.jpg: 3 objects (birds 0.91, fish 0.85, mammals 0.40)`."""
+    dets = result["detections"]
+    listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in dets[:8]) + (
+        ", ..." if len(dets) > 8 else ""
+    )
+    return f"{name}: {len(dets)} object{'s' if len(dets) != 1 else ''}" + (f" ({listed})" if dets else "")
+
+
+def draw(image, result, labels):
+    """The image (RGB uint8) with labelled boxes drawn, as a Pillow image."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(image).convert("RGB")
+    pen = ImageDraw.Draw(canvas)
+    thickness = max(2, round(max(canvas.size) / 300))
+    for det in result["detections"]:
+        color = COLORS[labels.index(det["label"]) % len(COLORS)]
+        x0, y0, x1, y1 = det["box_pixels"]
+        pen.rectangle([x0, y0, x1, y1], outline=color, width=thickness)
+        text = f"{det['label']} {det['score']:.2f}"
+        left, top, right, bottom = pen.textbbox((x0, y0), text)
+        pen.rectangle([x0, y0 - (bottom - top) - 4, x0 + (right - left) + 4, y0], fill=color)
+        pen.text((x0 + 2, y0 - (bottom - top) - 3), text, fill=(0, 0, 0))
+    return canvas

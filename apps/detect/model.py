@@ -1,0 +1,254 @@
+"""Detect model: MobileNetV2 features at strides 16 and 32, a small feature pyramid and
+YOLO heads; decode and NMS are layers of the exported model."""
+
+import keras
+import numpy as np
+from keras import layers
+
+from dlkit.errors import DlkitError
+from dlkit.layers import YOLODecode, YOLOPostprocess
+from dlkit.losses import YOLOLoss
+from dlkit.pretrained import build_backbone
+from dlkit.stages import Stage
+
+MONITOR = ("val_loss", "min")
+GATE_METRIC = "map50"
+ARCHITECTURE = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_channels")
+# Backbone layers whose outputs feed the heads (strides 16 and 32).
+FEATURES = {"mobilenet_v2": ("block_13_expand_relu", "out_relu")}
+STRIDES = (16, 32)
+
+
+def make_meta(config, source):
+    """Labels, anchors (k-means on the training boxes, sorted by area, small ones to the
+    fine grid) and the input/output spec."""
+    from dlkit.edge.boxes import kmeans_anchors
+
+    boxes = [r.boxes for r in source.records.get("train", []) if len(r.boxes)]
+    if not boxes:
+        raise DlkitError(f"{source.description}: the training split has no boxes")
+    boxes = np.concatenate(boxes)
+    k = config.anchors_per_scale * len(STRIDES)
+    if len(boxes) < k:
+        raise DlkitError(
+            f"{source.description}: {len(boxes)} training boxes, need at least {k} for the anchors"
+        )
+    anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], k, seed=config.seed)
+    grids = [config.image_size // s for s in STRIDES]
+    per_scale = [
+        anchors[i * config.anchors_per_scale : (i + 1) * config.anchors_per_scale].tolist() for i in range(2)
+    ]
+    size = config.image_size
+    return {
+        "app": "detect",
+        "task": "object detection",
+        "labels": list(source.labels),
+        "grids": grids,
+        "anchors": per_scale,
+        "input": {"name": "image", "shape": [size, size, 3], "dtype": "float32", "range": [0, 255]},
+        "outputs": [
+            {"name": "boxes", "shape": [config.max_detections, 4], "format": "xyxy normalised"},
+            {"name": "scores", "shape": [config.max_detections]},
+            {"name": "classes", "shape": [config.max_detections]},
+            {"name": "num_detections", "shape": []},
+        ],
+        "preprocessing": {"color": "RGB", "resize": "bilinear (Pillow), no letterbox"},
+        "int8_input": "uint8",
+    }
+
+
+def build_model(config, meta, load_weights=True):
+    """Training model: pixels (b, S, S, 3) in [0, 255] -> raw head output (b, A, 5 + C)."""
+    size, classes = config.image_size, len(meta["labels"])
+    if config.backbone not in FEATURES:
+        raise DlkitError(f"detect supports backbones {', '.join(FEATURES)}, got {config.backbone!r}")
+    from_scratch = str(config.weights).lower() == "none"
+    weights = config.weights if load_weights else "none"
+    backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, weights)
+    c4_name, c5_name = FEATURES[config.backbone]
+    features = keras.Model(
+        backbone.input,
+        [backbone.get_layer(c4_name).output, backbone.get_layer(c5_name).output],
+        name="backbone",
+    )
+    features.trainable = from_scratch
+    if from_scratch:
+        for layer in features.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = 0.9
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)
+    c4, c5 = features(x) if from_scratch else features(x, training=False)
+    width = config.head_channels
+    p5 = _conv(c5, width, 1, "lateral5")
+    p4 = layers.Add(name="fpn_add")([_conv(c4, width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p5)])
+    per_anchor = 5 + classes
+    raws = []
+    for name, p, grid in (("p4", p4, meta["grids"][0]), ("p5", p5, meta["grids"][1])):
+        h = _conv(p, width, 3, f"{name}_head1")
+        h = _conv(h, width, 3, f"{name}_head2")
+        out = layers.Conv2D(
+            config.anchors_per_scale * per_anchor,
+            1,
+            name=f"{name}_pred",
+            bias_initializer=keras.initializers.Constant(_prior_bias(config.anchors_per_scale, per_anchor)),
+        )(h)
+        raws.append(
+            layers.Reshape((grid * grid * config.anchors_per_scale, per_anchor), name=f"{name}_flat")(out)
+        )
+    raw = layers.Concatenate(axis=1, name="raw")(raws)
+    model = keras.Model(inputs, raw, name=f"yolo_{config.backbone}")
+    compile_model(model, config, meta, config.learning_rate)
+    return model
+
+
+def _conv(x, filters, kernel, name):
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x)
+
+
+def _prior_bias(anchors, per_anchor, prior=0.01):
+    """Objectness starts at probability `prior` so the many empty anchors do not swamp
+    the first steps (RetinaNet's initialisation)."""
+    bias = np.zeros((anchors, per_anchor), np.float32)
+    bias[:, 4] = -np.log((1 - prior) / prior)
+    return bias.reshape(-1)
+
+
+def make_loss(config, meta):
+    return YOLOLoss(
+        meta["grids"],
+        meta["anchors"],
+        box_weight=config.box_weight,
+        noobj_weight=config.noobj_weight,
+        class_weight=config.class_weight,
+        ignore_threshold=config.ignore_threshold,
+    )
+
+
+def compile_model(model, config, meta, learning_rate):
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=10.0), loss=make_loss(config, meta))
+
+
+def backbone_of(model):
+    return model.get_layer("backbone")
+
+
+def training_stages(config, meta=None):
+    """Head with a frozen backbone, then the top `fine_tune_layers` backbone layers."""
+
+    def prepare_head(model):
+        backbone_of(model).trainable = str(config.weights).lower() == "none"
+        compile_model(model, config, meta, config.learning_rate)
+
+    def prepare_fine_tune(model):
+        backbone = backbone_of(model)
+        backbone.trainable = True
+        for layer in backbone.layers[: max(0, len(backbone.layers) - config.fine_tune_layers)]:
+            layer.trainable = False
+        compile_model(model, config, meta, config.fine_tune_learning_rate)
+
+    stages = [Stage("head", config.epochs, prepare_head)]
+    if config.fine_tune_epochs > 0:
+        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune))
+    return stages
+
+
+def inference_model(model, config, meta):
+    """The exported graph: pixels -> boxes (b, N, 4), scores (b, N), classes (b, N),
+    num_detections (b,), with decode and class-aware NMS inside."""
+    boxes, objectness, class_probs = YOLODecode(meta["grids"], meta["anchors"], name="decode")(model.output)
+    outputs = YOLOPostprocess(
+        max_detections=config.max_detections,
+        iou_threshold=config.iou_threshold,
+        score_threshold=config.score_threshold,
+        name="nms",
+    )(boxes, objectness, class_probs)
+    return keras.Model(model.inputs, list(outputs), name=f"{model.name}_nms")
+
+
+def make_runner(model, config, meta):
+    full = inference_model(model, config, meta)
+    return lambda x: [np.asarray(o) for o in full.predict_on_batch(np.asarray(x, np.float32))]
+
+
+def adapt_model(model, model_meta, config, meta, log=print):
+    """Same classes: continue training. Other classes: keep the backbone and the pyramid,
+    new prediction layers (the anchors are the model's own, see `inherit_meta`)."""
+    if list(model_meta["labels"]) == list(meta["labels"]):
+        compile_model(model, config, meta, config.learning_rate)
+        return model
+    log(f"new classes {meta['labels']} (model had {model_meta['labels']}): keeping backbone and pyramid")
+    fresh = build_model(config, meta, load_weights=False)
+    for layer in fresh.layers:
+        if layer.weights and not layer.name.endswith("_pred"):
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return fresh
+
+
+def inherit_meta(meta, model_meta):
+    """Fine-tuning keeps the model's anchors and grids (its heads were trained for them)."""
+    return {**meta, "anchors": model_meta["anchors"], "grids": model_meta["grids"]}
+
+
+def convert(model, config, meta, quantize, representative=None):
+    """TFLite with decode + NMS inside; int8 quantizes the network and keeps the box
+    post-processing in float (builtin ops both)."""
+    from dlkit.export.tflite import convert as convert_keras
+
+    return convert_keras(
+        inference_model(model, config, meta),
+        quantize,
+        representative,
+        batch_size=1,
+        int8_input=meta.get("int8_input") if quantize == "int8" else None,
+        float_fallback=True,
+    )
+
+
+def predictions(outputs):
+    """Model outputs -> list per image of (boxes, scores, classes) for the valid rows."""
+    boxes, scores, classes, counts = outputs
+    result = []
+    for b, s, c, n in zip(boxes, scores, classes, np.asarray(counts).reshape(-1)):
+        n = int(n)
+        result.append((np.asarray(b[:n]), np.asarray(s[:n]), np.asarray(c[:n]).astype(np.int64)))
+    return result
+
+
+def evaluate(config, meta, outputs, targets):
+    """COCO-style mAP@0.5, mAP@0.5:0.95 and AP per class."""
+    from dlkit.metrics.detection import coco_map
+
+    result = coco_map(predictions(outputs), list(targets), len(meta["labels"]))
+    ap = result["ap"]
+    return {
+        "map50": result["map50"],
+        "map50_95": result["map50_95"],
+        "images": int(len(targets)),
+        "boxes": int(sum(len(t[1]) for t in targets)),
+        "per_class": {
+            label: {
+                "ap50": _num(ap[i, 0]),
+                "ap50_95": _num(np.nanmean(ap[i]) if not np.isnan(ap[i, 0]) else np.nan),
+            }
+            for i, label in enumerate(meta["labels"])
+        },
+        "curves": {meta["labels"][k]: v for k, v in result["curves"].items()},
+    }
+
+
+def _num(value):
+    return None if np.isnan(value) else float(value)
+
+
+def plots(report, meta, out_dir, title=""):
+    """Precision-recall curves per class at IoU 0.5."""
+    from dlkit.plots import precision_recall_plot
+
+    path = f"{out_dir}/precision_recall.png"
+    precision_recall_plot(
+        report["curves"], path, title=title or "precision-recall (IoU 0.5)", per_class=report["per_class"]
+    )
+    return [path]

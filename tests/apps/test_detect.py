@@ -1,0 +1,168 @@
+"""The detect app end to end on a tiny synthetic YOLO dataset: train, export (float32 and
+int8 with decode + NMS inside), Keras/TFLite parity, predict with drawn boxes, bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from apps.detect.config import Config
+from dlkit.apps import get_app
+from dlkit.cli import cli
+from dlkit.edge.bundle import ModelBundle
+
+keras = pytest.importorskip("keras")
+APP = get_app("detect")
+COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}
+
+
+def write_dataset(root, count=48, size=64, seed=0):
+    """Coloured rectangles on noise; labels in YOLO format, split train/val/test."""
+    rng = np.random.default_rng(seed)
+    names = list(COLORS)
+    for i in range(count):
+        split = "train" if i < count * 0.6 else "val" if i < count * 0.8 else "test"
+        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        rows = []
+        for _ in range(rng.integers(1, 3)):
+            cls = int(rng.integers(2))
+            w, h = rng.integers(12, 30, 2)
+            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+            image[y : y + h, x : x + w] = COLORS[names[cls]]
+            rows.append(f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}")
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "images" / split / f"{i:03d}.png")
+        (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames: [red, blue]\n"
+    )
+    return root / "data.yaml"
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory):
+    from dlkit import runner
+    from dlkit.export.bundle import export
+
+    root = tmp_path_factory.mktemp("detect")
+    data = write_dataset(root / "data")
+    run_dir = root / "run"
+    runner.train(APP, Config.tiny(), data=str(data), run_dir=run_dir)
+    for quantize in ("float32", "int8"):
+        export(APP, run_dir, quantize)
+    return run_dir, data
+
+
+def test_run_metadata_and_metrics(detect_run):
+    run_dir, _ = detect_run
+    meta = json.loads((run_dir / "model.json").read_text())
+    assert meta["labels"] == ["red", "blue"] and meta["grids"] == [4, 2]
+    anchors = np.array(meta["anchors"]).reshape(-1, 2)
+    assert anchors.shape == (6, 2) and np.all(np.diff(anchors.prod(1)) >= 0)
+    test = json.loads((run_dir / "metrics.json").read_text())["keras"]["test"]
+    assert 0 <= test["map50_95"] <= test["map50"] <= 1
+    assert set(test["per_class"]) == {"red", "blue"}
+    assert (run_dir / "plots" / "precision_recall.png").stat().st_size > 1000
+
+
+def test_tflite_has_builtin_ops_only_and_matches_keras(detect_run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from dlkit.predict import model_runner
+
+    run_dir, _ = detect_run
+    for name in ("model.tflite", "model.int8.tflite"):
+        interpreter = Interpreter(model_path=str(run_dir / name))
+        ops = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
+    golden = np.load(run_dir / "model.golden.npz")
+    inputs = golden["inputs"]
+    keras_out = model_runner(ModelBundle.load(run_dir, prefer="keras"), APP)(inputs)
+    tflite_out = model_runner(ModelBundle.load(run_dir / "model.tflite"), APP)(inputs)
+    assert [o.shape for o in tflite_out] == [
+        (len(inputs), 50, 4),
+        (len(inputs), 50),
+        (len(inputs), 50),
+        (len(inputs),),
+    ]
+    np.testing.assert_array_equal(tflite_out[3], keras_out[3])  # same number of detections
+    for k in range(3):
+        np.testing.assert_allclose(tflite_out[k], keras_out[k], atol=1e-3)
+    int8 = json.loads((run_dir / "model.json").read_text())["exports"]["int8"]
+    assert int8["val"]["metric"] == "map50"
+    assert (run_dir / "model.int8.tflite").stat().st_size < (run_dir / "model.tflite").stat().st_size
+
+
+def test_predict_writes_annotated_images_and_json(detect_run, tmp_path):
+    run_dir, data = detect_run
+    images = data.parent / "images" / "test"
+    bad = tmp_path / "in" / "broken.jpg"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not an image")
+    good = tmp_path / "in" / "wide.png"
+    Image.new("RGB", (120, 60), (220, 20, 20)).save(good)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "detect",
+            "predict",
+            str(images),
+            str(bad),
+            str(good),
+            "--model",
+            str(run_dir),
+            "--out",
+            str(out),
+            "--conf",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2, result.output  # one bad file: reported, the rest done
+    assert "skipped:" in result.output and "broken.jpg" in result.output
+    records = json.loads((out / "detections.json").read_text())
+    assert len(records) == len(list(images.iterdir())) + 1
+    wide = [r for r in records if r["file"].endswith("wide.png")][0]
+    assert (wide["width"], wide["height"]) == (120, 60)
+    for det in wide["detections"]:
+        x0, y0, x1, y1 = det["box_pixels"]
+        assert 0 <= x0 <= x1 <= 120 and 0 <= y0 <= y1 <= 60
+        assert det["label"] in ("red", "blue")
+    assert Image.open(out / "wide.jpg").size == (120, 60)
+
+
+def test_edge_predict_runs_with_tensorflow_unimportable(detect_run, tmp_path):
+    run_dir, data = detect_run
+    image = next((data.parent / "images" / "test").iterdir())
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n"
+        "from dlkit.cli import cli\n"
+        "try:\n"
+        f"    cli(['detect', 'predict', {str(image)!r}, '--model', {str(run_dir / 'model.int8.tflite')!r},"
+        f" '--out', {str(tmp_path / 'edge')!r}, '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('edge-ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "edge-ok" in result.stdout and '"detections"' in result.stdout
+
+
+def test_bad_data_is_a_one_line_error(tmp_path):
+    (tmp_path / "data.yaml").write_text("names: [a]\ntrain: images/train\n")
+    result = CliRunner().invoke(
+        cli, ["detect", "train", "--tiny", "--data", str(tmp_path), "--run-dir", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "does not exist" in result.output
+    (tmp_path / "data.yaml").write_text(": : not yaml [")
+    result = CliRunner().invoke(cli, ["detect", "data", "check", str(tmp_path)])
+    assert result.exit_code == 2 and "not valid YAML" in result.output
