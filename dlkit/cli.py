@@ -129,10 +129,11 @@ def make_app_group(name):
             if isinstance(value, float):
                 click.echo(f"{key:>18}: {value:.4f}")
         for label, row in report.get("per_class", {}).items():
-            click.echo(
-                f"{label:>18}: precision {row['precision']:.3f} recall {row['recall']:.3f} "
-                f"f1 {row['f1']:.3f} (n={row['support']})"
+            values = ", ".join(
+                f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+                for key, value in row.items()
             )
+            click.echo(f"{label:>18}: {values}")
 
     @group.command(help="Convert a trained .keras model to TFLite, checked against Keras.")
     @model_option

@@ -10,3 +10,4 @@ pip install -q -e ".[train]"
 dlkit classify train
 dlkit classify export --quantize int8
 dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v3/test/birds"
+dlkit translate predict "3 May 1979" "mercredi 1er mars 2023" "Sonntag, 22. November 2026"

@@ -166,3 +166,25 @@ def test_bad_data_is_a_one_line_error(tmp_path):
     (tmp_path / "data.yaml").write_text(": : not yaml [")
     result = CliRunner().invoke(cli, ["detect", "data", "check", str(tmp_path)])
     assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
+    run_dir, data = detect_run
+    result = CliRunner().invoke(
+        cli,
+        [
+            "detect",
+            "evaluate",
+            "--model",
+            str(run_dir / "model.int8.tflite"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "map50_95" in result.output and "ap50" in result.output
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    assert report["split"] == "test" and 0 <= report["map50"] <= 1
+    assert (tmp_path / "precision_recall.png").exists()

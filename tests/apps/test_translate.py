@@ -298,3 +298,9 @@ def test_real_bible_modules_align():
         "In the beginning God created the heaven and the earth.",
         "EN el principio crió Dios los cielos y la tierra.",
     )
+
+
+def test_evaluate_cli_on_the_exported_date_model(date_run):
+    result = run_cli("translate", "evaluate", "--model", date_run / "model.tflite", "--split", "val")
+    assert result.exit_code == 0, result.output
+    assert "exact_match" in result.output and "char_accuracy" in result.output
