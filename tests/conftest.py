@@ -83,3 +83,27 @@ def bad_files(tmp_path_factory):
     Image.new("1", (20000, 20000)).save(root / "bomb.png")
     files["bomb"] = root / "bomb.png"
     return files
+
+
+EDGE_BLOCKED = ("tensorflow", "keras", "tensorflow_datasets", "tensorflow_text", "matplotlib")
+
+
+def run_without_tensorflow(argv, blocked=EDGE_BLOCKED):
+    """Runs `dlkit <argv>` in a fresh process where importing TF, Keras & co. fails, as on
+    a device with only `pip install dlkit`; returns the CompletedProcess (stdout has
+    `edge-ok` when the command exited 0)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"for name in {tuple(blocked)!r}:\n"
+        "    sys.modules[name] = None  # any import of it now raises ImportError\n"
+        "from dlkit.cli import cli\n"
+        "try:\n"
+        f"    cli({[str(a) for a in argv]!r})\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print('edge-ok')\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,17 +1,11 @@
 """Data for detect: sources in any common format, decoded splits, augmented tf.data pipelines."""
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from dlkit import io
 from dlkit.data import detection
 from dlkit.errors import DlkitError, InvalidInputError
-from dlkit.paths import cache_dir
 
 DEFAULT_VERSION = "tuxpaint-scenes-v1"
 
@@ -27,6 +21,7 @@ class LoadedDetection:
 
 def default_data(config, progress=None):
     """Builds the offline default scenes once (atomically) and returns their folder."""
+    from dlkit.data.cache import build_once
     from dlkit.data.scenes import build_detection
 
     counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
@@ -35,25 +30,15 @@ def default_data(config, progress=None):
         if counts == {"train": 3000, "val": 300, "test": 300}
         else (f"{DEFAULT_VERSION}-{counts['train']}-{counts['val']}-{counts['test']}")
     )
-    target = cache_dir() / "datasets" / name
-    if (target / "data.yaml").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        report = build_detection(
-            tmp,
+
+    def build(folder):
+        return build_detection(
+            folder,
             counts=counts,
             progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None,
         )
-        io.write_json(tmp / "counts.json", report)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return build_once(name, build)
 
 
 def open_source(config, source, progress=None):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.edge.text import normalize
-from dlkit.errors import DlkitError, InvalidInputError, MissingSourceError
+from dlkit.errors import DlkitError, InvalidInputError
 
 BIBLE = "bible"
 
@@ -115,18 +115,11 @@ def _find(folder, split):
 
 
 def _open_tfds(config, name):
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise MissingSourceError(
-            "tfds: sources need tensorflow-datasets: pip install tensorflow-datasets"
-        ) from None
-    try:
-        builder = tfds.builder(name)
-        builder.download_and_prepare()
-    except Exception as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise MissingSourceError(f"tfds:{name} is not available offline ({first})") from None
+    import tensorflow_datasets as tfds
+
+    from dlkit.data.tfds_source import prepared_builder
+
+    builder = prepared_builder(name)
     keys = builder.info.supervised_keys
     if not keys:
         raise DlkitError(f"tfds:{name} has no (source, target) supervised keys")

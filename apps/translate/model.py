@@ -346,7 +346,7 @@ def _convert_seq2seq(model, config, meta, quantize):
 
     import tensorflow as tf
 
-    from dlkit.export.tflite import conversion_error
+    from dlkit.export.tflite import conversion_error, float_options
 
     encoder, step = seq2seq_parts(model)
     src_len, units = meta["max_tokens"], model.get_layer("decoder_gru").units
@@ -379,12 +379,7 @@ def _convert_seq2seq(model, config, meta, quantize):
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode"])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        float_options(converter, quantize)
         try:
             return converter.convert()
         except Exception as error:

@@ -319,18 +319,11 @@ def read_voc(path, names=None, val_fraction=0.15, test_fraction=0.15):
 
 def read_tfds(name, max_images=None):
     """`tfds:voc/2007`, `tfds:coco/2017`, or any TFDS set with `objects/bbox` + `objects/label`."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise MissingSourceError(
-            "tfds: sources need tensorflow-datasets: pip install tensorflow-datasets"
-        ) from None
-    try:
-        builder = tfds.builder(name)
-        builder.download_and_prepare()
-    except Exception as error:
-        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
-        raise MissingSourceError(f"tfds:{name} is not available offline ({first})") from None
+    import tensorflow_datasets as tfds
+
+    from dlkit.data.tfds_source import prepared_builder
+
+    builder = prepared_builder(name)
     names = list(builder.info.features["objects"]["label"].names)
     available = list(builder.info.splits)
     wanted = {"train": "train", "val": "validation", "test": "test"}

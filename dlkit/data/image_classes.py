@@ -7,18 +7,14 @@ uses, and are decoded once into uint8 arrays at the model's input size.
 
 import hashlib
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dlkit import io
 from dlkit.edge.image import IMAGE_SUFFIXES, load_image, resize
 from dlkit.errors import DlkitError, InvalidInputError
-from dlkit.paths import cache_dir
 
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
@@ -68,25 +64,14 @@ def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None):
 def default_dataset(progress=None) -> Path:
     """Builds the offline default dataset once into the cache and returns its folder."""
     from dlkit.data import tuxpaint
+    from dlkit.data.cache import build_once
 
-    target = cache_dir() / "datasets" / DEFAULT_VERSION
-    if (target / "counts.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build into a temporary folder and rename, so an interrupted build is never used.
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        counts = tuxpaint.build_classification(
-            tmp, progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None
+    def build(folder):
+        return tuxpaint.build_classification(
+            folder, progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None
         )
-        io.write_json(tmp / "counts.json", counts)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return build_once(DEFAULT_VERSION, build)
 
 
 def _class_folders(folder: Path):
@@ -182,15 +167,10 @@ def open_tfds(name, val_split=0.15, test_split=0.15):
     Prepared data is read from `$TFDS_DATA_DIR` (default `~/tensorflow_datasets`);
     downloading needs the internet.
     """
-    import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name)
-        if not builder.info.splits:
-            builder.download_and_prepare()
-    except Exception as error:  # TFDS raises many types; all mean the same to the user.
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise DlkitError(f"tfds:{name}: cannot load ({first})") from None
+    from dlkit.data.tfds_source import prepared_builder
+
+    builder = prepared_builder(name)
     label_feature = builder.info.features["label"]
     labels = list(label_feature.names)
     available = set(builder.info.splits)

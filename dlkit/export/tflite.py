@@ -42,13 +42,8 @@ def convert(
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
+        float_options(converter, quantize)
+        if quantize == "int8":
             if representative is None:
                 raise DlkitError("int8 export needs representative data (the training split)")
             samples = [np.asarray(x) for x in representative]
@@ -63,6 +58,17 @@ def convert(
             return converter.convert()
         except Exception as error:
             raise DlkitError(conversion_error(model, error)) from None
+
+
+def float_options(converter, quantize):
+    """Builtin ops only; float16 weights or int8 weights (dynamic range) when asked."""
+    import tensorflow as tf
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize in ("float16", "dynamic"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
 
 
 def conversion_error(model, error):

@@ -2,8 +2,6 @@
 int8 with decode + NMS inside), Keras/TFLite parity, predict with drawn boxes, bad input."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from apps.detect.config import Config
+from conftest import run_without_tensorflow
 from dlkit.apps import get_app
 from dlkit.cli import cli
 from dlkit.edge.bundle import ModelBundle
@@ -139,19 +138,10 @@ def test_predict_writes_annotated_images_and_json(detect_run, tmp_path):
 def test_edge_predict_runs_with_tensorflow_unimportable(detect_run, tmp_path):
     run_dir, data = detect_run
     image = next((data.parent / "images" / "test").iterdir())
-    code = (
-        "import sys\n"
-        "for name in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib'):\n"
-        "    sys.modules[name] = None\n"
-        "from dlkit.cli import cli\n"
-        "try:\n"
-        f"    cli(['detect', 'predict', {str(image)!r}, '--model', {str(run_dir / 'model.int8.tflite')!r},"
-        f" '--out', {str(tmp_path / 'edge')!r}, '--json'])\n"
-        "except SystemExit as e:\n"
-        "    assert not e.code, e.code\n"
-        "print('edge-ok')\n"
+    out = tmp_path / "edge"
+    result = run_without_tensorflow(
+        ["detect", "predict", image, "--model", run_dir / "model.int8.tflite", "--out", out, "--json"]
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "edge-ok" in result.stdout and '"detections"' in result.stdout
 

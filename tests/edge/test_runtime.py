@@ -1,10 +1,9 @@
 import builtins
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_without_tensorflow
 from dlkit.edge.bundle import ModelBundle, find_model
 from dlkit.edge.runtime import EdgeModel, dequantize, load_interpreter, quantize
 from dlkit.errors import DlkitError, InvalidInputError
@@ -74,19 +73,8 @@ def test_find_model_prefers_int8_tflite_then_keras(tiny_run):
 
 def test_edge_predict_runs_with_tensorflow_unimportable(tiny_run, bad_files):
     """As on a device with only `pip install dlkit`: importing TF or Keras would fail."""
-    model = str(tiny_run / "model.int8.tflite")
-    code = (
-        "import sys\n"
-        "for name in ('tensorflow', 'keras', 'tensorflow_datasets', 'matplotlib'):\n"
-        "    sys.modules[name] = None  # any import of it now raises ImportError\n"
-        "from dlkit.cli import cli\n"
-        "try:\n"
-        f"    cli(['classify', 'predict', {str(bad_files['good'])!r}, '--model', {model!r}, '--json'])\n"
-        "except SystemExit as e:\n"
-        "    assert not e.code, e.code\n"
-        "print('edge-ok')\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    model = tiny_run / "model.int8.tflite"
+    result = run_without_tensorflow(["classify", "predict", bad_files["good"], "--model", model, "--json"])
     assert result.returncode == 0, result.stderr
     assert "edge-ok" in result.stdout
     assert '"label"' in result.stdout

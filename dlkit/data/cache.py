@@ -1,0 +1,32 @@
+"""Datasets built once into the cache, atomically."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dlkit import io
+from dlkit.paths import cache_dir
+
+
+def build_once(name, build, marker="counts.json"):
+    """Returns `<cache>/datasets/<name>`, building it first if needed.
+
+    `build(folder)` writes the dataset into a temporary folder and returns a JSON-able
+    summary, saved as `marker`; the folder is renamed into place only when complete, so
+    an interrupted build is never used.
+    """
+    target = cache_dir() / "datasets" / name
+    if (target / marker).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        io.write_json(tmp / marker, build(tmp))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
