@@ -14,6 +14,7 @@ from conftest import EDGE_BLOCKED, run_without_tensorflow
 from dlkit.apps import get_app
 from dlkit.cli import cli
 from dlkit.edge.bundle import ModelBundle
+from dlkit.paths import shipped_model_dir
 
 pytest.importorskip("babel")
 keras = pytest.importorskip("keras")
@@ -295,3 +296,25 @@ def test_evaluate_cli_on_the_exported_date_model(date_run):
     result = run_cli("translate", "evaluate", "--model", date_run / "model.tflite", "--split", "val")
     assert result.exit_code == 0, result.output
     assert "exact_match" in result.output and "char_accuracy" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (shipped_model_dir("translate") / "model.tflite").exists(), reason="no shipped date model"
+)
+def test_shipped_date_model_on_fresh_held_out_dates():
+    """Dates the shipped model never saw (test-split days, a new seed), through the edge path."""
+    from dlkit.data import dates
+    from dlkit.edge.text import normalize
+    from dlkit.predict import model_runner
+
+    bundle = ModelBundle.load(shipped_model_dir("translate") / "model.tflite")
+    pairs = dates.generate("test", 2000, seed=7, max_length=bundle.meta["input_length"])
+    edge = APP.edge
+    ids = np.stack([edge.preprocess(normalize(text), bundle.meta) for text, _ in pairs])
+    predicted = edge.decode_outputs(model_runner(bundle, APP)(ids), bundle.meta)
+    exact = np.mean([p == iso for p, (_, iso) in zip(predicted, pairs)])
+    assert exact >= 0.995
+    golden = np.load(shipped_model_dir("translate") / "model.golden.npz")
+    outputs = model_runner(bundle, APP)(golden["inputs"])
+    np.testing.assert_allclose(outputs[0], golden["tflite_output_0"], atol=1e-5)
