@@ -190,6 +190,10 @@ def make_dataset(config, loaded, training=False, meta=None):
     input), decoder target) with teacher forcing."""
     import tensorflow as tf
 
+    from apps.translate.config import setting
+
+    kind = "attention" if loaded.decoder_targets is None else "seq2seq"
+    batch_size = setting(config, kind, "batch_size")
     if loaded.decoder_targets is None:
         dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
     else:
@@ -197,4 +201,4 @@ def make_dataset(config, loaded, training=False, meta=None):
         dataset = tf.data.Dataset.from_tensor_slices(((loaded.inputs, decoder[:, :-1]), decoder[:, 1:]))
     if training:
         dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -138,9 +138,17 @@ def tflite_runner(path, meta):
     """fn(batch of source ids) -> [outputs] for an exported translate model (no TF)."""
     from dlkit.edge import EdgeModel
 
-    model = EdgeModel(path)
     if meta["model"] == "attention":
-        return model.predict
+        return EdgeModel(path).predict
+    decoder, width = tflite_decoder(path, meta)
+    return lambda x: [decoder.decode_batch(np.asarray(x), beam_width=min(width, meta.get("beam_width", 4)))]
+
+
+def tflite_decoder(path, meta):
+    """(Seq2SeqDecoder over the `encode`/`decode` signatures, the graph's beam width)."""
+    from dlkit.edge import EdgeModel
+
+    model = EdgeModel(path)
     encode = model.signature("encode")
     step = model.signature("decode")
     width = int(step.input_shapes["token"][0])
@@ -160,5 +168,4 @@ def tflite_runner(path, meta):
         result = encode(source_ids=ids.astype(np.int32))
         return result["annotations"], result["state"]
 
-    decoder = Seq2SeqDecoder(run_encode, run_step, meta)
-    return lambda x: [decoder.decode_batch(np.asarray(x), beam_width=min(width, meta.get("beam_width", 4)))]
+    return Seq2SeqDecoder(run_encode, run_step, meta), width

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from apps.translate.config import setting
 from dlkit.edge.text import END, PAD, START, UNK
 from dlkit.errors import DlkitError
 from dlkit.layers import AdditiveAttention, PaddingMask
@@ -224,26 +225,32 @@ def compile_model(model, config, learning_rate=None):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         metrics = [keras.metrics.SparseCategoricalAccuracy(name="char_accuracy")]
+    kind = "seq2seq" if model.name == "seq2seq_attention" else "attention"
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0),
+        optimizer=keras.optimizers.Adam(
+            learning_rate or setting(config, kind, "learning_rate"), clipnorm=1.0
+        ),
         loss=loss,
         metrics=metrics,
     )
 
 
 def training_stages(config, meta=None):
-    """One stage; the learning rate halves every `decay_epochs` (course: Adam with decay)."""
+    """One stage. The date model's learning rate halves every `decay_epochs` (the course
+    uses Adam with decay); the sentence model trains at a constant rate."""
 
     def prepare(model):
         compile_model(model, config)
 
-    return [Stage("train", config.epochs, prepare, callbacks=_schedule(config))]
+    kind = meta["model"] if meta else "attention"
+    callbacks = _schedule(config) if kind == "attention" else []
+    return [Stage("train", setting(config, kind, "epochs"), prepare, callbacks=callbacks)]
 
 
 def _schedule(config):
     if not config.decay_epochs:
         return []
-    base, every = config.learning_rate, config.decay_epochs
+    base, every = setting(config, "attention", "learning_rate"), config.decay_epochs
     return [keras.callbacks.LearningRateScheduler(lambda epoch: base * 0.5 ** (epoch // every))]
 
 
