@@ -12,7 +12,6 @@ from dlkit.layers import AdditiveAttention, PaddingMask
 from dlkit.stages import Stage
 
 MONITOR = ("val_loss", "min")
-GATE_METRIC = "exact_match"
 
 
 def gate_metric(meta):
@@ -310,9 +309,11 @@ def evaluate(config, meta, outputs, targets):
         return report
     import sacrebleu
 
+    from dlkit.edge.text import normalize
+
     hypotheses = decode_outputs(outputs, meta)
     # References get the model's own normalisation (lowercased when the model is).
-    references = [normalize_ref(str(t), meta) for t in targets]
+    references = [normalize(str(t), meta["lowercase"]) for t in targets]
     return {
         "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
         "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
@@ -320,12 +321,6 @@ def evaluate(config, meta, outputs, targets):
         "count": len(references),
         "examples": [{"hypothesis": h, "reference": r} for h, r in list(zip(hypotheses, references))[:5]],
     }
-
-
-def normalize_ref(text, meta):
-    from dlkit.edge.text import normalize
-
-    return normalize(text, meta["lowercase"])
 
 
 def plots(report, meta, out_dir, title=""):
