@@ -279,14 +279,9 @@ def align_targets(meta, loaded):
         return loaded.targets
     if list(data_labels) == list(meta["labels"]):
         return loaded.targets
-    unknown = [label for label in data_labels if label not in meta["labels"]]
-    if unknown:
-        raise DlkitError(
-            f"data classes not known to the model: {', '.join(unknown)} "
-            f"(model classes: {', '.join(meta['labels'])})"
-        )
-    mapping = np.array([meta["labels"].index(label) for label in data_labels])
-    return mapping[loaded.targets]
+    from dlkit.data.labels import label_mapping
+
+    return label_mapping(data_labels, meta["labels"])[loaded.targets]
 
 
 def evaluate(app, model_path=None, data=None, split="test", out_dir=None):

@@ -53,19 +53,15 @@ def open_source(config, source, progress=None):
 def load_split(config, source, split, meta=None, progress=None):
     """Decodes one split at `image_size` (plain resize: boxes are normalised, so they do not
     move); classes are mapped to the model's by name."""
+    from dlkit.data.labels import label_mapping
     from dlkit.edge.image import load_image, resize
 
     records = source.records.get(split) or []
     if not records:
         raise DlkitError(f"{source.description}: no {split} images")
     labels = meta["labels"] if meta else source.labels
-    unknown = [name for name in source.labels if name not in labels]
     used = {int(c) for r in records for c in r.classes}
-    if any(source.labels[c] in unknown for c in used):
-        raise DlkitError(
-            f"data classes not known to the model: {', '.join(n for n in unknown)} (model classes: {', '.join(labels)})"
-        )
-    mapping = np.array([labels.index(n) if n in labels else -1 for n in source.labels], np.int64)
+    mapping = label_mapping(source.labels, labels, used)
     size = config.image_size
     images, targets, paths, skipped = [], [], [], []
     for i, record in enumerate(records):

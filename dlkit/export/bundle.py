@@ -58,7 +58,6 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         representative = train.inputs[np.sort(pick)]
 
     log(f"converting {bundle.path} to TFLite ({quantize})")
-    batch_size = batch_size or getattr(config, "export_batch_size", None)
     if hasattr(app.model, "convert"):  # apps whose device graphs differ from the training model
         flatbuffer = app.model.convert(model, config, meta, quantize, representative)
     else:
