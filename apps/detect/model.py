@@ -82,20 +82,11 @@ def build_model(config, meta, load_weights=True):
     width = config.head_channels
     p5 = _conv(c5, width, 1, "lateral5")
     p4 = layers.Add(name="fpn_add")([_conv(c4, width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p5)])
-    per_anchor = 5 + classes
     raws = []
     for name, p, grid in (("p4", p4, meta["grids"][0]), ("p5", p5, meta["grids"][1])):
         h = _conv(p, width, 3, f"{name}_head1")
         h = _conv(h, width, 3, f"{name}_head2")
-        out = layers.Conv2D(
-            config.anchors_per_scale * per_anchor,
-            1,
-            name=f"{name}_pred",
-            bias_initializer=keras.initializers.Constant(_prior_bias(config.anchors_per_scale, per_anchor)),
-        )(h)
-        raws.append(
-            layers.Reshape((grid * grid * config.anchors_per_scale, per_anchor), name=f"{name}_flat")(out)
-        )
+        raws.append(_predict(h, name, grid, config.anchors_per_scale, classes))
     raw = layers.Concatenate(axis=1, name="raw")(raws)
     model = keras.Model(inputs, raw, name=f"yolo_{config.backbone}")
     compile_model(model, config, meta, config.learning_rate)
@@ -108,12 +99,24 @@ def _conv(x, filters, kernel, name):
     return layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
-def _prior_bias(anchors, per_anchor, prior=0.01):
-    """Objectness starts at probability `prior` so the many empty anchors do not swamp
-    the first steps (RetinaNet's initialisation)."""
-    bias = np.zeros((anchors, per_anchor), np.float32)
-    bias[:, 4] = -np.log((1 - prior) / prior)
-    return bias.reshape(-1)
+# Per-anchor fields of the raw output, each from its own 1x1 convolution: one tensor (and
+# one int8 scale) per field, so small box offsets do not share a scale with logits.
+FIELDS = (("xy", 2), ("wh", 2), ("obj", 1), ("cls", None))
+
+
+def _predict(h, name, grid, anchors, classes, prior=0.01):
+    """Raw (b, S * S * anchors, 5 + C) of one scale. Objectness starts at probability
+    `prior` so the many empty anchors do not swamp the first steps (RetinaNet's
+    initialisation)."""
+    parts = []
+    for field, width in FIELDS:
+        width = width or classes
+        bias = -np.log((1 - prior) / prior) if field == "obj" else 0.0
+        out = layers.Conv2D(
+            anchors * width, 1, name=f"{name}_{field}", bias_initializer=keras.initializers.Constant(bias)
+        )(h)
+        parts.append(layers.Reshape((grid * grid * anchors, width), name=f"{name}_{field}_flat")(out))
+    return layers.Concatenate(axis=-1, name=f"{name}_raw")(parts)
 
 
 def make_loss(config, meta):
@@ -149,16 +152,31 @@ def training_stages(config, meta=None):
             layer.trainable = False
         compile_model(model, config, meta, config.fine_tune_learning_rate)
 
+    def cosine(epoch):
+        done = min(max(epoch - config.epochs, 0), config.fine_tune_epochs) / max(config.fine_tune_epochs, 1)
+        return config.fine_tune_learning_rate * 0.5 * (1 + np.cos(np.pi * done))
+
     stages = [Stage("head", config.epochs, prepare_head)]
     if config.fine_tune_epochs > 0:
-        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune))
+        schedule = keras.callbacks.LearningRateScheduler(cosine)
+        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune, callbacks=[schedule]))
     return stages
 
 
 def inference_model(model, config, meta):
     """The exported graph: pixels -> boxes (b, N, 4), scores (b, N), classes (b, N),
-    num_detections (b,), with decode and class-aware NMS inside."""
-    boxes, objectness, class_probs = YOLODecode(meta["grids"], meta["anchors"], name="decode")(model.output)
+    num_detections (b,), with decode and class-aware NMS inside. Each scale is decoded
+    from its per-field predictions (not the concatenated raw output), so an int8 model
+    quantizes box offsets, sizes, objectness and class logits each on its own scale."""
+    decoded = []
+    for index, name in enumerate(("p4", "p5")):
+        fields = [model.get_layer(f"{name}_{field}_flat").output for field, _ in FIELDS]
+        grids, anchors = [meta["grids"][index]], [meta["anchors"][index]]
+        decoded.append(YOLODecode(grids, anchors, name=f"decode_{name}")(fields))
+    boxes, objectness, class_probs = (
+        layers.Concatenate(axis=1, name=f"all_{part}")([d[i] for d in decoded])
+        for i, part in enumerate(("boxes", "objectness", "classes"))
+    )
     outputs = YOLOPostprocess(
         max_detections=config.max_detections,
         iou_threshold=config.iou_threshold,
@@ -174,15 +192,15 @@ def make_runner(model, config, meta):
 
 
 def adapt_model(model, model_meta, config, meta, log=print):
-    """Same classes: continue training. Other classes: keep the backbone and the pyramid,
-    new prediction layers (the anchors are the model's own, see `inherit_meta`)."""
+    """Same classes: continue training. Other classes: keep everything but the class
+    predictions (the anchors are the model's own, see `inherit_meta`)."""
     if list(model_meta["labels"]) == list(meta["labels"]):
         compile_model(model, config, meta, config.learning_rate)
         return model
-    log(f"new classes {meta['labels']} (model had {model_meta['labels']}): keeping backbone and pyramid")
+    log(f"new classes {meta['labels']} (model had {model_meta['labels']}): new class predictions")
     fresh = build_model(config, meta, load_weights=False)
     for layer in fresh.layers:
-        if layer.weights and not layer.name.endswith("_pred"):
+        if layer.weights and not layer.name.endswith("_cls"):
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return fresh
 
@@ -213,7 +231,7 @@ def predictions(outputs):
     result = []
     for b, s, c, n in zip(boxes, scores, classes, np.asarray(counts).reshape(-1)):
         n = int(n)
-        result.append((np.asarray(b[:n]), np.asarray(s[:n]), np.asarray(c[:n]).astype(np.int64)))
+        result.append((np.asarray(b[:n]), np.asarray(s[:n]), np.rint(np.asarray(c[:n])).astype(np.int64)))
     return result
 
 

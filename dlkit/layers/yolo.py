@@ -31,20 +31,30 @@ def decode(raw, table):
 
     `bx = (sigmoid(tx) + cx) / S`, `bw = anchor_w * exp(tw)` (exp clipped to stay finite).
     """
+    return decode_fields(raw[..., 0:2], raw[..., 2:4], raw[..., 4], raw[..., 5:], table)
+
+
+def decode_fields(xy, wh, obj, classes, table):
+    """`decode` on the raw output split by field: xy (b, A, 2), wh (b, A, 2), obj (b, A)
+    or (b, A, 1), class logits (b, A, C)."""
     table = ops.convert_to_tensor(table)
-    col, row, anchor_w, anchor_h, grid = (table[:, i] for i in range(5))
-    cx = (ops.sigmoid(raw[..., 0]) + col) / grid
-    cy = (ops.sigmoid(raw[..., 1]) + row) / grid
-    w = anchor_w * ops.exp(ops.clip(raw[..., 2], -8.0, 4.0))
-    h = anchor_h * ops.exp(ops.clip(raw[..., 3], -8.0, 4.0))
-    boxes = ops.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
-    return boxes, raw[..., 4], raw[..., 5:]
+    offsets, grid, anchor = table[:, 0:2], table[:, 4:5], table[:, 2:4]
+    centre = (ops.sigmoid(xy) + offsets) / grid
+    size = anchor * ops.exp(ops.clip(wh, -8.0, 4.0))
+    boxes = ops.concatenate([centre - size / 2, centre + size / 2], axis=-1)
+    if len(obj.shape) == 3:
+        obj = obj[..., 0]
+    return boxes, obj, classes
 
 
 @keras.saving.register_keras_serializable(package="dlkit")
 class YOLODecode(layers.Layer):
     """Raw head output (b, A, 5 + C) -> boxes (b, A, 4) normalised xyxy, objectness
-    probability (b, A), class probabilities (b, A, C)."""
+    probability (b, A), class probabilities (b, A, C).
+
+    The input may also be the raw output split by field, `[xy, wh, obj, classes]`: an
+    int8 model then keeps one quantization scale per field (box offsets, size logits,
+    objectness and class logits have very different ranges)."""
 
     def __init__(self, grids, anchors, **kwargs):
         super().__init__(**kwargs)
@@ -53,15 +63,22 @@ class YOLODecode(layers.Layer):
         self.table = anchor_table(self.grids, self.anchors)
 
     def call(self, raw):
-        boxes, objectness, classes = decode(raw, self.table)
+        if isinstance(raw, (list, tuple)):
+            boxes, objectness, classes = decode_fields(*raw, self.table)
+        else:
+            boxes, objectness, classes = decode(raw, self.table)
         return boxes, ops.sigmoid(objectness), ops.softmax(classes, axis=-1)
 
     def compute_output_spec(self, raw):
-        batch, count, width = raw.shape
+        if isinstance(raw, (list, tuple)):
+            batch, count, classes = raw[3].shape
+        else:
+            batch, count, width = raw.shape
+            classes = width - 5
         return (
             keras.KerasTensor((batch, count, 4), dtype=self.compute_dtype),
             keras.KerasTensor((batch, count), dtype=self.compute_dtype),
-            keras.KerasTensor((batch, count, width - 5), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, count, classes), dtype=self.compute_dtype),
         )
 
     def get_config(self):
@@ -72,10 +89,13 @@ class YOLODecode(layers.Layer):
 class YOLOPostprocess(layers.Layer):
     """Score threshold + class-aware NMS with fixed-size outputs, inside the graph.
 
-    score = objectness * class probability (best class per box). Boxes are shifted by
-    `class * 2` so that one NMS call never lets two classes suppress each other; NMS is
-    `tf.image.non_max_suppression_padded`, which converts to the TFLite builtin
-    NON_MAX_SUPPRESSION_V4.
+    score = objectness * class probability (best class per box). The `pre_nms` best
+    boxes go through one `tf.image.non_max_suppression_padded` per class (the TFLite
+    builtin NON_MAX_SUPPRESSION_V4), so two classes never suppress each other; the best
+    `max_detections` of all classes are kept. One NMS per class rather than the usual
+    offset trick (boxes shifted by `class * 2` into one NMS call): in an int8 model the
+    shifted coordinates would share one quantization scale over [0, 2 * classes + 1],
+    too coarse for the IoUs NMS compares.
 
     Returns:
         boxes (b, N, 4) xyxy in [0, 1], scores (b, N), classes (b, N) float, and
@@ -92,32 +112,46 @@ class YOLOPostprocess(layers.Layer):
     def call(self, boxes, objectness, class_probs):
         import tensorflow as tf
 
+        num_classes = class_probs.shape[-1]
         scores_all = objectness[..., None] * class_probs
         scores = tf.reduce_max(scores_all, axis=-1)  # (b, A)
-        classes = tf.cast(tf.argmax(scores_all, axis=-1), tf.float32)
+        # Class ids stay integers until the output: an int8 model would quantize a float
+        # tensor of ids, and `class == c` would then miss.
+        classes = tf.argmax(scores_all, axis=-1, output_type=tf.int32)
         boxes = tf.clip_by_value(boxes, 0.0, 1.0)
         k = min(self.pre_nms, boxes.shape[1]) if boxes.shape[1] else self.pre_nms
+        n = self.max_detections
 
         def one_image(args):
             image_boxes, image_scores, image_classes = args
             top_scores, top = tf.math.top_k(image_scores, k=k)
             top_boxes = tf.gather(image_boxes, top)
             top_classes = tf.gather(image_classes, top)
-            shifted = top_boxes + top_classes[:, None] * 2.0
-            selected, valid = tf.image.non_max_suppression_padded(
-                shifted,
-                top_scores,
-                max_output_size=self.max_detections,
-                iou_threshold=self.iou_threshold,
-                score_threshold=self.score_threshold,
-                pad_to_max_output_size=True,
-            )
-            keep = tf.cast(tf.range(self.max_detections) < valid, tf.float32)
+            picked, picked_scores = [], []
+            for c in range(num_classes):
+                class_scores = tf.where(tf.equal(top_classes, c), top_scores, tf.zeros_like(top_scores))
+                selected, valid = tf.image.non_max_suppression_padded(
+                    top_boxes,
+                    class_scores,
+                    max_output_size=n,
+                    iou_threshold=self.iou_threshold,
+                    score_threshold=self.score_threshold,
+                    pad_to_max_output_size=True,
+                )
+                live = tf.range(n) < valid
+                picked.append(selected)
+                picked_scores.append(tf.where(live, tf.gather(class_scores, selected), tf.zeros([n])))
+            candidates = tf.concat(picked, axis=0) if num_classes > 1 else picked[0]
+            candidate_scores = tf.concat(picked_scores, axis=0) if num_classes > 1 else picked_scores[0]
+            best_scores, best = tf.math.top_k(candidate_scores, k=n)
+            chosen = tf.gather(candidates, best)
+            live = best_scores > 0.0
+            keep = tf.cast(live, tf.float32)
             return (
-                tf.gather(top_boxes, selected) * keep[:, None],
-                tf.gather(top_scores, selected) * keep,
-                tf.gather(top_classes, selected) * keep,
-                tf.cast(valid, tf.int32),
+                tf.gather(top_boxes, chosen) * keep[:, None],
+                best_scores * keep,
+                tf.cast(tf.gather(top_classes, chosen) * tf.cast(live, tf.int32), tf.float32),
+                tf.reduce_sum(tf.cast(live, tf.int32)),
             )
 
         if boxes.shape[0] is not None:

@@ -178,3 +178,17 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert report["split"] == "test" and 0 <= report["map50"] <= 1
     assert (tmp_path / "precision_recall.png").exists()
+
+
+def test_class_ids_read_from_an_int8_model_are_rounded_not_truncated():
+    from apps.detect.model import predictions
+
+    # An int8 model dequantizes its float class output: 2 comes back as 1.992157.
+    outputs = (
+        np.zeros((1, 3, 4)),
+        np.array([[0.9, 0.8, 0.0]]),
+        np.array([[1.992157, 1.0039216, 0.0]]),
+        np.array([2]),
+    )
+    ((boxes, scores, classes),) = predictions(outputs)
+    assert classes.tolist() == [2, 1] and len(boxes) == 2
