@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 
 from dlkit.data.detection import encode_targets  # noqa: E402
 from dlkit.edge import boxes as B  # noqa: E402
-from dlkit.layers.yolo import YOLODecode, anchor_table  # noqa: E402
+from dlkit.layers.yolo import YOLODecode, YOLOPostprocess, anchor_table  # noqa: E402
 from dlkit.losses.yolo import YOLOLoss, ciou  # noqa: E402
 
 GRIDS = [4, 2]
@@ -32,6 +32,80 @@ def test_targets_go_to_the_centre_cell_and_best_anchor():
     assert y[small, 5] == 1 and y[large, 5] == 0
     np.testing.assert_allclose(y[len(table) : len(table) + 2, :4], boxes)  # the box list
     assert y[-1].sum() == 0
+
+
+def test_assign_threshold_adds_every_anchor_of_similar_shape():
+    box = np.array([[0.3, 0.3, 0.45, 0.45]], np.float32)  # 0.15 square, centre (0.375, 0.375)
+    table = anchor_table(GRIDS, ANCHORS)
+    ious = B.shape_iou([[0.15, 0.15]], [a for scale in ANCHORS for a in scale])[0]
+    assert np.sum(ious >= 0.4) == 2  # [0.1, 0.1] (0.44) and [0.2, 0.15] (0.75)
+    best_only = encode_targets(box, np.array([1]), GRIDS, ANCHORS, max_boxes=1)
+    several = encode_targets(box, np.array([1]), GRIDS, ANCHORS, max_boxes=1, assign_threshold=0.4)
+    assert np.flatnonzero(best_only[: len(table), 4]).tolist() == [11]  # (row 1 * 4 + col 1) * 2 + 1
+    positives = np.flatnonzero(several[: len(table), 4])
+    assert positives.tolist() == [10, 11]  # the same cell, both fine-grid anchors
+    np.testing.assert_array_equal(several[10], several[11])
+
+
+def test_a_smaller_box_keeps_a_slot_two_boxes_claim():
+    big = [0.02, 0.02, 0.22, 0.17]  # centre (0.12, 0.095): cell (0, 0), anchor [0.2, 0.15]
+    small = [0.05, 0.05, 0.24, 0.19]  # 0.19 x 0.14: same cell, same anchor
+    for order in ([big, small], [small, big]):
+        y = encode_targets(
+            np.array(order, np.float32),
+            np.array([0, 1] if order[0] is big else [1, 0]),
+            GRIDS,
+            ANCHORS,
+            max_boxes=2,
+        )
+        assert y[1, 5] == 1  # class of the smaller box, whatever the order
+        np.testing.assert_allclose(y[1, :4], B.xyxy_to_cxcywh(np.array(small)), atol=1e-6)
+
+
+def test_decode_of_split_fields_equals_decode_of_raw():
+    table = anchor_table(GRIDS, ANCHORS)
+    raw = np.random.default_rng(1).normal(size=(2, len(table), 5 + 3)).astype(np.float32)
+    layer = YOLODecode(GRIDS, ANCHORS)
+    whole = layer(raw)
+    split = layer([raw[..., 0:2], raw[..., 2:4], raw[..., 4:5], raw[..., 5:]])
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+@pytest.mark.parametrize("static_batch", [True, False])
+def test_postprocess_equals_numpy_class_aware_nms(static_batch):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    batch, count, classes = 2, 60, 3
+    centres = rng.uniform(0.2, 0.8, (batch, count, 2))
+    sizes = rng.uniform(0.1, 0.4, (batch, count, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], -1).astype(np.float32)
+    objectness = rng.uniform(0, 1, (batch, count)).astype(np.float32)
+    probs = rng.dirichlet(np.ones(classes), (batch, count)).astype(np.float32)
+    layer = YOLOPostprocess(max_detections=10, iou_threshold=0.45, score_threshold=0.1)
+    if static_batch:
+        out = layer(boxes, objectness, probs)
+    else:
+        out = tf.function(
+            layer,
+            input_signature=[
+                tf.TensorSpec((None, count, 4)),
+                tf.TensorSpec((None, count)),
+                tf.TensorSpec((None, count, classes)),
+            ],
+        )(boxes, objectness, probs)
+    out_boxes, out_scores, out_classes, counts = (np.asarray(o) for o in out)
+    for i in range(batch):
+        scores = (objectness[i, :, None] * probs[i]).max(-1)
+        labels = (objectness[i, :, None] * probs[i]).argmax(-1)
+        clipped = np.clip(boxes[i], 0, 1)
+        keep = B.class_aware_nms(clipped, scores, labels, 0.45, 0.1, max_output=10)
+        assert counts[i] == len(keep)
+        np.testing.assert_allclose(out_scores[i, : len(keep)], scores[keep], atol=1e-6)
+        np.testing.assert_array_equal(out_classes[i, : len(keep)], labels[keep])
+        np.testing.assert_allclose(out_boxes[i, : len(keep)], clipped[keep], atol=1e-6)
+        assert not out_scores[i, len(keep) :].any() and not out_boxes[i, len(keep) :].any()
 
 
 def test_decode_layer_matches_numpy_decode_box():

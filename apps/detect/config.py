@@ -9,7 +9,7 @@ class Config:
 
     A YOLO detector on two scales (strides 16 and 32) over the pretrained MobileNetV2,
     trained in two stages like classify: the head with the backbone frozen, then the top
-    `fine_tune_layers` of the backbone at a lower learning rate.
+    `fine_tune_layers` of the backbone at a lower learning rate, decayed by a cosine.
     """
 
     image_size: int = 256
@@ -19,12 +19,14 @@ class Config:
     anchors_per_scale: int = 3
     head_channels: int = 128
     max_boxes: int = 30  # boxes per image kept for the loss's ignore rule
+    # A box also trains every anchor whose shape IoU with it reaches this (0: best only).
+    assign_threshold: float = 0.5
     batch_size: int = 16
-    epochs: int = 12
+    epochs: int = 10
     learning_rate: float = 1e-3
-    fine_tune_epochs: int = 18
+    fine_tune_epochs: int = 30
     fine_tune_layers: int = 60
-    fine_tune_learning_rate: float = 2e-4
+    fine_tune_learning_rate: float = 1e-4  # cosine decay to 0 over the fine-tune epochs
     box_weight: float = 5.0
     noobj_weight: float = 1.0
     class_weight: float = 1.0

@@ -109,7 +109,9 @@ def make_dataset(config, loaded, training=False, meta=None):
                 image, boxes, classes = detection.augment(
                     image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color
                 )
-            y = detection.encode_targets(boxes, classes, grids, anchors, config.max_boxes)
+            y = detection.encode_targets(
+                boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
+            )
             yield image.astype(np.float32), y
 
     size = config.image_size

@@ -424,11 +424,14 @@ def augment(image, boxes, classes, rng, flip=True, scale=(0.6, 1.4), color=0.25,
     return image, boxes.astype(np.float32), classes
 
 
-def encode_targets(boxes, classes, grids, anchors, max_boxes):
+def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=None):
     """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`.
 
     Each box goes to the grid cell holding its centre, at the scale and anchor whose
-    shape has the best IoU with the box's shape.
+    shape has the best IoU with the box's shape. With `assign_threshold`, it also goes to
+    every other anchor (at that anchor's scale) whose shape IoU reaches the threshold
+    (YOLOv4's multi-anchor assignment): a box halfway between two anchor shapes then
+    trains both, instead of teaching one "object" and the other "nothing here".
     """
     from dlkit.edge.boxes import shape_iou, xyxy_to_cxcywh
 
@@ -440,14 +443,22 @@ def encode_targets(boxes, classes, grids, anchors, max_boxes):
     y = np.zeros((offsets[-1] + max_boxes, 6), np.float32)
     if len(boxes):
         centre = xyxy_to_cxcywh(boxes)
-        best = np.argmax(shape_iou(centre[:, 2:], flat), axis=1)
-        for box, cls, anchor in zip(centre, classes, best):
-            s = scale_of[anchor]
-            grid = grids[s]
-            col = min(int(box[0] * grid), grid - 1)
-            row = min(int(box[1] * grid), grid - 1)
-            index = offsets[s] + (row * grid + col) * len(anchors[s]) + (anchor - first[s])
-            y[index] = [*box, 1.0, cls]
+        ious = shape_iou(centre[:, 2:], flat)
+        best = np.argmax(ious, axis=1)
+        # Larger boxes first, so where two boxes claim one slot the smaller one (drawn on
+        # top in a scene, and harder to find) keeps it.
+        for i in np.argsort(-(centre[:, 2] * centre[:, 3]), kind="stable"):
+            box, cls = centre[i], classes[i]
+            chosen = {int(best[i])}
+            if assign_threshold is not None:
+                chosen |= {int(a) for a in np.flatnonzero(ious[i] >= assign_threshold)}
+            for anchor in sorted(chosen):
+                s = scale_of[anchor]
+                grid = grids[s]
+                col = min(int(box[0] * grid), grid - 1)
+                row = min(int(box[1] * grid), grid - 1)
+                index = offsets[s] + (row * grid + col) * len(anchors[s]) + (anchor - first[s])
+                y[index] = [*box, 1.0, cls]
         n = min(len(boxes), max_boxes)
         y[offsets[-1] : offsets[-1] + n] = np.concatenate(
             [boxes[:n], np.ones((n, 1)), np.asarray(classes[:n], np.float32)[:, None]], axis=1
