@@ -1,15 +1,19 @@
 """Assembles saved_models/detect/ from a finished training run and records the numbers.
 
 Exports float32 and int8 (both with decode + NMS inside), scores Keras, TFLite float32
-and TFLite int8 on the held-out test scenes (mAP@0.5, mAP@0.5:0.95), lists the TFLite
+and TFLite int8 on the held-out validation and test scenes (mAP@0.5, mAP@0.5:0.95), lists the TFLite
 ops, and copies model.keras, model.int8.tflite, its golden vectors, model.json and
 metrics.json. Results go to tools/results/detect.json.
 
-    python tools/ship_detect.py runs/detect/train
+    python tools/ship_detect.py runs/detect/train [--set score_threshold=0.001] [--measure-only]
+
+`--set` changes inference settings of the exported graph (score threshold, NMS IoU,
+detections kept), never the network; `--measure-only` records the numbers without
+copying anything into saved_models/.
 """
 
+import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from dlkit.paths import shipped_model_dir
 
 FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json", "metrics.json")
 RESULTS = Path(__file__).parent / "results" / "detect.json"
+INFERENCE_SETTINGS = {"score_threshold": float, "iou_threshold": float, "max_detections": int}
 
 
 def ops_of(path):
@@ -28,12 +33,20 @@ def ops_of(path):
     return sorted({op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()})
 
 
-def main(run_dir):
+def main(run_dir, settings=(), measure_only=False):
     app = get_app("detect")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in ("model.keras", "model.json", "metrics.json"):
             shutil.copy2(Path(run_dir) / name, work / name)
+        if settings:
+            meta = io.read_json(work / "model.json")
+            for item in settings:
+                key, _, value = item.partition("=")
+                if key not in INFERENCE_SETTINGS:
+                    raise SystemExit(f"--set {key}: only {', '.join(INFERENCE_SETTINGS)} can change")
+                meta["config"][key] = INFERENCE_SETTINGS[key](value)
+            io.write_json(work / "model.json", meta)
         for quantize in ("float32", "int8"):
             export(app, work, quantize)
         metrics = io.read_json(work / "metrics.json")
@@ -43,28 +56,46 @@ def main(run_dir):
             ("tflite_float32", "model.tflite"),
             ("tflite_int8", "model.int8.tflite"),
         ):
-            report = runner.evaluate(app, work / name, split="test", out_dir=work / "plots" / label)
-            report.pop("model", None)
-            report.pop("curves", None)
-            metrics.setdefault(label, {})["test"] = report
-            results[f"{label}_test_map50"] = report["map50"]
-            results[f"{label}_test_map50_95"] = report["map50_95"]
+            for split in ("val", "test"):
+                report = runner.evaluate(
+                    app, work / name, split=split, out_dir=work / "plots" / label / split
+                )
+                report.pop("model", None)
+                report.pop("curves", None)
+                metrics.setdefault(label, {})[split] = report
+                results[f"{label}_{split}_map50"] = report["map50"]
+                results[f"{label}_{split}_map50_95"] = report["map50_95"]
+                results[f"{label}_{split}_ap50_per_class"] = {
+                    k: v["ap50"] for k, v in report["per_class"].items()
+                }
+        results["settings"] = {k: io.read_json(work / "model.json")["config"][k] for k in INFERENCE_SETTINGS}
         results["int8_ops"] = ops_of(work / "model.int8.tflite")
         results["bytes"] = {n: (work / n).stat().st_size for n in ("model.tflite", "model.int8.tflite")}
         io.write_json(work / "metrics.json", metrics)
         meta = io.read_json(work / "model.json")
         meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}
         io.write_json(work / "model.json", meta)
+        if measure_only:
+            io.write_json(RESULTS, results)
+            print(results)
+            return
         target = shipped_model_dir("detect")
         target.mkdir(parents=True, exist_ok=True)
         for name in FILES:
             shutil.copy2(work / name, target / name)
-        shutil.copy2(work / "plots" / "tflite_int8" / "precision_recall.png", target / "precision_recall.png")
+        shutil.copy2(
+            work / "plots" / "tflite_int8" / "val" / "precision_recall.png", target / "precision_recall.png"
+        )
     io.write_json(RESULTS, results)
     print(results)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--measure-only", action="store_true")
+    args = parser.parse_args()
+    main(args.run_dir, args.settings, args.measure_only)

@@ -35,7 +35,7 @@ class Config:
     zoom_min: float = 0.6
     zoom_max: float = 1.4
     color: float = 0.25
-    score_threshold: float = 0.05
+    score_threshold: float = 0.001  # COCO-style evaluation; predict filters with --conf
     iou_threshold: float = 0.5
     max_detections: int = 50
     train_images: int = 3000  # offline default scenes per split
