@@ -46,6 +46,11 @@ class App:
         return self._module("edge")
 
     @property
+    def data_help(self) -> str:
+        """What `--data` accepts, from the package's `DATA_HELP`."""
+        return getattr(self.package_module, "DATA_HELP", "A dataset, or omit for the offline default.")
+
+    @property
     def summary(self) -> str:
         doc = (self.package_module.__doc__ or self.name).strip()
         return doc.splitlines()[0]

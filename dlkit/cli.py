@@ -51,14 +51,8 @@ def resolve_config(app, overrides=(), seed=None, epochs=None, weights=None, tiny
     return config
 
 
-def data_option(function):
-    return click.option(
-        "--data",
-        "data",
-        default=None,
-        metavar="SOURCE",
-        help="A folder (<folder>/<class>/<file>), tfds:NAME, or omit for the offline default.",
-    )(function)
+def data_option(app):
+    return click.option("--data", "data", default=None, metavar="SOURCE", help=app.data_help)
 
 
 def model_option(function):
@@ -81,7 +75,7 @@ def make_app_group(name):
         pass
 
     @group.command(help="Train a model; writes a run directory with model, metrics and plots.")
-    @data_option
+    @data_option(app)
     @click.option("--run-dir", default=None, metavar="DIR", help="Run directory (default runs/<app>/trainN).")
     @click.option(
         "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable)."
@@ -113,7 +107,7 @@ def make_app_group(name):
 
     @group.command(help="Score a .keras or .tflite model on a data split.")
     @model_option
-    @data_option
+    @data_option(app)
     @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
     @click.option("--out", default=None, metavar="DIR", help="Write evaluation.json and plots here.")
     @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
@@ -137,7 +131,7 @@ def make_app_group(name):
 
     @group.command(help="Convert a trained .keras model to TFLite, checked against Keras.")
     @model_option
-    @data_option
+    @data_option(app)
     @click.option(
         "--quantize",
         type=click.Choice(QUANTIZATIONS),

@@ -18,6 +18,13 @@ def test_help_lists_every_app_and_verb():
             assert verb in sub.output
 
 
+def test_data_help_says_what_each_app_reads():
+    expected = {"classify": "<class>/<image>", "detect": "COCO JSON", "translate": "TSV/CSV"}
+    for name, words in expected.items():
+        result = CliRunner(env={"COLUMNS": "400"}).invoke(cli, [name, "train", "--help"])
+        assert result.exit_code == 0 and words in result.output, result.output
+
+
 def test_help_does_not_import_tensorflow():
     code = (
         "import sys\n"

@@ -9,3 +9,5 @@ Example:
     dlkit classify train --data ~/pictures/pets --epochs 5
     dlkit classify predict photo.jpg --top-k 3
 """
+
+DATA_HELP = "A folder of <class>/<image> files, tfds:NAME, or omit for the offline default."

@@ -9,3 +9,8 @@ Example:
     dlkit detect data check path/to/data.yaml
     dlkit detect predict street.jpg --out detections/
 """
+
+DATA_HELP = (
+    "A YOLO data.yaml or folder, a COCO JSON or folder, a VOC folder, tfds:voc/2007, "
+    "tfds:coco/2017, or omit for the offline scenes."
+)

@@ -9,3 +9,8 @@ Example:
     dlkit translate predict "3 May 1979" "mercredi 1er mars 2023"
     dlkit translate train --data bible --set epochs=10
 """
+
+DATA_HELP = (
+    "A TSV/CSV of source<TAB>target pairs, a folder of train.tsv (+ val.tsv, test.tsv), "
+    "bible, tfds:NAME, or omit for the generated dates."
+)
