@@ -152,14 +152,21 @@ def training_stages(config, meta=None):
             layer.trainable = False
         compile_model(model, config, meta, config.fine_tune_learning_rate)
 
-    def cosine(epoch):
-        done = min(max(epoch - config.epochs, 0), config.fine_tune_epochs) / max(config.fine_tune_epochs, 1)
-        return config.fine_tune_learning_rate * 0.5 * (1 + np.cos(np.pi * done))
+    def cosine(start, epochs, peak, floor):
+        """Cosine decay from `peak` to `floor` over the `epochs` epochs from `start`."""
 
-    stages = [Stage("head", config.epochs, prepare_head)]
+        def rate(epoch):
+            done = min(max(epoch - start, 0), epochs) / max(epochs, 1)
+            return floor + (peak - floor) * 0.5 * (1 + np.cos(np.pi * done))
+
+        return keras.callbacks.LearningRateScheduler(rate)
+
+    # The head stage ends at a tenth of its rate; fine-tuning decays to 0.
+    head = cosine(0, config.epochs, config.learning_rate, 0.1 * config.learning_rate)
+    stages = [Stage("head", config.epochs, prepare_head, callbacks=[head])]
     if config.fine_tune_epochs > 0:
-        schedule = keras.callbacks.LearningRateScheduler(cosine)
-        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune, callbacks=[schedule]))
+        tune = cosine(config.epochs, config.fine_tune_epochs, config.fine_tune_learning_rate, 0.0)
+        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune, callbacks=[tune]))
     return stages
 
 

@@ -192,3 +192,19 @@ def test_class_ids_read_from_an_int8_model_are_rounded_not_truncated():
     )
     ((boxes, scores, classes),) = predictions(outputs)
     assert classes.tolist() == [2, 1] and len(boxes) == 2
+
+
+def test_learning_rate_follows_a_cosine_in_each_stage():
+    from apps.detect.model import training_stages
+
+    config = Config(epochs=4, learning_rate=1e-3, fine_tune_epochs=2, fine_tune_learning_rate=1e-4)
+    head, tune = training_stages(config, meta={})
+
+    def expected(epoch, start, epochs, peak, floor):
+        return floor + (peak - floor) * 0.5 * (1 + np.cos(np.pi * min(epoch - start, epochs) / epochs))
+
+    head_rates = [head.callbacks[0].schedule(e) for e in range(4)]
+    np.testing.assert_allclose(head_rates, [expected(e, 0, 4, 1e-3, 1e-4) for e in range(4)])
+    assert head_rates[0] == pytest.approx(1e-3) and np.all(np.diff(head_rates) < 0)
+    tune_rates = [tune.callbacks[0].schedule(e) for e in (4, 5, 6)]
+    np.testing.assert_allclose(tune_rates, [1e-4, 5e-5, 0.0], atol=1e-12)
