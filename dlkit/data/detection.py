@@ -318,7 +318,13 @@ def read_voc(path, names=None, val_fraction=0.15, test_fraction=0.15):
 
 
 def read_tfds(name, max_images=None):
-    """`tfds:voc/2007`, `tfds:coco/2017`, or any TFDS set with `objects/bbox` + `objects/label`."""
+    """`tfds:voc/2007`, `tfds:coco/2017`, or any TFDS set with `objects/bbox` + `objects/label`.
+
+    TFDS boxes are normalised `[ymin, xmin, ymax, xmax]`; they become `xyxy`. The TFDS
+    `validation` split is `val`; without one, `train` is split by hash. COCO crowd boxes
+    (`objects/is_crowd`) are dropped. Images are held in memory, so for COCO pass
+    `max_images` (or convert a subset to YOLO files first).
+    """
     import tensorflow_datasets as tfds
 
     from dlkit.data.tfds_source import prepared_builder
@@ -337,9 +343,14 @@ def read_tfds(name, max_images=None):
                 break
             key = f"tfds:{name}/{tfds_split}/{i}"
             arrays[key] = example["image"]
-            ymin, xmin, ymax, xmax = np.moveaxis(example["objects"]["bbox"].reshape(-1, 4), -1, 0)
+            objects = example["objects"]
+            ymin, xmin, ymax, xmax = np.moveaxis(objects["bbox"].reshape(-1, 4), -1, 0)
             boxes = np.stack([xmin, ymin, xmax, ymax], axis=-1).astype(np.float32)
-            records[split].append(Record(key, boxes, example["objects"]["label"].astype(np.int64)))
+            labels = objects["label"].astype(np.int64)
+            if "is_crowd" in objects:  # COCO crowd regions are not objects to find
+                keep = ~objects["is_crowd"].astype(bool)
+                boxes, labels = boxes[keep], labels[keep]
+            records[split].append(Record(key, boxes, labels))
     if not records.get("val") and records.get("train"):
         records = hash_split(records["train"])
     return DetectionSource(f"tfds:{name}", names, records, fingerprint=_fingerprint(records), arrays=arrays)
