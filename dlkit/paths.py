@@ -19,3 +19,16 @@ def cache_dir() -> Path:
 
 def shipped_model_dir(app: str) -> Path:
     return saved_models_dir() / app
+
+
+def default_model(app: str) -> Path:
+    """The shipped model of `app`, used when no `--model` is given."""
+    from dlkit.errors import DlkitError
+
+    path = shipped_model_dir(app)
+    if not path.exists():
+        raise DlkitError(
+            f"no {app} model ships in {saved_models_dir()} yet: give --model "
+            f"(a run directory, a .keras or .tflite file, or 'last' after `dlkit {app} train`)"
+        )
+    return path

@@ -8,7 +8,7 @@ from dlkit.console import log
 from dlkit.edge.bundle import ModelBundle
 from dlkit.edge.image import IMAGE_SUFFIXES
 from dlkit.errors import DlkitError, InvalidInputError
-from dlkit.paths import shipped_model_dir
+from dlkit.paths import default_model
 
 
 def expand_inputs(inputs, suffixes=IMAGE_SUFFIXES):
@@ -76,7 +76,7 @@ def model_runner(bundle, app=None):
 
 def load_predictor(app, model_path=None):
     """Returns (bundle, fn) where fn maps a batch of inputs to the model's outputs."""
-    bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="tflite")
+    bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="tflite")
     return bundle, model_runner(bundle, app)
 
 

@@ -286,9 +286,9 @@ def align_targets(meta, loaded):
 
 def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     """Scores a `.keras` or `.tflite` model on a split; returns the report dict."""
-    from dlkit.paths import shipped_model_dir
+    from dlkit.paths import default_model
 
-    bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="keras")
+    bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="keras")
     config = from_dict(app.config.Config, bundle.meta.get("config", {}))
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()

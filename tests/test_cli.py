@@ -51,3 +51,14 @@ def test_info_without_a_model_shows_the_default_config(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["classify", "info"])
     assert result.exit_code == 0, result.output
     assert '"default_config"' in result.output and '"fine_tune_layers"' in result.output
+
+
+def test_predict_and_evaluate_without_a_shipped_model_say_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLKIT_SAVED_MODELS", str(tmp_path))
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"\x89PNG")  # never read: the missing model is found first
+    for verb, args in (("predict", [str(image)]), ("evaluate", [])):
+        result = CliRunner().invoke(cli, ["detect", verb, *args])
+        assert result.exit_code == 2, result.output
+        assert "no detect model ships" in result.output and "--model" in result.output
+        assert "Traceback" not in result.output

@@ -38,13 +38,13 @@ def register(group, app):
 
         from dlkit.edge.bundle import ModelBundle
         from dlkit.errors import DlkitError, InvalidInputError
-        from dlkit.paths import shipped_model_dir
+        from dlkit.paths import default_model
         from dlkit.predict import model_runner
 
         inputs = list(texts) + (read_lines(file) if file else [])
         if not inputs:
             raise DlkitError("nothing to translate: give texts as arguments or --file FILE")
-        bundle = ModelBundle.load(model_path or shipped_model_dir(app.name), app=app.name, prefer="tflite")
+        bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="tflite")
         meta = bundle.meta
         if beam_width:
             meta["beam_width"] = beam_width
