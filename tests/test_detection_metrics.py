@@ -6,7 +6,7 @@ import io
 import numpy as np
 import pytest
 
-from dlkit.metrics.detection import average_precision, coco_map
+from dlkit.metrics.detection import average_precision, class_agnostic_map, coco_map
 
 
 def random_case(seed, images=40, classes=3):
@@ -109,3 +109,18 @@ def test_average_precision_of_a_half_right_ranking():
     ap, sampled = average_precision([True, False, True], [0.9, 0.8, 0.7], num_gt=2)
     assert ap == pytest.approx((51 * 1.0 + 50 * (2 / 3)) / 101)
     assert sampled[0] == 1.0 and sampled[-1] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_class_agnostic_map_is_coco_map_with_every_class_merged(seed):
+    preds, gts = random_case(seed)
+    merged = coco_map(
+        [(b, s, np.zeros_like(c)) for b, s, c in preds], [(b, np.zeros_like(c)) for b, c in gts], 1
+    )
+    agnostic = class_agnostic_map(preds, gts)
+    assert agnostic == {"map50": merged["map50"], "map50_95": merged["map50_95"]}
+    # Right boxes, wrong classes: perfect localisation, no class-aware AP.
+    truth = [(np.array([[0, 0, 10, 10], [20, 20, 40, 40]]), np.array([0, 1]))]
+    swapped = [(truth[0][0], np.array([0.9, 0.8]), np.array([1, 0]))]
+    assert class_agnostic_map(swapped, truth)["map50_95"] == pytest.approx(1.0)
+    assert coco_map(swapped, truth, 2)["map50"] == 0.0

@@ -6,6 +6,7 @@ ops, and copies model.keras, model.int8.tflite, its golden vectors, model.json a
 metrics.json. Results go to tools/results/detect.json.
 
     python tools/ship_detect.py runs/detect/train [--set score_threshold=0.001] [--measure-only]
+        [--describe "what run this is"]
 
 `--set` changes inference settings of the exported graph (score threshold, NMS IoU,
 detections kept), never the network; `--measure-only` records the numbers without
@@ -33,7 +34,17 @@ def ops_of(path):
     return sorted({op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()})
 
 
-def main(run_dir, settings=(), measure_only=False):
+def record(results, description):
+    """Writes `results` to tools/results/detect.json, keeping earlier records under `earlier`."""
+    earlier = []
+    if RESULTS.exists():
+        previous = io.read_json(RESULTS)
+        earlier = previous.pop("earlier", [])
+        earlier.insert(0, previous)
+    io.write_json(RESULTS, {"run": description, **results, "earlier": earlier})
+
+
+def main(run_dir, settings=(), measure_only=False, description=""):
     app = get_app("detect")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -65,6 +76,8 @@ def main(run_dir, settings=(), measure_only=False):
                 metrics.setdefault(label, {})[split] = report
                 results[f"{label}_{split}_map50"] = report["map50"]
                 results[f"{label}_{split}_map50_95"] = report["map50_95"]
+                for key in ("class_agnostic_map50", "class_agnostic_map50_95"):
+                    results[f"{label}_{split}_{key}"] = report[key]
                 results[f"{label}_{split}_ap50_per_class"] = {
                     k: v["ap50"] for k, v in report["per_class"].items()
                 }
@@ -76,7 +89,7 @@ def main(run_dir, settings=(), measure_only=False):
         meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}
         io.write_json(work / "model.json", meta)
         if measure_only:
-            io.write_json(RESULTS, results)
+            record(results, description)
             print(results)
             return
         target = shipped_model_dir("detect")
@@ -86,7 +99,7 @@ def main(run_dir, settings=(), measure_only=False):
         shutil.copy2(
             work / "plots" / "tflite_int8" / "val" / "precision_recall.png", target / "precision_recall.png"
         )
-    io.write_json(RESULTS, results)
+    record(results, description)
     print(results)
 
 
@@ -97,5 +110,8 @@ if __name__ == "__main__":
     parser.add_argument("run_dir")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--measure-only", action="store_true")
+    parser.add_argument(
+        "--describe", default="", help="what run this is (recipe, epochs), recorded with the numbers"
+    )
     args = parser.parse_args()
-    main(args.run_dir, args.settings, args.measure_only)
+    main(args.run_dir, args.settings, args.measure_only, args.describe or str(args.run_dir))

@@ -243,14 +243,19 @@ def predictions(outputs):
 
 
 def evaluate(config, meta, outputs, targets):
-    """COCO-style mAP@0.5, mAP@0.5:0.95 and AP per class."""
-    from dlkit.metrics.detection import coco_map
+    """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, and the class-agnostic mAPs
+    (localisation alone)."""
+    from dlkit.metrics.detection import class_agnostic_map, coco_map
 
-    result = coco_map(predictions(outputs), list(targets), len(meta["labels"]))
+    found = predictions(outputs)
+    result = coco_map(found, list(targets), len(meta["labels"]))
+    agnostic = class_agnostic_map(found, list(targets))
     ap = result["ap"]
     return {
         "map50": result["map50"],
         "map50_95": result["map50_95"],
+        "class_agnostic_map50": agnostic["map50"],
+        "class_agnostic_map50_95": agnostic["map50_95"],
         "images": int(len(targets)),
         "boxes": int(sum(len(t[1]) for t in targets)),
         "per_class": {

@@ -98,3 +98,17 @@ def coco_map(predictions, ground_truth, num_classes, max_detections=100):
         "ap": ap,
         "curves": curves,
     }
+
+
+def class_agnostic_map(predictions, ground_truth, max_detections=100):
+    """`coco_map` with every box of one class: how well boxes are found and placed,
+    whatever class they are given. Set beside the class-aware mAP, it separates
+    localisation errors from classification errors.
+
+    Returns:
+        dict: map50, map50_95.
+    """
+    one = [(b, s, np.zeros(len(np.asarray(s)), np.int64)) for b, s, _ in predictions]
+    truth = [(b, np.zeros(len(np.asarray(c)), np.int64)) for b, c in ground_truth]
+    result = coco_map(one, truth, 1, max_detections)
+    return {"map50": result["map50"], "map50_95": result["map50_95"]}
