@@ -9,7 +9,9 @@ class Config:
 
     A YOLO detector on two scales (strides 16 and 32) over the pretrained MobileNetV2,
     trained in two stages like classify: the head with the backbone frozen, then the top
-    `fine_tune_layers` of the backbone at a lower learning rate, decayed by a cosine.
+    `fine_tune_layers` of the backbone at a lower learning rate, each stage's rate decayed
+    by a cosine. On the default data (~120 training cut-outs) fine-tuning at 3e-5 took the
+    validation loss below the head stage's best in 7 epochs (36.6 vs 38.1).
     """
 
     image_size: int = 256
@@ -22,11 +24,11 @@ class Config:
     # A box also trains every anchor whose shape IoU with it reaches this (0: best only).
     assign_threshold: float = 0.5
     batch_size: int = 16
-    epochs: int = 10
-    learning_rate: float = 1e-3
-    fine_tune_epochs: int = 30
+    epochs: int = 17
+    learning_rate: float = 1e-3  # cosine decay to a tenth over the head epochs
+    fine_tune_epochs: int = 7
     fine_tune_layers: int = 60
-    fine_tune_learning_rate: float = 1e-4  # cosine decay to 0 over the fine-tune epochs
+    fine_tune_learning_rate: float = 3e-5  # cosine decay to 0 over the fine-tune epochs
     box_weight: float = 5.0
     noobj_weight: float = 1.0
     class_weight: float = 1.0
