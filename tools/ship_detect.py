@@ -3,7 +3,8 @@
 Exports float32 and int8 (both with decode + NMS inside), scores Keras, TFLite float32
 and TFLite int8 on the held-out validation and test scenes (mAP@0.5, mAP@0.5:0.95), lists the TFLite
 ops, and copies model.keras, model.int8.tflite, its golden vectors, model.json and
-metrics.json. Results go to tools/results/detect.json.
+metrics.json. Results go to tools/results/detect.json (earlier records kept under
+`earlier`).
 
     python tools/ship_detect.py runs/detect/train [--set score_threshold=0.001] [--measure-only]
         [--describe "what run this is"]
@@ -88,17 +89,15 @@ def main(run_dir, settings=(), measure_only=False, description=""):
         meta = io.read_json(work / "model.json")
         meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}
         io.write_json(work / "model.json", meta)
-        if measure_only:
-            record(results, description)
-            print(results)
-            return
-        target = shipped_model_dir("detect")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in FILES:
-            shutil.copy2(work / name, target / name)
-        shutil.copy2(
-            work / "plots" / "tflite_int8" / "val" / "precision_recall.png", target / "precision_recall.png"
-        )
+        if not measure_only:
+            target = shipped_model_dir("detect")
+            target.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                shutil.copy2(work / name, target / name)
+            shutil.copy2(
+                work / "plots" / "tflite_int8" / "val" / "precision_recall.png",
+                target / "precision_recall.png",
+            )
     record(results, description)
     print(results)
 

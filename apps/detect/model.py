@@ -247,9 +247,9 @@ def evaluate(config, meta, outputs, targets):
     (localisation alone)."""
     from dlkit.metrics.detection import class_agnostic_map, coco_map
 
-    found = predictions(outputs)
-    result = coco_map(found, list(targets), len(meta["labels"]))
-    agnostic = class_agnostic_map(found, list(targets))
+    found, truth = predictions(outputs), list(targets)
+    result = coco_map(found, truth, len(meta["labels"]))
+    agnostic = class_agnostic_map(found, truth)
     ap = result["ap"]
     return {
         "map50": result["map50"],
