@@ -1,5 +1,6 @@
 """Checks on the real offline data (Debian tuxpaint-stamps-default) and the shipped model."""
 
+import numpy as np
 import pytest
 
 from dlkit.data import tuxpaint
@@ -78,3 +79,49 @@ def test_missing_backgrounds_are_an_actionable_error(monkeypatch, tmp_path):
     monkeypatch.setattr(tuxpaint, "STAMPS_ROOT", tmp_path / "none")
     with pytest.raises(MissingSourceError, match="apt-get install -y tuxpaint-stamps-default"):
         tuxpaint.find_cutouts(root=tmp_path / "none")
+
+
+def test_training_scenes_are_reproducible_new_each_draw_and_class_balanced():
+    from dlkit.data.scenes import TrainingScenes
+
+    scenes = TrainingScenes(64)
+    first = scenes(np.random.default_rng(3))
+    again = scenes(np.random.default_rng(3))
+    other = scenes(np.random.default_rng(4))
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], other[0])
+    fish = scenes.labels.index("fish")
+    shares = {}
+    for balanced in (True, False):
+        scenes.balanced, rng, classes = balanced, np.random.default_rng(0), []
+        for _ in range(150):
+            image, boxes, labels = scenes(rng)
+            assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+            assert np.all((boxes >= 0) & (boxes <= 1)) and np.all(boxes[:, 2:] > boxes[:, :2])
+            classes += labels.tolist()
+        shares[balanced] = classes.count(fish) / len(classes)
+    # 7 of the 123 training cut-outs are fish: 6% of objects when cut-outs are drawn evenly,
+    # 20% when classes are.
+    assert shares[False] < 0.11 < 0.15 < shares[True]
+
+
+def test_varied_objects_keep_exact_boxes():
+    from PIL import Image
+
+    from dlkit.data.scenes import compose
+
+    block = np.zeros((40, 60, 4), np.uint8)
+    block[:] = 255  # an opaque white rectangle: after any stretch or rotation, its pixels are the box
+    objects = [(Image.fromarray(block, "RGBA"), 0)]
+    black = [np.zeros((64, 64, 3), np.uint8)]
+    rng, rotated = np.random.default_rng(0), 0
+    for _ in range(40):
+        image, boxes, _ = compose(black, objects, rng, 64, max_objects=1, varied=True)
+        if not len(boxes):
+            continue
+        ys, xs = np.nonzero(image.max(axis=-1) > 127)
+        assert np.abs(np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) - boxes[0]).max() <= 2
+        width, height = boxes[0, 2] - boxes[0, 0], boxes[0, 3] - boxes[0, 1]
+        filled = (image.max(axis=-1) > 127).sum() / (width * height)
+        rotated += filled < 0.9  # a rotated rectangle leaves the corners of its box empty
+    assert rotated >= 5

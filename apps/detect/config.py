@@ -37,6 +37,9 @@ class Config:
     zoom_min: float = 0.6
     zoom_max: float = 1.4
     color: float = 0.25
+    # Offline default data: this fraction of each training epoch's images are new scenes,
+    # composited on the fly with classes drawn evenly and objects varied in shape and colour.
+    fresh_scenes: float = 1.0
     score_threshold: float = 0.001  # COCO-style evaluation; predict filters with --conf
     iou_threshold: float = 0.5
     max_detections: int = 50

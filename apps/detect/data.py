@@ -17,6 +17,7 @@ class LoadedDetection:
     paths: list
     skipped: list = field(default_factory=list)
     source_labels: tuple = None  # classes already mapped to the model's
+    scenes: object = None  # callable(rng) -> (image, boxes, classes in model ids), or None
 
 
 def default_data(config, progress=None):
@@ -47,6 +48,10 @@ def open_source(config, source, progress=None):
     found = detection.open_detection_source(source, cache_builder=lambda: default_data(config, progress))
     if len(found.labels) < 1:
         raise InvalidInputError(f"{found.description}: no classes")
+    if source is None and config.fresh_scenes > 0:
+        from dlkit.data.scenes import TrainingScenes
+
+        found.scenes = TrainingScenes(config.image_size)
     return found
 
 
@@ -79,8 +84,20 @@ def load_split(config, source, split, meta=None, progress=None):
         raise DlkitError(f"{source.description}: no readable {split} image")
     packed = np.empty(len(targets), dtype=object)
     packed[:] = targets
+    scenes = None
+    if split == "train" and source.scenes is not None:
+        scene_mapping = label_mapping(source.scenes.labels, labels, set(range(len(source.scenes.labels))))
+
+        def scenes(rng):
+            image, boxes, classes = source.scenes(rng)
+            return image, boxes, scene_mapping[classes] if len(classes) else classes
+
     return LoadedDetection(
-        np.stack(images), packed, paths, skipped + list(source.skipped if split == "train" else [])
+        np.stack(images),
+        packed,
+        paths,
+        skipped + list(source.skipped if split == "train" else []),
+        scenes=scenes,
     )
 
 
@@ -88,7 +105,9 @@ def make_dataset(config, loaded, training=False, meta=None):
     """A batched `tf.data.Dataset` of (float32 pixels, y_true for `YOLOLoss`).
 
     Augmentation (flip, zoom in/out, colour) runs in numpy on each epoch's images, boxes
-    moving with the pixels; targets are encoded after it.
+    moving with the pixels; targets are encoded after it. When the split can make new
+    scenes (the offline default), a `fresh_scenes` fraction of each training epoch's
+    images are new scenes instead of the stored ones.
     """
     import tensorflow as tf
 
@@ -103,8 +122,12 @@ def make_dataset(config, loaded, training=False, meta=None):
         rng = np.random.default_rng([config.seed, epoch[0]])
         epoch[0] += 1
         order = rng.permutation(count) if training else np.arange(count)
+        fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
         for i in order:
-            image, (boxes, classes) = loaded.inputs[i], loaded.targets[i]
+            if fresh and rng.random() < fresh:
+                image, boxes, classes = loaded.scenes(rng)
+            else:
+                image, (boxes, classes) = loaded.inputs[i], loaded.targets[i]
             if training and config.augment:
                 image, boxes, classes = detection.augment(
                     image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color

@@ -36,6 +36,9 @@ class DetectionSource:
     warnings: list = field(default_factory=list)
     fingerprint: str = ""
     arrays: dict = field(default_factory=dict)  # in-memory images (TFDS)
+    # callable(rng) -> (image uint8, boxes normalised xyxy, classes): new training scenes
+    # on demand (the offline default data); None for files on disk.
+    scenes: object = None
 
 
 def _fingerprint(records):

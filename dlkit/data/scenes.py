@@ -6,6 +6,10 @@ pixels (after later objects covered it), so boxes are exact; objects left less t
 visible are removed from the labels. Validation and test scenes use cut-outs that no
 training scene uses. Written in the YOLO layout (`images/<split>`, `labels/<split>`,
 `data.yaml`), so the default data goes through the same reader as users' data.
+
+`TrainingScenes` composites new training scenes on the fly (a new set every epoch), with
+classes drawn evenly and each object's shape and colour varied: ~120 training cut-outs
+then look like many more objects, while validation and test stay the fixed files.
 """
 
 from pathlib import Path
@@ -18,10 +22,35 @@ from dlkit.data.tuxpaint import find_cutouts, load_backgrounds, load_cutout, ran
 MIN_VISIBLE = 0.35
 
 
-def place(canvas, ids, obj, index, rng, scale_range):
+def vary(obj, rng, stretch=0.25, angle=15.0, color=0.25):
+    """One object's appearance varied (RGBA in, RGBA out): aspect ratio by up to
+    1 +- `stretch`, rotation by up to `angle` degrees (half the time), brightness, contrast
+    and saturation by up to 1 +- `color`, and a slight blur a fifth of the time."""
+    from PIL import ImageFilter
+
+    aspect = rng.uniform(1 - stretch, 1 + stretch)
+    obj = obj.resize((max(4, int(obj.size[0] * aspect)), obj.size[1]), Image.BILINEAR)
+    if angle and rng.random() < 0.5:
+        obj = obj.rotate(rng.uniform(-angle, angle), Image.BILINEAR, expand=True)
+    pixels = np.asarray(obj).astype(np.float32)
+    rgb, alpha = pixels[..., :3], pixels[..., 3:]
+    gray = rgb.mean(axis=-1, keepdims=True)
+    rgb = gray + (rgb - gray) * rng.uniform(1 - color, 1 + color)
+    mean = rgb[alpha[..., 0] > 127].mean() if (alpha > 127).any() else 127.0
+    rgb = (rgb - mean) * rng.uniform(1 - color, 1 + color) + mean * rng.uniform(1 - color, 1 + color)
+    obj = Image.fromarray(np.concatenate([np.clip(rgb, 0, 255), alpha], -1).astype(np.uint8), "RGBA")
+    if rng.random() < 0.2:
+        obj = obj.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
+    return obj
+
+
+def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     """Pastes `obj` (RGBA) at a random scale/position, possibly partly outside the canvas;
-    marks its opaque pixels with `index` in `ids`. Returns its full (unclipped) pixel count."""
+    marks its opaque pixels with `index` in `ids`. Returns its full (unclipped) pixel count.
+    `varied` changes its shape and colour first (`vary`)."""
     size = canvas.size[0]
+    if varied:
+        obj = vary(obj, rng)
     scale = rng.uniform(*scale_range)
     factor = scale * size / max(obj.size)
     width, height = max(6, int(obj.size[0] * factor)), max(6, int(obj.size[1] * factor))
@@ -39,13 +68,29 @@ def place(canvas, ids, obj, index, rng, scale_range):
     return int(alpha.sum())
 
 
-def compose(backgrounds, objects, rng, size, max_objects=6, scale_range=(0.18, 0.6)):
-    """One scene: (RGB uint8 image, boxes (n, 4) pixel xyxy, class ids (n,))."""
+def compose(
+    backgrounds, objects, rng, size, max_objects=6, scale_range=(0.18, 0.6), balanced=False, varied=False
+):
+    """One scene: (RGB uint8 image, boxes (n, 4) pixel xyxy, class ids (n,)).
+
+    `objects` is a list of (RGBA image, class id). `balanced` draws each object's class
+    evenly, then a cut-out of it (instead of a cut-out evenly); `varied`: see `vary`.
+    """
     canvas = random_background(backgrounds, rng, size)
     ids = np.zeros((size, size), np.int32)
     count = int(rng.integers(1, max_objects + 1))
-    picks = [objects[int(rng.integers(len(objects)))] for _ in range(count)]
-    full = [place(canvas, ids, image, k + 1, rng, scale_range) for k, (image, _) in enumerate(picks)]
+    if balanced:
+        by_class = {}
+        for item in objects:
+            by_class.setdefault(item[1], []).append(item)
+        groups = [by_class[c] for c in sorted(by_class)]
+        picks = [
+            g[int(rng.integers(len(g)))]
+            for g in (groups[int(rng.integers(len(groups)))] for _ in range(count))
+        ]
+    else:
+        picks = [objects[int(rng.integers(len(objects)))] for _ in range(count)]
+    full = [place(canvas, ids, image, k + 1, rng, scale_range, varied) for k, (image, _) in enumerate(picks)]
     boxes, classes = [], []
     for k, ((_, label), total) in enumerate(zip(picks, full)):
         ys, xs = np.nonzero(ids == k + 1)
@@ -90,3 +135,41 @@ def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None)
     lines += [f"  {i}: {name}" for i, name in enumerate(labels)]
     (out_dir / "data.yaml").write_text("\n".join(lines) + "\n")
     return {"labels": labels, **counts}
+
+
+class TrainingScenes:
+    """Fresh training scenes of the offline default data, composited on demand.
+
+    Calling it with a numpy Generator returns (RGB uint8 image, boxes (n, 4) normalised
+    xyxy, class ids (n,)), drawn like the stored scenes from the training cut-outs only,
+    with classes drawn evenly (the rarest class, fish, has 7 training cut-outs against
+    45 mammals) and each object varied in shape and colour. Cut-outs and backgrounds are
+    loaded on first use, cut-outs shrunk once to the largest size a scene uses.
+    """
+
+    def __init__(self, image_size=256, balanced=True, varied=True):
+        self.image_size, self.balanced, self.varied = image_size, balanced, varied
+        self.labels = sorted(find_cutouts())
+        self._objects = self._backgrounds = None
+
+    def _load(self):
+        splits = split_cutouts(find_cutouts())
+        objects = []
+        for cutout in splits["train"]:
+            image = load_cutout(cutout.path)
+            factor = 0.7 * self.image_size / max(image.size)  # pasted at most 0.6 x 1.25
+            if factor < 1:
+                image = image.resize(
+                    (max(1, round(image.size[0] * factor)), max(1, round(image.size[1] * factor))),
+                    Image.LANCZOS,
+                )
+            objects.append((image, self.labels.index(cutout.label)))
+        self._objects, self._backgrounds = objects, load_backgrounds()
+
+    def __call__(self, rng):
+        if self._objects is None:
+            self._load()
+        image, boxes, classes = compose(
+            self._backgrounds, self._objects, rng, self.image_size, balanced=self.balanced, varied=self.varied
+        )
+        return image, boxes / self.image_size, classes

@@ -1,6 +1,7 @@
 """The detect app end to end on a tiny synthetic YOLO dataset: train, export (float32 and
 int8 with decode + NMS inside), Keras/TFLite parity, predict with drawn boxes, bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -208,3 +209,31 @@ def test_learning_rate_follows_a_cosine_in_each_stage():
     assert head_rates[0] == pytest.approx(1e-3) and np.all(np.diff(head_rates) < 0)
     tune_rates = [tune.callbacks[0].schedule(e) for e in (4, 5, 6)]
     np.testing.assert_allclose(tune_rates, [1e-4, 5e-5, 0.0], atol=1e-12)
+
+
+def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(tmp_path):
+    from dlkit.data.detection import read_yolo
+
+    source = read_yolo(write_dataset(tmp_path / "data", count=20))
+    meta = {"labels": ["blue", "red"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+
+    def scenes(rng):  # every new scene: grey, one "red" box (data id 0)
+        return np.full((64, 64, 3), 77, np.uint8), np.array([[0.1, 0.1, 0.5, 0.5]], np.float32), np.array([0])
+
+    scenes.labels = source.labels
+    source.scenes = scenes
+    stored = APP.data.load_split(Config.tiny(), source, "val", meta=meta)
+    assert stored.scenes is None
+    for fraction, expected in ((0.0, 0), (1.0, 12), (0.5, None)):
+        config = dataclasses.replace(Config.tiny(), augment=False, fresh_scenes=fraction)
+        loaded = APP.data.load_split(config, source, "train", meta=meta)
+        batches = APP.data.make_dataset(config, loaded, training=True, meta=meta)
+        images, targets = next(iter(batches.unbatch().batch(99)))
+        fresh = np.all(images.numpy() == 77, axis=(1, 2, 3))
+        assert fresh.sum() == expected if expected is not None else 0 < fresh.sum() < len(fresh)
+        if fraction == 1.0:
+            # The scene's class 0 ("red") is the model's class 1: one-hot column 5 + 1.
+            rows = targets.numpy()[fresh]
+            assert np.all(rows[rows[:, :, 4] > 0][:, 5] == 1)
+    images, _ = next(iter(APP.data.make_dataset(config, stored, meta=meta)))
+    assert not np.any(np.all(images.numpy() == 77, axis=(1, 2, 3)))  # validation: stored scenes only
