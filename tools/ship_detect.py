@@ -16,11 +16,13 @@ copying anything into saved_models/.
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from dlkit import io, runner
 from dlkit.apps import get_app
+from dlkit.errors import DlkitError
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
 
@@ -47,6 +49,9 @@ def record(results, description):
 
 def main(run_dir, settings=(), measure_only=False, description=""):
     app = get_app("detect")
+    missing = [n for n in ("model.keras", "model.json", "metrics.json") if not (Path(run_dir) / n).exists()]
+    if missing:
+        raise DlkitError(f"{run_dir}: not a finished detect run (no {', '.join(missing)})")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in ("model.keras", "model.json", "metrics.json"):
@@ -60,7 +65,8 @@ def main(run_dir, settings=(), measure_only=False, description=""):
                 meta["config"][key] = INFERENCE_SETTINGS[key](value)
             io.write_json(work / "model.json", meta)
         for quantize in ("float32", "int8"):
-            export(app, work, quantize)
+            # Measuring records the TFLite drop whatever it is; shipping keeps the gate.
+            export(app, work, quantize, max_drop=100.0 if measure_only else None)
         metrics = io.read_json(work / "metrics.json")
         results = {}
         for label, name in (
@@ -113,4 +119,8 @@ if __name__ == "__main__":
         "--describe", default="", help="what run this is (recipe, epochs), recorded with the numbers"
     )
     args = parser.parse_args()
-    main(args.run_dir, args.settings, args.measure_only, args.describe or str(args.run_dir))
+    try:
+        main(args.run_dir, args.settings, args.measure_only, args.describe or str(args.run_dir))
+    except DlkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

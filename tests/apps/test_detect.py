@@ -237,3 +237,20 @@ def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(t
             assert np.all(rows[rows[:, :, 4] > 0][:, 5] == 1)
     images, _ = next(iter(APP.data.make_dataset(config, stored, meta=meta)))
     assert not np.any(np.all(images.numpy() == 77, axis=(1, 2, 3)))  # validation: stored scenes only
+
+
+def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).parents[2] / "tools" / "ship_detect.py"
+    (tmp_path / "model.keras").write_bytes(b"")
+    done = subprocess.run(
+        [sys.executable, str(tool), str(tmp_path), "--measure-only"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == f"error: {tmp_path}: not a finished detect run (no model.json, metrics.json)"
+    )
