@@ -26,6 +26,7 @@ from dlkit.errors import DlkitError
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
 
+RUN_FILES = ("model.keras", "model.json", "metrics.json")
 FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json", "metrics.json")
 RESULTS = Path(__file__).parent / "results" / "detect.json"
 INFERENCE_SETTINGS = {"score_threshold": float, "iou_threshold": float, "max_detections": int}
@@ -49,12 +50,12 @@ def record(results, description):
 
 def main(run_dir, settings=(), measure_only=False, description=""):
     app = get_app("detect")
-    missing = [n for n in ("model.keras", "model.json", "metrics.json") if not (Path(run_dir) / n).exists()]
+    missing = [n for n in RUN_FILES if not (Path(run_dir) / n).exists()]
     if missing:
         raise DlkitError(f"{run_dir}: not a finished detect run (no {', '.join(missing)})")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("model.keras", "model.json", "metrics.json"):
+        for name in RUN_FILES:
             shutil.copy2(Path(run_dir) / name, work / name)
         if settings:
             meta = io.read_json(work / "model.json")

@@ -86,7 +86,7 @@ def load_split(config, source, split, meta=None, progress=None):
     packed[:] = targets
     scenes = None
     if split == "train" and source.scenes is not None:
-        scene_mapping = label_mapping(source.scenes.labels, labels, set(range(len(source.scenes.labels))))
+        scene_mapping = label_mapping(source.scenes.labels, labels)
 
         def scenes(rng):
             image, boxes, classes = source.scenes(rng)

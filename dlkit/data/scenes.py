@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlkit.data.tuxpaint import find_cutouts, load_backgrounds, load_cutout, random_background, split_cutouts
+from dlkit.data.tuxpaint import (
+    PHOTO_CLASSES,
+    find_cutouts,
+    load_backgrounds,
+    load_cutout,
+    random_background,
+    split_cutouts,
+)
 
 MIN_VISIBLE = 0.35
 
@@ -149,7 +156,7 @@ class TrainingScenes:
 
     def __init__(self, image_size=256, balanced=True, varied=True):
         self.image_size, self.balanced, self.varied = image_size, balanced, varied
-        self.labels = sorted(find_cutouts())
+        self.labels = sorted(PHOTO_CLASSES)  # the stored scenes' class ids; no disk access
         self._objects = self._backgrounds = None
 
     def _load(self):

@@ -232,7 +232,7 @@ def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(t
         fresh = np.all(images.numpy() == 77, axis=(1, 2, 3))
         assert fresh.sum() == expected if expected is not None else 0 < fresh.sum() < len(fresh)
         if fraction == 1.0:
-            # The scene's class 0 ("red") is the model's class 1: one-hot column 5 + 1.
+            # The scene's class 0 ("red") is the model's class 1 (column 5 holds the class id).
             rows = targets.numpy()[fresh]
             assert np.all(rows[rows[:, :, 4] > 0][:, 5] == 1)
     images, _ = next(iter(APP.data.make_dataset(config, stored, meta=meta)))
