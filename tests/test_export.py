@@ -35,6 +35,42 @@ def test_every_quantization_converts_and_matches_keras(tmp_path, small_cnn, quan
     np.testing.assert_allclose(out, small_cnn.predict(images, verbose=0), atol=atol)
 
 
+def test_int8_keeps_float_layers_in_float(tmp_path):
+    """An exp after the network: quantized, its 8-bit output step swamps the small values;
+    kept in float (`float_layers`), only the int8 error of its input remains."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, name="logits", kernel_initializer=keras.initializers.RandomNormal(0, 0.3))(x)
+    x = keras.layers.Activation("exponential", name="sizes")(x)
+    model = keras.Model(inputs, keras.layers.Rescaling(0.5, name="half")(x))
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (64, 8, 8, 3)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    assert expected.min() < 0.3 and expected.max() > 3  # a range an 8-bit step cannot cover
+    errors = {}
+    for kept in ((), ("sizes",)):
+        path = tmp_path / f"{len(kept)}.tflite"
+        path.write_bytes(convert(model, "int8", images, int8_input="uint8", float_layers=kept))
+        interpreter = Interpreter(model_path=str(path))
+        dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+        ops = {op["op_name"]: op for op in interpreter._get_ops_details()}
+        want = np.float32 if kept else np.int8
+        for name in ("EXP", "MUL"):  # the kept layer and the one after it
+            assert [dtype[i] for i in ops[name]["inputs"] if i >= 0][0] == want, name
+        assert dtype[ops["CONV_2D"]["outputs"][0]] == np.int8
+        edge = EdgeModel(path)
+        assert edge.input_dtypes == ["uint8"]
+        errors[kept] = np.median(np.abs(edge.predict(images)[0] / expected - 1))
+    assert errors[("sizes",)] < 0.5 * errors[()], errors
+    with pytest.raises(DlkitError, match="no op of layers nowhere"):
+        convert(model, "int8", images, float_layers=("nowhere",))
+
+
 def test_dynamic_batch_and_static_batch(tmp_path, small_cnn):
     (tmp_path / "static.tflite").write_bytes(convert(small_cnn, batch_size=1))
     static = EdgeModel(tmp_path / "static.tflite")

@@ -10,7 +10,13 @@ from dlkit.export import QUANTIZATIONS
 
 
 def convert(
-    model, quantize="float32", representative=None, batch_size=None, int8_input=None, float_fallback=False
+    model,
+    quantize="float32",
+    representative=None,
+    batch_size=None,
+    int8_input=None,
+    float_fallback=False,
+    float_layers=(),
 ):
     """Converts `model` to TFLite flatbuffer bytes, builtin ops only.
 
@@ -28,6 +34,9 @@ def convert(
             integer too (images), None to keep a float input.
         float_fallback: bool. For int8: ops without an int8 kernel (e.g. NMS) stay float
             builtins instead of failing the conversion.
+        float_layers: names of Keras layers whose ops stay float in an int8 model (e.g. box
+            decoding, where 8-bit steps between ops cost more than they save). Implies
+            `float_fallback`.
 
     Raises:
         DlkitError: when conversion fails; the message names the Keras layer at fault.
@@ -50,14 +59,49 @@ def convert(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: ([s[None].astype(np.float32)] for s in samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if float_fallback:
+            if float_fallback or float_layers:
                 converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             if int8_input:
                 converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int8_input]
+            if float_layers:
+                converter._experimental_calibrate_only = True  # quantized below, minus float_layers
         try:
-            return converter.convert()
+            flatbuffer = converter.convert()
         except Exception as error:
             raise DlkitError(conversion_error(model, error)) from None
+    if quantize == "int8" and float_layers:
+        flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
+    return flatbuffer
+
+
+def quantize_except(calibrated, float_layers, int8_input=None):
+    """Quantizes a calibrated TFLite model to int8 except the ops of `float_layers` and
+    every op after them (post-processing stays float to the outputs).
+
+    This is the selective quantization of `tf.lite.experimental.QuantizationDebugger`
+    (its `denylisted_nodes`), called directly so the input can stay uint8/int8.
+    """
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    interpreter = Interpreter(model_content=calibrated)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    # Keras scopes a layer's ops as ".../<layer name>[_<n>]/<op>".
+    pattern = re.compile(r"(^|/)(" + "|".join(re.escape(name) for name in float_layers) + r")(_\d+)?/")
+    kept = {index for index, name in names.items() if pattern.search(name)}
+    if not kept:
+        raise DlkitError(f"int8 export: no op of layers {', '.join(float_layers)} found to keep in float")
+    for op in interpreter._get_ops_details():  # execution order: downstream of a kept op stays float
+        if kept.intersection(op["inputs"]):
+            kept.update(op["outputs"])
+    input_type = {"uint8": tf.uint8, "int8": tf.int8}.get(int8_input, tf.float32)
+    return mlir_quantize(
+        calibrated,
+        input_data_type=input_type,
+        output_data_type=tf.float32,
+        denylisted_nodes=sorted(names[i] for i in kept if i in names),
+    )
 
 
 def float_options(converter, quantize):

@@ -80,6 +80,15 @@ def test_tflite_has_builtin_ops_only_and_matches_keras(detect_run):
         interpreter = Interpreter(model_path=str(run_dir / name))
         ops = {op["op_name"] for op in interpreter._get_ops_details()}
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
+    # int8: the network is quantized, decode (sigmoid/exp of the raw fields) and NMS are not.
+    interpreter = Interpreter(model_path=str(run_dir / "model.int8.tflite"))
+    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    by_op = {}
+    for op in interpreter._get_ops_details():
+        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    assert set(by_op["CONV_2D"]) == {np.int8}
+    for name in ("EXP", "LOGISTIC", "SOFTMAX", "NON_MAX_SUPPRESSION_V4"):
+        assert set(by_op[name]) <= {np.float32, np.int32}, (name, by_op[name])
     golden = np.load(run_dir / "model.golden.npz")
     inputs = golden["inputs"]
     keras_out = model_runner(ModelBundle.load(run_dir, prefer="keras"), APP)(inputs)
