@@ -17,8 +17,10 @@ ARCHITECTURE = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_ch
 # Backbone layers whose outputs feed the heads (strides 16 and 32).
 FEATURES = {"mobilenet_v2": ("block_13_expand_relu", "out_relu")}
 STRIDES = (16, 32)
-# Layers of the exported graph after the network, kept in float in an int8 model.
-POSTPROCESS_LAYERS = ("decode_p4", "decode_p5", "all_boxes", "all_objectness", "all_classes", "nms")
+HEADS = ("p4", "p5")  # one per stride
+# The first layers of the exported graph after the network: an int8 model keeps them, and
+# everything after them (concatenation, NMS), in float.
+POSTPROCESS_LAYERS = tuple(f"decode_{name}" for name in HEADS)
 
 
 def make_meta(config, source):
@@ -178,7 +180,7 @@ def inference_model(model, config, meta):
     from its per-field predictions (not the concatenated raw output), so an int8 model
     quantizes box offsets, sizes, objectness and class logits each on its own scale."""
     decoded = []
-    for index, name in enumerate(("p4", "p5")):
+    for index, name in enumerate(HEADS):
         fields = [model.get_layer(f"{name}_{field}_flat").output for field, _ in FIELDS]
         grids, anchors = [meta["grids"][index]], [meta["anchors"][index]]
         decoded.append(YOLODecode(grids, anchors, name=f"decode_{name}")(fields))

@@ -62,7 +62,7 @@ def convert(
             if float_fallback or float_layers:
                 converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
             if int8_input:
-                converter.inference_input_type = {"uint8": tf.uint8, "int8": tf.int8}[int8_input]
+                converter.inference_input_type = tf.as_dtype(int8_input)
             if float_layers:
                 converter._experimental_calibrate_only = True  # quantized below, minus float_layers
         try:
@@ -95,7 +95,7 @@ def quantize_except(calibrated, float_layers, int8_input=None):
     for op in interpreter._get_ops_details():  # execution order: downstream of a kept op stays float
         if kept.intersection(op["inputs"]):
             kept.update(op["outputs"])
-    input_type = {"uint8": tf.uint8, "int8": tf.int8}.get(int8_input, tf.float32)
+    input_type = tf.as_dtype(int8_input or "float32")
     return mlir_quantize(
         calibrated,
         input_data_type=input_type,
