@@ -1,5 +1,5 @@
-"""Detect model: MobileNetV2 features at strides 16 and 32, a small feature pyramid and
-YOLO heads; decode and NMS are layers of the exported model."""
+"""Detect model: MobileNetV2 (or EfficientNet-Lite0) features at strides 16 and 32, a small
+feature pyramid and YOLO heads; decode and NMS are layers of the exported model."""
 
 import keras
 import numpy as np
@@ -14,8 +14,12 @@ from dlkit.stages import Stage
 MONITOR = ("val_loss", "min")
 GATE_METRIC = "map50"
 ARCHITECTURE = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_channels")
-# Backbone layers whose outputs feed the heads (strides 16 and 32).
-FEATURES = {"mobilenet_v2": ("block_13_expand_relu", "out_relu")}
+# Backbone layers whose outputs feed the heads (strides 16 and 32): the expansion of the
+# first stride-32 block (the richest stride-16 tensor) and the last activation.
+FEATURES = {
+    "mobilenet_v2": ("block_13_expand_relu", "out_relu"),
+    "efficientnet_lite0": ("block11_expand_relu", "top_relu"),
+}
 STRIDES = (16, 32)
 HEADS = ("p4", "p5")  # one per stride
 # The first layers of the exported graph after the network: an int8 model keeps them, and

@@ -263,3 +263,37 @@ def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
         done.stderr.strip().splitlines()[-1]
         == f"error: {tmp_path}: not a finished detect run (no model.json, metrics.json)"
     )
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_each_backbone_feeds_the_heads_at_strides_16_and_32(backbone):
+    from apps.detect.model import backbone_of, build_model
+
+    size = 64
+    alpha = 0.35 if backbone == "mobilenet_v2" else 1.0
+    config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=alpha)
+    meta = {"labels": ["a", "b"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+    model = build_model(config, meta)
+    c4, c5 = backbone_of(model).outputs
+    assert tuple(c4.shape[1:3]) == (size // 16,) * 2 and tuple(c5.shape[1:3]) == (size // 32,) * 2
+    assert tuple(model.output.shape[1:]) == (3 * (4 * 4 + 2 * 2), 5 + 2)
+
+
+def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
+    """`--weights model.keras` of a classify run starts detect from its tuned backbone."""
+    from apps.classify.config import Config as ClassifyConfig
+    from apps.classify.model import build_model as build_classifier
+    from apps.detect.model import backbone_of, build_model
+
+    classify_config = dataclasses.replace(ClassifyConfig.tiny(), backbone="efficientnet_lite0", alpha=1.0)
+    classifier = build_classifier(classify_config, {"labels": ["a", "b", "c"]})
+    path = tmp_path / "classifier.keras"
+    classifier.save(path)
+    config = dataclasses.replace(Config.tiny(), backbone="efficientnet_lite0", alpha=1.0, weights=str(path))
+    meta = {"labels": ["a", "b"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+    detector = build_model(config, meta)
+    source = classifier.get_layer("efficientnet_lite0").get_layer("block11_expand_conv").get_weights()[0]
+    loaded = backbone_of(detector).get_layer("block11_expand_conv").get_weights()[0]
+    np.testing.assert_array_equal(loaded, source)
+    fresh = build_model(dataclasses.replace(config, weights="none"), meta)
+    assert np.any(loaded != backbone_of(fresh).get_layer("block11_expand_conv").get_weights()[0])
