@@ -297,3 +297,32 @@ def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
     np.testing.assert_array_equal(loaded, source)
     fresh = build_model(dataclasses.replace(config, weights="none"), meta)
     assert np.any(loaded != backbone_of(fresh).get_layer("block11_expand_conv").get_weights()[0])
+
+
+def test_bench_tool_times_and_scores_the_three_conversions(detect_run, monkeypatch, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_detect", Path(__file__).parents[2] / "tools" / "bench_detect.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench.json")
+    run_dir, _ = detect_run
+    bench.main(run_dir, repeat=3)
+    result = json.loads((tmp_path / "bench.json").read_text())
+    rows = result["variants"]
+    assert list(rows) == ["float32", "int8, decode + NMS float (exported)", "int8, decode quantized"]
+    assert all(row["ms_median"] > 0 and 0 <= row["val_map50"] <= 1 for row in rows.values())
+    assert rows["int8, decode quantized"]["bytes"] < rows["float32"]["bytes"] / 2
+    exported = json.loads((run_dir / "model.json").read_text())["exports"]["int8"]
+    # The benchmark's exported variant is the export's own conversion: same bytes, same score.
+    assert rows["int8, decode + NMS float (exported)"]["bytes"] == exported["bytes"]
+    assert rows["int8, decode + NMS float (exported)"]["val_map50"] == pytest.approx(
+        exported["val"]["tflite"]
+    )
+    ratio = (
+        rows["int8, decode + NMS float (exported)"]["ms_median"] / rows["int8, decode quantized"]["ms_median"]
+    )
+    assert result["float_decode_time_ratio"] == pytest.approx(ratio)
