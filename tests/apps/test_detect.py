@@ -269,14 +269,14 @@ def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
 def test_each_backbone_feeds_the_heads_at_strides_16_and_32(backbone):
     from apps.detect.model import backbone_of, build_model
 
-    size = 64
     alpha = 0.35 if backbone == "mobilenet_v2" else 1.0
     config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=alpha)
-    meta = {"labels": ["a", "b"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+    fine, coarse = config.image_size // 16, config.image_size // 32
+    meta = {"labels": ["a", "b"], "grids": [fine, coarse], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
     model = build_model(config, meta)
     c4, c5 = backbone_of(model).outputs
-    assert tuple(c4.shape[1:3]) == (size // 16,) * 2 and tuple(c5.shape[1:3]) == (size // 32,) * 2
-    assert tuple(model.output.shape[1:]) == (3 * (4 * 4 + 2 * 2), 5 + 2)
+    assert tuple(c4.shape[1:3]) == (fine, fine) and tuple(c5.shape[1:3]) == (coarse, coarse)
+    assert tuple(model.output.shape[1:]) == (3 * (fine * fine + coarse * coarse), 5 + 2)
 
 
 def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
