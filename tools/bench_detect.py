@@ -25,30 +25,24 @@ from dlkit import io
 from dlkit.errors import DlkitError
 
 RESULTS = Path(__file__).parent / "results" / "detect_bench.json"
+EXPORTED = "int8, decode + NMS float (exported)"
+QUANTIZED_DECODE = "int8, decode quantized"
 
 
 def conversions(app, model, config, meta, representative):
     """name -> TFLite flatbuffer of the three variants."""
-    from dlkit.export.tflite import convert
-
     return {
         "float32": app.model.convert(model, config, meta, "float32"),
-        "int8, decode + NMS float (exported)": app.model.convert(model, config, meta, "int8", representative),
-        "int8, decode quantized": convert(
-            app.model.inference_model(model, config, meta),
-            "int8",
-            representative,
-            batch_size=1,
-            int8_input=meta.get("int8_input"),
-        ),
+        EXPORTED: app.model.convert(model, config, meta, "int8", representative),
+        QUANTIZED_DECODE: app.model.convert(model, config, meta, "int8", representative, float_layers=()),
     }
 
 
 def latency(path, image, repeat, threads):
     """Median and 90th percentile milliseconds of one invocation on `image`."""
-    from ai_edge_litert.interpreter import Interpreter
+    from dlkit.edge.runtime import load_interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter = load_interpreter(path, threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     x = image[None].astype(detail["dtype"])  # pixels 0-255: uint8 or float32 as the model takes them
@@ -69,7 +63,7 @@ def main(model_dir, repeat=50, threads=1):
     from dlkit.config import from_dict
     from dlkit.console import ProgressPrinter
     from dlkit.edge.bundle import ModelBundle
-    from dlkit.export.bundle import REPRESENTATIVE_SAMPLES
+    from dlkit.export.bundle import representative_inputs
     from dlkit.predict import app_tflite_runner
     from dlkit.runner import align_targets, load_keras, predict_batches
 
@@ -84,10 +78,7 @@ def main(model_dir, repeat=50, threads=1):
     source = app.data.open_source(config, meta.get("data"), progress=progress)
     val = app.data.load_split(config, source, "val", meta=meta, progress=progress)
     train = app.data.load_split(config, source, "train", meta=meta, progress=progress)
-    pick = np.random.default_rng(0).choice(
-        len(train.inputs), min(REPRESENTATIVE_SAMPLES, len(train.inputs)), replace=False
-    )
-    representative = train.inputs[np.sort(pick)]
+    representative = representative_inputs(train.inputs)
     targets = align_targets(meta, val)
 
     rows = {}
@@ -106,7 +97,7 @@ def main(model_dir, repeat=50, threads=1):
                 "ms_p90": p90,
             }
             print(f"{name}: {rows[name]}", flush=True)
-    exported, quantized = rows["int8, decode + NMS float (exported)"], rows["int8, decode quantized"]
+    exported, quantized = rows[EXPORTED], rows[QUANTIZED_DECODE]
     result = {
         "model": str(model_dir),
         "threads": threads,

@@ -225,10 +225,11 @@ def inherit_meta(meta, model_meta):
     return {**meta, "anchors": model_meta["anchors"], "grids": model_meta["grids"]}
 
 
-def convert(model, config, meta, quantize, representative=None):
+def convert(model, config, meta, quantize, representative=None, float_layers=POSTPROCESS_LAYERS):
     """TFLite with decode + NMS inside; int8 quantizes the network and keeps decode and
     NMS in float (builtin ops both). Quantized, the decode's chain of 8-bit steps (exp of
-    the size logits, scores near 0) cost 4.5 points of val mAP@0.5; in float, 0.6."""
+    the size logits, scores near 0) cost 4.5 points of val mAP@0.5; in float, 0.6.
+    `float_layers=()` quantizes them too (tools/bench_detect.py compares the two)."""
     from dlkit.export.tflite import convert as convert_keras
 
     return convert_keras(
@@ -237,7 +238,7 @@ def convert(model, config, meta, quantize, representative=None):
         representative,
         batch_size=1,
         int8_input=meta.get("int8_input") if quantize == "int8" else None,
-        float_layers=POSTPROCESS_LAYERS,
+        float_layers=float_layers,
     )
 
 

@@ -23,6 +23,15 @@ def gate_metric(app, meta):
 REPRESENTATIVE_SAMPLES = 600
 
 
+def representative_inputs(inputs):
+    """The int8 calibration set: up to REPRESENTATIVE_SAMPLES training inputs, picked with a
+    fixed seed and kept in order, so the same model always converts to the same bytes."""
+    pick = np.random.default_rng(0).choice(
+        len(inputs), min(REPRESENTATIVE_SAMPLES, len(inputs)), replace=False
+    )
+    return inputs[np.sort(pick)]
+
+
 def export(app, model_path, quantize="float32", data=None, max_drop=None, out_dir=None, batch_size=None):
     """Exports a trained `.keras` model to TFLite and checks it against Keras.
 
@@ -53,9 +62,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     representative = None
     if quantize == "int8":
         train = app.data.load_split(config, source, "train", meta=meta, progress=progress)
-        rng = np.random.default_rng(0)
-        pick = rng.choice(len(train.inputs), min(REPRESENTATIVE_SAMPLES, len(train.inputs)), replace=False)
-        representative = train.inputs[np.sort(pick)]
+        representative = representative_inputs(train.inputs)
 
     log(f"converting {bundle.path} to TFLite ({quantize})")
     if hasattr(app.model, "convert"):  # apps whose device graphs differ from the training model

@@ -313,16 +313,12 @@ def test_bench_tool_times_and_scores_the_three_conversions(detect_run, monkeypat
     bench.main(run_dir, repeat=3)
     result = json.loads((tmp_path / "bench.json").read_text())
     rows = result["variants"]
-    assert list(rows) == ["float32", "int8, decode + NMS float (exported)", "int8, decode quantized"]
+    assert list(rows) == ["float32", bench.EXPORTED, bench.QUANTIZED_DECODE]
     assert all(row["ms_median"] > 0 and 0 <= row["val_map50"] <= 1 for row in rows.values())
-    assert rows["int8, decode quantized"]["bytes"] < rows["float32"]["bytes"] / 2
+    assert rows[bench.QUANTIZED_DECODE]["bytes"] < rows["float32"]["bytes"] / 2
     exported = json.loads((run_dir / "model.json").read_text())["exports"]["int8"]
     # The benchmark's exported variant is the export's own conversion: same bytes, same score.
-    assert rows["int8, decode + NMS float (exported)"]["bytes"] == exported["bytes"]
-    assert rows["int8, decode + NMS float (exported)"]["val_map50"] == pytest.approx(
-        exported["val"]["tflite"]
-    )
-    ratio = (
-        rows["int8, decode + NMS float (exported)"]["ms_median"] / rows["int8, decode quantized"]["ms_median"]
-    )
+    assert rows[bench.EXPORTED]["bytes"] == exported["bytes"]
+    assert rows[bench.EXPORTED]["val_map50"] == pytest.approx(exported["val"]["tflite"])
+    ratio = rows[bench.EXPORTED]["ms_median"] / rows[bench.QUANTIZED_DECODE]["ms_median"]
     assert result["float_decode_time_ratio"] == pytest.approx(ratio)
