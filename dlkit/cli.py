@@ -8,13 +8,14 @@ import functools
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from dlkit import __version__
-from dlkit.apps import APPS, get_app
 from dlkit.errors import DlkitError
 from dlkit.export import QUANTIZATIONS
+from dlkit.registry import app_names, get_app
 
 EXIT_USAGE = 2
 
@@ -39,7 +40,7 @@ def handle_errors(function):
 def resolve_config(app, overrides=(), seed=None, epochs=None, weights=None, tiny=False):
     from dlkit.config import apply_overrides
 
-    config = app.config.Config.tiny() if tiny else app.config.Config()
+    config = app.default_config(tiny)
     config = apply_overrides(config, overrides)
     extra = {"seed": seed, "epochs": epochs, "weights": weights}
     for key, value in extra.items():
@@ -64,6 +65,19 @@ def model_option(function):
         help="A run/export directory, a .keras/.tflite file, or 'last' (the latest run). "
         "Default: the shipped model.",
     )(function)
+
+
+def uses_tensorflow(function):
+    """Imports TensorFlow first, its C++ start-up lines silenced (dlkit.quiet)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        from dlkit.quiet import import_tensorflow
+
+        import_tensorflow()
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 def make_app_group(name):
@@ -99,6 +113,7 @@ def make_app_group(name):
     @click.option("--resume", is_flag=True, help="Continue an interrupted run (--run-dir or the latest).")
     @click.option("--tiny", is_flag=True, help="Use the tiny test configuration (seconds, not minutes).")
     @handle_errors
+    @uses_tensorflow
     def train(data, run_dir, overrides, seed, epochs, weights, init, resume, tiny):
         from dlkit import runner
 
@@ -112,6 +127,7 @@ def make_app_group(name):
     @click.option("--out", default=None, metavar="DIR", help="Write evaluation.json and plots here.")
     @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
     @handle_errors
+    @uses_tensorflow
     def evaluate(model_path, data, split, out, as_json):
         from dlkit import runner
 
@@ -143,6 +159,7 @@ def make_app_group(name):
     @click.option("--max-drop", type=float, default=None, help="Allowed metric drop in points (app default).")
     @click.option("--out", default=None, metavar="DIR", help="Output directory (default: next to the model).")
     @handle_errors
+    @uses_tensorflow
     def export(model_path, data, quantize, max_drop, out):
         from dlkit.export.bundle import export as run_export
 
@@ -150,34 +167,7 @@ def make_app_group(name):
         for variant in quantize:
             run_export(app, model_path, variant, data=data, max_drop=max_drop, out_dir=out)
 
-    @group.command(help="Predict on files or folders (a .tflite model runs without TensorFlow).")
-    @click.argument("inputs", nargs=-1, required=True)
-    @model_option
-    @click.option("--top-k", type=int, default=3, show_default=True, help="Labels to show per input.")
-    @click.option("--batch-size", type=int, default=32, show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines).")
-    @handle_errors
-    def predict(inputs, model_path, top_k, batch_size, as_json):
-        from dlkit.console import ProgressPrinter
-        from dlkit.predict import predict as run_predict
-
-        failed = 0
-        many = len(inputs) > 1 or any(not str(i).lower().endswith(tuple(_suffixes())) for i in inputs)
-        progress = ProgressPrinter() if many else None
-        for path, result, error in run_predict(app, inputs, model_path, batch_size, progress, top_k=top_k):
-            if error:
-                failed += 1
-                if as_json:
-                    click.echo(json.dumps({"file": str(path), "error": error}))
-                click.echo(f"skipped: {error}" if many else f"Error: {error}", err=True)
-            elif as_json:
-                click.echo(json.dumps({"file": str(path), **result}))
-            else:
-                click.echo(app.edge.format_result(str(path), result))
-        if failed:
-            if many:
-                click.echo(f"{failed} input(s) could not be read", err=True)
-            sys.exit(EXIT_USAGE)
+    group.add_command(predict_command(app))
 
     @group.command(help="Show a model's metadata and metrics, or the app's default config.")
     @model_option
@@ -187,42 +177,113 @@ def make_app_group(name):
 
         click.echo(dumps(describe(app, model_path)))
 
-    extend_app_group(group, app)
+    app.register_cli(group)
     return group
 
 
-def extend_app_group(group, app):
-    """An app may add verbs or replace generic ones in `apps/<name>/cli.py` (`register`)."""
-    import importlib
-    import importlib.util
-
-    module_name = f"{app.package}.cli"
-    if importlib.util.find_spec(module_name) is None:
-        return
-    importlib.import_module(module_name).register(group, app)
+PREDICT_HELP = {
+    "image": "Predict on image files or folders",
+    "audio": "Predict on audio files or folders",
+    "text": "Predict on texts given as arguments or one per line in --file",
+    "pair": "Predict on pairs of inputs (two arguments each)",
+}
 
 
-def _suffixes():
-    from dlkit.edge.image import IMAGE_SUFFIXES
+def predict_command(app):
+    """`dlkit <app> predict`: one pipeline and one --json/--out behaviour for every app."""
+    kind = app.input_kind
 
-    return IMAGE_SUFFIXES
+    @click.command(
+        name="predict",
+        help=f"{PREDICT_HELP[kind]} (a .tflite model runs without TensorFlow). With --out, "
+        "writes predictions.json and the app's per-input files there.",
+    )
+    @click.argument("inputs", nargs=-1, required=kind != "text")
+    @model_option
+    @click.option("--batch-size", type=int, default=32, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines).")
+    @click.option(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"Write predictions.json{' and annotated files' if app.saves_predictions else ''} here"
+        + (f" (default runs/{app.name}/predictN)." if app.saves_predictions else "."),
+    )
+    @handle_errors
+    def predict(inputs, model_path, batch_size, as_json, out, file=None, **options):
+        from dlkit import io
+        from dlkit.console import ProgressPrinter, log
+        from dlkit.predict import Predictor, expand_sources, next_predict_dir
+
+        items = expand_sources(kind, inputs, file)
+        predictor = Predictor(app, model_path, **options)
+        if out is None and app.saves_predictions:
+            out = next_predict_dir(app.name)
+        many = len(items) > 1 or any(Path(i).is_dir() for i in inputs if kind in ("image", "audio"))
+        progress = ProgressPrinter() if many and kind != "text" else None
+        failed, records = 0, []
+        for prediction in predictor(items, batch_size=batch_size, out_dir=out, progress=progress):
+            for warning in prediction.warnings:
+                click.echo(f"warning: {prediction.name}: {warning}", err=True)
+            if prediction.error:
+                failed += 1
+                if as_json:
+                    click.echo(json.dumps({"input": prediction.name, "error": prediction.error}))
+                click.echo(f"skipped: {prediction.error}" if many else f"Error: {prediction.error}", err=True)
+                continue
+            record = {"input": prediction.name, **prediction.result}
+            records.append(record)
+            if as_json:
+                click.echo(json.dumps(record, ensure_ascii=False))
+            else:
+                click.echo(app.format_result(prediction.name, prediction.result))
+        if out is not None:
+            io.write_json(Path(out) / "predictions.json", records)
+            log(f"wrote {len(records)} predictions to {Path(out) / 'predictions.json'}")
+        if not predictor.bundle.is_tflite:
+            log(f"(predicted with Keras model {predictor.bundle.path})")
+        if failed:
+            if many:
+                click.echo(f"{failed} input(s) could not be read", err=True)
+            sys.exit(EXIT_USAGE)
+
+    if kind == "text":
+        predict = click.option(
+            "--file", "file", default=None, metavar="FILE", help="Also read one input per line of FILE."
+        )(predict)
+    for option in app.predict_options:
+        predict = click.option(
+            option.flag,
+            option.name,
+            type=option.type,
+            default=option.default,
+            show_default=option.default is not None,
+            metavar=option.metavar,
+            help=option.help,
+        )(predict)
+    return predict
 
 
 class LazyGroup(click.Group):
     """Builds an app's sub-group only when it is invoked or listed."""
 
     def list_commands(self, ctx):
-        return sorted(APPS)
+        return app_names()
 
     def get_command(self, ctx, name):
-        if name not in APPS:
+        if name not in app_names():
             return None
         return make_app_group(name)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlkit")
-def cli():
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show TensorFlow's and LiteRT's own console lines too (or set DLKIT_VERBOSE=1).",
+)
+def cli(verbose):
     """dlkit: train, evaluate, export and run deep-learning apps on device.
 
     \b
@@ -231,6 +292,11 @@ def cli():
       dlkit classify export --quantize int8
       dlkit classify predict photo.jpg          # shipped model, no TensorFlow needed
     """
+    if verbose:
+        from dlkit.quiet import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
 
 
 def main():

@@ -3,8 +3,62 @@
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass
 
 from dlkit.errors import DlkitError
+
+
+@dataclass
+class TrainConfig:
+    """The fields every app's `Config` has; an app's `Config` extends it (and may change
+    the defaults). Every field can be set with `--set key=value`.
+
+    Args:
+        batch_size: int. Examples per training step.
+        epochs: int. Training epochs (for transfer learning: the head stage).
+        learning_rate: float.
+        patience: int. Early stopping after this many epochs without improvement of the
+            app's monitored metric (the one best-checkpoint watches); 0 = off.
+        max_drop: float. Export fails when the TFLite model's gate metric drops more
+            points than this below the Keras model's.
+        val_split: float. Fraction held out for validation where the data has no split.
+        test_split: float. Likewise for the test split.
+        seed: int. Seed for Python, numpy and TensorFlow.
+    """
+
+    batch_size: int = 32
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    patience: int = 0
+    max_drop: float = 1.0
+    val_split: float = 0.15
+    test_split: float = 0.15
+    seed: int = 42
+
+
+@dataclass
+class TransferConfig(TrainConfig):
+    """TrainConfig plus the transfer-learning recipe's fields (dlkit.transfer).
+
+    Args:
+        image_size: int. Square input size in pixels.
+        backbone: str. A name of `dlkit.pretrained` (mobilenet_v2, efficientnet_lite0).
+        alpha: float. Backbone width multiplier.
+        weights: str. Backbone weights: dlkit (shipped, offline), imagenet, none (from
+            scratch) or a file path.
+        fine_tune_epochs: int. Epochs of the second stage (0 = head only).
+        fine_tune_layers: int. Top backbone layers unfrozen in the second stage.
+        fine_tune_learning_rate: float.
+    """
+
+    image_size: int = 160
+    backbone: str = "mobilenet_v2"
+    alpha: float = 1.0
+    weights: str = "dlkit"
+    fine_tune_epochs: int = 8
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 3e-5
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

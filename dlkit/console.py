@@ -8,6 +8,14 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
+def report_skipped(messages, limit=10):
+    """Logs what a data split left out (unreadable files, pairs too long), at most `limit`."""
+    for message in messages[:limit]:
+        log(f"skipped: {message}")
+    if len(messages) > limit:
+        log(f"skipped {len(messages) - limit} more unreadable files")
+
+
 class ProgressPrinter:
     """`progress(done, total, what)` callback: a live counter on a TTY, else one line at the end.
 

@@ -1,6 +1,7 @@
 """Atomic file writes and small JSON helpers (no TensorFlow)."""
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -78,3 +79,12 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def sha256_file(path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -32,3 +32,16 @@ def default_model(app: str) -> Path:
             f"(a run directory, a .keras or .tflite file, or 'last' after `dlkit {app} train`)"
         )
     return path
+
+
+def next_numbered_dir(base, stem):
+    """`base/stem`, then `stem2`, `stem3`...: the first that does not exist yet (the way
+    Ultralytics numbers `runs/detect/train`, `train2`)."""
+    from dlkit.errors import DlkitError
+
+    base = Path(base)
+    for index in range(1, 10_000):
+        candidate = base / (stem if index == 1 else f"{stem}{index}")
+        if not candidate.exists():
+            return candidate
+    raise DlkitError(f"too many {stem} folders in {base}")

@@ -1,17 +1,36 @@
-"""Predict on files with a `.tflite` (edge path, no TensorFlow) or a `.keras` model."""
+"""One predict pipeline for every app: source -> read -> preprocess -> run -> postprocess ->
+finish (render, write).
 
+A `.tflite` model runs on the edge path (no TensorFlow); a `.keras` model through the
+app's Keras runner. Inputs are expanded by the app's input kind: image and audio folders
+to their files, text from arguments and `--file` lines, pairs two arguments at a time.
+An input may become several model windows (a long recording, a tiled image) that the
+app combines into one result. Bad inputs are reported and skipped, never fatal to the
+rest of a batch.
+"""
+
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from dlkit.console import log
 from dlkit.edge.bundle import ModelBundle
-from dlkit.edge.image import IMAGE_SUFFIXES
 from dlkit.errors import DlkitError, InvalidInputError
-from dlkit.paths import default_model
+from dlkit.paths import default_model, next_numbered_dir
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
-def expand_inputs(inputs, suffixes=IMAGE_SUFFIXES):
+def suffixes_of(kind):
+    """File suffixes that a folder is expanded to, for an input kind."""
+    if kind == "image":
+        from dlkit.edge.image import IMAGE_SUFFIXES
+
+        return IMAGE_SUFFIXES
+    if kind == "audio":
+        return AUDIO_SUFFIXES
+    return ()
+
+
+def expand_files(inputs, suffixes):
     """Files given directly, plus the files with a known suffix inside given folders."""
     files = []
     for item in inputs:
@@ -23,87 +42,157 @@ def expand_inputs(inputs, suffixes=IMAGE_SUFFIXES):
             files += found
         else:
             files.append(path)
-    if not files:
-        raise DlkitError("no input given")
     return files
 
 
-def keras_runner(model):
-    """fn(batch) -> list of output arrays, for a Keras model (inputs cast to its dtype)."""
-    dtype = model.inputs[0].dtype
-
-    def run(x):
-        out = model.predict_on_batch(np.asarray(x, dtype=dtype))
-        return list(out) if isinstance(out, (list, tuple)) else [out]
-
-    return run
-
-
-def tflite_runner(path):
-    """The same for a `.tflite` file, through the edge runtime (no TensorFlow)."""
-    from dlkit.edge import EdgeModel
-
-    return EdgeModel(path).predict
+def read_lines(path):
+    """Text inputs from a file, one per line; blank lines are skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        raise InvalidInputError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not UTF-8 text") from None
+    return [line for line in text.splitlines() if line.strip()]
 
 
-def app_keras_runner(app, model, meta, config=None):
-    """The Keras runner of an app: its own `model.make_runner` (e.g. beam search) if any."""
-    make = getattr(app.model, "make_runner", None)
-    if make is None:
-        return keras_runner(model)
-    if config is None:
-        from dlkit.config import from_dict
+def expand_sources(kind, inputs, file=None):
+    """The list of items to predict on, for an app's input kind.
 
-        config = from_dict(app.config.Config, meta.get("config", {}))
-    return make(model, config, meta)
-
-
-def app_tflite_runner(app, path, meta):
-    """The TFLite runner of an app: its own `edge.tflite_runner` (e.g. multi-graph) if any."""
-    make = getattr(app.edge, "tflite_runner", None)
-    return make(path, meta) if make else tflite_runner(path)
-
-
-def model_runner(bundle, app=None):
-    """The runner for a bundle's model file, Keras or TFLite."""
-    if bundle.is_tflite:
-        return app_tflite_runner(app, bundle.path, bundle.meta) if app else tflite_runner(bundle.path)
-    from dlkit.runner import load_keras
-
-    model = load_keras(bundle.path)
-    return app_keras_runner(app, model, bundle.meta) if app else keras_runner(model)
-
-
-def load_predictor(app, model_path=None):
-    """Returns (bundle, fn) where fn maps a batch of inputs to the model's outputs."""
-    bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="tflite")
-    return bundle, model_runner(bundle, app)
-
-
-def predict(app, inputs, model_path=None, batch_size=32, progress=None, **options):
-    """Yields (path, result or None, error message or None) for every input file.
-
-    Bad files are reported and skipped: the rest of a batch is still processed.
+    Args:
+        kind: str. "image", "audio", "text" or "pair".
+        inputs: paths, folders or strings (numpy arrays pass through for image and audio).
+        file: str or None. A text file with one input per line (text kind only).
     """
-    bundle, run = load_predictor(app, model_path)
-    edge = app.edge
-    files = expand_inputs(inputs)
-    if progress:
-        progress(0, len(files), "predicting")  # starts the clock
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        ready, arrays = [], []
-        for path in chunk:
-            try:
-                arrays.append(edge.preprocess(edge.read_input(path, bundle.meta), bundle.meta))
-                ready.append(path)
-            except InvalidInputError as error:
-                yield path, None, str(error)
-        if ready:
-            outputs = run(np.stack(arrays))
-            for path, result in zip(ready, edge.postprocess(outputs, bundle.meta, **options)):
-                yield path, result, None
+    inputs = list(inputs)
+    if file is not None:
+        if kind != "text":
+            raise DlkitError(f"--file reads text inputs; this app reads {kind} inputs")
+        inputs += read_lines(file)
+    if kind == "text":
+        items = [str(i) for i in inputs]
+    elif kind == "pair":
+        if len(inputs) % 2:
+            raise DlkitError(f"inputs come in pairs; got {len(inputs)} (an odd number)")
+        items = [(inputs[i], inputs[i + 1]) for i in range(0, len(inputs), 2)]
+    else:
+        paths = [i for i in inputs if isinstance(i, (str, Path))]
+        arrays = [i for i in inputs if not isinstance(i, (str, Path))]
+        items = arrays + expand_files(paths, suffixes_of(kind))
+    if not items:
+        if kind == "text":
+            raise DlkitError("nothing to predict: give texts as arguments or --file FILE")
+        raise DlkitError("no input given")
+    return items
+
+
+def item_name(item):
+    if isinstance(item, tuple):
+        return " ~ ".join(item_name(part) for part in item)
+    if isinstance(item, (str, Path)):
+        return str(item)
+    return f"<array {getattr(item, 'shape', '')}>"
+
+
+@dataclass
+class Context:
+    """What an app's `finish` may use: the predict options and the output folder."""
+
+    meta: dict
+    options: dict
+    out_dir: Path = None
+    index: int = 0
+
+
+@dataclass
+class Prediction:
+    """The outcome of one input: `result` or `error`, plus any warnings."""
+
+    item: object
+    result: dict = None
+    error: str = None
+    warnings: list = field(default_factory=list)
+
+    @property
+    def name(self):
+        return item_name(self.item)
+
+
+def next_predict_dir(app_name, root="runs"):
+    """`runs/<app>/predict`, then `predict2`, ..."""
+    return next_numbered_dir(Path(root) / app_name, "predict")
+
+
+class Predictor:
+    """An app's model ready to predict: loaded once, called on many inputs.
+
+    Args:
+        app: dlkit.app.App.
+        model: a model path (run or export dir, .keras, .tflite, 'last') or None for the
+            shipped model.
+        options: the app's predict options (`top_k=`, `conf=`...); omitted ones take their
+            declared defaults.
+        prefer: "tflite" or "keras": which file of a directory to use.
+    """
+
+    def __init__(self, app, model=None, prefer="tflite", **options):
+        self.app = app
+        declared = {option.name: option.default for option in app.predict_options}
+        unknown = set(options) - set(declared)
+        if unknown:
+            raise DlkitError(
+                f"{app.name} predict has no option {', '.join(sorted(unknown))}; "
+                f"it has: {', '.join(sorted(declared)) or 'none'}"
+            )
+        self.options = {**declared, **{k: v for k, v in options.items() if v is not None}}
+        self.bundle = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
+        self.meta = app.prepare_meta(dict(self.bundle.meta), self.options)
+        from dlkit.engine import runner_for
+
+        self.bundle.meta = self.meta
+        self.run = runner_for(app, self.bundle)
+
+    def __call__(self, items, batch_size=32, out_dir=None, progress=None):
+        """Yields a Prediction per item, in order."""
+        from dlkit.engine import stack
+
+        app, meta = self.app, self.meta
+        if out_dir is not None:
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
         if progress:
-            progress(min(start + batch_size, len(files)), len(files), "predicting")
-    if bundle.is_tflite is False:
-        log(f"(predicted with Keras model {bundle.path})")
+            progress(0, len(items), "predicting")
+        index = 0
+        for start in range(0, len(items), batch_size):
+            ready, windows = [], []  # ready: (item, raw or None, windows, error or None)
+            for item in items[start : start + batch_size]:
+                try:
+                    raw = app.read_input(item, meta)
+                    parts = app.windows(raw, meta)
+                    if not parts:
+                        raise InvalidInputError(f"{item_name(item)}: nothing to read")
+                except InvalidInputError as error:
+                    ready.append((item, None, 0, str(error)))
+                    continue
+                ready.append((item, raw, len(parts), None))
+                windows += parts
+            results = []
+            for first in range(0, len(windows), batch_size):
+                outputs = self.run(stack(windows[first : first + batch_size]))
+                results += app.postprocess(outputs, meta, self.options)
+            position = 0
+            for item, raw, size, error in ready:
+                if error:
+                    yield Prediction(item, error=error)
+                    continue
+                combined = app.combine(results[position : position + size], raw, meta)
+                position += size
+                context = Context(meta, self.options, out_dir, index)
+                index += 1
+                yield Prediction(
+                    item,
+                    result=app.finish(item, raw, combined, context),
+                    warnings=app.input_warnings(raw, meta),
+                )
+            if progress:
+                progress(min(start + batch_size, len(items)), len(items), "predicting")

@@ -1,7 +1,8 @@
-"""App-agnostic train and evaluate over the app contract (config, data, model, edge).
+"""App-agnostic train and evaluate over the app contract (dlkit.app.App).
 
-The CLI calls these; they call only the app's modules, so every app trains, resumes,
-checkpoints, logs, plots and evaluates the same way.
+The CLI and the Python API call these; they call only the app's methods, so every app
+trains, resumes, checkpoints, logs, plots and evaluates the same way. Models are loaded,
+run and scored by dlkit.engine.
 """
 
 import dataclasses
@@ -15,10 +16,11 @@ import numpy as np
 
 from dlkit import __version__, io
 from dlkit.config import from_dict, to_dict
-from dlkit.console import ProgressPrinter, log
-from dlkit.edge.bundle import ModelBundle, latest_run
+from dlkit.console import ProgressPrinter, log, report_skipped
+from dlkit.edge.bundle import ModelBundle, add_asset, latest_run
+from dlkit.engine import config_of, count, load_keras, runner_for, score
 from dlkit.errors import DlkitError
-from dlkit.predict import app_keras_runner, model_runner
+from dlkit.paths import next_numbered_dir
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -37,25 +39,21 @@ def versions():
 
 
 def next_run_dir(app_name, root="runs"):
-    """`runs/<app>/train`, then `train2`, `train3`... (as Ultralytics numbers its runs)."""
-    base = Path(root) / app_name
-    for index in range(1, 10_000):
-        candidate = base / ("train" if index == 1 else f"train{index}")
-        if not candidate.exists():
-            return candidate
-    raise DlkitError(f"too many runs in {base}")
+    """`runs/<app>/train`, then `train2`, `train3`..."""
+    return next_numbered_dir(Path(root) / app_name, "train")
 
 
-def train(app, config, data=None, run_dir=None, resume=False, init=None):
+def train(app, config, data=None, run_dir=None, resume=False, init=None, callbacks=()):
     """Trains `app` and writes a complete run directory; returns its path.
 
     Args:
-        app: dlkit.apps.App.
+        app: dlkit.app.App.
         config: the app's Config.
         data: str or None. The `--data` source.
         run_dir: str or None. Default: a new `runs/<app>/trainN`.
         resume: bool. Continue the run in `run_dir` (or the latest) after an interruption.
         init: str or None. A trained model directory or file to start from.
+        callbacks: extra Keras callbacks for every stage's `fit`.
     """
     import keras
 
@@ -76,26 +74,28 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
             raise DlkitError(
                 f"{run_dir} already holds a run; use --resume to continue it or another --run-dir"
             )
-    init_bundle = None
+    init_bundle, init_parts = None, ()
     if init:
-        init_bundle = ModelBundle.load(init, app=app.name, prefer="keras")
+        init_bundle = ModelBundle.load(init, prefer="keras")
         if init_bundle.is_tflite:
             raise DlkitError(f"{init_bundle.path}: --init needs a .keras model, not a TFLite file")
+        init_parts = inheritable_parts(app, init_bundle)
         if not resume:  # A resumed run's saved config already holds the inherited fields.
-            config = inherit_architecture(app, config, init_bundle.meta.get("config", {}))
+            fields = app.architecture if not init_parts else part_fields(init_parts)
+            config = inherit_architecture(config, init_bundle.meta.get("config", {}), fields)
     checkpoint_dir = run_dir / CHECKPOINT_DIR
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
 
     progress = ProgressPrinter()
-    source = app.data.open_source(config, data, progress=progress)
+    source = app.open_source(config, data, progress=progress)
     labels = getattr(source, "labels", ())
     log(f"data: {source.description}" + (f" ({len(labels)} classes: {', '.join(labels)})" if labels else ""))
-    meta = app.model.make_meta(config, source)
-    if init_bundle and hasattr(app.model, "inherit_meta"):
-        meta = app.model.inherit_meta(meta, init_bundle.meta)
-    train_split = app.data.load_split(config, source, "train", meta=meta, progress=progress)
-    val_split = app.data.load_split(config, source, "val", meta=meta, progress=progress)
+    meta = app.make_meta(config, source)
+    if init_bundle and not init_parts:
+        meta = app.inherit_meta(meta, init_bundle.meta)
+    train_split = app.load_split(config, source, "train", meta=meta, progress=progress)
+    val_split = app.load_split(config, source, "val", meta=meta, progress=progress)
     report_skipped(train_split.skipped + val_split.skipped)
     meta["config"] = to_dict(config)
     meta["data"] = data
@@ -115,8 +115,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
                 "data": {
                     "source": source.description,
                     "fingerprint": source.fingerprint,
-                    "train": len(train_split.targets),
-                    "val": len(val_split.targets),
+                    "train": count(train_split.inputs),
+                    "val": count(val_split.inputs),
                 },
                 "versions": meta["versions"],
             },
@@ -130,34 +130,29 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         import dlkit.layers  # noqa: F401  (registers custom layers and losses for loading)
         import dlkit.losses  # noqa: F401
 
+        # Compiled, so the optimizer state continues where it stopped.
         model = keras.saving.load_model(checkpoint_dir / "last.keras")
         start_epoch = state["epochs_done"]
         log(f"continuing after epoch {start_epoch}")
     else:
         start_epoch = 0
-        if init_bundle:
-            model = app.model.adapt_model(
-                load_keras(init_bundle.path), init_bundle.meta, config, meta, log=log
-            )
-        else:
-            model = app.model.build_model(config, meta)
+        model = initial_model(app, config, meta, init_bundle, init_parts)
 
-    train_data = app.data.make_dataset(config, train_split, training=True, meta=meta)
-    val_data = app.data.make_dataset(config, val_split, meta=meta)
-    monitor, mode = app.model.MONITOR
+    train_data = app.make_dataset(config, train_split, training=True, meta=meta)
+    val_data = app.make_dataset(config, val_split, meta=meta)
+    monitor, mode = app.monitor
     best = BestCheckpoint(
         checkpoint_dir / "best.npz",
         monitor=monitor,
         mode=mode,
         best=state.get("best") if state else None,
     )
-    weights_by_class = (
-        app.model.class_weights(config, train_split) if hasattr(app.model, "class_weights") else None
-    )
-    stages = app.model.training_stages(config, meta)
+    weights_by_class = app.class_weights(config, train_split)
+    stages = app.training_stages(config, meta)
     total_epochs = sum(stage.epochs for stage in stages)
     history_path = run_dir / "history.jsonl"
     offset = 0
+    extra_callbacks = list(callbacks)
     for index, stage in enumerate(stages):
         end = offset + stage.epochs
         if end <= start_epoch or stage.epochs == 0:
@@ -166,15 +161,17 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
         resuming_inside = state is not None and start_epoch > offset
         if not resuming_inside:
             stage.prepare(model)
-        callbacks = [
+        stage_callbacks = [
             Progress(total_epochs, stage=stage.name),
             JSONLLogger(history_path, stage=stage.name),
             best,
             ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}),
             *stage.callbacks,
+            *extra_callbacks,
         ]
-        if getattr(config, "patience", 0):
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience))
+        if config.patience:
+            # The same metric as the best checkpoint, so training stops where it picks.
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
         log(f"stage {stage.name}: epochs {max(start_epoch, offset) + 1}-{end} of {total_epochs}")
         model.fit(
             train_data,
@@ -184,68 +181,95 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None):
             verbose=0,
             shuffle=False,
             class_weight=weights_by_class,
-            callbacks=callbacks,
+            callbacks=stage_callbacks,
         )
         offset = end
 
     best.restore(model)
     save_model(model, run_dir / "model.keras")
+    for name, (file_name, content) in app.assets(model, config, meta).items():
+        add_asset(run_dir, meta, name, content, file_name)
     io.write_json(run_dir / "model.json", meta)
 
     from dlkit.plots import training_curves
 
     records = io.read_jsonl(history_path) if history_path.exists() else []
     training_curves(records, run_dir / "plots" / "training_curves.png", title=f"{app.name} training")
-    run = app_keras_runner(app, model, meta, config)
+    run = app.keras_runner(model, config, meta)
     metrics = {"val": score(app, config, meta, run, val_split)}
     try:
-        test_split = app.data.load_split(config, source, "test", meta=meta, progress=progress)
+        test_split = app.load_split(config, source, "test", meta=meta, progress=progress)
         metrics["test"] = score(app, config, meta, run, test_split)
-        app.model.plots(metrics["test"], meta, run_dir / "plots", title=f"{app.name} test split")
+        app.plots(metrics["test"], meta, run_dir / "plots", title=f"{app.name} test split")
     except DlkitError as error:
         log(f"no test evaluation: {error}")
     io.write_json(run_dir / "metrics.json", {"keras": metrics})
     io.write_json(
         checkpoint_dir / "state.json", {"epochs_done": total_epochs, "complete": True, "best": best.best}
     )
-    from dlkit.export.bundle import gate_metric
-
-    metric, _ = gate_metric(app, meta)
+    metric = app.gate_metric(meta).name
     shown = {split: round(m.get(metric, float("nan")), 4) for split, m in metrics.items()}
     log(f"done: {run_dir} ({metric}: {shown})")
     return run_dir
 
 
-def inherit_architecture(app, config, init_config):
-    """The network-defining fields of a model we start from win over the defaults."""
+def inherit_architecture(config, init_config, fields):
+    """The network-defining `fields` of a model we start from win over the defaults."""
     changes = {
         key: init_config[key]
-        for key in getattr(app.model, "ARCHITECTURE", ())
-        if key in init_config and init_config[key] != getattr(config, key)
+        for key in fields
+        if key in init_config and hasattr(config, key) and init_config[key] != getattr(config, key)
     }
     if changes:
         log("from the --init model: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
     return dataclasses.replace(config, **changes)
 
 
-def report_skipped(messages, limit=10):
-    for message in messages[:limit]:
-        log(f"skipped: {message}")
-    if len(messages) > limit:
-        log(f"skipped {len(messages) - limit} more unreadable files")
+def inheritable_parts(app, init_bundle):
+    """() when `--init` is a model of `app` itself; else the parts of another app's model
+    that `app` can take (a one-line error when there are none)."""
+    from dlkit.registry import get_app
+
+    other = init_bundle.meta.get("app")
+    if other == app.name:
+        return ()
+    giver = get_app(other) if other else None
+    offered = giver.provides if giver else ()
+    usable = tuple(part for part in app.inherits if part in offered)
+    if not usable:
+        raise DlkitError(
+            f"{init_bundle.path}: a {other or 'unknown'} model offers {', '.join(offered) or 'no parts'}; "
+            f"{app.name} can inherit {', '.join(app.inherits) or 'nothing from another app'}"
+        )
+    return usable
 
 
-def load_keras(path):
-    import keras
+def part_fields(parts):
+    from dlkit.app import PART_FIELDS
 
-    # Importing the registry module registers dlkit's custom layers for safe_mode loading.
-    import dlkit.layers  # noqa: F401
+    return tuple(field for part in parts for field in PART_FIELDS.get(part, ()))
 
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise DlkitError(f"{path}: cannot load the Keras model ({first})") from None
+
+def initial_model(app, config, meta, init_bundle=None, init_parts=()):
+    """The model a new run starts from: built from scratch or pretrained weights; the
+    `--init` model adapted to the data (same app); or built with the parts inherited from
+    another app's model, their weights copied by layer name."""
+    if init_bundle is None:
+        return app.build_model(config, meta)
+    source = load_keras(init_bundle.path)
+    if not init_parts:
+        return app.adapt_model(source, init_bundle.meta, config, meta, log=log)
+    from dlkit.pretrained import copy_layer_weights
+    from dlkit.registry import get_app
+
+    giver = get_app(init_bundle.meta["app"])
+    offered = giver.parts(source, init_bundle.meta)
+    model = app.build_model(config, meta)
+    taken = app.parts(model, meta)
+    for part in init_parts:
+        count = copy_layer_weights(offered[part], taken[part], where=f"{init_bundle.path}: ")
+        log(f"from the {giver.name} model {init_bundle.path}: {part} ({count} layers)")
+    return model
 
 
 def save_model(model, path):
@@ -260,48 +284,23 @@ def save_model(model, path):
         clean.save(tmp)
 
 
-def predict_batches(fn, inputs, batch_size=64):
-    """Runs `fn` (batch -> list of outputs) over `inputs`; returns each output concatenated."""
-    parts = [fn(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
-    return [np.concatenate([part[k] for part in parts], axis=0) for k in range(len(parts[0]))]
-
-
-def score(app, config, meta, predict_fn, loaded):
-    """Runs `predict_fn` on a loaded split and scores it with the app's own metric."""
-    outputs = predict_batches(predict_fn, loaded.inputs)
-    return app.model.evaluate(config, meta, outputs, align_targets(meta, loaded))
-
-
-def align_targets(meta, loaded):
-    """Maps the data's class ids to the model's, by name; unknown data classes are an error."""
-    data_labels = loaded.source_labels
-    if data_labels is None:  # not a classification of labelled data
-        return loaded.targets
-    if list(data_labels) == list(meta["labels"]):
-        return loaded.targets
-    from dlkit.data.labels import label_mapping
-
-    return label_mapping(data_labels, meta["labels"])[loaded.targets]
-
-
 def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     """Scores a `.keras` or `.tflite` model on a split; returns the report dict."""
     from dlkit.paths import default_model
 
     bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="keras")
-    config = from_dict(app.config.Config, bundle.meta.get("config", {}))
+    config = config_of(app, bundle.meta)
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()
-    source = app.data.open_source(config, data, progress=progress)
-    loaded = app.data.load_split(config, source, split, meta=bundle.meta, progress=progress)
+    source = app.open_source(config, data, progress=progress)
+    loaded = app.load_split(config, source, split, meta=bundle.meta, progress=progress)
     report_skipped(loaded.skipped)
-    predict_fn = model_runner(bundle, app)
-    report = score(app, config, bundle.meta, predict_fn, loaded)
+    report = score(app, config, bundle.meta, runner_for(app, bundle, config), loaded)
     report["model"] = str(bundle.path)
     report["split"] = split
     if out_dir:
         io.write_json(Path(out_dir) / "evaluation.json", report)
-        app.model.plots(report, bundle.meta, out_dir, title=f"{bundle.path.name} on {split}")
+        app.plots(report, bundle.meta, out_dir, title=f"{bundle.path.name} on {split}")
     return report
 
 
@@ -319,7 +318,7 @@ def describe(app, model_path=None):
             "app": app.name,
             "summary": app.summary,
             "shipped_model": None,
-            "default_config": to_dict(app.config.Config()),
+            "default_config": to_dict(app.default_config()),
         }
     info = dict(bundle.meta)
     info["model_file"] = str(bundle.path)

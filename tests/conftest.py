@@ -1,6 +1,7 @@
 """Shared fixtures: tiny image datasets and bad files written by the tests themselves."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,28 @@ BAD_IMAGES = [
 ]
 
 
+def run_cli(*args):
+    """`dlkit <args>` in process (click's CliRunner); returns the click Result."""
+    from click.testing import CliRunner
+
+    from dlkit.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, text):
+    """Exit code 2, no traceback, one `Error:` line that contains `text`."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and text in errors[0], result.output
+
+
 def write_tiny_folder(root, per_class=8, size=40, classes=TINY_CLASSES, seed=0):
     """A class-per-folder dataset that a tiny model can learn: coloured squares on noise."""
-    rng = np.random.default_rng(seed)
-    root = Path(root)
-    for index, name in enumerate(classes):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
-            top, left = rng.integers(0, size // 3, 2)
-            image[top : top + size // 2, left : left + size // 2, index % 3] = 230
-            Image.fromarray(image).save(folder / f"{name}_{i}.png")
-    return root
+    from apps.classify.data import write_sample_folder
+
+    return write_sample_folder(root, per_class, size, classes, seed)
 
 
 @pytest.fixture(scope="session")
@@ -39,21 +49,69 @@ def tiny_folder(tmp_path_factory):
     return write_tiny_folder(tmp_path_factory.mktemp("tiny") / "data")
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_folder):
-    """A trained tiny classify run with float32 and int8 exports (shared, read-only)."""
-    from apps.classify.config import Config
+@dataclass
+class ContractRun:
+    """A tiny run of one app trained by the contract kit: interrupted after its first
+    epoch, resumed, then exported (float32 and the app's smallest variant)."""
+
+    app: object
+    run_dir: Path
+    data: str  # the --data value (None: the app's offline default)
+    folder: Path  # where its sample data was written
+    exports: tuple
+
+
+class InterruptAfterFirstEpoch:
+    """A Keras callback that stops training the way Ctrl-C does, after epoch 0 is saved."""
+
+    def __new__(cls):
+        import keras
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 0:
+                    raise KeyboardInterrupt
+
+        return Interrupt()
+
+
+def train_contract_run(app, root):
     from dlkit import runner
-    from dlkit.apps import get_app
     from dlkit.export.bundle import export
 
-    app = get_app("classify")
-    config = Config.tiny()
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    runner.train(app, config, data=str(tiny_folder), run_dir=run_dir)
-    export(app, run_dir, "float32")
-    export(app, run_dir, "int8")
-    return run_dir
+    folder = root / "data"
+    data = app.write_sample_data(folder)
+    config = app.default_config(tiny=True)
+    run_dir = root / "run"
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(app, config, data=data, run_dir=run_dir, callbacks=[InterruptAfterFirstEpoch()])
+    runner.train(app, config, run_dir=run_dir, resume=True)
+    smallest = "int8" if "int8" in app.quantizations else app.quantizations[-1]
+    exports = ("float32", smallest)
+    for quantize in exports:
+        export(app, run_dir, quantize)
+    return ContractRun(app, run_dir, data, folder, exports)
+
+
+@pytest.fixture(scope="session")
+def contract_run(tmp_path_factory):
+    """contract_run(name) -> the app's ContractRun, trained once per session."""
+    from dlkit.registry import get_app
+
+    runs = {}
+
+    def get(name):
+        if name not in runs:
+            runs[name] = train_contract_run(get_app(name), tmp_path_factory.mktemp(f"contract_{name}"))
+        return runs[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_run(contract_run):
+    """The contract kit's classify run (float32 and int8 exports; shared, read-only)."""
+    return contract_run("classify").run_dir
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +143,18 @@ def bad_files(tmp_path_factory):
     return files
 
 
-EDGE_BLOCKED = ("tensorflow", "keras", "tensorflow_datasets", "tensorflow_text", "matplotlib")
+# Training-only packages: the edge path of every app must run without any of them.
+EDGE_BLOCKED = (
+    "tensorflow",
+    "keras",
+    "tensorflow_datasets",
+    "tensorflow_text",
+    "matplotlib",
+    "babel",
+    "faker",
+    "sacrebleu",
+    "skimage",
+)
 
 
 def run_without_tensorflow(argv, blocked=EDGE_BLOCKED):

@@ -3,14 +3,14 @@ import sys
 
 from click.testing import CliRunner
 
-from dlkit.apps import APPS
 from dlkit.cli import cli
+from dlkit.registry import app_names
 
 
 def test_help_lists_every_app_and_verb():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for name in APPS:
+    for name in app_names():
         assert name in result.output
         sub = CliRunner().invoke(cli, [name, "--help"])
         assert sub.exit_code == 0

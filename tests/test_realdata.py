@@ -54,8 +54,8 @@ def test_default_source_has_fixed_splits():
 def test_shipped_model_accuracy_and_int8_parity_on_the_held_out_split():
     from apps.classify.config import Config
     from dlkit import runner
-    from dlkit.apps import get_app
     from dlkit.io import read_json
+    from dlkit.registry import get_app
 
     app = get_app("classify")
     directory = shipped_model_dir("classify")

@@ -36,8 +36,8 @@ def main():
     args = parser.parse_args()
 
     from dlkit import runner
-    from dlkit.apps import get_app
     from dlkit.export.bundle import export
+    from dlkit.registry import get_app
 
     app = get_app("classify")
     model_dir = Path(args.model)

@@ -59,40 +59,35 @@ def latency(path, image, repeat, threads):
 
 
 def main(model_dir, repeat=50, threads=1):
-    from dlkit.apps import get_app
-    from dlkit.config import from_dict
     from dlkit.console import ProgressPrinter
     from dlkit.edge.bundle import ModelBundle
-    from dlkit.export.bundle import representative_inputs
-    from dlkit.predict import app_tflite_runner
-    from dlkit.runner import align_targets, load_keras, predict_batches
+    from dlkit.engine import config_of, load_keras, representative_inputs, score
+    from dlkit.registry import get_app
 
     app = get_app("detect")
     bundle = ModelBundle.load(model_dir, app="detect", prefer="keras")
     if bundle.is_tflite:
         raise DlkitError(f"{bundle.path}: the benchmark converts the .keras model; give its directory")
     meta = dict(bundle.meta)
-    config = from_dict(app.config.Config, meta.get("config", {}))
+    config = config_of(app, meta)
     model = load_keras(bundle.path)
     progress = ProgressPrinter()
-    source = app.data.open_source(config, meta.get("data"), progress=progress)
-    val = app.data.load_split(config, source, "val", meta=meta, progress=progress)
-    train = app.data.load_split(config, source, "train", meta=meta, progress=progress)
+    source = app.open_source(config, meta.get("data"), progress=progress)
+    val = app.load_split(config, source, "val", meta=meta, progress=progress)
+    train = app.load_split(config, source, "train", meta=meta, progress=progress)
     representative = representative_inputs(train.inputs)
-    targets = align_targets(meta, val)
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, flatbuffer in conversions(app, model, config, meta, representative).items():
             path = Path(tmp) / f"{len(rows)}.tflite"
             path.write_bytes(flatbuffer)
-            outputs = predict_batches(app_tflite_runner(app, path, meta), val.inputs)
-            score = app.model.evaluate(config, meta, outputs, targets)
+            report = score(app, config, meta, app.tflite_runner(path, meta), val)
             median, p90 = latency(path, val.inputs[0], repeat, threads)
             rows[name] = {
                 "bytes": len(flatbuffer),
-                "val_map50": score["map50"],
-                "val_map50_95": score["map50_95"],
+                "val_map50": report["map50"],
+                "val_map50_95": report["map50_95"],
                 "ms_median": median,
                 "ms_p90": p90,
             }

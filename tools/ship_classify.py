@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 from dlkit import io, runner
-from dlkit.apps import get_app
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
 
 FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json")
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from dlkit import io, runner
-from dlkit.apps import get_app
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
 
 FILES = ("model.keras", "model.tflite", "model.golden.npz", "model.json", "metrics.json")
 RESULTS = Path(__file__).parent / "results" / "translate.json"
@@ -62,20 +62,19 @@ def compare_dateparser(app, work):
     """dateparser and our TFLite model on the same held-out strings, side by side."""
     import dateparser
 
-    from dlkit.config import from_dict
-    from dlkit.predict import app_tflite_runner
-    from dlkit.runner import predict_batches
+    from dlkit.engine import config_of
 
     meta = io.read_json(work / "model.json")
-    config = from_dict(app.config.Config, meta["config"])
-    source = app.data.open_source(config, None)
-    loaded = app.data.load_split(config, source, "test", meta=meta)
+    config = config_of(app, meta)
+    source = app.open_source(config, None)
+    loaded = app.load_split(config, source, "test", meta=meta)
     texts, references = loaded.texts, loaded.references
-    run = app_tflite_runner(app, work / "model.tflite", meta)
+    run = app.tflite_runner(work / "model.tflite", meta)
     start = time.perf_counter()
-    outputs = predict_batches(run, loaded.inputs, batch_size=256)
+    ours = []
+    for begin in range(0, len(texts), 256):
+        ours += app.edge.decode_outputs(run(loaded.inputs[begin : begin + 256]), meta)
     ours_seconds = time.perf_counter() - start
-    ours = app.edge.decode_outputs(outputs, meta)
     results = {
         "ours_accuracy": sum(o == r for o, r in zip(ours, references)) / len(references),
         "ours_strings_per_second": len(texts) / ours_seconds,

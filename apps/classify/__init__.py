@@ -10,4 +10,34 @@ Example:
     dlkit classify predict photo.jpg --top-k 3
 """
 
-DATA_HELP = "A folder of <class>/<image> files, tfds:NAME, or omit for the offline default."
+from dlkit.app import App, Metric, Option
+from dlkit.registry import register
+
+
+@register
+class ClassifyApp(App):
+    name = "classify"
+    summary = "Image classification with transfer learning (MobileNetV2) and augmentation."
+    input_kind = "image"
+    data_help = "A folder of <class>/<image> files, tfds:NAME, or omit for the offline default."
+    gate = Metric("accuracy")
+    monitor = ("val_accuracy", "max")
+    provides = ("image_backbone",)
+    inherits = ("image_backbone",)
+    architecture = ("backbone", "alpha", "image_size", "feature_layer")
+    predict_options = (Option("--top-k", int, 3, "Labels to show per input."),)
+
+    def parts(self, model, meta):
+        return {"image_backbone": self.model.backbone_of(model)}
+
+    def class_weights(self, config, split):
+        return self.model.class_weights(config, split)
+
+    def plots(self, report, meta, out_dir, title=""):
+        return self.model.plots(report, meta, out_dir, title)
+
+    def write_sample_data(self, folder):
+        return str(self.data.write_sample_folder(folder))
+
+    def sample_inputs(self, folder):
+        return sorted(str(p) for p in folder.rglob("*.png"))[:3]

@@ -2,29 +2,23 @@
 
 from dataclasses import dataclass
 
+from dlkit.config import TransferConfig
+
 
 @dataclass
-class Config:
+class Config(TransferConfig):
     """Training and export settings; every field can be set with `--set key=value`.
 
     Transfer learning runs in two stages: `epochs` with the backbone frozen (only the new
     head trains), then `fine_tune_epochs` with the top `fine_tune_layers` backbone layers
     unfrozen at `fine_tune_learning_rate`. With `weights=none` the whole network trains
-    from scratch for `epochs + fine_tune_epochs` epochs.
+    from scratch for `epochs + fine_tune_epochs` epochs. The shared fields are those of
+    `dlkit.config.TransferConfig`.
     """
 
-    image_size: int = 160
-    backbone: str = "mobilenet_v2"
-    alpha: float = 1.0
-    weights: str = "dlkit"  # dlkit (shipped, offline) | imagenet | none | a file path
     feature_layer: str = ""  # cut the backbone at this layer ("" = its full depth)
     dropout: float = 0.3
-    batch_size: int = 32
     epochs: int = 20
-    learning_rate: float = 1e-3
-    fine_tune_epochs: int = 8
-    fine_tune_layers: int = 30
-    fine_tune_learning_rate: float = 3e-5
     balance_classes: bool = True  # weight the loss by inverse class frequency
     augment: bool = True
     flip: bool = True
@@ -36,11 +30,6 @@ class Config:
     saturation: float = 0.3
     hue: float = 0.02
     top_k: int = 3
-    val_split: float = 0.15
-    test_split: float = 0.15
-    patience: int = 0  # early stopping on val_loss; 0 = off
-    max_drop: float = 1.0  # export fails when TFLite accuracy drops more (points)
-    seed: int = 42
 
     @classmethod
     def tiny(cls):

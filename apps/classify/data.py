@@ -11,8 +11,36 @@ def open_source(config, source, progress=None):
 
 
 def load_split(config, source, split, meta=None, progress=None):
-    """Decodes one split; `.inputs` are (n, size, size, 3) uint8 images, `.targets` ids."""
-    return image_classes.load_split(source, split, config.image_size, progress=progress)
+    """Decodes one split; `.inputs` are (n, size, size, 3) uint8 images, `.targets` the
+    model's class ids (the data's classes are mapped to `meta["labels"]` by name; a data
+    class the model does not know is an error)."""
+    loaded = image_classes.load_split(source, split, config.image_size, progress=progress)
+    if meta is not None and list(loaded.source_labels) != list(meta["labels"]):
+        from dlkit.data.labels import label_mapping
+
+        loaded.labels = label_mapping(loaded.source_labels, meta["labels"])[loaded.labels]
+        loaded.source_labels = list(meta["labels"])
+    return loaded
+
+
+def write_sample_folder(root, per_class=8, size=40, classes=("red", "green", "blue"), seed=0):
+    """A class-per-folder dataset that a tiny model can learn: coloured squares on noise."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 90, (size, size, 3), dtype=np.uint8)
+            top, left = rng.integers(0, size // 3, 2)
+            image[top : top + size // 2, left : left + size // 2, index % 3] = 230
+            Image.fromarray(image).save(folder / f"{name}_{i}.png")
+    return root
 
 
 def make_dataset(config, loaded, training=False, meta=None):

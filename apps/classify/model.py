@@ -5,16 +5,9 @@ import numpy as np
 from keras import layers
 
 from dlkit.errors import DlkitError
-from dlkit.metrics.classification import classification_report
+from dlkit.metrics.classification import ClassificationEvaluator
 from dlkit.pretrained import build_backbone
-from dlkit.stages import Stage
-
-# Checkpoint selection and early stopping watch this metric.
-MONITOR = ("val_accuracy", "max")
-# The score the export parity gate compares (in points of this metric).
-GATE_METRIC = "accuracy"
-# Config fields that define the network: `train --init` takes them from the model it starts from.
-ARCHITECTURE = ("backbone", "alpha", "image_size", "feature_layer")
+from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
 
 def make_meta(config, source):
@@ -34,9 +27,9 @@ def make_meta(config, source):
 def build_model(config, meta, load_weights=True):
     """Image pixels in [0, 255] -> class probabilities.
 
-    Transfer learning as in the course: the backbone runs with `training=False`, so its
-    BatchNorm layers stay in inference mode even when its top layers are unfrozen for
-    fine-tuning. From scratch (`weights=none`) BatchNorm trains normally.
+    Transfer learning as in the course (dlkit.transfer): the backbone runs with
+    `training=False`, so its BatchNorm layers stay in inference mode even when its top
+    layers are unfrozen for fine-tuning. From scratch (`weights=none`) BatchNorm trains.
     `load_weights=False` builds the same network without reading pretrained weights
     (for callers that set all weights themselves).
     """
@@ -44,22 +37,13 @@ def build_model(config, meta, load_weights=True):
     num_classes = len(meta["labels"])
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    from_scratch = str(config.weights).lower() == "none"
     inputs = keras.Input((size, size, 3), name="image")  # (batch, size, size, 3)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)  # to [-1, 1]
     weights = config.weights if load_weights else "none"
     backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, weights)
     if config.feature_layer:
         backbone = truncate(backbone, config.feature_layer)
-    backbone.trainable = from_scratch
-    if from_scratch:
-        # keras.applications use BatchNorm momentum 0.999: on a small dataset (tens of
-        # steps an epoch) the moving statistics never catch up and inference-mode
-        # predictions collapse to one class. 0.9 tracks them within an epoch.
-        for layer in backbone.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = 0.9
-    x = backbone(x) if from_scratch else backbone(x, training=False)  # (batch, s/32, s/32, channels)
+    x = apply_backbone(backbone, x, from_scratch(config))  # (batch, s/32, s/32, channels)
     x = layers.GlobalAveragePooling2D(name="pool")(x)  # (batch, channels)
     x = layers.Dropout(config.dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probs")(x)  # (batch, classes)
@@ -97,30 +81,7 @@ def backbone_of(model):
 
 def training_stages(config, meta=None):
     """Head training with a frozen backbone, then fine-tuning of its top layers."""
-    if str(config.weights).lower() == "none":
-
-        def prepare_scratch(model):
-            backbone_of(model).trainable = True
-            compile_model(model, config, config.learning_rate)
-
-        return [Stage("scratch", config.epochs + config.fine_tune_epochs, prepare_scratch)]
-
-    def prepare_head(model):
-        backbone_of(model).trainable = False
-        compile_model(model, config, config.learning_rate)
-
-    def prepare_fine_tune(model):
-        backbone = backbone_of(model)
-        backbone.trainable = True
-        frozen = max(0, len(backbone.layers) - config.fine_tune_layers)
-        for layer in backbone.layers[:frozen]:
-            layer.trainable = False
-        compile_model(model, config, config.fine_tune_learning_rate)
-
-    stages = [Stage("head", config.epochs, prepare_head)]
-    if config.fine_tune_epochs > 0:
-        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune))
-    return stages
+    return transfer_stages(config, backbone_of, lambda model, rate: compile_model(model, config, rate))
 
 
 def adapt_model(model, model_meta, config, meta, log=print):
@@ -143,10 +104,9 @@ def class_weights(config, loaded):
     return {i: float(len(loaded.targets) / (len(counts) * n)) for i, n in enumerate(counts) if n}
 
 
-def evaluate(config, meta, outputs, targets):
-    """Scores the model's outputs ([class probabilities]) against true ids: accuracy,
-    top-k, per-class precision/recall/F1."""
-    return classification_report(targets, outputs[0], meta["labels"], k=config.top_k)
+def evaluator(config, meta):
+    """Accuracy, top-k, per-class precision/recall/F1 of [class probabilities] outputs."""
+    return ClassificationEvaluator(meta["labels"], k=config.top_k)
 
 
 def plots(report, meta, out_dir, title=""):

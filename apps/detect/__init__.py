@@ -10,7 +10,64 @@ Example:
     dlkit detect predict street.jpg --out detections/
 """
 
-DATA_HELP = (
-    "A YOLO data.yaml or folder, a COCO JSON or folder, a VOC folder, tfds:voc/2007, "
-    "tfds:coco/2017, or omit for the offline scenes."
-)
+from dlkit.app import App, Metric, Option
+from dlkit.registry import register
+
+
+@register
+class DetectApp(App):
+    name = "detect"
+    summary = "Object detection (YOLO, two scales over MobileNetV2) with decode and NMS inside the model."
+    input_kind = "image"
+    data_help = (
+        "A YOLO data.yaml or folder, a COCO JSON or folder, a VOC folder, tfds:voc/2007, "
+        "tfds:coco/2017, or omit for the offline scenes."
+    )
+    gate = Metric("map50")
+    monitor = ("val_loss", "min")
+    provides = ("image_backbone",)
+    inherits = ("image_backbone",)
+    architecture = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_channels")
+    predict_options = (Option("--conf", float, 0.25, "Minimum score to report."),)
+    saves_predictions = True
+
+    def parts(self, model, meta):
+        return {"image_backbone": self.model.backbone_of(model)}
+
+    def inherit_meta(self, meta, init_meta):
+        """Fine-tuning keeps the model's anchors and grids (its heads were trained for them)."""
+        return {**meta, "anchors": init_meta["anchors"], "grids": init_meta["grids"]}
+
+    def inference_model(self, model, config, meta):
+        return self.model.inference_model(model, config, meta)
+
+    def convert(self, model, config, meta, quantize, representative=None):
+        return self.model.convert(model, config, meta, quantize, representative)
+
+    def plots(self, report, meta, out_dir, title=""):
+        return self.model.plots(report, meta, out_dir, title)
+
+    def finish(self, item, raw, result, context):
+        """Boxes in the image's pixels too; with an output folder, the annotated image."""
+        result = self.edge.to_pixels(result, raw.shape[1], raw.shape[0])
+        if context.out_dir is not None:
+            from pathlib import Path
+
+            from dlkit import io
+
+            stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{context.index}"
+            image_out = context.out_dir / f"{stem}.jpg"
+            with io.atomic_path(image_out) as tmp:
+                self.edge.draw(raw, result, context.meta["labels"]).save(tmp, format="JPEG", quality=90)
+        return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
+
+    def register_cli(self, group):
+        from apps.detect.cli import register
+
+        register(group)
+
+    def write_sample_data(self, folder):
+        return str(self.data.write_sample_yolo(folder))
+
+    def sample_inputs(self, folder):
+        return sorted(str(p) for p in folder.rglob("*.png"))[:3]

@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass
 
+from dlkit.config import TransferConfig
+
 
 @dataclass
-class Config:
+class Config(TransferConfig):
     """Training and export settings; every field can be set with `--set key=value`.
 
     A YOLO detector on two scales (strides 16 and 32) over the pretrained MobileNetV2,
@@ -15,9 +17,6 @@ class Config:
     """
 
     image_size: int = 256
-    backbone: str = "mobilenet_v2"
-    alpha: float = 1.0
-    weights: str = "dlkit"  # dlkit (shipped, offline) | imagenet | none | a file path
     anchors_per_scale: int = 3
     head_channels: int = 128
     max_boxes: int = 30  # boxes per image kept for the loss's ignore rule
@@ -25,10 +24,8 @@ class Config:
     assign_threshold: float = 0.5
     batch_size: int = 16
     epochs: int = 17
-    learning_rate: float = 1e-3  # cosine decay to a tenth over the head epochs
     fine_tune_epochs: int = 7
     fine_tune_layers: int = 60
-    fine_tune_learning_rate: float = 3e-5  # cosine decay to 0 over the fine-tune epochs
     box_weight: float = 5.0
     noobj_weight: float = 1.0
     class_weight: float = 1.0
@@ -46,11 +43,7 @@ class Config:
     train_images: int = 3000  # offline default scenes per split
     val_images: int = 300
     test_images: int = 300
-    val_split: float = 0.15
-    test_split: float = 0.15
-    patience: int = 0
     max_drop: float = 2.0  # export fails when TFLite mAP@0.5 drops more (points)
-    seed: int = 42
 
     @classmethod
     def tiny(cls):

@@ -149,3 +149,36 @@ def make_dataset(config, loaded, training=False, meta=None):
     return (
         dataset.batch(config.batch_size).apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
     )
+
+
+SAMPLE_COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}
+
+
+def write_sample_yolo(root, count=48, size=64, seed=0):
+    """A tiny YOLO dataset a small detector can learn: coloured rectangles on noise,
+    split train/val/test; returns the path of its `data.yaml`."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    names = list(SAMPLE_COLORS)
+    for i in range(count):
+        split = "train" if i < count * 0.6 else "val" if i < count * 0.8 else "test"
+        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        rows = []
+        for _ in range(rng.integers(1, 3)):
+            cls = int(rng.integers(2))
+            w, h = rng.integers(12, 30, 2)
+            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+            image[y : y + h, x : x + w] = SAMPLE_COLORS[names[cls]]
+            rows.append(f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}")
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "images" / split / f"{i:03d}.png")
+        (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames: [red, blue]\n"
+    )
+    return root / "data.yaml"

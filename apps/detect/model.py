@@ -5,15 +5,13 @@ import keras
 import numpy as np
 from keras import layers
 
+from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
 from dlkit.layers import YOLODecode, YOLOPostprocess
 from dlkit.losses import YOLOLoss
 from dlkit.pretrained import build_backbone
-from dlkit.stages import Stage
+from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
-MONITOR = ("val_loss", "min")
-GATE_METRIC = "map50"
-ARCHITECTURE = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_channels")
 # Backbone layers whose outputs feed the heads (strides 16 and 32): the expansion of the
 # first stride-32 block (the richest stride-16 tensor) and the last activation.
 FEATURES = {
@@ -70,7 +68,6 @@ def build_model(config, meta, load_weights=True):
     size, classes = config.image_size, len(meta["labels"])
     if config.backbone not in FEATURES:
         raise DlkitError(f"detect supports backbones {', '.join(FEATURES)}, got {config.backbone!r}")
-    from_scratch = str(config.weights).lower() == "none"
     weights = config.weights if load_weights else "none"
     backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, weights)
     c4_name, c5_name = FEATURES[config.backbone]
@@ -79,14 +76,9 @@ def build_model(config, meta, load_weights=True):
         [backbone.get_layer(c4_name).output, backbone.get_layer(c5_name).output],
         name="backbone",
     )
-    features.trainable = from_scratch
-    if from_scratch:
-        for layer in features.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = 0.9
     inputs = keras.Input((size, size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)
-    c4, c5 = features(x) if from_scratch else features(x, training=False)
+    c4, c5 = apply_backbone(features, x, from_scratch(config))
     width = config.head_channels
     p5 = _conv(c5, width, 1, "lateral5")
     p4 = layers.Add(name="fpn_add")([_conv(c4, width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p5)])
@@ -147,35 +139,11 @@ def backbone_of(model):
 
 
 def training_stages(config, meta=None):
-    """Head with a frozen backbone, then the top `fine_tune_layers` backbone layers."""
-
-    def prepare_head(model):
-        backbone_of(model).trainable = str(config.weights).lower() == "none"
-        compile_model(model, config, meta, config.learning_rate)
-
-    def prepare_fine_tune(model):
-        backbone = backbone_of(model)
-        backbone.trainable = True
-        for layer in backbone.layers[: max(0, len(backbone.layers) - config.fine_tune_layers)]:
-            layer.trainable = False
-        compile_model(model, config, meta, config.fine_tune_learning_rate)
-
-    def cosine(start, epochs, peak, floor):
-        """Cosine decay from `peak` to `floor` over the `epochs` epochs from `start`."""
-
-        def rate(epoch):
-            done = min(max(epoch - start, 0), epochs) / max(epochs, 1)
-            return floor + (peak - floor) * 0.5 * (1 + np.cos(np.pi * done))
-
-        return keras.callbacks.LearningRateScheduler(rate)
-
-    # The head stage ends at a tenth of its rate; fine-tuning decays to 0.
-    head = cosine(0, config.epochs, config.learning_rate, 0.1 * config.learning_rate)
-    stages = [Stage("head", config.epochs, prepare_head, callbacks=[head])]
-    if config.fine_tune_epochs > 0:
-        tune = cosine(config.epochs, config.fine_tune_epochs, config.fine_tune_learning_rate, 0.0)
-        stages.append(Stage("fine-tune", config.fine_tune_epochs, prepare_fine_tune, callbacks=[tune]))
-    return stages
+    """Head with a frozen backbone, then the top `fine_tune_layers` backbone layers, each
+    stage's rate decayed by a cosine (the head's to a tenth, fine-tuning's to 0)."""
+    return transfer_stages(
+        config, backbone_of, lambda model, rate: compile_model(model, config, meta, rate), cosine=True
+    )
 
 
 def inference_model(model, config, meta):
@@ -201,14 +169,9 @@ def inference_model(model, config, meta):
     return keras.Model(model.inputs, list(outputs), name=f"{model.name}_nms")
 
 
-def make_runner(model, config, meta):
-    full = inference_model(model, config, meta)
-    return lambda x: [np.asarray(o) for o in full.predict_on_batch(np.asarray(x, np.float32))]
-
-
 def adapt_model(model, model_meta, config, meta, log=print):
     """Same classes: continue training. Other classes: keep everything but the class
-    predictions (the anchors are the model's own, see `inherit_meta`)."""
+    predictions (the anchors are the model's own, see `DetectApp.inherit_meta`)."""
     if list(model_meta["labels"]) == list(meta["labels"]):
         compile_model(model, config, meta, config.learning_rate)
         return model
@@ -218,11 +181,6 @@ def adapt_model(model, model_meta, config, meta, log=print):
         if layer.weights and not layer.name.endswith("_cls"):
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return fresh
-
-
-def inherit_meta(meta, model_meta):
-    """Fine-tuning keeps the model's anchors and grids (its heads were trained for them)."""
-    return {**meta, "anchors": model_meta["anchors"], "grids": model_meta["grids"]}
 
 
 def convert(model, config, meta, quantize, representative=None, float_layers=POSTPROCESS_LAYERS):
@@ -252,31 +210,45 @@ def predictions(outputs):
     return result
 
 
-def evaluate(config, meta, outputs, targets):
+class DetectionEvaluator(Evaluator):
     """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, and the class-agnostic mAPs
-    (localisation alone)."""
-    from dlkit.metrics.detection import class_agnostic_map, coco_map
+    (localisation alone). Keeps each image's valid detections, never the padded outputs."""
 
-    found, truth = predictions(outputs), list(targets)
-    result = coco_map(found, truth, len(meta["labels"]))
-    agnostic = class_agnostic_map(found, truth)
-    ap = result["ap"]
-    return {
-        "map50": result["map50"],
-        "map50_95": result["map50_95"],
-        "class_agnostic_map50": agnostic["map50"],
-        "class_agnostic_map50_95": agnostic["map50_95"],
-        "images": int(len(targets)),
-        "boxes": int(sum(len(t[1]) for t in targets)),
-        "per_class": {
-            label: {
-                "ap50": _num(ap[i, 0]),
-                "ap50_95": _num(np.nanmean(ap[i]) if not np.isnan(ap[i, 0]) else np.nan),
-            }
-            for i, label in enumerate(meta["labels"])
-        },
-        "curves": {meta["labels"][k]: v for k, v in result["curves"].items()},
-    }
+    def __init__(self, labels):
+        self.labels = list(labels)
+        self.found, self.truth = [], []
+
+    def update(self, outputs, targets):
+        self.found += predictions(outputs)
+        self.truth += list(targets)
+
+    def result(self):
+        from dlkit.metrics.detection import class_agnostic_map, coco_map
+
+        found, truth, labels = self.found, self.truth, self.labels
+        result = coco_map(found, truth, len(labels))
+        agnostic = class_agnostic_map(found, truth)
+        ap = result["ap"]
+        return {
+            "map50": result["map50"],
+            "map50_95": result["map50_95"],
+            "class_agnostic_map50": agnostic["map50"],
+            "class_agnostic_map50_95": agnostic["map50_95"],
+            "images": int(len(truth)),
+            "boxes": int(sum(len(t[1]) for t in truth)),
+            "per_class": {
+                label: {
+                    "ap50": _num(ap[i, 0]),
+                    "ap50_95": _num(np.nanmean(ap[i]) if not np.isnan(ap[i, 0]) else np.nan),
+                }
+                for i, label in enumerate(labels)
+            },
+            "curves": {labels[k]: v for k, v in result["curves"].items()},
+        }
+
+
+def evaluator(config, meta):
+    return DetectionEvaluator(meta["labels"])
 
 
 def _num(value):

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from dlkit.config import TrainConfig
+
 # Defaults per model for the training settings left at 0. The sentence model trains at a
 # constant, lower rate: at 2e-3 the Bible model stayed at the unigram level for 7 epochs.
 MODEL_DEFAULTS = {
@@ -16,7 +18,7 @@ def setting(config, kind, name):
 
 
 @dataclass
-class Config:
+class Config(TrainConfig):
     """Training and export settings; every field can be set with `--set key=value`.
 
     Two models: `attention` is the course's character-level date model (fixed input
@@ -53,14 +55,12 @@ class Config:
     decay_epochs: int = 4  # date model: learning rate halves every this many epochs (0 = constant)
     val_split: float = 0.05  # user TSV without split files, and the Bible pairs
     test_split: float = 0.05
-    patience: int = 0
     max_drop: float = 0.2  # export fails when TFLite exact match (or BLEU) drops more (points)
     export_batch_size: int = 32  # static batch of the exported date model
-    seed: int = 42
 
     @classmethod
     def tiny(cls):
-        """Seconds, not minutes: few pairs, narrow layers, one epoch."""
+        """Seconds, not minutes: few pairs, narrow layers, two epochs (one to interrupt)."""
         return cls(
             embedding_dim=8,
             encoder_units=8,
@@ -75,7 +75,7 @@ class Config:
             seq_units=16,
             beam_width=2,
             batch_size=32,
-            epochs=1,
+            epochs=2,
             max_drop=100.0,
             export_batch_size=4,
         )

@@ -9,8 +9,6 @@ import numpy as np
 from dlkit.edge.text import END, START, CharTokens, CharVocab, WordPiece, beam_search, log_softmax, normalize
 from dlkit.errors import InvalidInputError
 
-INPUT_KIND = "text"
-
 
 def tokenizers(meta):
     """(source, target) tokenizers with the model's own vocabularies."""
@@ -169,3 +167,16 @@ def tflite_decoder(path, meta):
         return result["annotations"], result["state"]
 
     return Seq2SeqDecoder(run_encode, run_step, meta), width
+
+
+def write_attention_plot(folder, index, clean, translation, weights):
+    """An attention-map PNG of one input, named by its index and text; returns its path."""
+    import re
+    from pathlib import Path
+
+    from dlkit.plots import attention_plot
+
+    slug = re.sub(r"[^0-9a-z]+", "_", clean.lower()).strip("_")[:40] or "input"
+    path = Path(folder) / f"{index:03d}_{slug}.png"
+    attention_plot(weights, list(clean), list(translation), path, title=f"{clean} -> {translation}")
+    return str(path)

@@ -7,33 +7,12 @@ from keras import layers
 
 from apps.translate.config import setting
 from dlkit.edge.text import END, PAD, START, UNK
+from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
 from dlkit.layers import AdditiveAttention, PaddingMask
+from dlkit.metrics.token_accuracy import token_accuracy
+from dlkit.quiet import native_output_silenced
 from dlkit.stages import Stage
-
-MONITOR = ("val_loss", "min")
-
-
-def gate_metric(meta):
-    """Export parity is judged on exact match (date model, points) or BLEU (sentences)."""
-    return ("exact_match", 100.0) if meta["model"] == "attention" else ("bleu", 1.0)
-
-
-ARCHITECTURE = (
-    "model",
-    "lowercase",
-    "input_length",
-    "output_length",
-    "embedding_dim",
-    "encoder_units",
-    "decoder_units",
-    "attention_units",
-    "tokenizer",
-    "vocab_size",
-    "max_tokens",
-    "seq_embedding_dim",
-    "seq_units",
-)
 
 
 def make_meta(config, source):
@@ -206,17 +185,6 @@ def seq2seq_parts(model):
     return encoder, step
 
 
-@keras.saving.register_keras_serializable(package="dlkit")
-def token_accuracy(y_true, y_pred):
-    """Next-token accuracy over real tokens (padding excluded)."""
-    from keras import ops
-
-    y_true = ops.cast(y_true, "int32")
-    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-    hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
-    return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
 def compile_model(model, config, learning_rate=None):
     if model.name == "seq2seq_attention":
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
@@ -290,42 +258,70 @@ def make_runner(model, config, meta):
     return lambda x: [decoder.decode_batch(np.asarray(x, np.int32), beam_width=config.beam_width)]
 
 
-def evaluate(config, meta, outputs, targets):
-    """attention: exact match and character accuracy; seq2seq: BLEU and chrF (sacrebleu)."""
-    from apps.translate.edge import decode_outputs
+class ExactMatchEvaluator(Evaluator):
+    """Date model: exact match and character accuracy of [probabilities (n, Ty, V)]
+    against target ids (n, Ty), with the first 20 wrong answers."""
 
-    if meta["model"] == "attention":
+    def __init__(self, meta, max_errors=20):
+        self.meta, self.max_errors = meta, max_errors
+        self.count = self.exact = self.chars = self.char_total = 0
+        self.errors = []
+
+    def update(self, outputs, targets):
+        from apps.translate.edge import decode_outputs
+
         predicted = np.argmax(outputs[0], axis=-1)
         targets = np.asarray(targets)
         exact = np.all(predicted == targets, axis=1)
-        report = {
-            "exact_match": float(exact.mean()),
-            "char_accuracy": float((predicted == targets).mean()),
-            "count": int(len(targets)),
+        wrong = np.flatnonzero(~exact)[: self.max_errors - len(self.errors)]
+        if len(wrong):
+            texts = decode_outputs([np.asarray(outputs[0])[wrong]], self.meta)
+            self.errors += [{"index": int(self.count + i), "predicted": t} for i, t in zip(wrong, texts)]
+        self.count += len(targets)
+        self.exact += int(exact.sum())
+        self.chars += int((predicted == targets).sum())
+        self.char_total += int(targets.size)
+
+    def result(self):
+        return {
+            "exact_match": self.exact / self.count if self.count else float("nan"),
+            "char_accuracy": self.chars / self.char_total if self.char_total else float("nan"),
+            "count": self.count,
+            "errors": self.errors,
         }
-        wrong = np.flatnonzero(~exact)[:20]
-        texts = decode_outputs(outputs, meta)
-        report["errors"] = [{"index": int(i), "predicted": texts[i]} for i in wrong]
-        return report
-    import sacrebleu
-
-    from dlkit.edge.text import normalize
-
-    hypotheses = decode_outputs(outputs, meta)
-    # References get the model's own normalisation (lowercased when the model is).
-    references = [normalize(str(t), meta["lowercase"]) for t in targets]
-    return {
-        "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-        "exact_match": float(np.mean([h == r for h, r in zip(hypotheses, references)])),
-        "count": len(references),
-        "examples": [{"hypothesis": h, "reference": r} for h, r in list(zip(hypotheses, references))[:5]],
-    }
 
 
-def plots(report, meta, out_dir, title=""):
-    """No per-split plot: attention maps come from `dlkit translate predict --plot`."""
-    return []
+class CorpusEvaluator(Evaluator):
+    """Sentence model: corpus BLEU and chrF (sacrebleu) and exact match of the decoded
+    token ids against the reference strings (normalised as the model normalises input)."""
+
+    def __init__(self, meta):
+        self.meta = meta
+        self.hypotheses, self.references = [], []
+
+    def update(self, outputs, targets):
+        from apps.translate.edge import decode_outputs
+        from dlkit.edge.text import normalize
+
+        self.hypotheses += decode_outputs(outputs, self.meta)
+        self.references += [normalize(str(t), self.meta["lowercase"]) for t in targets]
+
+    def result(self):
+        import sacrebleu
+
+        hypotheses, references = self.hypotheses, self.references
+        return {
+            "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+            "exact_match": float(np.mean([h == r for h, r in zip(hypotheses, references)])),
+            "count": len(references),
+            "examples": [{"hypothesis": h, "reference": r} for h, r in list(zip(hypotheses, references))[:5]],
+        }
+
+
+def evaluator(config, meta):
+    """attention: exact match and character accuracy; seq2seq: BLEU and chrF."""
+    return ExactMatchEvaluator(meta) if meta["model"] == "attention" else CorpusEvaluator(meta)
 
 
 def convert(model, config, meta, quantize, representative=None):
@@ -334,10 +330,6 @@ def convert(model, config, meta, quantize, representative=None):
     (one step for `beam_width` hypotheses), searched in numpy on device."""
     from dlkit.export.tflite import convert as convert_keras
 
-    if quantize == "int8":
-        raise DlkitError(
-            "translate exports float32, float16 or dynamic (int8 weights); full int8 is not supported"
-        )
     if meta["model"] == "attention":
         full = inference_model(model, config, meta)
         return convert_keras(full, quantize, batch_size=config.export_batch_size)
@@ -384,6 +376,7 @@ def _convert_seq2seq(model, config, meta, quantize):
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode"])
         float_options(converter, quantize)
         try:
-            return converter.convert()
+            with native_output_silenced():
+                return converter.convert()
         except Exception as error:
             raise DlkitError(conversion_error(model, error)) from None

@@ -1,9 +1,12 @@
-"""Detection scenes: real Tux Paint photo cut-outs pasted onto real background photos.
+"""Scenes for detection and segmentation: real Tux Paint photo cut-outs pasted onto real
+background photos.
 
 Each scene holds 1-6 objects at random scale and position, overlapping each other and
-partly cut by the image border. An object's box is the extent of its *visible* alpha
-pixels (after later objects covered it), so boxes are exact; objects left less than 35%
-visible are removed from the labels. Validation and test scenes use cut-outs that no
+partly cut by the image border. The cut-outs' alpha gives every pixel's object, so a
+scene comes with exact instance and class masks, and an object's box is the extent of
+its *visible* pixels (after later objects covered it); objects left less than 35% visible
+are removed from the boxes and the instance mask (their pixels keep their class in the
+class mask: they are still there to see). Validation and test scenes use cut-outs that no
 training scene uses. Written in the YOLO layout (`images/<split>`, `labels/<split>`,
 `data.yaml`), so the default data goes through the same reader as users' data.
 
@@ -12,6 +15,7 @@ classes drawn evenly and each object's shape and colour varied: ~120 training cu
 then look like many more objects, while validation and test stay the fixed files.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +79,34 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     return int(alpha.sum())
 
 
+@dataclass
+class Scene:
+    """One composited scene.
+
+    Attributes:
+        image: (size, size, 3) uint8 RGB.
+        boxes: (n, 4) float32 pixel xyxy of the labelled objects.
+        classes: (n,) int64 class ids of the labelled objects.
+        instances: (size, size) int32: 0 background, k for the pixels of object k - 1
+            (the k-th row of `boxes`).
+        class_mask: (size, size) int32: 0 background, c + 1 for the pixels of class c.
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    classes: np.ndarray
+    instances: np.ndarray
+    class_mask: np.ndarray
+
+    def __iter__(self):
+        # (image, boxes, classes), as the detection code unpacks a scene.
+        return iter((self.image, self.boxes, self.classes))
+
+
 def compose(
     backgrounds, objects, rng, size, max_objects=6, scale_range=(0.18, 0.6), balanced=False, varied=False
 ):
-    """One scene: (RGB uint8 image, boxes (n, 4) pixel xyxy, class ids (n,)).
+    """One Scene (image, boxes, classes, instance and class masks).
 
     `objects` is a list of (RGBA image, class id). `balanced` draws each object's class
     evenly, then a cut-out of it (instead of a cut-out evenly); `varied`: see `vary`.
@@ -99,16 +127,23 @@ def compose(
         picks = [objects[int(rng.integers(len(objects)))] for _ in range(count)]
     full = [place(canvas, ids, image, k + 1, rng, scale_range, varied) for k, (image, _) in enumerate(picks)]
     boxes, classes = [], []
+    instances = np.zeros_like(ids)
+    class_mask = np.zeros_like(ids)
     for k, ((_, label), total) in enumerate(zip(picks, full)):
-        ys, xs = np.nonzero(ids == k + 1)
+        visible = ids == k + 1
+        class_mask[visible] = label + 1
+        ys, xs = np.nonzero(visible)
         if len(xs) < MIN_VISIBLE * total or len(xs) == 0:
             continue
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         classes.append(label)
-    return (
+        instances[visible] = len(boxes)
+    return Scene(
         np.asarray(canvas.convert("RGB")),
         np.array(boxes, np.float32).reshape(-1, 4),
         np.array(classes, np.int64),
+        instances,
+        class_mask,
     )
 
 
@@ -148,7 +183,7 @@ class TrainingScenes:
     """Fresh training scenes of the offline default data, composited on demand.
 
     Calling it with a numpy Generator returns (RGB uint8 image, boxes (n, 4) normalised
-    xyxy, class ids (n,)), drawn like the stored scenes from the training cut-outs only,
+    xyxy, class ids (n,)); `scene(rng)` the whole Scene with its masks. Drawn like the stored scenes from the training cut-outs only,
     with classes drawn evenly (the rarest class, fish, has 7 training cut-outs against
     45 mammals) and each object varied in shape and colour. Cut-outs and backgrounds are
     loaded on first use, cut-outs shrunk once to the largest size a scene uses.
@@ -173,10 +208,15 @@ class TrainingScenes:
             objects.append((image, self.labels.index(cutout.label)))
         self._objects, self._backgrounds = objects, load_backgrounds()
 
-    def __call__(self, rng):
+    def scene(self, rng):
+        """A fresh Scene (pixel boxes, instance and class masks)."""
         if self._objects is None:
             self._load()
-        image, boxes, classes = compose(
+        return compose(
             self._backgrounds, self._objects, rng, self.image_size, balanced=self.balanced, varied=self.varied
         )
+
+    def __call__(self, rng):
+        """(image, boxes normalised xyxy, class ids) of a fresh scene, for detection."""
+        image, boxes, classes = self.scene(rng)
         return image, boxes / self.image_size, classes

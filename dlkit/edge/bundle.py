@@ -1,9 +1,13 @@
-"""Model bundles: a model file plus `model.json` (app, labels, input spec, preprocessing)."""
+"""Model bundles: a model file plus `model.json` (app, labels, input spec, preprocessing)
+and the side files it lists (vocabulary, embedding table, gallery, a second model), each
+with its checksum."""
 
 import json
+import shutil
 from pathlib import Path
 
-from dlkit.errors import DlkitError
+from dlkit.errors import DlkitError, InvalidInputError
+from dlkit.io import atomic_path, sha256_file
 
 # Preference when a directory is given: the smallest fast on-device model first.
 TFLITE_ORDER = ("model.int8.tflite", "model.dynamic.tflite", "model.float16.tflite", "model.tflite")
@@ -33,6 +37,32 @@ class ModelBundle:
     def labels(self):
         return self.meta.get("labels")
 
+    def asset(self, name):
+        """The path of side file `name`, checked against its size and checksum.
+
+        Raises:
+            DlkitError: `model.json` lists no such side file.
+            InvalidInputError: the file is missing or altered (one line naming it).
+        """
+        assets = self.meta.get("assets", {})
+        if name not in assets:
+            listed = ", ".join(sorted(assets)) or "none"
+            raise DlkitError(f"{self.directory / 'model.json'} lists no side file {name!r} (it lists: {listed})")
+        record = assets[name]
+        path = self.directory / record["file"]
+        if not path.is_file():
+            raise InvalidInputError(f"{path}: side file {name!r} of the model is missing")
+        if path.stat().st_size != record["bytes"] or sha256_file(path) != record["sha256"]:
+            raise InvalidInputError(
+                f"{path}: side file {name!r} does not match the checksum in model.json (altered or truncated)"
+            )
+        return path
+
+    def check_assets(self):
+        """Checks every listed side file (see `asset`)."""
+        for name in self.meta.get("assets", {}):
+            self.asset(name)
+
     @classmethod
     def load(cls, path, app=None, prefer="tflite"):
         if str(path) == "last":
@@ -49,7 +79,9 @@ class ModelBundle:
             raise DlkitError(f"{meta_path}: not valid JSON ({error})") from None
         if app and meta.get("app") != app:
             raise DlkitError(f"{path} is a {meta.get('app')!r} model, not {app!r}")
-        return cls(path, meta)
+        bundle = cls(path, meta)
+        bundle.check_assets()
+        return bundle
 
 
 def latest_run(app, root="runs", marker="model.json"):
@@ -86,3 +118,41 @@ def find_model(path, prefer="tflite"):
         if candidate.exists():
             return candidate
     raise DlkitError(f"{path}: no model.keras or model*.tflite in this directory")
+
+
+def add_asset(directory, meta, name, source, file_name=None):
+    """Copies `source` (a file path or bytes) into `directory` as a side file of the model
+    and lists it in `meta["assets"]` with its size and checksum (write `model.json` after).
+
+    Args:
+        directory: the model's folder.
+        meta: the model's metadata dict (changed in place).
+        name: str. The side file's role, e.g. "vocab", "gallery", "detector".
+        source: a path, or the file's bytes.
+        file_name: str or None. Its name in `directory` (default: the source's name).
+    """
+    directory = Path(directory)
+    if isinstance(source, (bytes, bytearray)):
+        if not file_name:
+            raise ValueError("add_asset needs file_name for bytes")
+        target = directory / file_name
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(source)
+    else:
+        source = Path(source)
+        target = directory / (file_name or source.name)
+        if source.resolve() != target.resolve():
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+    meta.setdefault("assets", {})[name] = {
+        "file": target.name,
+        "bytes": target.stat().st_size,
+        "sha256": sha256_file(target),
+    }
+    return target
+
+
+def copy_assets(bundle, directory, meta):
+    """Copies a bundle's side files into another folder (an export elsewhere)."""
+    for name in bundle.meta.get("assets", {}):
+        add_asset(directory, meta, name, bundle.asset(name))

@@ -52,6 +52,22 @@ def load_image(path, max_pixels=MAX_PIXELS) -> np.ndarray:
         raise InvalidInputError(f"{path}: corrupt image ({error})") from None
 
 
+def image_array(array) -> np.ndarray:
+    """An image given as an array (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), uint8 or
+    float in [0, 1] or [0, 255], as an RGB uint8 array (raises InvalidInputError)."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or 0 in array.shape:
+        raise InvalidInputError(f"image array of shape {array.shape}: expected (height, width[, 1|3|4])")
+    if array.dtype.kind == "f":
+        scale = 255.0 if np.nanmax(array) <= 1.0 else 1.0
+        array = np.clip(np.nan_to_num(array) * scale + 0.5, 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return to_rgb(Image.fromarray(array))
+
+
 def to_rgb(image: Image.Image) -> np.ndarray:
     """Converts any Pillow image to an RGB uint8 array."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):

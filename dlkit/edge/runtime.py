@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from dlkit.errors import InvalidInputError
+from dlkit.quiet import native_output_silenced
 
 
 def load_interpreter(path, num_threads=None):
@@ -29,7 +30,10 @@ def load_interpreter(path, num_threads=None):
             ) from None
     num_threads = num_threads or os.cpu_count()
     try:
-        return Interpreter(model_path=str(path), num_threads=num_threads)
+        with native_output_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+            return interpreter
     except (ValueError, RuntimeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InvalidInputError(f"{path}: not a valid TFLite model ({first})") from None

@@ -7,6 +7,7 @@ import numpy as np
 
 from dlkit.errors import DlkitError
 from dlkit.export import QUANTIZATIONS
+from dlkit.quiet import native_output_silenced
 
 
 def convert(
@@ -28,7 +29,8 @@ def convert(
         model: keras.Model.
         quantize: str. "float32", "float16", "dynamic" (int8 weights) or "int8" (full
             integer, calibrated on `representative`).
-        representative: iterable of input arrays (one sample each, no batch axis), for int8.
+        representative: for int8, the calibration inputs: an array of samples (first axis),
+            or a dict of such arrays by input name for a model with several inputs.
         batch_size: int or None. Static batch size of the signature; None keeps it dynamic.
         int8_input: str or None. For int8: "uint8" or "int8" to make the input tensor
             integer too (images), None to keep a float input.
@@ -55,9 +57,9 @@ def convert(
         if quantize == "int8":
             if representative is None:
                 raise DlkitError("int8 export needs representative data (the training split)")
-            samples = [np.asarray(x) for x in representative]
+            samples = calibration_samples(model, representative)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([s[None].astype(np.float32)] for s in samples)
+            converter.representative_dataset = lambda: iter(samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if float_fallback or float_layers:
                 converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
@@ -66,7 +68,8 @@ def convert(
             if float_layers:
                 converter._experimental_calibrate_only = True  # quantized below, minus float_layers
         try:
-            flatbuffer = converter.convert()
+            with native_output_silenced():  # the converter's C++ prints its settings
+                flatbuffer = converter.convert()
         except Exception as error:
             raise DlkitError(conversion_error(model, error)) from None
     if quantize == "int8" and float_layers:
@@ -96,12 +99,27 @@ def quantize_except(calibrated, float_layers, int8_input=None):
         if kept.intersection(op["inputs"]):
             kept.update(op["outputs"])
     input_type = tf.as_dtype(int8_input or "float32")
-    return mlir_quantize(
-        calibrated,
-        input_data_type=input_type,
-        output_data_type=tf.float32,
-        denylisted_nodes=sorted(names[i] for i in kept if i in names),
-    )
+    with native_output_silenced():
+        return mlir_quantize(
+            calibrated,
+            input_data_type=input_type,
+            output_data_type=tf.float32,
+            denylisted_nodes=sorted(names[i] for i in kept if i in names),
+        )
+
+
+def calibration_samples(model, representative):
+    """One list of batch-1 arrays per sample, in the model's input order and dtypes."""
+    names = [x.name.split(":")[0] for x in model.inputs]
+    dtypes = [np.dtype(x.dtype) for x in model.inputs]
+    if isinstance(representative, dict):
+        missing = [name for name in names if name not in representative]
+        if missing:
+            raise DlkitError(f"int8 export: no calibration data for inputs {', '.join(missing)}")
+        columns = [np.asarray(representative[name]) for name in names]
+    else:
+        columns = [np.asarray(representative)]
+    return [[col[i][None].astype(dtype) for col, dtype in zip(columns, dtypes)] for i in range(len(columns[0]))]
 
 
 def float_options(converter, quantize):

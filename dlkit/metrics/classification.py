@@ -44,7 +44,7 @@ def precision_recall_f1(matrix):
 
 
 def classification_report(y_true, probs, labels, k=3):
-    """All scores in one JSON-ready dict.
+    """All scores in one JSON-ready dict (one batch of a ClassificationEvaluator).
 
     Args:
         y_true: (n,) int.
@@ -52,28 +52,55 @@ def classification_report(y_true, probs, labels, k=3):
         labels: list of str, one per class.
         k: int. For top-k accuracy.
     """
-    y_true = np.asarray(y_true)
-    probs = np.asarray(probs)
-    y_pred = np.argmax(probs, axis=1)
-    matrix = confusion_matrix(y_true, y_pred, len(labels))
-    precision, recall, f1, support = precision_recall_f1(matrix)
-    present = support > 0
-    return {
-        "count": int(len(y_true)),
-        "accuracy": top_k_accuracy(y_true, probs, 1),
-        f"top_{min(k, len(labels))}_accuracy": top_k_accuracy(y_true, probs, k),
-        "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
-        "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(labels)
-        },
-        "confusion_matrix": matrix.tolist(),
-        "labels": list(labels),
-    }
+    evaluator = ClassificationEvaluator(labels, k)
+    evaluator.update([probs], y_true)
+    return evaluator.result()
+
+
+class ClassificationEvaluator:
+    """Accumulates a confusion matrix and top-k hits batch by batch (a dlkit Evaluator).
+
+    Args:
+        labels: list of str, one per class.
+        k: int. For top-k accuracy.
+    """
+
+    def __init__(self, labels, k=3):
+        self.labels = list(labels)
+        self.k = min(k, len(self.labels))
+        self.matrix = np.zeros((len(self.labels), len(self.labels)), dtype=np.int64)
+        self.top_k_hits = 0
+
+    def update(self, outputs, targets):
+        """outputs: [(batch, classes) probabilities]; targets: (batch,) class ids."""
+        probs = np.asarray(outputs[0])
+        y_true = np.asarray(targets).astype(np.int64)
+        self.matrix += confusion_matrix(y_true, np.argmax(probs, axis=1), len(self.labels))
+        top = np.argsort(-probs, axis=1, kind="stable")[:, : self.k]  # (batch, k)
+        self.top_k_hits += int(np.sum(np.any(top == y_true[:, None], axis=1)))
+
+    def result(self):
+        matrix = self.matrix
+        total = int(matrix.sum())
+        precision, recall, f1, support = precision_recall_f1(matrix)
+        present = support > 0
+        nan = float("nan")
+        return {
+            "count": total,
+            "accuracy": float(np.trace(matrix) / total) if total else nan,
+            f"top_{self.k}_accuracy": self.top_k_hits / total if total else nan,
+            "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
+            "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
+            "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "per_class": {
+                label: {
+                    "precision": float(precision[i]),
+                    "recall": float(recall[i]),
+                    "f1": float(f1[i]),
+                    "support": int(support[i]),
+                }
+                for i, label in enumerate(self.labels)
+            },
+            "confusion_matrix": matrix.tolist(),
+            "labels": list(self.labels),
+        }

@@ -8,11 +8,11 @@
   that contains the backbone, whose weights are copied by layer name.
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from dlkit.errors import DlkitError, MissingSourceError
+from dlkit.io import sha256_file
 from dlkit.paths import saved_models_dir
 
 
@@ -68,14 +68,6 @@ def get_spec(name) -> BackboneSpec:
 
 def offline_weights_path(name) -> Path:
     return saved_models_dir() / "backbones" / get_spec(name).weights_file
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_backbone(name, input_shape, alpha=1.0, weights="dlkit"):
@@ -134,7 +126,7 @@ def build_backbone(name, input_shape, alpha=1.0, weights="dlkit"):
             raise MissingSourceError(
                 f"{path} is missing; recreate it with: python tools/prepare_backbones.py"
             )
-        if spec.sha256 and sha256_of(path) != spec.sha256:
+        if spec.sha256 and sha256_file(path) != spec.sha256:
             raise DlkitError(
                 f"{path}: checksum mismatch; recreate it with: python tools/prepare_backbones.py"
             )
@@ -175,9 +167,20 @@ def load_weights_from_file(backbone, path):
         if isinstance(layer, keras.Model) and layer.name.split("_")[0] == backbone.name.split("_")[0]:
             container = layer
             break
-    available = {layer.name: layer for layer in container.layers}
-    missing = []
-    for layer in backbone.layers:
+    copy_layer_weights(container, backbone, where=f"{path}: ", hint=f"is it a {backbone.name} model?")
+
+
+def copy_layer_weights(source, target, where="", hint=""):
+    """Copies the weights of every weighted layer of `target` from the layer of the same
+    name and shapes in `source` (both Keras models); returns how many layers it copied.
+
+    Raises:
+        DlkitError: when a weighted layer of `target` has no match (the message starts
+            with `where` and ends with `hint`).
+    """
+    available = {layer.name: layer for layer in source.layers}
+    missing, copied = [], 0
+    for layer in target.layers:
         if not layer.weights:
             continue
         other = available.get(layer.name)
@@ -185,8 +188,10 @@ def load_weights_from_file(backbone, path):
             missing.append(layer.name)
             continue
         layer.set_weights(other.get_weights())
+        copied += 1
     if missing:
         raise DlkitError(
-            f"{path}: {len(missing)} backbone layers not found or of another shape "
-            f"(first: {missing[0]}); is it a {backbone.name} model?"
+            f"{where}{len(missing)} {target.name} layers not found in {source.name} or of another shape "
+            f"(first: {missing[0]}){'; ' + hint if hint else ''}"
         )
+    return copied

@@ -4,26 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from apps.classify import edge
 from apps.classify.config import Config
-from conftest import BAD_IMAGES, write_tiny_folder
+from conftest import BAD_IMAGES, assert_one_line_error, run_cli, write_tiny_folder
 from dlkit import io
-from dlkit.cli import cli
 from dlkit.edge import EdgeModel
-
-
-def run_cli(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result
-
-
-def assert_one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and text in errors[0], result.output
 
 
 def test_run_directory_is_complete(tiny_run):
@@ -70,19 +56,6 @@ def test_export_records_parity(tiny_run):
     assert EdgeModel(tiny_run / "model.int8.tflite").input_dtypes == ["uint8"]
 
 
-def test_keras_and_tflite_agree_through_the_edge_code(tiny_run, tiny_folder):
-    from dlkit.runner import load_keras
-
-    meta = io.read_json(tiny_run / "model.json")
-    files = sorted(tiny_folder.rglob("*.png"))[:6]
-    batch = np.stack([edge.preprocess(edge.read_input(f, meta), meta) for f in files])
-    keras_probs = load_keras(tiny_run / "model.keras").predict(batch, verbose=0)
-    tflite_probs = EdgeModel(tiny_run / "model.tflite").predict(batch)[0]
-    np.testing.assert_allclose(tflite_probs, keras_probs, atol=1e-4)
-    keras_labels = [r["label"] for r in edge.postprocess(keras_probs, meta)]
-    assert keras_labels == [r["label"] for r in edge.postprocess(tflite_probs, meta)]
-
-
 def test_postprocess_top_k_order():
     meta = {"labels": ["a", "b", "c"]}
     [result] = edge.postprocess(np.array([[0.2, 0.5, 0.3]]), meta, top_k=2)
@@ -94,7 +67,7 @@ def test_cli_predict_json_and_text(tiny_run, bad_files):
     result = run_cli("classify", "predict", bad_files["good"], "--model", tiny_run, "--json", "--top-k", "2")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
-    assert record["file"] == str(bad_files["good"]) and len(record["top_k"]) == 2
+    assert record["input"] == str(bad_files["good"]) and len(record["top_k"]) == 2
     assert abs(sum(r["score"] for r in record["top_k"])) <= 1.0 + 1e-5
     text = run_cli("classify", "predict", bad_files["good"], "--model", tiny_run / "model.keras")
     assert text.exit_code == 0 and f"{bad_files['good']}: " in text.output
@@ -118,8 +91,8 @@ def test_cli_predict_folder_skips_and_reports_bad_files(tiny_run, bad_files):
     records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     good = [r for r in records if "label" in r]
     bad = [r for r in records if "error" in r]
-    assert {r["file"].rsplit("/", 1)[-1] for r in good} == {"good.jpg", "gray.png", "rgba.png", "deep.png"}
-    assert {r["file"].rsplit("/", 1)[-1] for r in bad} == {"corrupt.jpg", "empty.jpg", "text.png", "bomb.png"}
+    assert {r["input"].rsplit("/", 1)[-1] for r in good} == {"good.jpg", "gray.png", "rgba.png", "deep.png"}
+    assert {r["input"].rsplit("/", 1)[-1] for r in bad} == {"corrupt.jpg", "empty.jpg", "text.png", "bomb.png"}
     assert "Traceback" not in result.output
     assert "4 input(s) could not be read" in result.output
 
@@ -212,7 +185,7 @@ def test_subset_of_labels_is_remapped(tmp_path, tiny_run):
 
 def test_init_from_a_model_with_other_classes_keeps_its_backbone_and_architecture(tmp_path, tiny_run):
     from apps.classify.model import backbone_of
-    from dlkit.runner import load_keras
+    from dlkit.engine import load_keras
 
     other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
     run_dir = tmp_path / "finetuned"

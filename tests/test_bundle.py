@@ -1,0 +1,92 @@
+"""Bundles with side files (checksummed, resolved on the edge, copied by export) and runs
+started from another app's model (`--init`), which take only the parts they can inherit."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from dlkit import io
+from dlkit.edge.bundle import ModelBundle, add_asset
+from dlkit.errors import DlkitError
+from dlkit.registry import get_app
+
+
+@pytest.fixture
+def bundle_with_asset(tiny_run, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("model.keras", "model.tflite", "model.json"):
+        shutil.copy(tiny_run / name, folder / name)
+    meta = io.read_json(folder / "model.json")
+    meta["exports"] = {"float32": meta["exports"]["float32"]}
+    add_asset(folder, meta, "notes", b"side file\n", "notes.txt")
+    io.write_json(folder / "model.json", meta)
+    return folder
+
+
+def test_side_file_is_listed_with_checksum_and_resolved(bundle_with_asset, bad_files):
+    meta = io.read_json(bundle_with_asset / "model.json")
+    assert meta["assets"]["notes"]["file"] == "notes.txt" and meta["assets"]["notes"]["bytes"] == 10
+    bundle = ModelBundle.load(bundle_with_asset / "model.tflite")
+    assert bundle.asset("notes").read_bytes() == b"side file\n"
+    with pytest.raises(DlkitError, match="lists no side file 'vocab'"):
+        bundle.asset("vocab")
+    result = run_cli("classify", "predict", bad_files["good"], "--model", bundle_with_asset / "model.tflite")
+    assert result.exit_code == 0, result.output
+
+
+def test_altered_or_missing_side_file_is_a_assert_one_line_error(bundle_with_asset, bad_files):
+    model = bundle_with_asset / "model.tflite"
+    (bundle_with_asset / "notes.txt").write_bytes(b"side fil3\n")  # same size, other bytes
+    assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "notes.txt")
+    assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "checksum")
+    (bundle_with_asset / "notes.txt").unlink()
+    assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "is missing")
+
+
+def test_export_to_another_folder_takes_the_side_files(bundle_with_asset, tmp_path):
+    from dlkit.export.bundle import export
+
+    out = tmp_path / "exported"
+    export(get_app("classify"), bundle_with_asset, "float32", out_dir=out)
+    bundle = ModelBundle.load(out / "model.tflite")
+    assert bundle.asset("notes").read_bytes() == b"side file\n"
+
+
+def test_init_from_another_app_takes_only_the_backbone(tiny_run):
+    from dlkit.runner import inherit_architecture, inheritable_parts, initial_model, part_fields
+
+    keras = pytest.importorskip("keras")
+    classify, detect = get_app("classify"), get_app("detect")
+    source = ModelBundle.load(tiny_run, prefer="keras")
+    parts = inheritable_parts(detect, source)
+    assert parts == ("image_backbone",)
+    config = inherit_architecture(
+        detect.default_config(tiny=True).__class__(alpha=1.0, image_size=64, weights="none", head_channels=8),
+        source.meta["config"],
+        part_fields(parts),
+    )
+    assert config.alpha == source.meta["config"]["alpha"] and config.image_size == 64  # not the giver's 32
+    meta = {"labels": ["a", "b"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+    model = initial_model(detect, config, meta, source, parts)
+    given = classify.parts(keras.saving.load_model(source.path, compile=False), source.meta)["image_backbone"]
+    taken = detect.parts(model, meta)["image_backbone"]
+    weighted = [layer for layer in taken.layers if layer.weights]
+    assert weighted
+    for layer in weighted:
+        for a, b in zip(layer.get_weights(), given.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # The heads are new: detect's own layers, not copied from anywhere.
+    assert model.get_layer("p4_cls").get_weights()[0].shape[-1] == 3 * 2
+
+
+def test_init_from_an_app_with_nothing_to_inherit_is_a_assert_one_line_error(tiny_run, tmp_path):
+    with pytest.raises(DlkitError, match="offers image_backbone; translate can inherit nothing"):
+        from dlkit.runner import inheritable_parts
+
+        inheritable_parts(get_app("translate"), ModelBundle.load(tiny_run, prefer="keras"))
+    result = run_cli("translate", "train", "--tiny", "--init", tiny_run, "--run-dir", tmp_path / "run")
+    assert_one_line_error(result, "can inherit nothing from another app")
+    assert not (tmp_path / "run" / "model.keras").exists()

@@ -1,0 +1,146 @@
+"""The contract test kit: every registered app, on its tiny config and sample data, goes
+train -> interrupted after an epoch -> resume -> evaluate -> export (float32 and its
+smallest variant) -> predict on the edge path with TensorFlow unimportable -> info.
+
+A new app is covered by registering; its own test file holds only what is particular to
+it. The runs are trained once per session (conftest `contract_run`) and shared with the
+apps' own tests.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, run_without_tensorflow
+from dlkit import io
+from dlkit.registry import app_names
+
+pytest.importorskip("keras")
+
+APPS = app_names()
+
+
+def close(a, b, tolerance=1e-3, path="result"):
+    """Asserts two JSON-like results agree: same keys and strings, numbers within tolerance."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for key in a:
+            close(a[key], b[key], tolerance, f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            close(x, y, tolerance, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert math.isclose(a, b, abs_tol=tolerance), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture(params=APPS)
+def trained(request, contract_run):
+    return contract_run(request.param)
+
+
+def test_app_declares_the_contract():
+    from dlkit.app import INPUT_KINDS, App
+    from dlkit.config import TrainConfig
+    from dlkit.registry import get_app
+
+    for name in APPS:
+        app = get_app(name)
+        assert isinstance(app, App) and app.name == name
+        assert app.summary and app.data_help and app.input_kind in INPUT_KINDS
+        assert app.gate.name and app.monitor[1] in ("min", "max")
+        default, tiny = app.default_config(), app.default_config(tiny=True)
+        assert isinstance(default, TrainConfig) and type(default) is type(tiny) and default != tiny
+        assert set(app.architecture) <= set(vars(default)), f"{name}: architecture names unknown fields"
+        flags = [option.flag for option in app.predict_options]
+        assert len(set(flags)) == len(flags)
+
+
+def test_interrupted_run_resumes_to_a_complete_run(trained):
+    run_dir = trained.run_dir
+    for name in ("config.json", "manifest.json", "model.keras", "model.json", "metrics.json"):
+        assert (run_dir / name).exists(), name
+    state = io.read_json(run_dir / "checkpoint" / "state.json")
+    assert state["complete"] is True
+    epochs = [r["epoch"] for r in io.read_jsonl(run_dir / "history.jsonl") if r["event"] == "epoch"]
+    # Interrupted after epoch 0, resumed: every epoch once, in order.
+    assert epochs == list(range(state["epochs_done"])) and len(epochs) >= 2
+    metrics = io.read_json(run_dir / "metrics.json")["keras"]
+    gate = trained.app.gate_metric(io.read_json(run_dir / "model.json"))
+    assert np.isfinite(metrics["val"][gate.name])
+
+
+def test_evaluate_reproduces_the_run_metrics(trained, tmp_path):
+    result = run_cli(
+        trained.app.name,
+        "evaluate",
+        "--model",
+        trained.run_dir,
+        "--split",
+        "val",
+        "--json",
+        "--out",
+        tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    gate = trained.app.gate_metric(io.read_json(trained.run_dir / "model.json"))
+    recorded = io.read_json(trained.run_dir / "metrics.json")["keras"]["val"][gate.name]
+    assert report[gate.name] == pytest.approx(recorded, abs=1e-6)
+    assert (tmp_path / "evaluation.json").exists()
+
+
+def test_exports_pass_the_gate_and_replay_their_golden_vectors(trained):
+    meta = io.read_json(trained.run_dir / "model.json")
+    for quantize in trained.exports:
+        record = meta["exports"][quantize]
+        assert record["val"]["drop_points"] <= record["val"]["max_drop"]
+        golden = np.load(trained.run_dir / record["golden"], allow_pickle=False)
+        inputs = (
+            golden["inputs"]
+            if "inputs" in golden
+            else {key[len("input_") :]: golden[key] for key in golden if key.startswith("input_")}
+        )
+        outputs = trained.app.tflite_runner(trained.run_dir / record["file"], meta)(inputs)
+        for k, output in enumerate(outputs):
+            np.testing.assert_allclose(output, golden[f"tflite_output_{k}"], atol=1e-5)
+    sizes = [meta["exports"][q]["bytes"] for q in trained.exports]
+    assert sizes[1] < sizes[0], "the smallest variant is not smaller than float32"
+
+
+def test_edge_predict_without_tensorflow_matches_keras(trained):
+    import dlkit
+
+    inputs = trained.app.sample_inputs(trained.folder)
+    model = trained.run_dir / "model.tflite"
+    result = run_without_tensorflow([trained.app.name, "predict", *inputs, "--model", model, "--json"])
+    assert "edge-ok" in result.stdout, result.stderr[-2000:]
+    edge = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [record["input"] for record in edge] == [str(i) for i in inputs]
+    keras_results = dlkit.load(trained.run_dir / "model.keras", prefer="keras").predict(inputs)
+    for record, expected in zip(edge, keras_results):
+        close({k: v for k, v in record.items() if k != "input"}, expected)
+
+
+def test_bad_input_is_a_assert_one_line_error(trained, tmp_path):
+    if trained.app.input_kind == "text":
+        bad = ""
+    else:
+        bad = tmp_path / "empty.png"
+        bad.write_bytes(b"")
+    result = run_cli(trained.app.name, "predict", bad, "--model", trained.run_dir / "model.tflite")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
+
+
+def test_info_shows_metadata_and_metrics(trained):
+    result = run_cli(trained.app.name, "info", "--model", trained.run_dir)
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["app"] == trained.app.name and "keras" in info["metrics"]
+    assert set(trained.exports) <= set(info["exports"])
