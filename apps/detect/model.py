@@ -28,7 +28,7 @@ POSTPROCESS_LAYERS = tuple(f"decode_{name}" for name in HEADS)
 def make_meta(config, source):
     """Labels, anchors (k-means on the training boxes, sorted by area, small ones to the
     fine grid) and the input/output spec."""
-    from dlkit.edge.boxes import kmeans_anchors
+    from dlkit.data.anchors import kmeans_anchors
 
     boxes = [r.boxes for r in source.records.get("train", []) if len(r.boxes)]
     if not boxes:

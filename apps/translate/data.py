@@ -61,7 +61,7 @@ def open_source(config, source, progress=None):
     """Resolves `--data`: omitted (generated dates), `bible`, a TSV/CSV file, a folder with
     `train.tsv` (+ `val.tsv`, `test.tsv`), or `tfds:NAME` (e.g. ted_hrlr_translate/pt_to_en)."""
     if source in (None, "", "dates"):
-        from dlkit.data import dates
+        from apps.translate import dates
 
         sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
         splits = {
@@ -72,8 +72,8 @@ def open_source(config, source, progress=None):
         return TextSource(description, splits, "attention", fingerprint(splits))
     source = str(source)
     if source == BIBLE:
+        from apps.translate.sword import bible_pairs
         from dlkit.data.parallel import hash_split
-        from dlkit.data.sword import bible_pairs
 
         splits = hash_split(bible_pairs(), config.val_split, config.test_split)
         return TextSource(

@@ -6,7 +6,7 @@ import numpy as np
 from keras import layers
 
 from apps.translate.config import setting
-from dlkit.edge.text import END, PAD, START, UNK
+from dlkit.data.text import build_vocab
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
 from dlkit.layers import AdditiveAttention, PaddingMask
@@ -43,32 +43,11 @@ def make_meta(config, source):
         max_tokens=config.max_tokens,
         beam_width=config.beam_width,
         length_alpha=config.length_alpha,
-        source_vocab=build_vocab(config, [normalize(s, config.lowercase) for s, _ in train]),
-        target_vocab=build_vocab(config, [normalize(t, config.lowercase) for _, t in train]),
+        source_vocab=build_vocab([normalize(s, config.lowercase) for s, _ in train], config.tokenizer, config.vocab_size),
+        target_vocab=build_vocab([normalize(t, config.lowercase) for _, t in train], config.tokenizer, config.vocab_size),
         input={"name": "source_ids", "shape": [config.max_tokens], "dtype": "int32"},
     )
     return meta
-
-
-def build_vocab(config, texts):
-    """WordPiece vocabulary learnt from `texts` with tensorflow-text, or characters."""
-    reserved = [PAD, UNK, START, END]
-    if config.tokenizer == "char":
-        return reserved + sorted({ch for text in texts for ch in text} - set(reserved))
-    if config.tokenizer != "wordpiece":
-        raise DlkitError(f"tokenizer must be wordpiece or char, got {config.tokenizer!r}")
-    import tensorflow as tf
-    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as bert_vocab
-
-    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(1000)
-    vocab = bert_vocab.bert_vocab_from_dataset(
-        dataset,
-        vocab_size=config.vocab_size,
-        reserved_tokens=reserved,
-        bert_tokenizer_params={"lower_case": False},
-        learn_params={},
-    )
-    return list(vocab)
 
 
 def build_model(config, meta, load_weights=True):

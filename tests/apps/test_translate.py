@@ -267,7 +267,7 @@ def write_ztext(folder, testament, verses, per_block=2):
 
 
 def test_sword_reader_decodes_ztext_and_strips_markup(tmp_path):
-    from dlkit.data import sword
+    from apps.translate import sword
 
     for name, verses in (
         (
@@ -290,7 +290,7 @@ def test_sword_reader_decodes_ztext_and_strips_markup(tmp_path):
 
 @pytest.mark.realdata
 def test_real_bible_modules_align():
-    from dlkit.data import sword
+    from apps.translate import sword
 
     if not (sword.MODULES_DIR / sword.ENGLISH).is_dir():
         pytest.skip(f"needs: {sword.INSTALL}")
@@ -314,7 +314,7 @@ def test_evaluate_cli_on_the_exported_date_model(date_run):
 )
 def test_shipped_date_model_on_fresh_held_out_dates():
     """Dates the shipped model never saw (test-split days, a new seed), through the edge path."""
-    from dlkit.data import dates
+    from apps.translate import dates
     from dlkit.edge.text import normalize
     from dlkit.engine import runner_for
 
@@ -337,9 +337,9 @@ def test_shipped_date_model_on_fresh_held_out_dates():
     reason="no shipped sentence model",
 )
 def test_shipped_sentence_model_bleu_on_held_out_verses():
+    from apps.translate import sword
     from apps.translate.model import evaluator
     from dlkit.config import from_dict
-    from dlkit.data import sword
     from dlkit.engine import runner_for
 
     if not (sword.MODULES_DIR / sword.ENGLISH).is_dir():
