@@ -7,8 +7,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def saved_models_dir() -> Path:
-    """The shipped models: `$DLKIT_SAVED_MODELS`, else `saved_models/` of this checkout."""
-    return Path(os.environ.get("DLKIT_SAVED_MODELS", REPO_ROOT / "saved_models"))
+    """The shipped models: `$DLKIT_SAVED_MODELS`, else the `dlkit.models` package folder,
+    which is `saved_models/` of a checkout (or an editable install) and the installed
+    package data of a wheel (the edge bundles: TFLite models and their model.json)."""
+    if "DLKIT_SAVED_MODELS" in os.environ:
+        return Path(os.environ["DLKIT_SAVED_MODELS"])
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("dlkit.models")
+    except ImportError:
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return REPO_ROOT / "saved_models"
 
 
 def cache_dir() -> Path:

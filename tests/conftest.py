@@ -39,7 +39,7 @@ def assert_one_line_error(result, text):
 
 def write_tiny_folder(root, per_class=8, size=40, classes=TINY_CLASSES, seed=0):
     """A class-per-folder dataset that a tiny model can learn: coloured squares on noise."""
-    from apps.classify.data import write_sample_folder
+    from dlkit.apps.classify.data import write_sample_folder
 
     return write_sample_folder(root, per_class, size, classes, seed)
 

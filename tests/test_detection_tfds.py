@@ -4,8 +4,8 @@ builder with the same features, prepared locally (no download)."""
 import numpy as np
 import pytest
 
-from apps.detect.config import Config
-from apps.detect.data import load_split, open_source
+from dlkit.apps.detect.config import Config
+from dlkit.apps.detect.data import load_split, open_source
 
 tfds = pytest.importorskip("tensorflow_datasets")
 

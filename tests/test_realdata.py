@@ -52,8 +52,8 @@ def test_default_source_has_fixed_splits():
 @pytest.mark.slow
 @pytest.mark.skipif(not (shipped_model_dir("classify") / "model.keras").exists(), reason="no shipped model")
 def test_shipped_model_accuracy_and_int8_parity_on_the_held_out_split():
-    from apps.classify.config import Config
     from dlkit import runner
+    from dlkit.apps.classify.config import Config
     from dlkit.io import read_json
     from dlkit.registry import get_app
 

@@ -62,7 +62,7 @@ class DetectApp(App):
         return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
 
     def register_cli(self, group):
-        from apps.detect.cli import register
+        from dlkit.apps.detect.cli import register
 
         register(group)
 

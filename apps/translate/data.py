@@ -61,7 +61,7 @@ def open_source(config, source, progress=None):
     """Resolves `--data`: omitted (generated dates), `bible`, a TSV/CSV file, a folder with
     `train.tsv` (+ `val.tsv`, `test.tsv`), or `tfds:NAME` (e.g. ted_hrlr_translate/pt_to_en)."""
     if source in (None, "", "dates"):
-        from apps.translate import dates
+        from dlkit.apps.translate import dates
 
         sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
         splits = {
@@ -72,7 +72,7 @@ def open_source(config, source, progress=None):
         return TextSource(description, splits, "attention", fingerprint(splits))
     source = str(source)
     if source == BIBLE:
-        from apps.translate.sword import bible_pairs
+        from dlkit.apps.translate.sword import bible_pairs
         from dlkit.data.parallel import hash_split
 
         splits = hash_split(bible_pairs(), config.val_split, config.test_split)
@@ -140,7 +140,7 @@ def load_split(config, source, split, meta=None, progress=None):
     the model (too long, empty) are left out and reported in `.skipped`."""
     if meta is None:
         raise DlkitError("translate needs the model's vocabularies to encode data")
-    from apps.translate.edge import tokenizers
+    from dlkit.apps.translate.edge import tokenizers
 
     pairs = source.pairs(split)
     src_tok, tgt_tok = tokenizers(meta)
@@ -190,7 +190,7 @@ def make_dataset(config, loaded, training=False, meta=None):
     input), decoder target) with teacher forcing."""
     import tensorflow as tf
 
-    from apps.translate.config import setting
+    from dlkit.apps.translate.config import setting
 
     kind = "attention" if loaded.decoder_targets is None else "seq2seq"
     batch_size = setting(config, kind, "batch_size")

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from apps.translate.config import setting
+from dlkit.apps.translate.config import setting
 from dlkit.data.text import build_vocab
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
@@ -17,7 +17,7 @@ from dlkit.stages import Stage
 
 def make_meta(config, source):
     """Vocabularies (built from the training pairs) and the input/output spec."""
-    from apps.translate.data import model_kind
+    from dlkit.apps.translate.data import model_kind
     from dlkit.edge.text import CharVocab, normalize
 
     kind = model_kind(config, source)
@@ -225,7 +225,7 @@ def make_runner(model, config, meta):
     if meta["model"] == "attention":
         full = inference_model(model, config, meta)
         return lambda x: [np.asarray(o) for o in full.predict_on_batch(np.asarray(x, np.int32))]
-    from apps.translate.edge import Seq2SeqDecoder
+    from dlkit.apps.translate.edge import Seq2SeqDecoder
 
     encoder, step = seq2seq_parts(model)
     decoder = Seq2SeqDecoder(
@@ -247,7 +247,7 @@ class ExactMatchEvaluator(Evaluator):
         self.errors = []
 
     def update(self, outputs, targets):
-        from apps.translate.edge import decode_outputs
+        from dlkit.apps.translate.edge import decode_outputs
 
         predicted = np.argmax(outputs[0], axis=-1)
         targets = np.asarray(targets)
@@ -279,7 +279,7 @@ class CorpusEvaluator(Evaluator):
         self.hypotheses, self.references = [], []
 
     def update(self, outputs, targets):
-        from apps.translate.edge import decode_outputs
+        from dlkit.apps.translate.edge import decode_outputs
         from dlkit.edge.text import normalize
 
         self.hypotheses += decode_outputs(outputs, self.meta)

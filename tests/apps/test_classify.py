@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from apps.classify import edge
-from apps.classify.config import Config
 from conftest import BAD_IMAGES, assert_one_line_error, run_cli, write_tiny_folder
 from dlkit import io
+from dlkit.apps.classify import edge
+from dlkit.apps.classify.config import Config
 from dlkit.edge import EdgeModel
 
 
@@ -184,7 +184,7 @@ def test_subset_of_labels_is_remapped(tmp_path, tiny_run):
 
 
 def test_init_from_a_model_with_other_classes_keeps_its_backbone_and_architecture(tmp_path, tiny_run):
-    from apps.classify.model import backbone_of
+    from dlkit.apps.classify.model import backbone_of
     from dlkit.engine import load_keras
 
     other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
@@ -272,7 +272,7 @@ def test_fine_tune_the_shipped_model_on_a_user_folder(tmp_path):
 
 
 def test_from_scratch_batchnorm_tracks_statistics_quickly():
-    from apps.classify.model import backbone_of, build_model
+    from dlkit.apps.classify.model import backbone_of, build_model
 
     meta = {"labels": ["a", "b"]}
     scratch = backbone_of(build_model(Config.tiny(), meta))

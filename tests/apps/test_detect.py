@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from apps.detect.config import Config
-from apps.detect.data import write_sample_yolo
+from dlkit.apps.detect.config import Config
+from dlkit.apps.detect.data import write_sample_yolo
 from dlkit.cli import cli
 from dlkit.edge.bundle import ModelBundle
 from dlkit.registry import get_app
@@ -149,7 +149,7 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
 
 
 def test_class_ids_read_from_an_int8_model_are_rounded_not_truncated():
-    from apps.detect.model import predictions
+    from dlkit.apps.detect.model import predictions
 
     # An int8 model dequantizes its float class output: 2 comes back as 1.992157.
     outputs = (
@@ -163,7 +163,7 @@ def test_class_ids_read_from_an_int8_model_are_rounded_not_truncated():
 
 
 def test_learning_rate_follows_a_cosine_in_each_stage():
-    from apps.detect.model import training_stages
+    from dlkit.apps.detect.model import training_stages
 
     config = Config(epochs=4, learning_rate=1e-3, fine_tune_epochs=2, fine_tune_learning_rate=1e-4)
     head, tune = training_stages(config, meta={})
@@ -225,7 +225,7 @@ def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
 def test_each_backbone_feeds_the_heads_at_strides_16_and_32(backbone):
-    from apps.detect.model import backbone_of, build_model
+    from dlkit.apps.detect.model import backbone_of, build_model
 
     alpha = 0.35 if backbone == "mobilenet_v2" else 1.0
     config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=alpha)
@@ -239,9 +239,9 @@ def test_each_backbone_feeds_the_heads_at_strides_16_and_32(backbone):
 
 def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
     """`--weights model.keras` of a classify run starts detect from its tuned backbone."""
-    from apps.classify.config import Config as ClassifyConfig
-    from apps.classify.model import build_model as build_classifier
-    from apps.detect.model import backbone_of, build_model
+    from dlkit.apps.classify.config import Config as ClassifyConfig
+    from dlkit.apps.classify.model import build_model as build_classifier
+    from dlkit.apps.detect.model import backbone_of, build_model
 
     classify_config = dataclasses.replace(ClassifyConfig.tiny(), backbone="efficientnet_lite0", alpha=1.0)
     classifier = build_classifier(classify_config, {"labels": ["a", "b", "c"]})

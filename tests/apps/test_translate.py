@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from apps.translate.config import Config
 from conftest import assert_one_line_error, run_cli
+from dlkit.apps.translate.config import Config
 from dlkit.edge.bundle import ModelBundle
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
@@ -88,7 +88,7 @@ def test_date_model_keras_and_tflite_agree(date_run):
 
 
 def test_exact_match_scoring_against_hand_counts():
-    from apps.translate.model import evaluator
+    from dlkit.apps.translate.model import evaluator
 
     meta = {
         "model": "attention",
@@ -146,8 +146,8 @@ def test_predict_bad_inputs(date_run, tmp_path):
 
 
 def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
-    from apps.translate.edge import Seq2SeqDecoder
-    from apps.translate.model import seq2seq_parts
+    from dlkit.apps.translate.edge import Seq2SeqDecoder
+    from dlkit.apps.translate.model import seq2seq_parts
     from dlkit.edge import EdgeModel
     from dlkit.engine import load_keras, runner_for
 
@@ -178,7 +178,7 @@ def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
     np.testing.assert_allclose(stepped["state"], new_state, atol=1e-5)
     # And the searches agree: the best hypotheses score the same; their tokens match unless
     # two hypotheses tie within float rounding (an untrained model is full of near-ties).
-    from apps.translate.edge import tflite_decoder
+    from dlkit.apps.translate.edge import tflite_decoder
 
     keras_decoder = Seq2SeqDecoder(
         lambda ids: [np.asarray(o) for o in encoder(ids)],
@@ -267,7 +267,7 @@ def write_ztext(folder, testament, verses, per_block=2):
 
 
 def test_sword_reader_decodes_ztext_and_strips_markup(tmp_path):
-    from apps.translate import sword
+    from dlkit.apps.translate import sword
 
     for name, verses in (
         (
@@ -290,7 +290,7 @@ def test_sword_reader_decodes_ztext_and_strips_markup(tmp_path):
 
 @pytest.mark.realdata
 def test_real_bible_modules_align():
-    from apps.translate import sword
+    from dlkit.apps.translate import sword
 
     if not (sword.MODULES_DIR / sword.ENGLISH).is_dir():
         pytest.skip(f"needs: {sword.INSTALL}")
@@ -314,7 +314,7 @@ def test_evaluate_cli_on_the_exported_date_model(date_run):
 )
 def test_shipped_date_model_on_fresh_held_out_dates():
     """Dates the shipped model never saw (test-split days, a new seed), through the edge path."""
-    from apps.translate import dates
+    from dlkit.apps.translate import dates
     from dlkit.edge.text import normalize
     from dlkit.engine import runner_for
 
@@ -337,8 +337,8 @@ def test_shipped_date_model_on_fresh_held_out_dates():
     reason="no shipped sentence model",
 )
 def test_shipped_sentence_model_bleu_on_held_out_verses():
-    from apps.translate import sword
-    from apps.translate.model import evaluator
+    from dlkit.apps.translate import sword
+    from dlkit.apps.translate.model import evaluator
     from dlkit.config import from_dict
     from dlkit.engine import runner_for
 

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("babel")
 pytest.importorskip("faker")
 
-from apps.translate import dates  # noqa: E402
+from dlkit.apps.translate import dates  # noqa: E402
 
 
 def test_generator_is_deterministic_per_seed():
