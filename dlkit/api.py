@@ -75,7 +75,7 @@ class Model:
             inputs = [inputs]
         key = tuple(sorted(options.items()))
         if key not in self._predictors:
-            self._predictors[key] = Predictor(self.app, self.bundle.path, **options)
+            self._predictors[key] = Predictor.load(self.app, self.bundle.path, **options)
         items = expand_sources(self.app.input_kind, inputs)
         results = []
         for prediction in self._predictors[key](items, batch_size=batch_size, out_dir=out_dir):

@@ -216,7 +216,7 @@ def predict_command(app):
         from dlkit.predict import Predictor, expand_sources, next_predict_dir
 
         items = expand_sources(kind, inputs, file)
-        predictor = Predictor(app, model_path, **options)
+        predictor = Predictor.load(app, model_path, **options)
         if out is None and app.saves_predictions:
             out = next_predict_dir(app.name)
         many = len(items) > 1 or any(Path(i).is_dir() for i in inputs if kind in ("image", "audio"))

@@ -128,15 +128,21 @@ class Predictor:
 
     Args:
         app: dlkit.app.App.
-        model: a model path (run or export dir, .keras, .tflite, 'last') or None for the
-            shipped model.
-        options: the app's predict options (`top_k=`, `conf=`...); omitted ones take their
-            declared defaults.
-        prefer: "tflite" or "keras": which file of a directory to use.
+        run: fn(batch) -> list of output arrays (dlkit.engine runners).
+        meta: dict. The model's metadata.
+        options: dict. The app's predict options, every declared one present.
+        bundle: the ModelBundle `run` comes from, if any.
     """
 
-    def __init__(self, app, model=None, prefer="tflite", **options):
-        self.app = app
+    def __init__(self, app, run, meta, options, bundle=None):
+        self.app, self.run, self.meta, self.options, self.bundle = app, run, meta, options, bundle
+
+    @classmethod
+    def load(cls, app, model=None, prefer="tflite", **options):
+        """Loads `model` (a run or export dir, .keras, .tflite, 'last'; None: the shipped
+        model) with the app's predict `options` (`top_k=`...; omitted: their defaults)."""
+        from dlkit.engine import runner_for
+
         declared = {option.name: option.default for option in app.predict_options}
         unknown = set(options) - set(declared)
         if unknown:
@@ -144,13 +150,10 @@ class Predictor:
                 f"{app.name} predict has no option {', '.join(sorted(unknown))}; "
                 f"it has: {', '.join(sorted(declared)) or 'none'}"
             )
-        self.options = {**declared, **{k: v for k, v in options.items() if v is not None}}
-        self.bundle = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
-        self.meta = app.prepare_meta(dict(self.bundle.meta), self.options)
-        from dlkit.engine import runner_for
-
-        self.bundle.meta = self.meta
-        self.run = runner_for(app, self.bundle)
+        options = {**declared, **{k: v for k, v in options.items() if v is not None}}
+        bundle = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
+        bundle.meta = app.prepare_meta(dict(bundle.meta), options)
+        return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
 
     def __call__(self, items, batch_size=32, out_dir=None, progress=None):
         """Yields a Prediction per item, in order."""

@@ -37,7 +37,7 @@ def test_side_file_is_listed_with_checksum_and_resolved(bundle_with_asset, bad_f
     assert result.exit_code == 0, result.output
 
 
-def test_altered_or_missing_side_file_is_a_assert_one_line_error(bundle_with_asset, bad_files):
+def test_altered_or_missing_side_file_is_a_one_line_error(bundle_with_asset, bad_files):
     model = bundle_with_asset / "model.tflite"
     (bundle_with_asset / "notes.txt").write_bytes(b"side fil3\n")  # same size, other bytes
     assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "notes.txt")
@@ -82,7 +82,7 @@ def test_init_from_another_app_takes_only_the_backbone(tiny_run):
     assert model.get_layer("p4_cls").get_weights()[0].shape[-1] == 3 * 2
 
 
-def test_init_from_an_app_with_nothing_to_inherit_is_a_assert_one_line_error(tiny_run, tmp_path):
+def test_init_from_an_app_with_nothing_to_inherit_is_a_one_line_error(tiny_run, tmp_path):
     with pytest.raises(DlkitError, match="offers image_backbone; translate can inherit nothing"):
         from dlkit.runner import inheritable_parts
 

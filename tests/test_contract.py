@@ -126,7 +126,7 @@ def test_edge_predict_without_tensorflow_matches_keras(trained):
         close({k: v for k, v in record.items() if k != "input"}, expected)
 
 
-def test_bad_input_is_a_assert_one_line_error(trained, tmp_path):
+def test_bad_input_is_a_one_line_error(trained, tmp_path):
     if trained.app.input_kind == "text":
         bad = ""
     else:

@@ -235,7 +235,7 @@ def test_tsv_reader_skips_and_reports_malformed_rows(tmp_path):
         read_pairs(tmp_path / "empty.tsv")
 
 
-def test_train_on_bad_data_is_a_assert_one_line_error(tmp_path):
+def test_train_on_bad_data_is_a_one_line_error(tmp_path):
     (tmp_path / "empty.tsv").write_text("x\n")
     assert_one_line_error(
         run_cli(

@@ -1,0 +1,72 @@
+"""The predict pipeline on its own: sources expanded per input kind, inputs split into
+windows and combined, bad inputs reported in place while the rest run."""
+
+import numpy as np
+import pytest
+
+from dlkit.app import App
+from dlkit.errors import DlkitError, InvalidInputError
+from dlkit.predict import Predictor, expand_sources
+
+
+class ChunkSum(App):
+    """A text app whose inputs become 3-character windows; a result is the sum of the
+    character codes over all windows of an input."""
+
+    name = "chunksum"
+    input_kind = "text"
+
+    def read_input(self, item, meta):
+        if not item:
+            raise InvalidInputError("empty input")
+        return item
+
+    def windows(self, raw, meta):
+        codes = [ord(ch) for ch in raw]
+        return [
+            np.pad(np.array(codes[i : i + 3], np.float32), (0, 3 - len(codes[i : i + 3])))
+            for i in range(0, len(codes), 3)
+        ]
+
+    def postprocess(self, outputs, meta, options):
+        return [{"sum": float(value)} for value in outputs[0]]
+
+    def combine(self, results, raw, meta):
+        return {"total": sum(r["sum"] for r in results), "windows": len(results)}
+
+
+def test_windows_are_run_across_batches_and_combined_per_input():
+    calls = []
+
+    def run(batch):
+        calls.append(len(batch))
+        return [np.asarray(batch).sum(axis=1)]
+
+    predictor = Predictor(ChunkSum(), run, meta={}, options={})
+    items = ["abcdefg", "", "xy", "hello world"]
+    outcomes = list(predictor(items, batch_size=2))
+    assert [o.item for o in outcomes] == items
+    assert outcomes[1].error == "empty input" and outcomes[1].result is None
+    for outcome in (outcomes[0], outcomes[2], outcomes[3]):
+        assert outcome.result["total"] == sum(map(ord, outcome.item))
+        assert outcome.result["windows"] == -(-len(outcome.item) // 3)
+    assert max(calls) <= 2  # windows are batched by batch_size, not per input
+
+
+def test_sources_expand_by_input_kind(tmp_path):
+    (tmp_path / "clips").mkdir()
+    for name in ("a.wav", "b.flac", "notes.txt"):
+        (tmp_path / "clips" / name).write_bytes(b"x")
+    assert [p.name for p in expand_sources("audio", [tmp_path / "clips"])] == ["a.wav", "b.flac"]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("one\n\ntwo\n", encoding="utf-8")
+    assert expand_sources("text", ["zero"], file=lines) == ["zero", "one", "two"]
+    assert expand_sources("pair", ["a.jpg", "b.jpg"]) == [("a.jpg", "b.jpg")]
+    with pytest.raises(DlkitError, match="pairs"):
+        expand_sources("pair", ["a.jpg"])
+    with pytest.raises(DlkitError, match="--file reads text"):
+        expand_sources("image", [], file=lines)
+    with pytest.raises(DlkitError, match="no input files"):
+        expand_sources("image", [tmp_path / "clips"])
+    with pytest.raises(DlkitError, match="nothing to predict"):
+        expand_sources("text", [])
