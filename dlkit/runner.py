@@ -171,7 +171,9 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         ]
         if config.patience:
             # The same metric as the best checkpoint, so training stops where it picks.
-            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience))
+            stage_callbacks.append(
+                keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience)
+            )
         log(f"stage {stage.name}: epochs {max(start_epoch, offset) + 1}-{end} of {total_epochs}")
         model.fit(
             train_data,

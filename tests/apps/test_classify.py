@@ -280,3 +280,25 @@ def test_from_scratch_batchnorm_tracks_statistics_quickly():
     assert momenta == {0.9}
     pretrained = backbone_of(build_model(Config(image_size=32), meta))
     assert {layer.momentum for layer in pretrained.layers if hasattr(layer, "moving_mean")} == {0.999}
+
+
+def test_early_stopping_watches_the_checkpoint_metric(tmp_path, tiny_folder, monkeypatch):
+    import dataclasses
+
+    import keras
+
+    from dlkit import runner
+    from dlkit.registry import get_app
+
+    seen = []
+
+    class Recording(keras.callbacks.EarlyStopping):
+        def __init__(self, **kwargs):
+            seen.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(keras.callbacks, "EarlyStopping", Recording)
+    config = dataclasses.replace(Config.tiny(), fine_tune_epochs=0, patience=1)
+    runner.train(get_app("classify"), config, data=str(tiny_folder), run_dir=tmp_path / "run")
+    assert seen == [{"monitor": "val_accuracy", "mode": "max", "patience": 1}]
+    assert (tmp_path / "run" / "model.keras").exists()
