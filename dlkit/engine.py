@@ -43,6 +43,9 @@ def batches(inputs, targets, batch_size=SCORE_BATCH):
 
 def load_keras(path):
     """A `.keras` model (safe mode, no compile); a bad file is a one-line DlkitError."""
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, when a Keras model is the first TensorFlow use (predict)
     import keras
 
     # Importing these registers dlkit's custom layers and losses for safe_mode loading.
