@@ -100,3 +100,36 @@ def test_conversion_error_names_the_layer(small_cnn):
         message
         == "TFLite conversion failed in layer 'conv': unsupported ops tf.RandomUniform (only builtin ops are allowed)"
     )
+
+
+def test_named_inputs_convert_calibrate_and_run_by_name(tmp_path):
+    """A two-input model: int8 calibration from a dict of named arrays, and the edge
+    runtime and the engine's runners fed by input name give Keras's outputs."""
+    import keras
+
+    from dlkit.edge import EdgeModel
+    from dlkit.engine import keras_runner, representative_inputs
+
+    ids = keras.Input((6,), dtype="int32", name="token_ids")
+    mask = keras.Input((6,), name="mask")
+    x = keras.layers.Embedding(20, 4, name="embed")(ids)
+    x = keras.layers.Multiply(name="masked")([x, keras.layers.Reshape((6, 1), name="mask3")(mask)])
+    out = keras.layers.Dense(3, name="dense")(keras.layers.GlobalAveragePooling1D(name="pool")(x))
+    model = keras.Model({"token_ids": ids, "mask": mask}, out)
+    rng = np.random.default_rng(0)
+    data = {
+        "token_ids": rng.integers(0, 20, (40, 6)).astype(np.int32),
+        "mask": (rng.random((40, 6)) > 0.3).astype(np.float32),
+    }
+    expected = keras_runner(model)(data)[0]
+    for quantize, atol in (("float32", 1e-5), ("int8", 0.1)):
+        path = tmp_path / f"{quantize}.tflite"
+        path.write_bytes(
+            convert(model, quantize, representative_inputs(data) if quantize == "int8" else None)
+        )
+        edge = EdgeModel(path)
+        assert sorted(edge.input_names) == ["mask", "token_ids"]
+        swapped = {"mask": data["mask"], "token_ids": data["token_ids"]}
+        np.testing.assert_allclose(edge.predict(swapped)[0], expected, atol=atol)
+    with pytest.raises(DlkitError, match="missing mask"):
+        edge.predict({"token_ids": data["token_ids"]})

@@ -85,6 +85,18 @@ class EdgeModel:
         return ordered if all(ordered) else details
 
     @property
+    def input_names(self):
+        """The inputs' names, in `input_details` order: the serving signature's names
+        (the Keras input names) when the file has one signature, else the tensor names."""
+        names = [det["name"] for det in self.input_details]
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) == 1:
+            runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+            by_index = {det["index"]: name for name, det in runner.get_input_details().items()}
+            names = [by_index.get(det["index"], det["name"]) for det in self.input_details]
+        return names
+
+    @property
     def input_shapes(self):
         return [tuple(int(d) for d in det["shape_signature"]) for det in self.input_details]
 
@@ -111,7 +123,19 @@ class EdgeModel:
         return None if signature[0] == -1 else int(signature[0])
 
     def predict(self, *inputs, batch_size=32):
-        """Runs the model; returns one numpy array per output, batched along axis 0."""
+        """Runs the model; returns one numpy array per output, batched along axis 0.
+
+        Inputs are arrays in the model's input order, or one dict of arrays by input name
+        (`input_names`), e.g. `{"token_ids": ..., "mask": ...}`.
+        """
+        if len(inputs) == 1 and isinstance(inputs[0], dict):
+            given, names = inputs[0], self.input_names
+            missing = [name for name in names if name not in given]
+            if missing:
+                raise InvalidInputError(
+                    f"model inputs {', '.join(names)}; missing {', '.join(missing)} (given {', '.join(given)})"
+                )
+            inputs = tuple(given[name] for name in names)
         count = len(inputs[0])
         if len(inputs) != len(self.input_details):
             raise InvalidInputError(f"model takes {len(self.input_details)} inputs, got {len(inputs)}")

@@ -47,9 +47,11 @@ def convert(
 
     if quantize not in QUANTIZATIONS:
         raise DlkitError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    signature = [
+    specs = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=x.name.split(":")[0]) for x in model.inputs
     ]
+    # A model called on a dict of named inputs takes its signature as one dict.
+    signature = [{spec.name: spec for spec in specs}] if isinstance(model.input, dict) else specs
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
@@ -109,17 +111,22 @@ def quantize_except(calibrated, float_layers, int8_input=None):
 
 
 def calibration_samples(model, representative):
-    """One list of batch-1 arrays per sample, in the model's input order and dtypes."""
+    """Batch-1 calibration samples in the model's input dtypes: a list with one array per
+    sample for a one-input model; for named inputs (a dict), one dict per sample keyed by
+    input name, which the converter matches to the signature's inputs."""
     names = [x.name.split(":")[0] for x in model.inputs]
-    dtypes = [np.dtype(x.dtype) for x in model.inputs]
-    if isinstance(representative, dict):
-        missing = [name for name in names if name not in representative]
-        if missing:
-            raise DlkitError(f"int8 export: no calibration data for inputs {', '.join(missing)}")
-        columns = [np.asarray(representative[name]) for name in names]
-    else:
-        columns = [np.asarray(representative)]
-    return [[col[i][None].astype(dtype) for col, dtype in zip(columns, dtypes)] for i in range(len(columns[0]))]
+    dtypes = {name: np.dtype(x.dtype) for name, x in zip(names, model.inputs)}
+    if not isinstance(representative, dict):
+        data = np.asarray(representative)
+        return [[sample[None].astype(dtypes[names[0]])] for sample in data]
+    missing = [name for name in names if name not in representative]
+    if missing:
+        raise DlkitError(f"int8 export: no calibration data for inputs {', '.join(missing)}")
+    count = len(representative[names[0]])
+    return [
+        {name: np.asarray(representative[name][i])[None].astype(dtypes[name]) for name in names}
+        for i in range(count)
+    ]
 
 
 def float_options(converter, quantize):
