@@ -70,6 +70,11 @@ def expand_sources(kind, inputs, file=None):
             raise DlkitError(f"--file reads text inputs; this app reads {kind} inputs")
         inputs += read_lines(file)
     if kind == "text":
+        media = set(suffixes_of("image")) | set(AUDIO_SUFFIXES)
+        for item in inputs:
+            path = Path(str(item))
+            if path.suffix.lower() in media and path.is_file():
+                raise DlkitError(f"{path}: this app reads text, not {path.suffix} files; give texts or --file FILE")
         items = [str(i) for i in inputs]
     elif kind == "pair":
         if len(inputs) % 2:

@@ -68,5 +68,9 @@ def test_sources_expand_by_input_kind(tmp_path):
         expand_sources("image", [], file=lines)
     with pytest.raises(DlkitError, match="no input files"):
         expand_sources("image", [tmp_path / "clips"])
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    with pytest.raises(DlkitError, match="reads text, not .jpg files"):
+        expand_sources("text", [photo])
     with pytest.raises(DlkitError, match="nothing to predict"):
         expand_sources("text", [])
