@@ -30,8 +30,11 @@ INPUT_KINDS = ("image", "text", "audio", "pair")
 
 # Parts a trained model can hand to another app (`train --init MODEL_OF_ANOTHER_APP`), and
 # the config fields that must match for the part to fit (taken from the giving model).
+# Weight parts (a backbone) come from `App.parts`; metadata parts from `App.meta_parts`:
+# a "tokenizer" is {"tokenizer": "wordpiece" | "char", "vocab": [...], "lowercase": bool}.
 PART_FIELDS = {
     "image_backbone": ("backbone", "alpha"),
+    "tokenizer": ("tokenizer", "lowercase"),
 }
 
 
@@ -193,8 +196,13 @@ class App:
         return self.model.adapt_model(model, model_meta, config, meta, log=log)
 
     def parts(self, model, meta):
-        """The `provides` parts of a trained model, by name: Keras sub-models whose
-        weights another app copies by layer name."""
+        """The weight parts among `provides` of a trained model, by name: Keras sub-models
+        whose weights another app copies by layer name."""
+        return {}
+
+    def meta_parts(self, meta):
+        """The metadata parts among `provides` (a tokenizer's vocabulary), by name: dicts
+        merged into the metadata of a run started from this model."""
         return {}
 
     def assets(self, model, config, meta):

@@ -94,6 +94,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     meta = app.make_meta(config, source)
     if init_bundle and not init_parts:
         meta = app.inherit_meta(meta, init_bundle.meta)
+    if init_parts:
+        meta = inherit_meta_parts(meta, init_bundle, init_parts)
     train_split = app.load_split(config, source, "train", meta=meta, progress=progress)
     val_split = app.load_split(config, source, "val", meta=meta, progress=progress)
     report_skipped(train_split.skipped + val_split.skipped)
@@ -269,9 +271,24 @@ def initial_model(app, config, meta, init_bundle=None, init_parts=()):
     model = app.build_model(config, meta)
     taken = app.parts(model, meta)
     for part in init_parts:
-        count = copy_layer_weights(offered[part], taken[part], where=f"{init_bundle.path}: ")
-        log(f"from the {giver.name} model {init_bundle.path}: {part} ({count} layers)")
+        if part in offered:  # weight parts; metadata parts went into `meta` already
+            count = copy_layer_weights(offered[part], taken[part], where=f"{init_bundle.path}: ")
+            log(f"from the {giver.name} model {init_bundle.path}: {part} ({count} layers)")
     return model
+
+
+def inherit_meta_parts(meta, init_bundle, init_parts):
+    """`meta` with the metadata parts (a tokenizer's vocabulary) of another app's model."""
+    from dlkit.registry import get_app
+
+    giver = get_app(init_bundle.meta["app"])
+    offered = giver.meta_parts(init_bundle.meta)
+    meta = dict(meta)
+    for part in init_parts:
+        if part in offered:
+            meta.update(offered[part])
+            log(f"from the {giver.name} model {init_bundle.path}: {part}")
+    return meta
 
 
 def save_model(model, path):

@@ -90,3 +90,27 @@ def test_init_from_an_app_with_nothing_to_inherit_is_a_one_line_error(tiny_run, 
     result = run_cli("translate", "train", "--tiny", "--init", tiny_run, "--run-dir", tmp_path / "run")
     assert_one_line_error(result, "can inherit nothing from another app")
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_tokenizer_is_handed_over_as_metadata(contract_run, monkeypatch):
+    from dlkit import registry
+    from dlkit.app import App
+    from dlkit.runner import inherit_architecture, inherit_meta_parts, inheritable_parts, part_fields
+
+    class Reader(App):  # a text app that starts from another model's tokenizer
+        name = "reader"
+        input_kind = "text"
+        inherits = ("tokenizer", "image_backbone")
+
+    monkeypatch.setitem(registry._REGISTRY, "reader", Reader())
+    dates = ModelBundle.load(contract_run("translate").run_dir, prefer="keras")
+    parts = inheritable_parts(registry.get_app("reader"), dates)
+    assert parts == ("tokenizer",)  # translate offers no backbone
+    meta = inherit_meta_parts({"app": "reader", "labels": ["neg", "pos"]}, dates, parts)
+    assert meta["vocab"] == dates.meta["source_vocab"] and meta["tokenizer"] == "char"
+    assert meta["lowercase"] == dates.meta["lowercase"] and meta["labels"] == ["neg", "pos"]
+    assert part_fields(parts) == ("tokenizer", "lowercase")
+    from dlkit.apps.translate.config import Config
+
+    config = inherit_architecture(Config(lowercase=False), dates.meta["config"], part_fields(parts))
+    assert config.lowercase is dates.meta["config"]["lowercase"]

@@ -45,10 +45,16 @@ class TranslateApp(App):
         "seq_units",
     )
     quantizations = ("float32", "float16", "dynamic")  # full int8 is not supported
+    provides = ("tokenizer",)
     predict_options = (
         Option("--beam-width", int, None, "Beam width for sentence models (1 = greedy)."),
         Option("--plot", str, None, "Write an attention-map PNG per input to this folder.", "DIR"),
     )
+
+    def meta_parts(self, meta):
+        """Its source-side tokenizer: characters (date model) or WordPiece (sentences)."""
+        kind = "char" if meta["model"] == "attention" else meta.get("tokenizer", "wordpiece")
+        return {"tokenizer": {"tokenizer": kind, "vocab": meta["source_vocab"], "lowercase": meta["lowercase"]}}
 
     def gate_metric(self, meta):
         return EXACT_MATCH if meta["model"] == "attention" else BLEU
