@@ -61,6 +61,7 @@ LAYER_EXAMPLES = {
 }
 LOSS_EXAMPLES = {
     "dlkit>YOLOLoss": lambda: dlkit.losses.YOLOLoss(GRIDS, ANCHORS, box_weight=2.0, noobj_weight=0.5),
+    "dlkit>DiceCrossEntropy": lambda: dlkit.losses.DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0),
 }
 
 
@@ -110,7 +111,13 @@ def yolo_batch():
     return y_true, y_pred
 
 
-LOSS_BATCHES = {"dlkit>YOLOLoss": yolo_batch}
+def mask_batch():
+    y_true = RNG.integers(0, 3, (2, 5, 5))
+    y_pred = RNG.dirichlet(np.ones(3), (2, 5, 5)).astype(np.float32)
+    return y_true, y_pred
+
+
+LOSS_BATCHES = {"dlkit>YOLOLoss": yolo_batch, "dlkit>DiceCrossEntropy": mask_batch}
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_EXAMPLES))

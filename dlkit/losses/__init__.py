@@ -1,5 +1,6 @@
 """dlkit's Keras losses."""
 
+from dlkit.losses.dice import DiceCrossEntropy, soft_dice_loss
 from dlkit.losses.yolo import YOLOLoss
 
-__all__ = ["YOLOLoss"]
+__all__ = ["DiceCrossEntropy", "YOLOLoss", "soft_dice_loss"]

@@ -1,0 +1,99 @@
+"""Segmentation building blocks: the transposed convolution by hand, U-Net block shapes,
+soft Dice against numpy, IoU/Dice accumulated over batches against direct counts."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from dlkit.layers.unet import apply_conv_block, apply_up_block  # noqa: E402
+from dlkit.losses import DiceCrossEntropy, soft_dice_loss  # noqa: E402
+from dlkit.metrics.segmentation import SegmentationEvaluator  # noqa: E402
+
+
+def test_transposed_convolution_by_hand():
+    # Each input value stamps the kernel, scaled, at its position (stride 1, no padding):
+    # a 2x2 input and a 2x2 kernel give a 3x3 output whose cells sum the overlaps.
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32).reshape(1, 2, 2, 1)
+    kernel = np.array([[1.0, 10.0], [100.0, 1000.0]], np.float32)
+    expected = np.array(
+        [
+            [1 * 1, 1 * 10 + 2 * 1, 2 * 10],
+            [1 * 100 + 3 * 1, 1 * 1000 + 2 * 100 + 3 * 10 + 4 * 1, 2 * 1000 + 4 * 10],
+            [3 * 100, 3 * 1000 + 4 * 100, 4 * 1000],
+        ],
+        np.float32,
+    )
+    layer = keras.layers.Conv2DTranspose(1, 2, strides=1, padding="valid", use_bias=False)
+    layer.build((1, 2, 2, 1))
+    layer.set_weights([kernel.reshape(2, 2, 1, 1)])  # (kh, kw, out, in)
+    np.testing.assert_allclose(np.asarray(layer(x))[0, :, :, 0], expected)
+    # 3x3 kernel: output (2 - 1) * 1 + 3 = 4 on a side, the same stamping rule.
+    big = np.arange(9, dtype=np.float32).reshape(3, 3)
+    layer = keras.layers.Conv2DTranspose(1, 3, strides=1, padding="valid", use_bias=False)
+    layer.build((1, 2, 2, 1))
+    layer.set_weights([big.reshape(3, 3, 1, 1)])
+    stamped = np.zeros((4, 4), np.float32)
+    for i in range(2):
+        for j in range(2):
+            stamped[i : i + 3, j : j + 3] += x[0, i, j, 0] * big
+    np.testing.assert_allclose(np.asarray(layer(x))[0, :, :, 0], stamped)
+
+
+@pytest.mark.parametrize("size", [32, 48, 64])
+def test_up_block_doubles_resolution_and_joins_the_skip(size):
+    bottom = keras.Input((size // 2, size // 2, 16))
+    skip = keras.Input((size, size, 8))
+    out = apply_up_block(bottom, skip, 12, name="up1")
+    no_skip = apply_up_block(bottom, None, 12, name="up2")
+    model = keras.Model([bottom, skip], [out, no_skip])
+    assert model.output_shape == [(None, size, size, 12), (None, size, size, 12)]
+    assert model.get_layer("up1_concat").output.shape == (None, size, size, 12 + 8)
+    assert {"up1_up", "up1_conv1", "up1_bn2", "up1_relu2"} <= {layer.name for layer in model.layers}
+    block = apply_conv_block(keras.Input((size, size, 3)), 5, name="enc")
+    assert block.shape == (None, size, size, 5)
+
+
+def dice_numpy(y_true, probs, smooth=1.0):
+    classes = probs.shape[-1]
+    one_hot = np.eye(classes)[y_true]
+    inter = (one_hot * probs).sum(axis=(1, 2))
+    total = one_hot.sum(axis=(1, 2)) + probs.sum(axis=(1, 2))
+    return 1 - ((2 * inter + smooth) / (total + smooth)).mean(-1)
+
+
+def test_soft_dice_and_combined_loss_against_numpy():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 3, (2, 6, 6))
+    probs = rng.dirichlet(np.ones(3), (2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(
+        np.asarray(soft_dice_loss(y_true, probs)), dice_numpy(y_true, probs), rtol=1e-5
+    )
+    perfect = np.eye(3, dtype=np.float32)[y_true]
+    assert np.allclose(np.asarray(soft_dice_loss(y_true, perfect, smooth=0.0)), 0.0, atol=1e-6)
+    ce = -np.log(np.take_along_axis(probs, y_true[..., None], -1)[..., 0]).mean()
+    loss = DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0)
+    expected = 0.5 * ce + 2.0 * dice_numpy(y_true, probs).mean()
+    assert float(loss(y_true, probs)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
+    truth = np.zeros((2, 4, 4), np.int64)
+    truth[0, :2, :2] = 1  # 4 pixels of class 1
+    truth[1, 2:, 2:] = 2  # 4 pixels of class 2
+    predicted = truth.copy()
+    predicted[0, 0, 0] = 0  # one class-1 pixel missed
+    predicted[1, 0, 0] = 2  # one background pixel called class 2
+    evaluator = SegmentationEvaluator(["background", "cat", "dog"])
+    evaluator.update([predicted[:1]], truth[:1])
+    evaluator.update([np.eye(3)[predicted[1:]]], truth[1:])  # scores in the second batch
+    report = evaluator.result()
+    # class 1: 3 hits, union 4; class 2: 4 hits, union 5; background: 23 hits, union 25.
+    assert report["per_class"]["cat"]["iou"] == pytest.approx(3 / 4)
+    assert report["per_class"]["dog"]["iou"] == pytest.approx(4 / 5)
+    assert report["per_class"]["background"]["iou"] == pytest.approx(23 / 25)
+    assert report["miou"] == pytest.approx((3 / 4 + 4 / 5 + 23 / 25) / 3)
+    assert report["per_class"]["cat"]["dice"] == pytest.approx(2 * 3 / (4 + 3))
+    # foreground: 7 object pixels called an object, of 9 labelled or predicted object pixels
+    assert report["foreground_iou"] == pytest.approx(7 / 9)
+    assert report["pixel_accuracy"] == pytest.approx(30 / 32) and report["images"] == 2
