@@ -97,3 +97,11 @@ def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
     # foreground: 7 object pixels called an object, of 9 labelled or predicted object pixels
     assert report["foreground_iou"] == pytest.approx(7 / 9)
     assert report["pixel_accuracy"] == pytest.approx(30 / 32) and report["images"] == 2
+    low, high = report["miou_ci95"]  # resampling the two images
+    assert low <= report["miou"] <= high and low < high
+    # Void pixels (255, Pascal VOC's borders) are not scored.
+    void = truth.copy()
+    void[0, 3, 3] = 255
+    evaluator = SegmentationEvaluator(["background", "cat", "dog"])
+    evaluator.update([predicted], void)
+    assert int(np.sum(evaluator.result()["confusion_matrix"])) == 31

@@ -147,8 +147,10 @@ def compose(
     )
 
 
-def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None):
-    """Writes the scenes in the YOLO layout under `out_dir`; returns counts per split."""
+def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=None):
+    """Composites the scenes of every split and hands each to `write(out_dir, split, name,
+    scene)`; returns the class names and counts. Detection and segmentation write the same
+    scenes (same seed, same cut-outs per split), each in its own format."""
     counts = counts or {"train": 3000, "val": 300, "test": 300}
     out_dir = Path(out_dir)
     cutouts = find_cutouts()
@@ -158,25 +160,53 @@ def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None)
     total, done = sum(counts.values()), 0
     for split_index, (split, number) in enumerate(counts.items()):
         objects = [(load_cutout(c.path), labels.index(c.label)) for c in splits[split]]
-        images, label_dir = out_dir / "images" / split, out_dir / "labels" / split
-        images.mkdir(parents=True, exist_ok=True)
-        label_dir.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, split_index])
         for index in range(number):
-            image, boxes, classes = compose(backgrounds, objects, rng, image_size)
-            name = f"{split}_{index:05d}"
-            Image.fromarray(image).save(images / f"{name}.jpg", quality=92)
-            rows = []
-            for (x0, y0, x1, y1), cls in zip(boxes / image_size, classes):
-                rows.append(f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}")
-            (label_dir / f"{name}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+            write(out_dir, split, f"{split}_{index:05d}", compose(backgrounds, objects, rng, image_size))
             done += 1
             if progress and (done % 50 == 0 or done == total):
                 progress(done, total)
-    lines = ["path: .", *(f"{split}: images/{split}" for split in counts), "names:"]
-    lines += [f"  {i}: {name}" for i, name in enumerate(labels)]
-    (out_dir / "data.yaml").write_text("\n".join(lines) + "\n")
     return {"labels": labels, **counts}
+
+
+def write_yolo_scene(out_dir, split, name, scene):
+    """`images/<split>/<name>.jpg` and its YOLO label file `labels/<split>/<name>.txt`."""
+    size = scene.image.shape[0]
+    images, label_dir = out_dir / "images" / split, out_dir / "labels" / split
+    images.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=92)
+    rows = []
+    for (x0, y0, x1, y1), cls in zip(scene.boxes / size, scene.classes):
+        rows.append(f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}")
+    (label_dir / f"{name}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+
+
+def write_mask_scene(out_dir, split, name, scene):
+    """`images/<split>/<name>.jpg` and its class mask `masks/<split>/<name>.png` (0 =
+    background, c + 1 = class c)."""
+    images, masks = out_dir / "images" / split, out_dir / "masks" / split
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=92)
+    Image.fromarray(scene.class_mask.astype(np.uint8), "L").save(masks / f"{name}.png")
+
+
+def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None):
+    """Writes the scenes in the YOLO layout under `out_dir`; returns counts per split."""
+    summary = build_scenes(out_dir, write_yolo_scene, image_size, counts, seed, progress)
+    lines = ["path: .", *(f"{split}: images/{split}" for split in summary if split != "labels"), "names:"]
+    lines += [f"  {i}: {name}" for i, name in enumerate(summary["labels"])]
+    (Path(out_dir) / "data.yaml").write_text("\n".join(lines) + "\n")
+    return summary
+
+
+def build_segmentation(out_dir, image_size=256, counts=None, seed=0, progress=None):
+    """Writes the same scenes as images and class masks (`labels.txt`: background, then
+    the classes) under `out_dir`; returns counts per split."""
+    summary = build_scenes(out_dir, write_mask_scene, image_size, counts, seed, progress)
+    (Path(out_dir) / "labels.txt").write_text("\n".join(["background", *summary["labels"]]) + "\n")
+    return summary
 
 
 class TrainingScenes:

@@ -23,6 +23,7 @@ class SegmentationEvaluator:
         self.labels = list(labels)
         self.num_classes = len(self.labels)
         self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+        self.per_image = []
         self.images = 0
 
     def update(self, outputs, targets):
@@ -34,34 +35,61 @@ class SegmentationEvaluator:
         if predicted.shape != truth.shape:
             raise ValueError(f"predicted labels {predicted.shape} and masks {truth.shape} differ in shape")
         k = self.num_classes
-        index = truth.reshape(-1) * k + predicted.reshape(-1).astype(np.int64)
-        self.matrix += np.bincount(index, minlength=k * k).reshape(k, k)
+        for true_map, predicted_map in zip(truth, predicted):
+            valid = true_map < k  # void (255) pixels are not scored
+            index = true_map[valid] * k + predicted_map[valid].astype(np.int64)
+            matrix = np.bincount(index, minlength=k * k).reshape(k, k)
+            self.per_image.append(matrix)  # (k, k) per image: what the bootstrap resamples
+            self.matrix += matrix
         self.images += len(truth)
 
-    def result(self):
-        matrix = self.matrix.astype(np.float64)
-        hits = np.diag(matrix)
-        truth, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
-        union = truth + predicted - hits
-        present = union > 0  # classes absent from both do not count in the mean
-        iou = np.divide(hits, union, out=np.full_like(hits, np.nan), where=present)
-        dice = np.divide(2 * hits, truth + predicted, out=np.full_like(hits, np.nan), where=present)
-        background_hits = matrix[0, 0]
-        foreground = matrix[1:, 1:].sum()  # object pixels called any object class
-        fg_union = matrix.sum() - background_hits
-        total = matrix.sum()
-        return {
-            "miou": float(np.nanmean(iou)) if present.any() else float("nan"),
-            "mean_dice": float(np.nanmean(dice)) if present.any() else float("nan"),
-            "pixel_accuracy": float(hits.sum() / total) if total else float("nan"),
-            "foreground_iou": float(foreground / fg_union) if fg_union else float("nan"),
-            "images": int(self.images),
-            "per_class": {
-                label: {"iou": _num(iou[i]), "dice": _num(dice[i]), "pixels": int(truth[i])}
-                for i, label in enumerate(self.labels)
-            },
-            "confusion_matrix": self.matrix.tolist(),
+    def result(self, bootstrap=1000, seed=0):
+        """The scores, with 95% intervals for mean IoU and foreground IoU from `bootstrap`
+        resamplings of the images (0: no intervals)."""
+        report = scores(self.matrix)
+        report["images"] = int(self.images)
+        report["per_class"] = {
+            label: {**report["per_class"][i], "pixels": int(self.matrix[i].sum())}
+            for i, label in enumerate(self.labels)
         }
+        if bootstrap and len(self.per_image) > 1:
+            stacked = np.stack(self.per_image)  # (images, k, k)
+            rng = np.random.default_rng(seed)
+            samples = [
+                scores(stacked[rng.integers(0, len(stacked), len(stacked))].sum(0)) for _ in range(bootstrap)
+            ]
+            for key in ("miou", "foreground_iou"):
+                values = [sample[key] for sample in samples if not np.isnan(sample[key])]
+                if values:
+                    report[f"{key}_ci95"] = [
+                        float(np.percentile(values, 2.5)),
+                        float(np.percentile(values, 97.5)),
+                    ]
+        report["confusion_matrix"] = self.matrix.tolist()
+        return report
+
+
+def scores(confusion):
+    """Mean IoU and Dice, pixel accuracy, foreground IoU and per-class IoU/Dice (a list)
+    of a (classes x classes) confusion matrix; class 0 is the background."""
+    matrix = np.asarray(confusion).astype(np.float64)
+    hits = np.diag(matrix)
+    truth, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    union = truth + predicted - hits
+    present = union > 0  # classes absent from both do not count in the mean
+    iou = np.divide(hits, union, out=np.full_like(hits, np.nan), where=present)
+    dice = np.divide(2 * hits, truth + predicted, out=np.full_like(hits, np.nan), where=present)
+    background_hits = matrix[0, 0]
+    foreground = matrix[1:, 1:].sum()  # object pixels called any object class
+    fg_union = matrix.sum() - background_hits
+    total = matrix.sum()
+    return {
+        "miou": float(np.nanmean(iou)) if present.any() else float("nan"),
+        "mean_dice": float(np.nanmean(dice)) if present.any() else float("nan"),
+        "pixel_accuracy": float(hits.sum() / total) if total else float("nan"),
+        "foreground_iou": float(foreground / fg_union) if fg_union else float("nan"),
+        "per_class": [{"iou": _num(iou[i]), "dice": _num(dice[i])} for i in range(len(hits))],
+    }
 
 
 def _num(value):

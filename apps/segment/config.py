@@ -1,0 +1,54 @@
+"""Configuration of the segment app (no TensorFlow import)."""
+
+from dataclasses import dataclass
+
+from dlkit.config import TransferConfig
+
+
+@dataclass
+class Config(TransferConfig):
+    """Training and export settings; every field can be set with `--set key=value`.
+
+    A U-Net: the contracting path is a pretrained backbone (`encoder=backbone`, skips at
+    strides 2, 4, 8 and 16) or the paper's double-convolution blocks from scratch
+    (`encoder=unet`, `weights` ignored); the expanding path is transposed-convolution
+    blocks joined with the skips (`skips=false` drops them: the baseline that shows what
+    they add). Loss: `ce_weight` x cross-entropy + `dice_weight` x soft Dice. Trained in
+    two stages like classify (dlkit.transfer).
+    """
+
+    image_size: int = 160
+    encoder: str = "backbone"  # backbone | unet
+    encoder_filters: tuple[int, ...] = (32, 64, 128, 256)  # encoder=unet: one block per level
+    decoder_filters: tuple[int, ...] = (192, 96, 64, 48)  # from the bottom up, one per skip
+    skips: bool = True
+    batch_size: int = 16
+    epochs: int = 12
+    fine_tune_epochs: int = 6
+    fine_tune_layers: int = 60
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    augment: bool = True  # horizontal flips, applied to image and mask together
+    train_images: int = 1500  # offline default scenes per split
+    val_images: int = 300
+    test_images: int = 300
+    max_drop: float = 2.0  # export fails when TFLite mean IoU drops more (points)
+
+    @classmethod
+    def tiny(cls):
+        """Seconds, not minutes: 64 px, a 0.35-wide random backbone, a narrow decoder."""
+        return cls(
+            image_size=64,
+            alpha=0.35,
+            weights="none",
+            decoder_filters=(16, 16, 8, 8),
+            encoder_filters=(8, 8, 16, 16),
+            batch_size=4,
+            epochs=1,
+            fine_tune_epochs=1,
+            fine_tune_layers=10,
+            train_images=16,
+            val_images=8,
+            test_images=8,
+            max_drop=100.0,
+        )

@@ -1,0 +1,176 @@
+"""Data for segment: image + mask folders (the offline scenes or the user's), decoded
+splits and tf.data pipelines that flip image and mask together."""
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.data.masks import VOID, check_same_size, pair_images_and_masks, read_mask
+from dlkit.errors import DlkitError, InvalidInputError
+
+DEFAULT_VERSION = "tuxpaint-masks-v1"
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class MaskSource:
+    description: str
+    labels: list  # class names, background first
+    splits: dict  # split -> [(image path, mask path)]
+    fingerprint: str = ""
+    skipped: list = field(default_factory=list)
+
+
+@dataclass
+class LoadedMasks:
+    inputs: np.ndarray  # (n, size, size, 3) uint8
+    targets: np.ndarray  # (n, size, size) uint8 class ids in the model's order
+    paths: list
+    skipped: list = field(default_factory=list)
+
+
+def default_data(config, progress=None):
+    """Builds the offline scenes with masks once (the detect scenes, written as masks)."""
+    from dlkit.data.cache import build_once
+    from dlkit.data.scenes import build_segmentation
+
+    counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
+    name = f"{DEFAULT_VERSION}-{counts['train']}-{counts['val']}-{counts['test']}"
+
+    def build(folder):
+        report = (lambda d, t: progress(d, t, "compositing scenes")) if progress else None
+        return build_segmentation(folder, counts=counts, progress=report)
+
+    return build_once(name, build)
+
+
+def open_source(config, source, progress=None):
+    """`--data`: omitted (offline scenes) or a folder with `images/` and `masks/` (each
+    optionally split into `train/`, `val/`, `test/`; else split by `val_split` and
+    `test_split`) and an optional `labels.txt` (background first)."""
+    if source is not None and str(source).startswith("tfds:"):
+        raise DlkitError(f"{source}: segment reads image + mask folders; TFDS sets are not supported yet")
+    folder = default_data(config, progress) if source is None else Path(source).expanduser()
+    images, masks = folder / "images", folder / "masks"
+    if not images.is_dir() or not masks.is_dir():
+        raise InvalidInputError(f"{folder}: expected images/ and masks/ folders (masks: PNG class indices)")
+    splits, skipped = {}, []
+    if (images / "train").is_dir():
+        for split in SPLITS:
+            if (images / split).is_dir():
+                pairs, missing = pair_images_and_masks(images / split, masks / split)
+                splits[split], skipped = pairs, skipped + missing
+    else:
+        pairs, skipped = pair_images_and_masks(images, masks)
+        order = np.random.default_rng(config.seed).permutation(len(pairs))
+        n_val, n_test = round(len(pairs) * config.val_split), round(len(pairs) * config.test_split)
+        splits["val"] = [pairs[i] for i in sorted(order[:n_val])]
+        splits["test"] = [pairs[i] for i in sorted(order[n_val : n_val + n_test])]
+        splits["train"] = [pairs[i] for i in sorted(order[n_val + n_test :])]
+    if not splits.get("train"):
+        raise InvalidInputError(f"{folder}: no image with a mask in the training split")
+    labels = _labels(folder, splits["train"])
+    digest = hashlib.sha256("".join(f"{i.name}{m.name}" for s in splits.values() for i, m in s).encode())
+    description = "default (Tux Paint scenes with masks)" if source is None else str(folder)
+    return MaskSource(description, labels, splits, digest.hexdigest()[:16], skipped)
+
+
+def _labels(folder, train_pairs):
+    path = folder / "labels.txt"
+    if path.exists():
+        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if len(labels) < 2:
+            raise InvalidInputError(f"{path}: needs the background and at least one class, one per line")
+        return labels
+    highest = 0
+    for _, mask_path in train_pairs:
+        ids = np.unique(read_mask(mask_path))
+        highest = max(highest, int(ids[ids != VOID].max(initial=0)))
+    return ["background", *(f"class_{i}" for i in range(1, max(highest, 1) + 1))]
+
+
+def load_split(config, source, split, meta=None, progress=None):
+    """Decodes one split at `image_size`: images bilinear, masks nearest-neighbour; class
+    ids mapped to the model's classes by name. Unreadable pairs are skipped and reported.
+    VOC's void label (255) is read as background."""
+    from PIL import Image
+
+    from dlkit.data.labels import label_mapping
+    from dlkit.edge.image import load_image, resize
+
+    pairs = source.splits.get(split) or []
+    if not pairs:
+        raise DlkitError(f"{source.description}: no {split} images")
+    labels = meta["labels"] if meta else source.labels
+    mapping = label_mapping(source.labels, labels)
+    lookup = np.zeros(256, np.uint8)
+    lookup[: len(mapping)] = np.maximum(mapping, 0)
+    size = config.image_size
+    images, masks, paths, skipped = [], [], [], list(source.skipped if split == "train" else [])
+    for index, (image_path, mask_path) in enumerate(pairs):
+        try:
+            image = load_image(image_path)
+            mask = read_mask(mask_path, num_classes=len(source.labels))
+            check_same_size(image, mask, image_path, mask_path)
+        except InvalidInputError as error:
+            skipped.append(str(error))
+            continue
+        images.append(resize(image, (size, size)))
+        small = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+        masks.append(lookup[small])
+        paths.append(str(image_path))
+        if progress and (index + 1) % 200 == 0:
+            progress(index + 1, len(pairs), f"decoding {split}")
+    if not images:
+        raise DlkitError(f"{source.description}: no readable {split} image and mask")
+    return LoadedMasks(np.stack(images), np.stack(masks), paths, skipped)
+
+
+def make_dataset(config, loaded, training=False, meta=None):
+    """A batched `tf.data.Dataset` of (float32 pixels in [0, 255], int32 class map);
+    training data is shuffled and flipped left-right, image and mask together."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
+    if training:
+        dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
+
+    def prepare(image, mask):
+        image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
+        if training and config.augment:
+            flip = tf.random.uniform(()) < 0.5
+            image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
+            mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+        return image, mask
+
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+SAMPLE_COLORS = ((220, 30, 30), (30, 30, 220))
+
+
+def write_sample_folder(root, per_split=(16, 6, 6), size=48, seed=0):
+    """A tiny dataset a small U-Net can learn: red and blue squares on grey noise, with
+    their masks (1 = red, 2 = blue), split into train/val/test, and `labels.txt`."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for split, count in zip(SPLITS, per_split):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            image = rng.integers(60, 140, (size, size, 3), dtype=np.uint8)
+            mask = np.zeros((size, size), np.uint8)
+            for cls in rng.permutation(2)[: rng.integers(1, 3)]:
+                w, h = rng.integers(10, 24, 2)
+                x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+                image[y : y + h, x : x + w] = SAMPLE_COLORS[cls]
+                mask[y : y + h, x : x + w] = cls + 1
+            Image.fromarray(image).save(root / "images" / split / f"{split}_{i:03d}.png")
+            Image.fromarray(mask, "L").save(root / "masks" / split / f"{split}_{i:03d}.png")
+    (root / "labels.txt").write_text("background\nred\nblue\n")
+    return root

@@ -1,0 +1,126 @@
+"""What is particular to segment (train/resume/evaluate/export/edge predict come from the
+contract kit): overlays and label maps, image and mask kept aligned, mask problems
+reported per file, both encoders and the no-skip baseline, the offline scenes."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.apps.segment.config import Config
+from dlkit.apps.segment.data import SAMPLE_COLORS, load_split, make_dataset, open_source, write_sample_folder
+from dlkit.errors import InvalidInputError
+
+keras = pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def segment_run(contract_run):
+    run = contract_run("segment")
+    return run.run_dir, run.folder
+
+
+def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, tmp_path):
+    run_dir, folder = segment_run
+    image = tmp_path / "wide.png"
+    Image.new("RGB", (90, 40), SAMPLE_COLORS[0]).save(image)
+    out = tmp_path / "out"
+    result = run_cli("segment", "predict", image, "--model", run_dir / "model.tflite", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.strip().splitlines()[0])
+    assert (record["width"], record["height"]) == (90, 40)
+    assert set(record["classes"]) == {"background", "red", "blue"}
+    assert sum(record["classes"].values()) == pytest.approx(1.0, abs=1e-3)
+    labels = np.asarray(Image.open(out / "wide_labels.png"))
+    assert labels.shape == (40, 90) and labels.max() <= 2
+    shares = np.bincount(labels.reshape(-1), minlength=3) / labels.size
+    np.testing.assert_allclose(
+        [record["classes"][k] for k in ("background", "red", "blue")], shares, atol=1e-4
+    )
+    assert Image.open(out / "wide.png").size == (90, 40)
+    assert json.loads((out / "predictions.json").read_text())[0]["input"] == str(image)
+
+
+def test_flips_keep_image_and_mask_aligned(tmp_path):
+    folder = write_sample_folder(tmp_path / "data", per_split=(6, 2, 2))
+    config = dataclasses.replace(Config.tiny(), image_size=32, batch_size=6)
+    split = load_split(config, open_source(config, str(folder)), "train")
+    for _ in range(3):  # random flips each pass
+        for images, masks in make_dataset(config, split, training=True):
+            images, masks = np.asarray(images), np.asarray(masks)
+            for cls, colour in enumerate(SAMPLE_COLORS, start=1):
+                painted = np.all(np.abs(images - colour) < 40, axis=-1)
+                # Interpolation blurs edges; inside the objects, colour and label agree.
+                assert np.mean(masks[painted] == cls) > 0.9
+                assert np.mean(painted[masks == cls]) > 0.8
+
+
+def test_mask_problems_are_skipped_and_reported_or_one_line_errors(tmp_path):
+    folder = write_sample_folder(tmp_path / "data", per_split=(6, 2, 2))
+    masks = folder / "masks" / "train"
+    Image.new("L", (10, 10)).save(masks / "train_000.png")  # wrong size
+    Image.new("RGB", (48, 48), (200, 10, 10)).save(masks / "train_001.png")  # a colour mask
+    (masks / "train_002.png").unlink()  # missing
+    config = Config.tiny()
+    source = open_source(config, str(folder))
+    split = load_split(config, source, "train")
+    assert len(split.inputs) == 3
+    messages = "\n".join(split.skipped)
+    assert "train_000.png: mask is 10x10 but its image train_000.png is 48x48" in messages
+    assert "train_001.png: an RGB colour mask" in messages and "train_002.png: no mask" in messages
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    with pytest.raises(InvalidInputError, match="expected images/ and masks/"):
+        open_source(config, str(tmp_path / "empty" / "images"))
+    result = run_cli(
+        "segment", "train", "--tiny", "--data", tmp_path / "nothing", "--run-dir", tmp_path / "r"
+    )
+    assert_one_line_error(result, "expected images/ and masks/")
+
+
+@pytest.mark.parametrize("size", [64, 96])
+@pytest.mark.parametrize("encoder, skips", [("backbone", True), ("backbone", False), ("unet", True)])
+def test_both_encoders_and_the_no_skip_baseline_give_per_pixel_probabilities(size, encoder, skips):
+    from dlkit.apps.segment.model import build_model
+
+    config = dataclasses.replace(Config.tiny(), image_size=size, encoder=encoder, skips=skips)
+    model = build_model(config, {"labels": ["background", "a", "b"]})
+    probs = np.asarray(model(np.zeros((2, size, size, 3), np.float32)))
+    assert probs.shape == (2, size, size, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    names = {layer.name for layer in model.layers}
+    assert ("up1_concat" in names) == skips
+    with pytest.raises(Exception, match="multiple of 32"):
+        build_model(dataclasses.replace(config, image_size=size + 8), {"labels": ["background", "a"]})
+
+
+def test_a_classifier_hands_its_backbone_to_segment(tiny_run):
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.registry import get_app
+    from dlkit.runner import inheritable_parts, initial_model
+
+    segment, source = get_app("segment"), ModelBundle.load(tiny_run, prefer="keras")
+    parts = inheritable_parts(segment, source)
+    config = dataclasses.replace(Config.tiny(), alpha=source.meta["config"]["alpha"])
+    model = initial_model(segment, config, {"labels": ["background", "a"]}, source, parts)
+    given = get_app("classify").parts(keras.saving.load_model(source.path, compile=False), source.meta)
+    layer = segment.parts(model, {})["image_backbone"].get_layer("block_1_expand")
+    np.testing.assert_array_equal(
+        layer.get_weights()[0], given["image_backbone"].get_layer("block_1_expand").get_weights()[0]
+    )
+
+
+@pytest.mark.realdata
+def test_offline_scenes_come_with_masks_of_the_pasted_objects():
+    from dlkit.data.tuxpaint import STAMPS_ROOT
+
+    if not STAMPS_ROOT.is_dir():
+        pytest.skip("needs: apt-get install tuxpaint-stamps-default")
+    config = dataclasses.replace(Config.tiny(), train_images=4, val_images=2, test_images=2)
+    source = open_source(config, None)
+    assert source.labels == ["background", "birds", "fish", "flowers", "fruit_veg", "mammals"]
+    split = load_split(config, source, "val")
+    assert split.inputs.shape == (2, 64, 64, 3) and split.targets.shape == (2, 64, 64)
+    assert all(len(np.unique(mask)) >= 2 for mask in split.targets)  # background and an object
