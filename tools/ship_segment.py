@@ -1,0 +1,88 @@
+"""Assembles saved_models/segment/ from a finished training run, or only measures it.
+
+Exports int8 (shipped) and float32 (measured, not shipped), scores Keras, TFLite float32
+and TFLite int8 on the held-out validation and test scenes and on both pooled, with
+bootstrap 95% intervals for mean IoU and foreground IoU, and copies model.keras (no
+optimizer state), model.int8.tflite, its golden vectors, model.json and metrics.json.
+
+    python tools/ship_segment.py /tmp/runs/segment [--measure-only]
+"""
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from dlkit import io
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import batches, config_of, runner_for
+from dlkit.export.bundle import export
+from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
+
+FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json")
+VARIANTS = (
+    ("keras", "model.keras"),
+    ("tflite_float32", "model.tflite"),
+    ("tflite_int8", "model.int8.tflite"),
+)
+
+
+def measure(app, work):
+    """{variant: {val, test, pooled: report}} for the three variants."""
+    meta = io.read_json(work / "model.json")
+    config = config_of(app, meta)
+    source = app.open_source(config, meta.get("data"))
+    splits = {split: app.load_split(config, source, split, meta=meta) for split in ("val", "test")}
+    metrics = {}
+    for variant, name in VARIANTS:
+        run = runner_for(app, ModelBundle.load(work / name, app=app.name), config)
+        pooled = app.evaluator(config, meta)
+        reports = {}
+        for split, loaded in splits.items():
+            evaluator = app.evaluator(config, meta)
+            for inputs, targets in batches(loaded.inputs, loaded.targets):
+                outputs = run(inputs)
+                evaluator.update(outputs, targets)
+                pooled.update(outputs, targets)
+            reports[split] = evaluator.result()
+        reports["pooled"] = pooled.result()
+        metrics[variant] = reports
+        print(variant, {s: round(r["miou"], 4) for s, r in reports.items()}, flush=True)
+    return metrics
+
+
+def main(run_dir, measure_only=False):
+    app = get_app("segment")
+    run_dir = Path(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in ("model.keras", "model.json"):
+            shutil.copy2(run_dir / name, work / name)
+        for quantize in ("float32", "int8"):
+            export(app, work, quantize)
+        metrics = measure(app, work)
+        metrics["sizes"] = {
+            name: (work / name).stat().st_size for name in ("model.tflite", "model.int8.tflite")
+        }
+        io.write_json(work / "metrics.json", metrics)
+        results = Path(__file__).parent / "results" / "segment.json"
+        io.write_json(results, {"run": str(run_dir), "metrics": metrics})
+        if measure_only:
+            print(f"measured {run_dir}: {results}")
+            return
+        meta = io.read_json(work / "model.json")
+        meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}  # only what ships
+        io.write_json(work / "model.json", meta)
+        target = shipped_model_dir("segment")
+        target.mkdir(parents=True, exist_ok=True)
+        for name in (*FILES, "metrics.json"):
+            shutil.copy2(work / name, target / name)
+    print(f"shipped to {target}")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--measure-only"]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    main(args[0], measure_only="--measure-only" in sys.argv)
