@@ -124,3 +124,20 @@ def test_offline_scenes_come_with_masks_of_the_pasted_objects():
     split = load_split(config, source, "val")
     assert split.inputs.shape == (2, 64, 64, 3) and split.targets.shape == (2, 64, 64)
     assert all(len(np.unique(mask)) >= 2 for mask in split.targets)  # background and an object
+
+
+def test_shipped_model_replays_its_golden_vectors_on_the_edge_path():
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import runner_for
+    from dlkit.paths import shipped_model_dir
+    from dlkit.registry import get_app
+
+    folder = shipped_model_dir("segment")
+    if not (folder / "model.int8.tflite").exists():
+        pytest.skip("no shipped segment model")
+    bundle = ModelBundle.load(folder / "model.int8.tflite")
+    golden = np.load(folder / "model.int8.golden.npz")
+    outputs = runner_for(get_app("segment"), bundle)(golden["inputs"])
+    np.testing.assert_allclose(outputs[0], golden["tflite_output_0"], atol=1e-5)
+    agree = np.mean(np.argmax(outputs[0], -1) == np.argmax(golden["keras_output_0"], -1))
+    assert agree > 0.97  # int8 labels against the Keras model's, pixel by pixel
