@@ -114,3 +114,17 @@ def test_a_tokenizer_is_handed_over_as_metadata(contract_run, monkeypatch):
 
     config = inherit_architecture(Config(lowercase=False), dates.meta["config"], part_fields(parts))
     assert config.lowercase is dates.meta["config"]["lowercase"]
+
+
+def test_install_bundle_ships_only_the_listed_files_and_their_exports(tmp_path):
+    from dlkit.export.bundle import install_bundle
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("model.tflite", "model.int8.tflite", "metrics.json"):
+        (work / name).write_bytes(b"x")
+    exports = {"float32": {"file": "model.tflite"}, "int8": {"file": "model.int8.tflite"}}
+    io.write_json(work / "model.json", {"app": "classify", "exports": exports})
+    target = install_bundle(work, tmp_path / "shipped", ("model.int8.tflite", "model.json"))
+    assert sorted(p.name for p in target.iterdir()) == ["metrics.json", "model.int8.tflite", "model.json"]
+    assert list(io.read_json(target / "model.json")["exports"]) == ["int8"]

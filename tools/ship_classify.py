@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from dlkit import io, runner
-from dlkit.export.bundle import export
+from dlkit.export.bundle import export, install_bundle
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
 
@@ -39,13 +39,7 @@ def main(run_dir):
             name: (work / name).stat().st_size for name in ("model.tflite", "model.int8.tflite")
         }
         io.write_json(work / "metrics.json", metrics)
-        meta = io.read_json(work / "model.json")
-        meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}  # only what ships
-        io.write_json(work / "model.json", meta)
-        target = shipped_model_dir("classify")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in (*FILES, "metrics.json"):
-            shutil.copy2(work / name, target / name)
+        target = install_bundle(work, shipped_model_dir("classify"), FILES)
     summary = {label: round(m["test"]["accuracy"], 4) for label, m in metrics.items() if label != "sizes"}
     print(f"shipped to {target}: test accuracy {summary}, sizes {metrics['sizes']}")
 

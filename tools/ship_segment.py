@@ -16,7 +16,7 @@ from pathlib import Path
 from dlkit import io
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import batches, config_of, runner_for
-from dlkit.export.bundle import export
+from dlkit.export.bundle import export, install_bundle
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
 
@@ -71,13 +71,7 @@ def main(run_dir, measure_only=False):
         if measure_only:
             print(f"measured {run_dir}: {results}")
             return
-        meta = io.read_json(work / "model.json")
-        meta["exports"] = {k: v for k, v in meta["exports"].items() if v["file"] in FILES}  # only what ships
-        io.write_json(work / "model.json", meta)
-        target = shipped_model_dir("segment")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in (*FILES, "metrics.json"):
-            shutil.copy2(work / name, target / name)
+        target = install_bundle(work, shipped_model_dir("segment"), FILES)
     print(f"shipped to {target}")
 
 

@@ -101,3 +101,19 @@ def golden_inputs(inputs):
     if isinstance(inputs, dict):
         return {f"input_{key}": value for key, value in inputs.items()}
     return {"inputs": inputs}
+
+
+def install_bundle(work, target, files):
+    """Copies a measured bundle into `target` (a shipped-model folder): only `files` and
+    metrics.json, with model.json listing only the exports among them."""
+    import shutil
+
+    work, target = Path(work), Path(target)
+    meta = io.read_json(work / "model.json")
+    meta["exports"] = {k: v for k, v in meta.get("exports", {}).items() if v["file"] in files}
+    io.write_json(work / "model.json", meta)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*files, "metrics.json"):
+        if (work / name).exists():
+            shutil.copy2(work / name, target / name)
+    return target
