@@ -8,6 +8,9 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv sword-text-sparv > /dev/null
 pip install -q -e ".[train]"
 dlkit classify train
-dlkit classify export --quantize int8
+# The validation split has 135 photos (0.74 points each): a retrained model's int8 copy
+# lands a photo or two either side of Keras (measured -1.48 and +1.48 points in two runs),
+# so the main job allows 3 points; the default budget (1 point) stays for users.
+dlkit classify export --quantize int8 --max-drop 3
 dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v3/test/birds"
 dlkit translate predict "3 May 1979" "mercredi 1er mars 2023" "Sonntag, 22. November 2026"
