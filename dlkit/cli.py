@@ -217,6 +217,7 @@ def predict_command(app):
 
         items = expand_sources(kind, inputs, file)
         predictor = Predictor.load(app, model_path, **options)
+        chosen = out is not None
         if out is None and app.saves_predictions:
             out = next_predict_dir(app.name)
         many = len(items) > 1 or any(Path(i).is_dir() for i in inputs if kind in ("image", "audio"))
@@ -237,7 +238,7 @@ def predict_command(app):
                 click.echo(json.dumps(record, ensure_ascii=False))
             else:
                 click.echo(app.format_result(prediction.name, prediction.result))
-        if out is not None:
+        if out is not None and (chosen or records):
             io.write_json(Path(out) / "predictions.json", records)
             log(f"wrote {len(records)} predictions to {Path(out) / 'predictions.json'}")
         if not predictor.bundle.is_tflite:

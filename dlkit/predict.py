@@ -165,9 +165,7 @@ class Predictor:
         from dlkit.engine import stack
 
         app, meta = self.app, self.meta
-        if out_dir is not None:
-            out_dir = Path(out_dir)
-            out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = Path(out_dir) if out_dir is not None else None
         if progress:
             progress(0, len(items), "predicting")
         index = 0
@@ -195,6 +193,8 @@ class Predictor:
                     continue
                 combined = app.combine(results[position : position + size], raw, meta)
                 position += size
+                if out_dir is not None:  # made on the first result: no empty folder for bad input
+                    out_dir.mkdir(parents=True, exist_ok=True)
                 context = Context(meta, self.options, out_dir, index)
                 index += 1
                 yield Prediction(

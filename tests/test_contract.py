@@ -112,15 +112,19 @@ def test_exports_pass_the_gate_and_replay_their_golden_vectors(trained):
     assert sizes[1] < sizes[0], "the smallest variant is not smaller than float32"
 
 
-def test_edge_predict_without_tensorflow_matches_keras(trained):
+def test_edge_predict_without_tensorflow_matches_keras(trained, tmp_path):
     import dlkit
 
     inputs = trained.app.sample_inputs(trained.folder)
     model = trained.run_dir / "model.tflite"
-    result = run_without_tensorflow([trained.app.name, "predict", *inputs, "--model", model, "--json"])
+    out = tmp_path / "predictions"  # apps that write files write them here, not into ./runs
+    result = run_without_tensorflow(
+        [trained.app.name, "predict", *inputs, "--model", model, "--json", "--out", out]
+    )
     assert "edge-ok" in result.stdout, result.stderr[-2000:]
     edge = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [record["input"] for record in edge] == [str(i) for i in inputs]
+    assert len(json.loads((out / "predictions.json").read_text())) == len(inputs)
     keras_results = dlkit.load(trained.run_dir / "model.keras", prefer="keras").predict(inputs)
     for record, expected in zip(edge, keras_results):
         close({k: v for k, v in record.items() if k != "input"}, expected)
