@@ -29,11 +29,12 @@ def load(model, prefer="tflite"):
         prefer: "tflite" or "keras": which file of a directory to run.
     """
     if isinstance(model, str) and model in app_names():
-        return Model(get_app(model), default_model(model), prefer)
+        app, path = get_app(model), default_model(model)
+        return Model(app, ModelBundle.load(path, app=app.name, prefer=prefer), path, prefer)
     bundle = ModelBundle.load(model, prefer=prefer)
     if bundle.meta.get("app") not in app_names():
         raise DlkitError(f"{bundle.path}: model.json names no known app ({bundle.meta.get('app')!r})")
-    return Model(get_app(bundle.meta["app"]), model, prefer)
+    return Model(get_app(bundle.meta["app"]), bundle, model, prefer)
 
 
 class Model:
@@ -41,13 +42,13 @@ class Model:
 
     Args:
         app: dlkit.app.App.
-        path: the model's file or directory.
+        bundle: ModelBundle. The loaded model file and its metadata.
+        path: the model's file or directory as given (export and fine-tuning start there).
         prefer: "tflite" or "keras".
     """
 
-    def __init__(self, app, path, prefer="tflite"):
-        self.app, self.path, self.prefer = app, Path(path), prefer
-        self.bundle = ModelBundle.load(path, app=app.name, prefer=prefer)
+    def __init__(self, app, bundle, path, prefer="tflite"):
+        self.app, self.bundle, self.path, self.prefer = app, bundle, Path(path), prefer
         self._predictors = {}
 
     def __repr__(self):
@@ -75,7 +76,7 @@ class Model:
             inputs = [inputs]
         key = tuple(sorted(options.items()))
         if key not in self._predictors:
-            self._predictors[key] = Predictor.load(self.app, self.bundle.path, **options)
+            self._predictors[key] = Predictor.load(self.app, self.bundle, **options)
         items = expand_sources(self.app.input_kind, inputs)
         results = []
         for prediction in self._predictors[key](items, batch_size=batch_size, out_dir=out_dir):
@@ -121,4 +122,4 @@ def _train(app, data, run_dir, tiny, overrides, init=None, prefer="tflite"):
     import_tensorflow()
     config = apply_overrides(app.default_config(tiny), [f"{k}={v}" for k, v in overrides.items()])
     run = runner.train(app, config, data=data, run_dir=run_dir, init=str(init) if init else None)
-    return Model(app, run, prefer)
+    return Model(app, ModelBundle.load(run, app=app.name, prefer=prefer), run, prefer)

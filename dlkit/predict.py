@@ -144,8 +144,9 @@ class Predictor:
 
     @classmethod
     def load(cls, app, model=None, prefer="tflite", **options):
-        """Loads `model` (a run or export dir, .keras, .tflite, 'last'; None: the shipped
-        model) with the app's predict `options` (`top_k=`...; omitted: their defaults)."""
+        """Loads `model` (a run or export dir, .keras, .tflite, 'last', an already loaded
+        ModelBundle; None: the shipped model) with the app's predict `options` (`top_k=`...;
+        omitted: their defaults)."""
         from dlkit.engine import runner_for
 
         declared = {option.name: option.default for option in app.predict_options}
@@ -156,8 +157,10 @@ class Predictor:
                 f"it has: {', '.join(sorted(declared)) or 'none'}"
             )
         options = {**declared, **{k: v for k, v in options.items() if v is not None}}
-        bundle = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
-        bundle.meta = app.prepare_meta(dict(bundle.meta), options)
+        if not isinstance(model, ModelBundle):
+            model = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
+        # A copy with the options applied: the caller's bundle keeps its own metadata.
+        bundle = ModelBundle(model.path, app.prepare_meta(dict(model.meta), options))
         return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
 
     def __call__(self, items, batch_size=32, out_dir=None, progress=None):
