@@ -60,6 +60,23 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Asset:
+    """A side file of a trained model (see `App.assets`).
+
+    Args:
+        file_name: str. Its name next to the model.
+        content: bytes, or the path of a file to copy.
+        into: str or None. For a text file the model's metadata needs (a vocabulary): the
+            metadata key its lines fill when the bundle is loaded. It is then kept out of
+            model.json, which stays small, and read from the checked side file instead.
+    """
+
+    file_name: str
+    content: object
+    into: str = None
+
+
+@dataclass(frozen=True)
 class Option:
     """A predict option that an app declares (`--top-k`, `--conf`, `--beam-width`).
 
@@ -207,9 +224,9 @@ class App:
 
     def assets(self, model, config, meta):
         """Side files a trained model needs besides its graph (a vocabulary, an embedding
-        table, a gallery, a second model): {name: (file name, bytes or a path)}. The
-        runner writes them next to the model and lists them in model.json with checksums;
-        the edge bundle resolves them with `ModelBundle.asset(name)`."""
+        table, a gallery, a second model): {name: Asset}. The runner writes them next to
+        the model and lists them in model.json with checksums; the edge bundle resolves
+        them with `ModelBundle.asset(name)` (or loads them into the metadata, `into`)."""
         return {}
 
     def class_weights(self, config, split):
@@ -248,6 +265,16 @@ class App:
     def evaluator(self, config, meta):
         """A dlkit.engine.Evaluator that scores outputs batch by batch (model.py)."""
         return self.model.evaluator(config, meta)
+
+    def annotate(self, report, split):
+        """The evaluator's report completed with what only the split knows (the texts of
+        misclassified rows...); returns the report. By default unchanged."""
+        return report
+
+    def peers(self, config, meta, source, split):
+        """Other methods scored on the same split for `evaluate` to print beside the model
+        (a rule-based analyser, a linear baseline): {name: report}. By default none."""
+        return {}
 
     def gate_metric(self, meta):
         """The metric the export gate compares for this model (some apps vary by model)."""

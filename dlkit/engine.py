@@ -125,7 +125,7 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
         evaluator.update(outputs, targets)
         if keep and kept is None:
             kept = [np.asarray(o)[:keep] for o in outputs]
-    report = evaluator.result()
+    report = app.annotate(evaluator.result(), split)
     return (report, kept) if keep else report
 
 

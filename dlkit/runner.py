@@ -17,7 +17,7 @@ import numpy as np
 from dlkit import __version__, io
 from dlkit.config import from_dict, to_dict
 from dlkit.console import ProgressPrinter, log, report_skipped
-from dlkit.edge.bundle import ModelBundle, add_asset, latest_run
+from dlkit.edge.bundle import ModelBundle, add_asset, latest_run, stored_meta
 from dlkit.engine import config_of, count, load_keras, runner_for, score
 from dlkit.errors import DlkitError
 from dlkit.paths import next_numbered_dir
@@ -191,9 +191,9 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
 
     best.restore(model)
     save_model(model, run_dir / "model.keras")
-    for name, (file_name, content) in app.assets(model, config, meta).items():
-        add_asset(run_dir, meta, name, content, file_name)
-    io.write_json(run_dir / "model.json", meta)
+    for name, asset in app.assets(model, config, meta).items():
+        add_asset(run_dir, meta, name, asset.content, asset.file_name, into=asset.into)
+    io.write_json(run_dir / "model.json", stored_meta(meta))
 
     from dlkit.plots import training_curves
 
@@ -317,6 +317,9 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     report = score(app, config, bundle.meta, runner_for(app, bundle, config), loaded)
     report["model"] = str(bundle.path)
     report["split"] = split
+    peers = app.peers(config, bundle.meta, source, loaded)
+    if peers:
+        report["peers"] = peers
     if out_dir:
         io.write_json(Path(out_dir) / "evaluation.json", report)
         app.plots(report, bundle.meta, out_dir, title=f"{bundle.path.name} on {split}")

@@ -46,6 +46,18 @@ def test_altered_or_missing_side_file_is_a_one_line_error(bundle_with_asset, bad
     assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "is missing")
 
 
+def test_text_side_file_fills_the_metadata_and_stays_out_of_model_json(contract_run):
+    from dlkit.edge.bundle import stored_meta
+
+    run_dir = contract_run("sentiment").run_dir
+    stored = io.read_json(run_dir / "model.json")
+    assert "vocab" not in stored and stored["assets"]["vocab"]["into"] == "vocab"
+    bundle = ModelBundle.load(run_dir / "model.tflite")
+    lines = (run_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    assert bundle.meta["vocab"] == lines and lines[:2] == ["<pad>", "<unk>"]
+    assert stored_meta(bundle.meta) == stored
+
+
 def test_export_to_another_folder_takes_the_side_files(bundle_with_asset, tmp_path):
     from dlkit.export.bundle import export
 

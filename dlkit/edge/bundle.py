@@ -81,6 +81,9 @@ class ModelBundle:
             raise DlkitError(f"{path} is a {meta.get('app')!r} model, not {app!r}")
         bundle = cls(path, meta)
         bundle.check_assets()
+        for name, record in meta.get("assets", {}).items():
+            if record.get("into"):
+                meta[record["into"]] = bundle.asset(name).read_text(encoding="utf-8").split("\n")
         return bundle
 
 
@@ -120,9 +123,10 @@ def find_model(path, prefer="tflite"):
     raise DlkitError(f"{path}: no model.keras or model*.tflite in this directory")
 
 
-def add_asset(directory, meta, name, source, file_name=None):
+def add_asset(directory, meta, name, source, file_name=None, into=None):
     """Copies `source` (a file path or bytes) into `directory` as a side file of the model
-    and lists it in `meta["assets"]` with its size and checksum (write `model.json` after).
+    and lists it in `meta["assets"]` with its size and checksum (write `model.json` with
+    `stored_meta` after).
 
     Args:
         directory: the model's folder.
@@ -130,6 +134,8 @@ def add_asset(directory, meta, name, source, file_name=None):
         name: str. The side file's role, e.g. "vocab", "gallery", "detector".
         source: a path, or the file's bytes.
         file_name: str or None. Its name in `directory` (default: the source's name).
+        into: str or None. A metadata key that the file's lines fill on load (a
+            vocabulary), left out of model.json by `stored_meta`.
     """
     directory = Path(directory)
     if isinstance(source, (bytes, bytearray)):
@@ -144,15 +150,20 @@ def add_asset(directory, meta, name, source, file_name=None):
         if source.resolve() != target.resolve():
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
-    meta.setdefault("assets", {})[name] = {
-        "file": target.name,
-        "bytes": target.stat().st_size,
-        "sha256": sha256_file(target),
-    }
+    record = {"file": target.name, "bytes": target.stat().st_size, "sha256": sha256_file(target)}
+    if into:
+        record["into"] = into
+    meta.setdefault("assets", {})[name] = record
     return target
 
 
 def copy_assets(bundle, directory, meta):
     """Copies a bundle's side files into another folder (an export elsewhere)."""
-    for name in bundle.meta.get("assets", {}):
-        add_asset(directory, meta, name, bundle.asset(name))
+    for name, record in bundle.meta.get("assets", {}).items():
+        add_asset(directory, meta, name, bundle.asset(name), into=record.get("into"))
+
+
+def stored_meta(meta):
+    """`meta` as model.json stores it: without the keys that side files fill on load."""
+    filled = {record["into"] for record in meta.get("assets", {}).values() if record.get("into")}
+    return {key: value for key, value in meta.items() if key not in filled}

@@ -6,7 +6,7 @@ import numpy as np
 
 from dlkit import io
 from dlkit.console import ProgressPrinter, log, report_skipped
-from dlkit.edge.bundle import ModelBundle, copy_assets
+from dlkit.edge.bundle import ModelBundle, copy_assets, stored_meta
 from dlkit.engine import config_of, load_keras, representative_inputs, score, take
 from dlkit.errors import DlkitError
 from dlkit.export import tflite_name
@@ -91,7 +91,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     if out_dir.resolve() != bundle.directory.resolve():
         copy_assets(bundle, out_dir, meta)
     meta.setdefault("exports", {})[quantize] = record
-    io.write_json(out_dir / "model.json", meta)
+    io.write_json(out_dir / "model.json", stored_meta(meta))
     log(f"wrote {out_dir / name} ({len(flatbuffer) / 1e6:.2f} MB)")
     return record
 
@@ -104,8 +104,8 @@ def golden_inputs(inputs):
 
 
 def install_bundle(work, target, files):
-    """Copies a measured bundle into `target` (a shipped-model folder): only `files` and
-    metrics.json, with model.json listing only the exports among them."""
+    """Copies a measured bundle into `target` (a shipped-model folder): only `files`, its
+    side files and metrics.json, with model.json listing only the exports among them."""
     import shutil
 
     work, target = Path(work), Path(target)
@@ -113,7 +113,8 @@ def install_bundle(work, target, files):
     meta["exports"] = {k: v for k, v in meta.get("exports", {}).items() if v["file"] in files}
     io.write_json(work / "model.json", meta)
     target.mkdir(parents=True, exist_ok=True)
-    for name in (*files, "metrics.json"):
+    side_files = [record["file"] for record in meta.get("assets", {}).values()]
+    for name in (*files, *side_files, "metrics.json"):
         if (work / name).exists():
             shutil.copy2(work / name, target / name)
     return target
