@@ -135,15 +135,8 @@ def make_app_group(name):
         if as_json:
             click.echo(runner.dumps(report))
             return
-        for key, value in report.items():
-            if isinstance(value, float):
-                click.echo(f"{key:>18}: {value:.4f}")
-        for label, row in report.get("per_class", {}).items():
-            values = ", ".join(
-                f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
-                for key, value in row.items()
-            )
-            click.echo(f"{label:>18}: {values}")
+        for line in report_lines(report):
+            click.echo(line)
 
     @group.command(help="Convert a trained .keras model to TFLite, checked against Keras.")
     @model_option
@@ -179,6 +172,35 @@ def make_app_group(name):
 
     app.register_cli(group)
     return group
+
+
+def report_lines(report):
+    """An evaluation report as lines: headline numbers (with their 95% interval when the
+    report has `<name>_ci95`), per-class rows, then any named groups of numbers (a
+    diagnostic subset, peers scored on the same split)."""
+
+    def number(key, value, row):
+        interval = row.get(f"{key}_ci95")
+        shown = f"{value:.4f}" if isinstance(value, float) else f"{value}"
+        return shown + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+
+    def numbers(row):
+        return ", ".join(
+            f"{key} {number(key, value, row)}"
+            for key, value in row.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        )
+
+    lines = [
+        f"{key:>18}: {number(key, value, report)}" for key, value in report.items() if isinstance(value, float)
+    ]
+    lines += [f"{label:>18}: {numbers(row)}" for label, row in report.get("per_class", {}).items()]
+    for key, value in report.items():
+        if key == "per_class" or not isinstance(value, dict) or not value:
+            continue
+        rows = value.items() if all(isinstance(v, dict) for v in value.values()) else [(key, value)]
+        lines += [f"{f'{key}: {name}' if name != key else key:>18}: {numbers(row)}" for name, row in rows]
+    return lines
 
 
 PREDICT_HELP = {
@@ -301,8 +323,8 @@ def cli(verbose):
 
 
 def main():
-    # TensorFlow's C++ start-up chatter hides our own progress lines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ chatter hides our own progress lines (`--verbose` shows it).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cli(prog_name="dlkit")
 
 

@@ -52,8 +52,11 @@ def native_output_silenced():
 
 def import_tensorflow():
     """Imports TensorFlow and Keras and initialises the devices (where `failed call to
-    cuInit` comes from), with their C++ start-up lines silenced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cuInit` comes from), with their C++ start-up lines silenced. TensorFlow's own log is
+    kept to fatal messages (`--verbose` shows all): its run-time ERROR lines are advice,
+    such as oneDNN's "supports DT_BOOL only on platforms with AVX-512" for masked LSTMs;
+    real failures raise Python exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose() else "3")
     with native_output_silenced():
         import keras  # noqa: F401
         import tensorflow as tf

@@ -62,3 +62,23 @@ def test_predict_and_evaluate_without_a_shipped_model_say_to_give_one(tmp_path, 
         assert result.exit_code == 2, result.output
         assert "no detect model ships" in result.output and "--model" in result.output
         assert "Traceback" not in result.output
+
+
+def test_report_lines_show_intervals_classes_and_groups():
+    from dlkit.cli import report_lines
+
+    report = {
+        "accuracy": 0.8,
+        "accuracy_ci95": [0.75, 0.85],
+        "count": 100,
+        "per_class": {"cat": {"precision": 0.5, "support": 3}},
+        "diagnostic": {"count": 10, "accuracy": 0.7},
+        "peers": {"vader": {"accuracy": 0.6, "accuracy_ci95": [0.5, 0.7]}},
+        "labels": ["cat"],
+    }
+    assert report_lines(report) == [
+        "          accuracy: 0.8000 [0.7500, 0.8500]",
+        "               cat: precision 0.5000, support 3",
+        "        diagnostic: count 10, accuracy 0.7000",
+        "      peers: vader: accuracy 0.6000 [0.5000, 0.7000]",
+    ]
