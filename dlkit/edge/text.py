@@ -1,6 +1,8 @@
 """Text on device (pure Python + numpy): normalisation, character vocabularies, a WordPiece
-tokenizer with the same ids as tensorflow-text's `BertTokenizer`, and greedy/beam search."""
+tokenizer with the same ids as tensorflow-text's `BertTokenizer`, a word tokenizer for
+word-vector models, and greedy/beam search."""
 
+import re
 import unicodedata
 
 import numpy as np
@@ -16,6 +18,74 @@ def normalize(text, lowercase=True):
     if lowercase:
         text = text.lower()
     return " ".join(text.split())
+
+
+# Words as the GloVe 6B vectors were tokenized (Stanford tokenizer, lowercased): clitics
+# split off ("doesn't" -> does n't, "it's" -> it 's), decimals and hyphenated words kept
+# whole, "..." and "--" one token each, every other punctuation mark a token of its own.
+WORD_PATTERN = re.compile(
+    r"\d+(?:[.,]\d+)+"  # 3.5, 10,000
+    r"|[^\W_]+(?=n't\b)"  # does|n't, ca|n't
+    r"|n't\b"
+    r"|'(?:s|re|ve|ll|d|m)\b"
+    r"|[^\W_]+(?:-[^\W_]+)*"  # words, well-known
+    r"|\.\.\.|--"
+    r"|[^\w\s]|_"
+)
+# Typographic quotes and dashes as the plain characters the vectors were trained on.
+_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "--"})
+
+
+def words(text, lowercase=True):
+    """`text` -> list of word tokens (NFKC, typographic quotes made plain, lowercased).
+
+    Example:
+        >>> words("It doesn't work -- at all...")
+        ['it', 'does', "n't", 'work', '--', 'at', 'all', '...']
+    """
+    text = unicodedata.normalize("NFKC", str(text)).translate(_PLAIN)
+    return WORD_PATTERN.findall(text.lower() if lowercase else text)
+
+
+class WordVocab:
+    """Words <-> ids for word-vector models; id 0 is padding, id 1 the unknown word.
+
+    Args:
+        tokens: list of str. The vocabulary in id order, `<pad>` and `<unk>` first.
+        lowercase: bool. Whether `encode` lowercases (the GloVe 6B vectors are lowercase).
+    """
+
+    def __init__(self, tokens, lowercase=True):
+        tokens = list(tokens)
+        if tokens[:2] != [PAD, UNK]:
+            raise ValueError(f"a word vocabulary starts with {PAD!r}, {UNK!r}; got {tokens[:2]}")
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("the word vocabulary lists a word twice")
+        self.tokens = tokens
+        self.lowercase = lowercase
+        self.index = {token: i for i, token in enumerate(tokens)}
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def tokenize(self, text):
+        return words(text, self.lowercase)
+
+    def ids(self, tokens):
+        """Word tokens -> ids (unknown words get id 1), any length."""
+        return [self.index.get(token, 1) for token in tokens]
+
+    def encode(self, text, length):
+        """`text` -> ((length,) int32 ids, padded with 0 and cut after `length` words,
+        the number of words before cutting)."""
+        ids = self.ids(self.tokenize(text))
+        row = np.zeros(length, np.int32)
+        row[: min(len(ids), length)] = ids[:length]
+        return row, len(ids)
+
+    def decode(self, ids):
+        """ids -> the words joined by spaces; padding dropped, unknown ids as `<unk>`."""
+        return " ".join(self.tokens[i] for i in map(int, ids) if 0 < i < len(self.tokens))
 
 
 class CharVocab:

@@ -145,3 +145,53 @@ def load_text_encoder(name="minilm_l6"):
     if len(vocab) != config.get("vocab_size", len(vocab)):
         raise DlkitError(f"{spec.name}: {len(vocab)} vocabulary lines, config says {config['vocab_size']}")
     return weights, vocab, config
+
+
+def read_glove_text(path):
+    """(words, (n, dim) float32 vectors) from a GloVe text file (`word v1 ... vdim` per
+    line, e.g. glove.6B.100d.txt); the width comes from the first line.
+
+    Raises:
+        InvalidInputError: unreadable, empty, or a line of another width (named by number).
+    """
+    import numpy as np
+
+    from dlkit.errors import InvalidInputError
+
+    path = Path(path)
+    words, rows, dim = [], [], None
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if len(parts) < 2:
+                    continue
+                if dim is None:
+                    dim = len(parts) - 1
+                elif len(parts) - 1 != dim:
+                    raise InvalidInputError(
+                        f"{path}:{number}: {len(parts) - 1} numbers after the word, the file's vectors have {dim}"
+                    )
+                try:
+                    rows.append(np.asarray(parts[1:], np.float32))
+                except ValueError:
+                    raise InvalidInputError(f"{path}:{number}: not a word followed by numbers") from None
+                words.append(parts[0])
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path}: not a UTF-8 GloVe text file") from None
+    except OSError as error:
+        raise InvalidInputError(f"{path}: cannot read ({error.strerror})") from None
+    if not words:
+        raise InvalidInputError(f"{path}: no word vectors")
+    return words, np.stack(rows)
+
+
+def word_vectors(name_or_path):
+    """A registered table (`glove_6b_50d`) or a GloVe text file: (words, vectors)."""
+    if name_or_path in WORD_VECTORS:
+        return load_word_vectors(name_or_path)
+    if Path(name_or_path).suffix in (".txt", ".vec") or Path(name_or_path).exists():
+        return read_glove_text(name_or_path)
+    raise DlkitError(
+        f"unknown word vectors {name_or_path!r}: give {', '.join(sorted(WORD_VECTORS))} or a GloVe .txt file"
+    )
