@@ -9,7 +9,13 @@ import importlib
 from dlkit.errors import DlkitError
 
 # The packages that hold apps; each declares one `App` subclass with `@register`.
-APP_PACKAGES = ("dlkit.apps.classify", "dlkit.apps.detect", "dlkit.apps.segment", "dlkit.apps.translate")
+APP_PACKAGES = (
+    "dlkit.apps.classify",
+    "dlkit.apps.detect",
+    "dlkit.apps.segment",
+    "dlkit.apps.sentiment",
+    "dlkit.apps.translate",
+)
 
 _REGISTRY = {}
 

@@ -1,0 +1,309 @@
+"""Sentiment models over word vectors: the course's Emojify v1 (average of the word vectors
+-> softmax) and v2 (embedding -> stacked Bi-LSTM, many-to-one -> softmax)."""
+
+from functools import lru_cache
+
+import keras
+import numpy as np
+from keras import layers
+
+from dlkit.errors import DlkitError
+from dlkit.metrics.classification import ClassificationEvaluator
+from dlkit.stages import Stage
+
+# Words kept besides those with vectors: training words seen this often, learnt from zero.
+MIN_COUNT_WITHOUT_VECTOR = 2
+
+
+@lru_cache(maxsize=2)
+def vectors_of(name):
+    """(words, vectors, {word: row}) of a registered table or a GloVe text file."""
+    from dlkit.pretrained.text import word_vectors
+
+    words, vectors = word_vectors(name)
+    return words, vectors, {word: i for i, word in enumerate(words)}
+
+
+def build_vocab(counts, table_words, table_index, extra_words):
+    """The vocabulary the data needs: `<pad>`, `<unk>`, the training words that have a
+    vector, training words without one seen MIN_COUNT_WITHOUT_VECTOR+ times, then the
+    `extra_words` most frequent words of the table (GloVe rows are by frequency), so
+    words never seen in training still read with their meaning."""
+    from dlkit.edge.text import PAD, UNK
+
+    with_vector = sorted(word for word in counts if word in table_index)
+    without = sorted(w for w, n in counts.items() if w not in table_index and n >= MIN_COUNT_WITHOUT_VECTOR)
+    vocab = [PAD, UNK, *with_vector, *without]
+    known = set(vocab)
+    vocab += [word for word in table_words[:extra_words] if word not in known]
+    return vocab
+
+
+def make_meta(config, source):
+    """Labels, the word vocabulary (a side file of the model) and the input spec."""
+    from dlkit.apps.sentiment.config import MODELS
+    from dlkit.apps.sentiment.data import training_words
+
+    if config.model not in MODELS:
+        raise DlkitError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
+    words, vectors, index = vectors_of(config.vectors)
+    vocab = build_vocab(training_words(source), words, index, config.extra_words)
+    return {
+        "app": "sentiment",
+        "task": "text classification (sentiment)",
+        "model": config.model,
+        "labels": list(source.labels),
+        "vocab": vocab,
+        "lowercase": config.lowercase,
+        "max_length": config.max_length,
+        "vectors": config.vectors,
+        "embedding_dim": int(vectors.shape[1]),
+        "input": {"name": "token_ids", "shape": [config.max_length], "dtype": "int32"},
+        "output": {"name": "probs", "shape": [len(source.labels)], "activation": "softmax"},
+        "preprocessing": {
+            "tokenizer": "dlkit.edge.text.WordVocab (NFKC, plain quotes, lowercase, GloVe-style words)",
+            "padding": "0 after the words, cut after max_length words",
+            "unknown": "id 1",
+        },
+    }
+
+
+def embedding_matrix(vocab, name):
+    """(len(vocab), dim) initial embedding: each word's vector; `<unk>` the mean vector;
+    padding and words without a vector zero."""
+    words, vectors, index = vectors_of(name)
+    matrix = np.zeros((len(vocab), vectors.shape[1]), np.float32)
+    rows = [(i, index[word]) for i, word in enumerate(vocab) if word in index]
+    if rows:
+        mine, theirs = map(np.array, zip(*rows))
+        matrix[mine] = np.asarray(vectors)[theirs]
+    matrix[1] = np.asarray(vectors[: min(len(words), 50_000)]).mean(axis=0)
+    return matrix
+
+
+def build_model(config, meta, load_weights=True):
+    """Word ids (batch, max_length), 0-padded -> class probabilities (batch, classes).
+
+    `load_weights=False` leaves the embedding at zero (for callers that set all weights).
+    """
+    vocab, length = meta["vocab"], meta["max_length"]
+    dim, classes = meta["embedding_dim"], len(meta["labels"])
+    initial = (
+        embedding_matrix(vocab, meta["vectors"]) if load_weights else np.zeros((len(vocab), dim), np.float32)
+    )
+    ids = keras.Input((length,), dtype="int32", name="token_ids")
+    x = layers.Embedding(
+        len(vocab),
+        dim,
+        mask_zero=True,
+        embeddings_initializer=keras.initializers.Constant(initial),
+        trainable=config.train_embeddings,
+        name="embedding",
+    )(ids)  # (batch, length, dim), padding masked
+    if meta["model"] == "average":
+        x = layers.GlobalAveragePooling1D(name="average")(x)  # (batch, dim): mean over the words
+    else:
+        x = layers.SpatialDropout1D(config.spatial_dropout, name="embedding_dropout")(x)
+        for k in range(config.lstm_layers):
+            last = k == config.lstm_layers - 1
+            units = max(1, config.units // 2**k)
+            x = layers.Bidirectional(layers.LSTM(units, return_sequences=not last), name=f"bilstm_{k + 1}")(x)
+            x = layers.Dropout(config.dropout, name=f"dropout_{k + 1}")(x)
+        # x: (batch, 2 * units of the last layer), the many-to-one summary
+    probs = layers.Dense(classes, activation="softmax", name="probs")(x)
+    model = keras.Model(ids, probs, name=f"sentiment_{meta['model']}")
+    compile_model(model, config)
+    return model
+
+
+def compile_model(model, config, learning_rate=None):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+
+
+def training_stages(config, meta=None):
+    return [Stage("train", config.epochs, lambda model: compile_model(model, config))]
+
+
+def adapt_model(model, model_meta, config, meta, log=print):
+    """Fine-tunes a trained model on new texts: same classes keep it whole; other classes
+    keep the embedding and LSTMs and get a new output layer."""
+    if list(model_meta["labels"]) != list(meta["labels"]):
+        log(f"new classes {meta['labels']} (model had {model_meta['labels']}): new output layer")
+        fresh = build_model(config, meta, load_weights=False)
+        for layer in model.layers:
+            if layer.weights and layer.name != "probs":
+                fresh.get_layer(layer.name).set_weights(layer.get_weights())
+        model = fresh
+    compile_model(model, config)
+    return model
+
+
+def inherit_meta(meta, model_meta):
+    """Fine-tuning keeps the model's vocabulary and input: its embedding rows are by id."""
+    keep = ("model", "vocab", "lowercase", "max_length", "vectors", "embedding_dim", "input", "preprocessing")
+    return {**meta, **{key: model_meta[key] for key in keep if key in model_meta}}
+
+
+def convert(model, config, meta, quantize, representative=None):
+    """TFLite bytes with a static batch (the LSTMs convert to builtin WHILE loops)."""
+    from dlkit.export.tflite import convert as convert_keras
+
+    return convert_keras(model, quantize, batch_size=config.export_batch_size)
+
+
+class SentimentEvaluator(ClassificationEvaluator):
+    """Classification scores plus every row's predicted class and confidence, which
+    `annotate` turns into the misclassified texts and the diagnostic-set scores."""
+
+    def __init__(self, labels):
+        super().__init__(labels, k=1)
+        self.predicted, self.confidence, self.truth = [], [], []
+
+    def update(self, outputs, targets):
+        super().update(outputs, targets)
+        probs = np.asarray(outputs[0])
+        self.predicted += np.argmax(probs, axis=1).tolist()
+        self.confidence += probs.max(axis=1).tolist()
+        self.truth += np.asarray(targets).astype(int).tolist()
+
+    def result(self):
+        report = super().result()
+        report.pop("top_1_accuracy", None)
+        report["accuracy_ci95"] = wilson_interval(int(np.trace(self.matrix)), report["count"])
+        report["rows"] = {"predicted": self.predicted, "confidence": self.confidence, "truth": self.truth}
+        return report
+
+
+def wilson_interval(successes, total, z=1.96):
+    """The 95% Wilson score interval of a proportion, [low, high]."""
+    if not total:
+        return [float("nan"), float("nan")]
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def evaluator(config, meta):
+    return SentimentEvaluator(meta["labels"])
+
+
+def plots(report, meta, out_dir, title=""):
+    """Confusion-matrix PNG and misclassified.tsv (text, truth, predicted, confidence)."""
+    from pathlib import Path
+
+    from dlkit import io
+    from dlkit.plots import confusion_matrix_plot
+
+    out_dir = Path(out_dir)
+    path = out_dir / "confusion_matrix.png"
+    confusion_matrix_plot(
+        report["confusion_matrix"], report["labels"], path, title=title or "confusion matrix"
+    )
+    written = [str(path)]
+    if report.get("misclassified") is not None:
+        lines = ["text\ttrue\tpredicted\tconfidence"]
+        lines += [
+            f"{row['text']}\t{row['true']}\t{row['predicted']}\t{row['confidence']:.3f}"
+            for row in report["misclassified"]
+        ]
+        io.write_text(out_dir / "misclassified.tsv", "\n".join(lines) + "\n")
+        written.append(str(out_dir / "misclassified.tsv"))
+    return written
+
+
+# The diagnostic set: sentences whose polarity can hang on word order, by rule.
+NEGATORS = frozenset(
+    "not n't no never nothing nobody none neither nor nowhere without hardly barely cannot".split()
+)
+CONTRAST = frozenset("but however although though yet despite nevertheless nonetheless whereas".split())
+
+
+def is_diagnostic(text):
+    """True for a text with a negator or a contrast word (order-sensitive polarity)."""
+    from dlkit.edge.text import words
+
+    return not NEGATORS.isdisjoint(words(text)) or not CONTRAST.isdisjoint(words(text))
+
+
+def annotate(report, split, keep_errors=None):
+    """Turns the evaluator's per-row predictions into the misclassified texts (all of
+    them, most confident first) and the accuracy on the diagnostic subset."""
+    rows = report.pop("rows", None)
+    texts = getattr(split, "texts", None)
+    if rows is None or texts is None:
+        return report
+    labels = report["labels"]
+    predicted, truth = np.array(rows["predicted"]), np.array(rows["truth"])
+    confidence = np.array(rows["confidence"])
+    wrong = np.flatnonzero(predicted != truth)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:keep_errors]
+    report["misclassified"] = [
+        {
+            "text": texts[i],
+            "true": labels[truth[i]],
+            "predicted": labels[predicted[i]],
+            "confidence": float(confidence[i]),
+        }
+        for i in wrong
+    ]
+    diagnostic = np.array([is_diagnostic(text) for text in texts], bool)
+    right = predicted == truth
+    report["diagnostic"] = {
+        "rule": "a negator ("
+        + ", ".join(sorted(NEGATORS))
+        + ") or a contrast word ("
+        + ", ".join(sorted(CONTRAST))
+        + ")",
+        "count": int(diagnostic.sum()),
+        "accuracy": float(right[diagnostic].mean()) if diagnostic.any() else float("nan"),
+        "accuracy_ci95": wilson_interval(int(right[diagnostic].sum()), int(diagnostic.sum())),
+        "rest_accuracy": float(right[~diagnostic].mean()) if (~diagnostic).any() else float("nan"),
+    }
+    return report
+
+
+def peers(config, meta, source, split):
+    """VADER (compound score > 0 is positive; binary labels only) and a TF-IDF word +
+    bigram logistic regression fitted on the source's training texts, on `split`."""
+    texts, truth = split.texts, np.asarray(split.targets)
+    results = {}
+    labels = list(meta["labels"])
+    if labels == ["negative", "positive"]:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        analyser = SentimentIntensityAnalyzer()
+        predicted = np.array([analyser.polarity_scores(text)["compound"] > 0 for text in texts], int)
+        results["vader"] = _peer_report(predicted, truth, texts)
+    try:
+        train = source.rows("train")
+    except DlkitError:
+        return results
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    features = vectorizer.fit_transform([text for text, _ in train])
+    classifier = LogisticRegression(C=TFIDF_C, max_iter=2000).fit(features, [label for _, label in train])
+    results["tfidf_logreg"] = _peer_report(classifier.predict(vectorizer.transform(texts)), truth, texts)
+    return results
+
+
+# The TF-IDF baseline's inverse regularisation, picked on the validation split of the
+# rated movie sentences (C = 1, 3, 10: 0.775, 0.787, 0.796).
+TFIDF_C = 10.0
+
+
+def _peer_report(predicted, truth, texts):
+    right = np.asarray(predicted) == np.asarray(truth)
+    diagnostic = np.array([is_diagnostic(text) for text in texts], bool)
+    return {
+        "accuracy": float(right.mean()),
+        "accuracy_ci95": wilson_interval(int(right.sum()), len(right)),
+        "count": len(right),
+        "diagnostic_accuracy": float(right[diagnostic].mean()) if diagnostic.any() else float("nan"),
+    }

@@ -1,0 +1,297 @@
+"""Sentiment: the word tokenizer (pure Python, shared by training and devices), the rated
+sentences and their split, GloVe loading, the two models against numpy, user data and
+its errors, peers and the diagnostic set. Train/export/predict/resume are in the
+contract kit (tests/test_contract.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.apps.sentiment import reviews
+from dlkit.apps.sentiment.config import Config
+from dlkit.apps.sentiment.data import open_source, rating_label, read_labelled
+from dlkit.edge.text import PAD, UNK, WordVocab, words
+from dlkit.errors import InvalidInputError
+
+VOCAB = [PAD, UNK, "a", "good", "film", "not", "n't", "does", "work", ".", "it"]
+
+
+# --- tokenizer -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("It doesn't work.", ["it", "does", "n't", "work", "."]),
+        ("Can't won't I'm", ["ca", "n't", "wo", "n't", "i", "'m"]),
+        ("The Rock's new ''Conan''", ["the", "rock", "'s", "new", "'", "'", "conan", "'", "'"]),
+        (
+            "a well-known $3.50 film -- at 10,000...",
+            ["a", "well-known", "$", "3.50", "film", "--", "at", "10,000", "..."],
+        ),
+        ("It\u2019s \u201cFINE\u201d", ["it", "'s", '"', "fine", '"']),
+        ("Ｆｕｌｌ width and café", ["full", "width", "and", "café"]),
+        ("", []),
+    ],
+)
+def test_words_split_like_the_glove_tokenizer(text, expected):
+    assert words(text) == expected
+
+
+def test_vocab_pads_cuts_and_maps_unknown_words():
+    vocab = WordVocab(VOCAB)
+    row, count = vocab.encode("It does n't work, a good film", 5)
+    assert row.dtype == np.int32 and row.shape == (5,) and count == 8
+    assert row.tolist() == [10, 7, 6, 8, 1]  # "," is unknown; cut after 5 words
+    row, count = vocab.encode("a good film", 6)
+    assert row.tolist() == [2, 3, 4, 0, 0, 0] and count == 3
+    assert vocab.decode(row) == "a good film"
+    with pytest.raises(ValueError):
+        WordVocab(["a", "b"])
+    with pytest.raises(ValueError):
+        WordVocab([PAD, UNK, "a", "a"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_encodes_to_valid_ids(text):
+    vocab = WordVocab(VOCAB)
+    row, count = vocab.encode(text, 16)
+    assert row.shape == (16,) and row.dtype == np.int32
+    assert ((row >= 0) & (row < len(VOCAB))).all()
+    assert count == len(words(text))
+    # Words are never empty and padding only follows the words.
+    assert all(words(text)) and not np.any(row[: min(count, 16)] == 0)
+    assert np.array_equal(row, vocab.encode(text, 16)[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(VOCAB[2:]), min_size=1, max_size=12))
+def test_vocabulary_words_round_trip(tokens):
+    vocab = WordVocab(VOCAB)
+    row, _ = vocab.encode(" ".join(tokens), 12)
+    assert vocab.decode(row).split() == words(" ".join(tokens))
+
+
+# --- the rated sentences -----------------------------------------------------------
+def test_rated_lines_and_labels():
+    rows = reviews.read_rated(
+        ["1\t2.5\tGreat fun.\r\n", "2\t-0.6\tToo tepid\n", "bad line", "3\t0\t \n"], "x"
+    )
+    assert rows == [("Great fun.", 2.5), ("Too tepid", -0.6)]
+    with pytest.raises(InvalidInputError, match="x:1"):
+        reviews.read_rated(["1\tabc\ttext"], "x")
+    assert [rating_label(r, "binary") for r in (-0.1, 0.0, 0.1)] == [0, None, 1]
+    assert [rating_label(r, "five") for r in (-4, -2, -1, -0.5, 0, 0.5, 1.9, 2, 4)] == [
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+    ]
+
+
+def test_near_duplicates_share_a_split():
+    assert reviews.duplicate_key("The Film -- great!") == reviews.duplicate_key("the film great")
+    for text in ("A film.", "Good fun", "What a mess , really"):
+        assert reviews.split_of(text) == reviews.split_of(text.upper() + " !!")
+    texts = [f"sentence number {i}" for i in range(3000)]
+    shares = {s: sum(reviews.split_of(t) == s for t in texts) / 3000 for s in ("train", "val", "test")}
+    assert abs(shares["val"] - 0.15) < 0.03 and abs(shares["test"] - 0.15) < 0.03
+
+
+@pytest.fixture(scope="module")
+def rated_sets():
+    return reviews.load_sets()
+
+
+def test_offline_split_is_fixed_large_and_duplicate_free(rated_sets):
+    assert len(rated_sets["movie"]) == 10605
+    assert {name: len(rows) for name, rows in rated_sets.items() if name != "movie"} == {
+        "tweets": 4200,
+        "amazon": 3708,
+        "nyt": 5190,
+    }
+    source = open_source(Config(), None)
+    sizes = {split: len(source.rows(split)) for split in ("train", "val", "test")}
+    assert sum(sizes.values()) == 10605 - 37 and sizes["test"] >= 1500
+    keys = {split: {reviews.duplicate_key(t) for t, _ in source.rows(split)} for split in sizes}
+    assert (
+        not keys["train"] & keys["test"]
+        and not keys["train"] & keys["val"]
+        and not keys["val"] & keys["test"]
+    )
+    five = open_source(Config(classes="five"), None)
+    assert len(five.labels) == 5 and sum(len(five.rows(s)) for s in sizes) == 10605
+    tweets = open_source(Config(), "tweets")
+    assert len(tweets.rows("test")) == 4196 and not tweets.splits["train"]
+
+
+# --- GloVe -----------------------------------------------------------------------------
+def test_glove_text_files(tmp_path):
+    from dlkit.pretrained.text import read_glove_text, word_vectors
+
+    good = tmp_path / "glove.3d.txt"
+    good.write_text("the 0.1 0.2 0.3\ncat 1 2 3\n", encoding="utf-8")
+    names, vectors = word_vectors(str(good))
+    assert names == ["the", "cat"] and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, [[0.1, 0.2, 0.3], [1, 2, 3]])
+    bad = tmp_path / "bad.txt"
+    bad.write_text("the 0.1 0.2 0.3\ncat 1 2\n", encoding="utf-8")
+    with pytest.raises(
+        InvalidInputError, match=r"bad.txt:2: 2 numbers after the word, the file's vectors have 3"
+    ):
+        read_glove_text(bad)
+    with pytest.raises(InvalidInputError, match="no word vectors"):
+        (tmp_path / "empty.txt").write_text("")
+        read_glove_text(tmp_path / "empty.txt")
+
+
+def test_embedding_starts_from_the_vectors():
+    from dlkit.apps.sentiment.model import build_vocab, embedding_matrix, vectors_of
+
+    names, vectors, index = vectors_of("glove_6b_50d")
+    assert names[:3] == ["the", ",", "."]  # rows by frequency
+    vocab = build_vocab({"good": 3, "film": 1, "zzqxv": 2, "qqzzv": 1}, names, index, extra_words=5)
+    assert vocab[:5] == [PAD, UNK, "film", "good", "zzqxv"] and "qqzzv" not in vocab
+    assert vocab[5:] == names[:5]
+    matrix = embedding_matrix(vocab, "glove_6b_50d")
+    np.testing.assert_array_equal(matrix[vocab.index("good")], vectors[index["good"]])
+    np.testing.assert_array_equal(matrix[0], 0)
+    np.testing.assert_array_equal(matrix[vocab.index("zzqxv")], 0)
+    np.testing.assert_allclose(matrix[1], np.asarray(vectors[:50_000]).mean(axis=0), rtol=1e-5)
+
+
+# --- the models --------------------------------------------------------------------------
+def tiny_meta(model):
+    return {
+        "model": model,
+        "labels": ["negative", "positive"],
+        "vocab": VOCAB,
+        "max_length": 6,
+        "vectors": "glove_6b_50d",
+        "embedding_dim": 50,
+    }
+
+
+def test_average_model_is_the_masked_mean_of_word_vectors():
+    from dlkit.apps.sentiment.model import build_model, embedding_matrix
+
+    model = build_model(Config.tiny(), tiny_meta("average"))
+    ids = np.array([[2, 3, 4, 0, 0, 0], [5, 1, 0, 0, 0, 0]], np.int32)
+    table = embedding_matrix(VOCAB, "glove_6b_50d")
+    kernel, bias = model.get_layer("probs").get_weights()
+    logits = np.stack([table[row[row > 0]].mean(axis=0) for row in ids]) @ kernel + bias
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_ignores_padding():
+    import dataclasses
+
+    from dlkit.apps.sentiment.model import build_model
+
+    config = dataclasses.replace(Config.tiny(), lstm_layers=2)
+    short = build_model(config, tiny_meta("lstm"))
+    long_meta = dict(tiny_meta("lstm"), max_length=10)
+    long = build_model(config, long_meta)
+    long.set_weights(short.get_weights())
+    ids = np.array([[10, 7, 6, 8, 0, 0]], np.int32)
+    padded = np.pad(ids, ((0, 0), (0, 4)))
+    np.testing.assert_allclose(short.predict(ids, verbose=0), long.predict(padded, verbose=0), atol=1e-6)
+    assert [layer.name for layer in short.layers if "bilstm" in layer.name] == ["bilstm_1", "bilstm_2"]
+
+
+# --- user data and its errors ---------------------------------------------------------------
+def test_user_files_in_three_formats(tmp_path):
+    rows = [("a good film", "pos"), ("not good", "neg"), ("", "neg"), ("fine", "")]
+    csv_file = tmp_path / "r.csv"
+    csv_file.write_text("body,stars\n" + "\n".join(f'"{t}",{label}' for t, label in rows) + "\n")
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"body": t, "stars": label}) for t, label in rows) + "\n")
+    config = Config(text_column="body", label_column="stars")
+    for path in (csv_file, jsonl):
+        found, skipped = read_labelled(path, config)
+        assert [(t, label) for _, t, label in found] == rows[:2]
+        assert len(skipped) == 2 and "empty text" in skipped[0] and "empty label" in skipped[1]
+
+
+def test_user_data_errors_name_the_file(tmp_path):
+    csv_file = tmp_path / "r.csv"
+    csv_file.write_text("review,label\nnice,positive\n")
+    with pytest.raises(InvalidInputError, match=r"r.csv: no column 'text' \(columns: label, review\)"):
+        read_labelled(csv_file, Config())
+    latin = tmp_path / "l.tsv"
+    latin.write_bytes("text\tlabel\ncaf\xe9\tpositive\n".encode("latin-1"))
+    with pytest.raises(InvalidInputError, match="l.tsv: not UTF-8"):
+        read_labelled(latin, Config())
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("text\tlabel\ngood\tpositive\nbad\tnegative\n")
+    (folder / "val.tsv").write_text("text\tlabel\nok\tpositive\nmeh\tmixed\n")
+    with pytest.raises(InvalidInputError, match=r"val.tsv:3: label 'mixed' is not one of the classes"):
+        open_source(Config(), str(folder))
+    with pytest.raises(InvalidInputError, match=r"train.tsv:3: label 'negative' is not one of the classes"):
+        open_source(Config(labels="positive,neutral"), str(folder))
+
+
+# --- scores ---------------------------------------------------------------------------------
+def test_wilson_interval_solves_its_defining_equation():
+    from dlkit.apps.sentiment.model import wilson_interval
+
+    for successes, total in ((81, 100), (1520, 1520), (0, 40), (700, 1000)):
+        p = successes / total
+        for bound in wilson_interval(successes, total):
+            # |p - bound| = z * sqrt(bound (1 - bound) / n): the Wilson bounds' definition.
+            assert abs(abs(p - bound) - 1.96 * np.sqrt(bound * (1 - bound) / total)) < 1e-9
+
+
+def test_annotate_lists_errors_and_scores_the_diagnostic_set():
+    from types import SimpleNamespace
+
+    from dlkit.apps.sentiment.model import SentimentEvaluator, annotate
+
+    texts = ["not good at all", "a good film", "good, but long", "bad"]
+    evaluator = SentimentEvaluator(["negative", "positive"])
+    probs = np.array([[0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.6, 0.4]])
+    evaluator.update([probs], np.array([0, 1, 0, 0]))
+    report = annotate(evaluator.result(), SimpleNamespace(texts=texts))
+    assert report["accuracy"] == 0.5 and "rows" not in report
+    assert [row["text"] for row in report["misclassified"]] == ["not good at all", "good, but long"]
+    assert report["diagnostic"]["count"] == 2 and report["diagnostic"]["accuracy"] == 0.0
+    assert report["diagnostic"]["rest_accuracy"] == 1.0
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+def test_predict_rejects_bad_text_and_warns_on_long_text(contract_run, tmp_path):
+    run = contract_run("sentiment")
+    model = str(run.run_dir / "model.keras")
+    result = run_cli("sentiment", "predict", "   ", "--model", model)
+    assert_one_line_error(result, "empty text")
+    result = run_cli("sentiment", "predict", "?!...", "--model", model)
+    assert_one_line_error(result, "no words to read")
+    long_text = " ".join(["a wonderful film"] * 20)
+    result = run_cli("sentiment", "predict", long_text, "great zzqxv", "--model", model, "--json")
+    assert result.exit_code == 0, result.output
+    predictions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert predictions[0]["label"] in ("negative", "positive")
+    assert abs(sum(predictions[0]["probabilities"].values()) - 1) < 1e-5
+    assert "60 words; the model reads the first 12" in result.output and "zzqxv" in result.output
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good\n\xff\xfe bad\n")
+    assert_one_line_error(run_cli("sentiment", "predict", "--file", str(bad), "--model", model), "not UTF-8")
+
+
+def test_evaluate_prints_peers_and_the_diagnostic_set(contract_run):
+    run = contract_run("sentiment")
+    result = run_cli("sentiment", "evaluate", "--model", str(run.run_dir))
+    assert result.exit_code == 0, result.output
+    assert "peers: vader: accuracy" in result.stdout and "peers: tfidf_logreg: accuracy" in result.stdout
+    assert "diagnostic:" in result.stdout and "accuracy" in result.stdout
+    assert (run.run_dir / "plots" / "misclassified.tsv").exists()
