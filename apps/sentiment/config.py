@@ -30,6 +30,8 @@ class Config(TrainConfig):
     max_length: int = 48  # words read per text; longer texts are cut (99% of sentences fit)
     extra_words: int = 20000  # the most frequent GloVe words kept besides the training words
     train_embeddings: bool = True  # fine-tuned: 78% test accuracy against 75% frozen (lstm)
+    fine_tune_epochs: int = 0  # > 0: frozen for `epochs`, then the embedding trains this long
+    fine_tune_learning_rate: float = 3e-4
     units: int = 64  # first Bi-LSTM layer, per direction (the second has half)
     lstm_layers: int = 2
     dropout: float = 0.3

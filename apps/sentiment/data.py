@@ -242,6 +242,7 @@ def _open_tfds(config, name):
 def load_split(config, source, split, meta=None, progress=None):
     """One split as word ids with the model's vocabulary (`meta["vocab"]`); texts without
     a single word (only punctuation...) are left out and reported."""
+    from dlkit.apps.sentiment.edge import has_words
     from dlkit.edge.text import WordVocab
 
     if meta is None or "vocab" not in meta:
@@ -256,10 +257,11 @@ def load_split(config, source, split, meta=None, progress=None):
     texts, inputs, targets = [], [], []
     empty = cut = 0
     for text, label in source.rows(split):
-        row, count = vocab.encode(text, length)
-        if count == 0:
+        tokens = vocab.tokenize(text)
+        if not has_words(tokens):
             empty += 1
             continue
+        row, count = vocab.encode_words(tokens, length)
         cut += count > length
         texts.append(text)
         inputs.append(row)

@@ -1,6 +1,8 @@
 """On-device sentiment (pure Python + numpy): text -> word ids with the model's vocabulary,
 probabilities -> label. Used by on-device predict and by evaluation alike."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 from dlkit.edge.text import WordVocab
@@ -18,36 +20,48 @@ def vocab_of(meta):
     return _VOCABS[key][1]
 
 
+def has_words(tokens):
+    """Whether split text holds a word (a token with a letter or digit), not only
+    punctuation or symbols: the one rule for training data and device input."""
+    return any(any(ch.isalnum() for ch in token) for token in tokens)
+
+
+class Text(NamedTuple):
+    """One input: the text and its words, split once for the model and the warnings."""
+
+    text: str
+    words: list
+
+
 def read_input(text, meta):
-    """The text itself; empty text, or text without a word (only punctuation or symbols),
-    raises InvalidInputError."""
+    """The text and its words; empty text, or text without a word (only punctuation or
+    symbols), raises InvalidInputError."""
     text = str(text)
     if not text.strip():
         raise InvalidInputError("empty text")
-    if not any(any(ch.isalnum() for ch in token) for token in vocab_of(meta).tokenize(text)):
+    tokens = vocab_of(meta).tokenize(text)
+    if not has_words(tokens):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise InvalidInputError(f"{shown!r}: no words to read (only punctuation or symbols)")
-    return text
+    return Text(text, tokens)
 
 
-def input_warnings(text, meta):
+def input_warnings(raw, meta):
     """A text longer than the model reads is cut (said so); unknown words are listed."""
-    vocab = vocab_of(meta)
-    tokens = vocab.tokenize(text)
+    vocab, length = vocab_of(meta), meta["max_length"]
     warnings = []
-    if len(tokens) > meta["max_length"]:
-        warnings.append(f"{len(tokens)} words; the model reads the first {meta['max_length']}")
-    unknown = [t for t in dict.fromkeys(tokens[: meta["max_length"]]) if t not in vocab.index and t.isalpha()]
+    if len(raw.words) > length:
+        warnings.append(f"{len(raw.words)} words; the model reads the first {length}")
+    unknown = [t for t in dict.fromkeys(raw.words[:length]) if t not in vocab.index and t.isalpha()]
     if unknown:
-        warnings.append(
-            f"unknown words read as <unk>: {', '.join(unknown[:5])}" + (" ..." if len(unknown) > 5 else "")
-        )
+        more = " ..." if len(unknown) > 5 else ""
+        warnings.append(f"unknown words read as <unk>: {', '.join(unknown[:5])}{more}")
     return warnings
 
 
-def preprocess(text, meta):
-    """Text -> (max_length,) int32 word ids."""
-    return vocab_of(meta).encode(text, meta["max_length"])[0]
+def preprocess(raw, meta):
+    """A read input -> (max_length,) int32 word ids."""
+    return vocab_of(meta).encode_words(raw.words, meta["max_length"])[0]
 
 
 def postprocess(outputs, meta, **options):

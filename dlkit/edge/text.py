@@ -78,10 +78,13 @@ class WordVocab:
     def encode(self, text, length):
         """`text` -> ((length,) int32 ids, padded with 0 and cut after `length` words,
         the number of words before cutting)."""
-        ids = self.ids(self.tokenize(text))
+        return self.encode_words(self.tokenize(text), length)
+
+    def encode_words(self, tokens, length):
+        """`encode` for text already split by `tokenize`."""
         row = np.zeros(length, np.int32)
-        row[: min(len(ids), length)] = ids[:length]
-        return row, len(ids)
+        row[: min(len(tokens), length)] = self.ids(tokens[:length])
+        return row, len(tokens)
 
     def decode(self, ids):
         """ids -> the words joined by spaces; padding dropped, unknown ids as `<unk>`."""

@@ -295,3 +295,48 @@ def test_evaluate_prints_peers_and_the_diagnostic_set(contract_run):
     assert "peers: vader: accuracy" in result.stdout and "peers: tfidf_logreg: accuracy" in result.stdout
     assert "diagnostic:" in result.stdout and "accuracy" in result.stdout
     assert (run.run_dir / "plots" / "misclassified.tsv").exists()
+
+
+def test_device_tokenizer_gives_the_training_ids_over_the_whole_dataset(contract_run, rated_sets):
+    """The ids training used (data.load_split) and the ids a device computes from the
+    exported bundle's vocabulary file (edge.read_input + preprocess), for every sentence
+    of the four rated sets."""
+    from dlkit.apps.sentiment import edge
+    from dlkit.apps.sentiment.data import load_split, rated_source
+    from dlkit.edge.bundle import ModelBundle
+
+    run_dir = contract_run("sentiment").run_dir
+    device_meta = ModelBundle.load(run_dir / "model.tflite").meta
+    train_meta = dict(device_meta, vocab=list(device_meta["vocab"]))
+    config = Config(max_length=device_meta["max_length"])
+    total = 0
+    for name in ("movie", *reviews.CROSS_DOMAIN):
+        source = rated_source(config, name, rated_sets)
+        for split in ("train", "val", "test"):
+            if not source.splits[split]:
+                continue
+            loaded = load_split(config, source, split, meta=train_meta)
+            device = np.stack(
+                [edge.preprocess(edge.read_input(text, device_meta), device_meta) for text in loaded.texts]
+            )
+            np.testing.assert_array_equal(device, loaded.inputs)
+            total += len(loaded.texts)
+    assert total > 23_000
+
+
+def test_bench_tool_times_keras_and_tflite_side_by_side(contract_run, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_sentiment", Path(__file__).parents[2] / "tools" / "bench_sentiment.py"
+    )
+    bench_sentiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_sentiment)
+    texts = tmp_path / "texts.txt"
+    assert bench_sentiment.write_texts(texts, 40) == 40
+    result = bench_sentiment.bench(contract_run("sentiment").run_dir, texts, repeats=1)
+    assert result["tflite_file"].endswith(".tflite") and len(result["seconds"]["keras"]) == 1
+    medians = result["median_seconds"]
+    assert result["ratio_keras_over_tflite"] == medians["keras"] / medians["tflite"]
+    assert 0 < result["tflite_interpreter_seconds"] < medians["tflite"]

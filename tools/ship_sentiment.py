@@ -1,0 +1,126 @@
+"""Assembles saved_models/sentiment/ from a finished Bi-LSTM run, or only measures it.
+
+Exports the dynamic-range TFLite model (shipped) and float32 (measured), and scores, on
+the test split of the rated movie sentences and on the archive's cross-domain sets:
+Keras, both TFLite files, the label agreement of Keras and the shipped TFLite, the
+averaging baseline (a second run), VADER and the TF-IDF logistic regression, each with
+a 95% interval and its accuracy on the negation/contrast diagnostic subset.
+
+    python tools/ship_sentiment.py LSTM_RUN AVERAGE_RUN [--measure-only]
+"""
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from dlkit import io
+from dlkit.apps.sentiment import reviews
+from dlkit.apps.sentiment.data import rated_source
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import batches, config_of, runner_for, score
+from dlkit.export.bundle import export, install_bundle
+from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
+
+SHIPPED = "model.dynamic.tflite"
+FILES = ("model.keras", SHIPPED, "model.dynamic.golden.npz", "model.json")
+VARIANTS = (("keras", "model.keras"), ("tflite_float32", "model.tflite"), ("tflite_dynamic", SHIPPED))
+SETS = ("movie", *reviews.CROSS_DOMAIN)
+
+
+def headline(report):
+    """The figures worth a table row: accuracy, its interval, the diagnostic subset."""
+    row = {key: report[key] for key in ("accuracy", "accuracy_ci95", "count") if key in report}
+    if "diagnostic" in report:
+        row["diagnostic_accuracy"] = report["diagnostic"]["accuracy"]
+        row["diagnostic_count"] = report["diagnostic"]["count"]
+    elif "diagnostic_accuracy" in report:
+        row["diagnostic_accuracy"] = report["diagnostic_accuracy"]
+    return row
+
+
+def labels_of(run, loaded):
+    return np.concatenate(
+        [np.argmax(run(inputs)[0], axis=1) for inputs, _ in batches(loaded.inputs, loaded.targets)]
+    )
+
+
+def measure(app, work, average_run):
+    meta = ModelBundle.load(work / "model.keras", app=app.name).meta
+    config = config_of(app, meta)
+    sets = reviews.load_sets()
+    movie = rated_source(config, "movie", sets)
+    tests = {
+        name: app.load_split(config, rated_source(config, name, sets), "test", meta=meta) for name in SETS
+    }
+    runs = {
+        variant: runner_for(app, ModelBundle.load(work / name, app=app.name), config)
+        for variant, name in VARIANTS
+    }
+    average = ModelBundle.load(Path(average_run) / "model.keras", app=app.name)
+    average_config = config_of(app, average.meta)
+    runs["average_keras"] = runner_for(app, average, average_config)
+    results = {}
+    for name, loaded in tests.items():
+        row = {}
+        for variant, run in runs.items():
+            variant_meta = average.meta if variant == "average_keras" else meta
+            if variant == "average_keras":
+                loaded_here = app.load_split(
+                    average_config, rated_source(average_config, name, sets), "test", meta=variant_meta
+                )
+            else:
+                loaded_here = loaded
+            report = score(app, config, variant_meta, run, loaded_here)
+            row[variant] = headline(report)
+        for peer, report in app.peers(config, meta, movie, loaded).items():
+            row[peer] = headline(report)
+        keras_labels, tflite_labels = (
+            labels_of(runs["keras"], loaded),
+            labels_of(runs["tflite_dynamic"], loaded),
+        )
+        row["label_agreement_keras_tflite_dynamic"] = float(np.mean(keras_labels == tflite_labels))
+        results[name] = row
+        print(
+            name,
+            {k: round(v["accuracy"], 4) if isinstance(v, dict) else round(v, 4) for k, v in row.items()},
+            flush=True,
+        )
+    val = app.load_split(config, movie, "val", meta=meta)
+    results["movie_val"] = {
+        variant: headline(score(app, config, meta, runs[variant], val)) for variant, _ in VARIANTS
+    }
+    return results
+
+
+def main(run_dir, average_run, measure_only=False):
+    app = get_app("sentiment")
+    run_dir = Path(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name in ("model.keras", "model.json", "vocab.txt"):
+            shutil.copy2(run_dir / name, work / name)
+        for quantize in ("float32", "dynamic"):
+            export(app, work, quantize)
+        metrics = measure(app, work, average_run)
+        metrics["sizes"] = {
+            name: (work / name).stat().st_size for name in ("model.tflite", SHIPPED, "vocab.txt")
+        }
+        io.write_json(work / "metrics.json", metrics)
+        results = Path(__file__).parent / "results" / "sentiment.json"
+        io.write_json(results, {"run": str(run_dir), "average_run": str(average_run), "metrics": metrics})
+        if measure_only:
+            print(f"measured {run_dir}: {results}")
+            return
+        target = install_bundle(work, shipped_model_dir("sentiment"), FILES)
+    print(f"shipped to {target}")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--measure-only"]
+    if len(args) != 2:
+        sys.exit(__doc__)
+    main(*args, measure_only="--measure-only" in sys.argv)
