@@ -25,6 +25,9 @@ class Config(TrainConfig):
 
     model: str = "lstm"  # lstm | average
     classes: str = "binary"  # binary | five (offline rated sentences)
+    # Rated sentences, binary: train on P(positive) = sigmoid(soft_labels * mean rating)
+    # instead of 0/1, so a sentence people found barely positive counts as such (0 = hard).
+    soft_labels: float = 2.0
     vectors: str = "glove_6b_50d"  # a registered name or a GloVe .txt file
     lowercase: bool = True  # the GloVe 6B vectors are lowercase
     max_length: int = 48  # words read per text; longer texts are cut (99% of sentences fit)

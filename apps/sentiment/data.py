@@ -28,6 +28,7 @@ class TextSource:
     splits: dict  # split -> list of (text, label id)
     fingerprint: str = ""
     skipped: list = field(default_factory=list)
+    ratings: dict = field(default_factory=dict)  # split -> mean human rating per row (rated sets)
 
     def rows(self, split):
         if not self.splits.get(split):
@@ -37,11 +38,14 @@ class TextSource:
 
 @dataclass
 class LoadedSplit:
-    """One split as word ids: `inputs` (n, max_length) int32, `targets` (n,) label ids."""
+    """One split as word ids: `inputs` (n, max_length) int32, `targets` (n,) label ids,
+    `fit_targets` (n, classes) float32: what the loss compares with (one-hot, or for rated
+    sentences and `soft_labels` > 0 the share of positive judgement)."""
 
     texts: list
     inputs: np.ndarray
     targets: np.ndarray
+    fit_targets: np.ndarray
     skipped: list = field(default_factory=list)
 
 
@@ -87,15 +91,17 @@ def rated_source(config, name, sets):
         if label is None:
             neutral += 1
         else:
-            rows.append((text, label))
+            rows.append((text, label, rating))
     if name == "movie":
-        splits = reviews.split_rows(rows)
+        rated = reviews.split_rows(rows)
         what = f"rated movie-review sentences ({config.classes} labels, fixed split)"
     else:
-        splits = {"train": [], "val": [], "test": rows}
+        rated = {"train": [], "val": [], "test": rows}
         what = f"rated {name} sentences ({config.classes} labels, all as the test split)"
+    splits = {split: [(text, label) for text, label, _ in part] for split, part in rated.items()}
+    ratings = {split: [rating for _, _, rating in part] for split, part in rated.items()}
     skipped = [f"{name}: {neutral} sentences rated exactly 0 left out (binary labels)"] if neutral else []
-    return TextSource(what, labels, splits, fingerprint(splits), skipped)
+    return TextSource(what, labels, splits, fingerprint(splits), skipped, ratings)
 
 
 def _configured_labels(config):
@@ -254,9 +260,12 @@ def load_split(config, source, split, meta=None, progress=None):
         )
     vocab = WordVocab(meta["vocab"], meta.get("lowercase", True))
     length = meta["max_length"]
-    texts, inputs, targets = [], [], []
+    texts, inputs, targets, fit_targets = [], [], [], []
     empty = cut = 0
-    for text, label in source.rows(split):
+    classes = len(source.labels)
+    ratings = source.ratings.get(split)
+    soft = ratings is not None and classes == 2 and config.soft_labels > 0
+    for k, (text, label) in enumerate(source.rows(split)):
         tokens = vocab.tokenize(text)
         if not has_words(tokens):
             empty += 1
@@ -266,6 +275,11 @@ def load_split(config, source, split, meta=None, progress=None):
         texts.append(text)
         inputs.append(row)
         targets.append(label)
+        if soft:
+            positive = 1.0 / (1.0 + np.exp(-config.soft_labels * ratings[k]))
+            fit_targets.append((1.0 - positive, positive))
+        else:
+            fit_targets.append(np.eye(classes)[label])
     skipped = list(source.skipped) if split == "train" else []
     if empty:
         skipped.append(f"{split}: {empty} texts without a word left out")
@@ -273,7 +287,9 @@ def load_split(config, source, split, meta=None, progress=None):
         skipped.append(f"{split}: {cut} texts longer than {length} words cut to {length}")
     if not texts:
         raise DlkitError(f"{source.description}: no {split} text has a word")
-    return LoadedSplit(texts, np.stack(inputs), np.array(targets, np.int32), skipped)
+    return LoadedSplit(
+        texts, np.stack(inputs), np.array(targets, np.int32), np.array(fit_targets, np.float32), skipped
+    )
 
 
 def training_words(source):
@@ -289,10 +305,14 @@ def training_words(source):
 
 
 def make_dataset(config, split, training=False, meta=None):
-    """Batched (ids, label id) pairs."""
+    """Batched (ids, target distribution) pairs: soft for rated training sentences
+    (`soft_labels`), one-hot otherwise, so validation accuracy counts hard labels."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets))
+    fit_targets = (
+        split.fit_targets if training else np.eye(split.fit_targets.shape[1], dtype=np.float32)[split.targets]
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((split.inputs, fit_targets))
     if training:
         dataset = dataset.shuffle(len(split.targets), seed=config.seed, reshuffle_each_iteration=True)
     return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)

@@ -119,8 +119,8 @@ def build_model(config, meta, load_weights=True):
 def compile_model(model, config, learning_rate=None):
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        loss=keras.losses.CategoricalCrossentropy(),  # targets are distributions (soft labels)
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
 
 

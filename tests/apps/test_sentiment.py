@@ -340,3 +340,20 @@ def test_bench_tool_times_keras_and_tflite_side_by_side(contract_run, tmp_path):
     medians = result["median_seconds"]
     assert result["ratio_keras_over_tflite"] == medians["keras"] / medians["tflite"]
     assert 0 < result["tflite_interpreter_seconds"] < medians["tflite"]
+
+
+def test_rated_training_sentences_get_soft_targets(rated_sets):
+    from dlkit.apps.sentiment.data import load_split, rated_source
+
+    meta = {"vocab": VOCAB, "labels": ["negative", "positive"], "max_length": 8}
+    source = rated_source(Config(), "movie", rated_sets)
+    loaded = load_split(Config(), source, "train", meta=meta)
+    rating = {text: r for (text, _), r in zip(source.rows("train"), source.ratings["train"])}
+    ratings = np.array([rating[text] for text in loaded.texts])
+    positive = loaded.fit_targets[:, 1]
+    assert np.allclose(loaded.fit_targets.sum(axis=1), 1) and np.all(
+        (positive > 0.5) == (loaded.targets == 1)
+    )
+    np.testing.assert_allclose(positive, 1 / (1 + np.exp(-2.0 * ratings)), rtol=1e-5)
+    hard = load_split(Config(soft_labels=0), source, "train", meta=meta)
+    np.testing.assert_array_equal(hard.fit_targets, np.eye(2)[hard.targets])
