@@ -361,3 +361,37 @@ def test_rated_training_sentences_get_soft_targets(rated_sets):
     np.testing.assert_allclose(positive, 1 / (1 + np.exp(-2.0 * ratings)), rtol=1e-5)
     hard = load_split(Config(soft_labels=0), source, "train", meta=meta)
     np.testing.assert_array_equal(hard.fit_targets, np.eye(2)[hard.targets])
+
+
+def test_tfds_text_source_on_a_local_builder(tmp_path, monkeypatch):
+    """An imdb_reviews-like builder (text, label with names; train and test only)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class DlkitTinyReviews(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict(
+                    {"text": tfds.features.Text(), "label": tfds.features.ClassLabel(names=["neg", "pos"])}
+                ),
+                supervised_keys=("text", "label"),
+            )
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(60, 0), "test": self._generate_examples(10, 1)}
+
+        def _generate_examples(self, count, seed):
+            for i in range(count):
+                yield (
+                    f"{seed}-{i}",
+                    {"text": f"review {seed} {i} was {'good' if i % 2 else 'bad'}", "label": i % 2},
+                )
+
+    DlkitTinyReviews(data_dir=str(tmp_path)).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    source = open_source(Config(), "tfds:dlkit_tiny_reviews")
+    assert source.labels == ("neg", "pos") and len(source.rows("test")) == 10
+    assert len(source.rows("train")) + len(source.rows("val")) == 60 and source.rows("val")
+    assert all(label == int(text.endswith("good")) for text, label in source.rows("train"))
