@@ -395,3 +395,43 @@ def test_tfds_text_source_on_a_local_builder(tmp_path, monkeypatch):
     assert source.labels == ("neg", "pos") and len(source.rows("test")) == 10
     assert len(source.rows("train")) + len(source.rows("val")) == 60 and source.rows("val")
     assert all(label == int(text.endswith("good")) for text, label in source.rows("train"))
+
+
+def test_train_stops_on_bad_data_with_one_line(tmp_path):
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "train.csv").write_text("review,stars\ngreat,5\n")
+    result = run_cli("sentiment", "train", "--data", folder, "--tiny", "--run-dir", tmp_path / "run1")
+    assert_one_line_error(result, "train.csv: no column 'text'")
+    rows = [
+        f"{word} film number {i},{label}"
+        for i in range(20)
+        for word, label in (("great", "pos"), ("awful", "neg"))
+    ]
+    (folder / "train.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    glove = tmp_path / "glove.txt"
+    glove.write_text("great 0.1 0.2\nfilm 0.3\n")
+    result = run_cli(
+        "sentiment",
+        "train",
+        "--data",
+        folder,
+        "--tiny",
+        "--set",
+        f"vectors={glove}",
+        "--run-dir",
+        tmp_path / "run2",
+    )
+    assert_one_line_error(result, "glove.txt:2: 1 numbers after the word, the file's vectors have 2")
+
+
+def test_five_classes_from_the_mean_rating(tmp_path):
+    run_dir = tmp_path / "five"
+    result = run_cli(
+        "sentiment", "train", "--tiny", "--set", "classes=five", "--set", "epochs=1", "--run-dir", run_dir
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((run_dir / "model.json").read_text())
+    assert meta["labels"] == ["very negative", "negative", "neutral", "positive", "very positive"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())["keras"]["test"]
+    assert np.array(metrics["confusion_matrix"]).shape == (5, 5) and metrics["count"] >= 1500
