@@ -32,13 +32,13 @@ class Config(TrainConfig):
     lowercase: bool = True  # the GloVe 6B vectors are lowercase
     max_length: int = 48  # words read per text; longer texts are cut (99% of sentences fit)
     extra_words: int = 20000  # the most frequent GloVe words kept besides the training words
-    train_embeddings: bool = True  # fine-tuned: 78% test accuracy against 75% frozen (lstm)
+    train_embeddings: bool = True  # fine-tuned: 0.80 validation accuracy, frozen 0.77
     fine_tune_epochs: int = 0  # > 0: frozen for `epochs`, then the embedding trains this long
     fine_tune_learning_rate: float = 3e-4
-    units: int = 64  # first Bi-LSTM layer, per direction (the second has half)
-    lstm_layers: int = 2
-    dropout: float = 0.3
-    spatial_dropout: float = 0.2  # drops whole embedding channels
+    units: int = 64  # first Bi-LSTM layer, per direction (each further layer has half)
+    lstm_layers: int = 1  # 2 layers: validation accuracy 0.798 against 0.803 for 1
+    dropout: float = 0.5
+    spatial_dropout: float = 0.3  # drops whole embedding channels
     text_column: str = "text"  # CSV/TSV/JSONL user data
     label_column: str = "label"
     labels: str = ""  # comma-separated class names, in id order ("" = sorted labels found)
