@@ -84,22 +84,17 @@ def embedding_matrix(vocab, name):
 def build_model(config, meta, load_weights=True):
     """Word ids (batch, max_length), 0-padded -> class probabilities (batch, classes).
 
-    `load_weights=False` leaves the embedding at zero (for callers that set all weights).
+    `load_weights=False` leaves the embedding random (for callers that set all weights).
     """
     vocab, length = meta["vocab"], meta["max_length"]
     dim, classes = meta["embedding_dim"], len(meta["labels"])
-    initial = (
-        embedding_matrix(vocab, meta["vectors"]) if load_weights else np.zeros((len(vocab), dim), np.float32)
-    )
     ids = keras.Input((length,), dtype="int32", name="token_ids")
-    x = layers.Embedding(
-        len(vocab),
-        dim,
-        mask_zero=True,
-        embeddings_initializer=keras.initializers.Constant(initial),
-        trainable=config.train_embeddings,
-        name="embedding",
-    )(ids)  # (batch, length, dim), padding masked
+    # The vectors are set after building: as a Constant initializer they would be
+    # written into the model's config (26 MB of JSON in model.keras).
+    embedding = layers.Embedding(
+        len(vocab), dim, mask_zero=True, trainable=config.train_embeddings, name="embedding"
+    )
+    x = embedding(ids)  # (batch, length, dim), padding masked
     if meta["model"] == "average":
         x = layers.GlobalAveragePooling1D(name="average")(x)  # (batch, dim): mean over the words
     else:
@@ -112,6 +107,8 @@ def build_model(config, meta, load_weights=True):
         # x: (batch, 2 * units of the last layer), the many-to-one summary
     probs = layers.Dense(classes, activation="softmax", name="probs")(x)
     model = keras.Model(ids, probs, name=f"sentiment_{meta['model']}")
+    if load_weights:
+        embedding.set_weights([embedding_matrix(vocab, meta["vectors"])])
     compile_model(model, config)
     return model
 
