@@ -435,3 +435,18 @@ def test_five_classes_from_the_mean_rating(tmp_path):
     assert meta["labels"] == ["very negative", "negative", "neutral", "positive", "very positive"]
     metrics = json.loads((run_dir / "metrics.json").read_text())["keras"]["test"]
     assert np.array(metrics["confusion_matrix"]).shape == (5, 5) and metrics["count"] >= 1500
+
+
+def test_shipped_model_replays_its_golden_vectors_on_the_edge_path():
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import runner_for
+    from dlkit.paths import shipped_model_dir
+    from dlkit.registry import get_app
+
+    folder = shipped_model_dir("sentiment")
+    bundle = ModelBundle.load(folder / "model.dynamic.tflite")
+    assert bundle.meta["vocab"][:2] == [PAD, UNK] and len(bundle.meta["vocab"]) > 20_000
+    golden = np.load(folder / "model.dynamic.golden.npz")
+    outputs = runner_for(get_app("sentiment"), bundle)(golden["inputs"])
+    np.testing.assert_allclose(outputs[0], golden["tflite_output_0"], atol=1e-5)
+    np.testing.assert_allclose(outputs[0], golden["keras_output_0"], atol=0.05)
