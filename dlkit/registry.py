@@ -15,6 +15,7 @@ APP_PACKAGES = (
     "dlkit.apps.segment",
     "dlkit.apps.sentiment",
     "dlkit.apps.translate",
+    "dlkit.apps.trigger",
 )
 
 _REGISTRY = {}

@@ -51,11 +51,17 @@ def _postprocess():
     ]
 
 
+def _spectrogram():
+    audio = keras.Input((1600,))
+    return keras.Model(audio, dlkit.layers.Spectrogram(400, 160, 512)(audio)), [RNG.normal(0, 0.1, (2, 1600))]
+
+
 # Registered name -> fn() returning (a model using the object, its inputs); for losses the
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
     "dlkit>AdditiveAttention": _attention,
     "dlkit>PaddingMask": _padding_mask,
+    "dlkit>Spectrogram": _spectrogram,
     "dlkit>YOLODecode": _decode,
     "dlkit>YOLOPostprocess": _postprocess,
 }

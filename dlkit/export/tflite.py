@@ -50,8 +50,12 @@ def convert(
     specs = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=x.name.split(":")[0]) for x in model.inputs
     ]
-    # A model called on a dict of named inputs takes its signature as one dict.
-    signature = [{spec.name: spec for spec in specs}] if isinstance(model.input, dict) else specs
+    # A model called on a dict of named inputs takes its signature as one dict; a model of
+    # several inputs as one list.
+    if isinstance(model.input, dict):
+        signature = [{spec.name: spec for spec in specs}]
+    else:
+        signature = [specs] if len(specs) > 1 else specs
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)

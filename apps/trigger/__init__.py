@@ -1,0 +1,59 @@
+"""Trigger word detection: the course's Conv1D + GRU network over a spectrogram computed in
+the model, streaming on device.
+
+Data: by default 10-second clips synthesized as in the course: real background sounds
+(Tux Paint, freedesktop) and coloured noise, the trigger word ("activate") spoken by
+espeak-ng voices, and real recorded speech (Tux Paint's spoken stamp names) as
+negatives; voices, speakers and sounds of validation and test never occur in training.
+`--data DIR` takes a folder with positives/, negatives/ and backgrounds/ recordings.
+
+Example:
+    dlkit trigger predict recording.wav
+    dlkit trigger listen meeting.flac --chime out/
+"""
+
+from dlkit.app import App, Metric
+from dlkit.registry import register
+
+
+@register
+class TriggerApp(App):
+    name = "trigger"
+    summary = "Trigger word detection: Conv1D + GRU over an in-model spectrogram, streaming on device."
+    input_kind = "audio"
+    data_help = "A folder with positives/, negatives/ and backgrounds/ recordings, or omit for the synthesized clips."
+    gate = Metric("f1")
+    monitor = ("val_loss", "min")
+    architecture = (
+        "sample_rate",
+        "clip_seconds",
+        "frame_length",
+        "frame_step",
+        "fft_length",
+        "conv_filters",
+        "conv_kernel",
+        "conv_stride",
+        "gru_units",
+    )
+    quantizations = ("float32", "float16", "dynamic")  # the GRU loops do not take full int8
+
+    def convert(self, model, config, meta, quantize, representative=None):
+        return self.model.convert(model, config, meta, quantize, representative)
+
+    def tflite_runner(self, path, meta):
+        return self.edge.tflite_runner(path, meta)
+
+    def input_warnings(self, raw, meta):
+        return self.edge.input_warnings(raw, meta)
+
+    def windows(self, raw, meta):
+        return self.edge.windows(raw, meta)
+
+    def combine(self, results, raw, meta):
+        return self.edge.combine(results, raw, meta)
+
+    def write_sample_data(self, folder):
+        return None  # Config.tiny() synthesizes a few 3-second clips offline
+
+    def sample_inputs(self, folder):
+        return [str(self.data.write_sample_audio(folder))]

@@ -1,0 +1,264 @@
+"""Data for trigger: 10-second clips synthesized as in the course (a background with trigger
+words and other words pasted at random, non-overlapping positions), labelled per output
+step; offline from espeak-ng and Debian sounds, or from a user's folders of recordings."""
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.apps.trigger import sounds
+from dlkit.errors import DlkitError, InvalidInputError
+
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
+USER_FOLDERS = ("positives", "negatives", "backgrounds")
+
+
+def receptive_samples(config):
+    """Samples one output step sees: its conv window of frames."""
+    return config.frame_length + (config.conv_kernel - 1) * config.frame_step
+
+
+def step_samples(config):
+    """Samples between output steps."""
+    return config.frame_step * config.conv_stride
+
+
+def output_steps(config, samples):
+    """Output steps of the model for `samples` samples of audio (no padding anywhere)."""
+    frames = 1 + (samples - config.frame_length) // config.frame_step
+    return max(0, (frames - config.conv_kernel) // config.conv_stride + 1)
+
+
+def label_steps(config, ends, samples):
+    """(steps,) float32 labels: 1 for `label_steps` steps from the first step whose window
+    ends after each trigger word's last sample (`ends`, in samples)."""
+    steps = output_steps(config, samples)
+    labels = np.zeros(steps, np.float32)
+    hop, receptive = step_samples(config), receptive_samples(config)
+    for end in ends:
+        first = max(0, int(np.ceil((end - receptive) / hop)))
+        labels[first : first + config.label_steps] = 1.0
+    return labels
+
+
+@dataclass
+class Pools:
+    """Decoded sounds of one split, float32 at the config's sample rate."""
+
+    speech: list
+    effects: list
+    voices: tuple = ()
+    positives: list = field(default_factory=list)  # user recordings of the trigger word
+
+
+@dataclass
+class AudioSource:
+    description: str
+    split_files: dict  # split -> sounds.SoundFiles, or user folders
+    user: bool = False
+    fingerprint: str = ""
+    labels: tuple = ("trigger",)
+    pools: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoadedSplit:
+    """Synthesized clips: `inputs` (n, samples) float32, `targets` (n, steps) labels,
+    `events` the trigger end samples of each clip."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    events: list
+    skipped: list = field(default_factory=list)
+
+
+def open_source(config, data, progress=None):
+    """Resolves `--data`: omitted (espeak-ng trigger words, Tux Paint speech and sounds), or
+    a folder with `positives/`, `negatives/` and `backgrounds/` recordings (each split
+    70/15/15 by file name)."""
+    if data in (None, ""):
+        files = sounds.find_files()
+        digest = hashlib.sha1()
+        for split in sorted(files):
+            for path in files[split].speech + files[split].effects:
+                digest.update(f"{split}:{path}".encode())
+        return AudioSource(
+            f"synthesized clips: '{config.word}' by espeak-ng, Tux Paint speech and sounds",
+            files,
+            fingerprint=digest.hexdigest()[:16],
+        )
+    folder = Path(data)
+    if not folder.is_dir():
+        raise InvalidInputError(f"{folder}: expected a folder with {', '.join(USER_FOLDERS)}/")
+    missing = [name for name in USER_FOLDERS if not (folder / name).is_dir()]
+    if missing:
+        raise InvalidInputError(f"{folder}: no {', '.join(m + '/' for m in missing)} folder")
+    files = {split: {name: [] for name in USER_FOLDERS} for split in SPLIT_SEEDS}
+    for name in USER_FOLDERS:
+        for path in sorted((folder / name).rglob("*")):
+            if path.suffix.lower() in sounds.AUDIO_SUFFIXES:
+                files[sounds.split_of_name(path.name)][name].append(path)
+    if not any(files[s]["positives"] for s in files):
+        raise InvalidInputError(f"{folder / 'positives'}: no audio files")
+    return AudioSource(f"clips from {folder}", files, user=True, fingerprint=hashlib.sha1(str(folder).encode()).hexdigest()[:16])
+
+
+def _decode(paths, config, skipped, limit=None, seed=0):
+    from dlkit.edge.audio import read_audio
+
+    paths = list(paths)
+    if limit and len(paths) > limit:
+        pick = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
+        paths = [paths[i] for i in sorted(pick)]
+    decoded = []
+    for path in paths:
+        try:
+            audio = read_audio(path, config.sample_rate).samples
+        except InvalidInputError as error:
+            skipped.append(str(error))
+            continue
+        audio = sounds_trim(audio)
+        if len(audio) >= config.sample_rate // 10 and sounds.rms(audio) > 1e-4:
+            decoded.append(audio)  # clicks shorter than 0.1 s and silence are left out
+    return decoded
+
+
+def sounds_trim(audio, threshold=0.005):
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    return audio[loud[0] : loud[-1] + 1] if len(loud) else audio[:0]
+
+
+def pools_of(config, source, split, skipped):
+    """The split's decoded sounds (decoded once per source)."""
+    key = (split, config.sample_rate, config.speech_files)
+    if key not in source.pools:
+        files = source.split_files[split]
+        limit = config.speech_files
+        if source.user:
+            pools = Pools(
+                speech=_decode(files["negatives"], config, skipped, limit),
+                effects=_decode(files["backgrounds"], config, skipped),
+                positives=_decode(files["positives"], config, skipped),
+            )
+        else:
+            pools = Pools(
+                speech=_decode(files.speech, config, skipped, limit, seed=SPLIT_SEEDS[split]),
+                effects=_decode(files.effects, config, skipped),
+                voices=sounds.VOICES[split],
+            )
+        source.pools[key] = pools
+    return source.pools[key]
+
+
+def _positive(rng, config, pools):
+    if pools.positives:
+        return pools.positives[rng.integers(len(pools.positives))]
+    from dlkit.data.speech import speak
+
+    voice = pools.voices[rng.integers(len(pools.voices))]
+    return speak(config.word, voice, rate=int(rng.integers(120, 230)), pitch=int(rng.integers(25, 85)),
+                 sample_rate=config.sample_rate)  # fmt: skip
+
+
+def _negative(rng, config, pools):
+    if pools.speech and (not pools.voices or rng.random() < 0.6):
+        audio = pools.speech[rng.integers(len(pools.speech))]
+        longest = int(2.5 * config.sample_rate)
+        if len(audio) > longest:
+            start = int(rng.integers(0, len(audio) - longest))
+            audio = audio[start : start + longest]
+        return audio
+    from dlkit.data.speech import speak
+
+    voice = pools.voices[rng.integers(len(pools.voices))]
+    word = sounds.OTHER_WORDS[rng.integers(len(sounds.OTHER_WORDS))]
+    return speak(word, voice, rate=int(rng.integers(120, 230)), pitch=int(rng.integers(25, 85)),
+                 sample_rate=config.sample_rate)  # fmt: skip
+
+
+def background(rng, config, pools, samples):
+    """Coloured noise plus up to 3 real sounds, looped and cut; RMS -45 to -20 dBFS."""
+    exponent = float(rng.choice([0.0, 1.0, 2.0]))
+    audio = sounds.coloured_noise(rng, samples, exponent) * 10 ** (rng.uniform(-60, -35) / 20)
+    for _ in range(int(rng.integers(0, 4)) if pools.effects else 0):
+        effect = pools.effects[rng.integers(len(pools.effects))]
+        tiled = np.tile(effect, int(np.ceil(samples / len(effect))) + 1)
+        start = int(rng.integers(0, len(effect)))
+        audio = audio + tiled[start : start + samples] / (sounds.rms(effect) + 1e-9) * 10 ** (rng.uniform(-45, -25) / 20)
+    return audio.astype(np.float32)
+
+
+def synthesize_clip(rng, config, pools, samples=None):
+    """(audio (samples,), trigger end samples) of one clip."""
+    samples = samples or int(config.clip_seconds * config.sample_rate)
+    audio = background(rng, config, pools, samples)
+    level = sounds.rms(audio)
+    placed, ends = [], []
+    inserts = [("positive", _positive)] * int(rng.integers(0, config.max_positives + 1))
+    inserts += [("negative", _negative)] * int(rng.integers(0, config.max_negatives + 1))
+    for kind, make in inserts:
+        sound = make(rng, config, pools)[:samples]
+        for _ in range(50):
+            start = int(rng.integers(0, samples - len(sound) + 1))
+            if all(start + len(sound) <= a or start >= b for a, b in placed):
+                break
+        else:
+            continue
+        gain = 10 ** (rng.uniform(5, 25) / 20) * max(level, 1e-3) / (sounds.rms(sound) + 1e-9)
+        audio[start : start + len(sound)] += sound * gain
+        placed.append((start, start + len(sound)))
+        if kind == "positive":
+            ends.append(start + len(sound))
+    peak = np.abs(audio).max()
+    if peak > 0.99:
+        audio *= 0.99 / peak
+    return audio.astype(np.float32), sorted(ends)
+
+
+def load_split(config, source, split, meta=None, progress=None):
+    """`<split>_clips` clips synthesized with a fixed seed per split."""
+    count = {"train": config.train_clips, "val": config.val_clips, "test": config.test_clips}[split]
+    skipped = []
+    pools = pools_of(config, source, split, skipped)
+    if not pools.speech and not pools.effects and not pools.voices:
+        raise DlkitError(f"{source.description}: no {split} sounds")
+    rng = np.random.default_rng([config.seed, SPLIT_SEEDS[split]])
+    samples = int(config.clip_seconds * config.sample_rate)
+    inputs = np.zeros((count, samples), np.float32)
+    targets = np.zeros((count, output_steps(config, samples)), np.float32)
+    events = []
+    for i in range(count):
+        inputs[i], ends = synthesize_clip(rng, config, pools, samples)
+        targets[i] = label_steps(config, ends, samples)
+        events.append(ends)
+        if progress and (i + 1) % 100 == 0:
+            progress(i + 1, count, f"synthesizing {split} clips")
+    return LoadedSplit(inputs, targets, events, skipped)
+
+
+def make_dataset(config, split, training=False, meta=None):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets[..., None]))
+    if training:
+        dataset = dataset.shuffle(len(split.inputs), seed=config.seed, reshuffle_each_iteration=True)
+    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def write_sample_audio(folder, word="activate", sample_rate=16000):
+    """A 4-second WAV: noise with `word` (a test voice) at 1.5 s; returns its path."""
+    import soundfile
+
+    from dlkit.data.speech import speak
+
+    rng = np.random.default_rng(0)
+    audio = sounds.coloured_noise(rng, 4 * sample_rate, 1.0) * 0.01
+    spoken = speak(word, sounds.VOICES["test"][0], sample_rate=sample_rate)
+    start = int(1.5 * sample_rate)
+    audio[start : start + len(spoken)] += 0.5 * spoken / (np.abs(spoken).max() + 1e-9)
+    path = Path(folder) / "sample.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, sample_rate)
+    return path

@@ -1,0 +1,179 @@
+"""On-device trigger detection (numpy, soundfile, LiteRT; no TensorFlow): audio files in,
+per-step probabilities from the streaming TFLite model chunk by chunk, and events."""
+
+import numpy as np
+
+from dlkit.errors import InvalidInputError
+
+
+def read_input(path, meta):
+    """An audio file as mono float32 at the model's rate (resampled, downmixed)."""
+    from dlkit.edge.audio import read_audio
+
+    audio = read_audio(path, meta["sample_rate"])
+    if np.abs(audio.samples).max() == 0:
+        raise InvalidInputError(f"{path}: silent (every sample is 0)")
+    return audio
+
+
+def input_warnings(audio, meta):
+    warnings = list(audio.notes)
+    if np.mean(np.abs(audio.samples) >= 0.999) > 0.001:
+        warnings.append("clipped audio (samples at full scale): detections may suffer")
+    return warnings
+
+
+def windows(audio, meta):
+    """Consecutive clips of the model's length, the last one zero-padded."""
+    size = meta["clip_samples"]
+    samples = audio.samples
+    count = max(1, int(np.ceil(len(samples) / size)))
+    padded = np.zeros(count * size, np.float32)
+    padded[: len(samples)] = samples
+    return list(padded.reshape(count, size))
+
+
+def postprocess(outputs, meta, **options):
+    return [{"probs": np.asarray(row)[:, 0]} for row in outputs[0]]
+
+
+def steps_for(meta, samples):
+    """Output steps for `samples` samples: step j sees samples [j * step_samples,
+    j * step_samples + receptive_samples), so it exists when that lies inside the audio."""
+    if samples < meta["receptive_samples"]:
+        return 0
+    return (samples - meta["receptive_samples"]) // meta["step_samples"] + 1
+
+
+def step_end_seconds(meta, step):
+    """Time of the last sample a step sees (an event's time)."""
+    return (step * meta["step_samples"] + meta["receptive_samples"]) / meta["sample_rate"]
+
+
+def combine(results, audio, meta):
+    """One result per file: the trigger times in seconds (each at the end of the step
+    that fired, just after the word)."""
+    clip_seconds = meta["clip_samples"] / meta["sample_rate"]
+    times, peak = [], 0.0
+    for clip, result in enumerate(results):
+        probs = result["probs"]
+        peak = max(peak, float(probs.max()) if len(probs) else 0.0)
+        times += [round(clip * clip_seconds + step_end_seconds(meta, step), 2) for step in detect_events(probs, meta)]
+    return {
+        "triggers": times,
+        "seconds": round(len(audio.samples) / meta["sample_rate"], 2),
+        "max_probability": peak,
+    }
+
+
+def format_result(name, result):
+    times = ", ".join(f"{t:.2f}s" for t in result["triggers"]) or "none"
+    return f"{name}: {len(result['triggers'])} trigger(s) at {times} ({result['seconds']:.1f} s of audio)"
+
+
+def runs(labels):
+    """[(first, last)] step index runs of True in a boolean row."""
+    labels = np.asarray(labels, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], labels.astype(np.int8), [0]])))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def detect_events(probs, meta, threshold=None):
+    """Steps where an event fires: the probability has stayed >= threshold for
+    `min_steps` steps; after an event nothing fires for `refractory_seconds`."""
+    threshold = meta["threshold"] if threshold is None else threshold
+    refractory = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
+    events, above, blocked_until = [], 0, -1
+    for step, p in enumerate(np.asarray(probs)):
+        above = above + 1 if p >= threshold else 0
+        if above >= meta["min_steps"] and step > blocked_until:
+            events.append(step)
+            blocked_until = step + refractory
+            above = 0
+    return events
+
+
+def match_events(events, positive_runs, meta):
+    """(positives hit, false accepts): an event hits a positive when it fires within its
+    labelled run or up to the refractory period after it; each positive counts once."""
+    slack = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
+    hit, used = set(), set()
+    for k, (first, last) in enumerate(positive_runs):
+        for i, step in enumerate(events):
+            if i not in used and first <= step <= last + slack:
+                hit.add(k)
+                used.add(i)
+                break
+    return len(hit), len(events) - len(used)
+
+
+class Streamer:
+    """Runs the streaming model over audio fed in any pieces; exact to one pass over the
+    whole audio. `step(window, state_1, state_2) -> (probs (n,), state_1, state_2)`."""
+
+    def __init__(self, step, meta):
+        self.step, self.meta = step, meta
+        self.chunk = meta["stream_steps"] * meta["step_samples"]
+        self.window = self.chunk + meta["receptive_samples"] - meta["step_samples"]
+        self.reset()
+
+    def reset(self):
+        units = self.meta["gru_units"]
+        self.states = (np.zeros((1, units), np.float32), np.zeros((1, units), np.float32))
+        self.buffer = np.zeros(0, np.float32)
+        self.total = 0  # samples fed
+        self.emitted = 0  # steps returned
+
+    def feed(self, samples):
+        """Probabilities of the steps completed by `samples`."""
+        self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
+        self.total += len(samples)
+        out = []
+        while len(self.buffer) >= self.window:
+            out.append(self._run(self.buffer[: self.window]))
+            self.buffer = self.buffer[self.chunk :]
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def finish(self):
+        """The remaining steps whose window lies inside the audio (zero-padded run)."""
+        needed = steps_for(self.meta, self.total) - self.emitted
+        if needed <= 0:
+            return np.zeros(0, np.float32)
+        window = np.zeros(self.window, np.float32)
+        window[: len(self.buffer)] = self.buffer[: self.window]
+        return self._run(window)[:needed]
+
+    def _run(self, window):
+        probs, s1, s2 = self.step(window[None], *self.states)
+        self.states = (s1, s2)
+        probs = np.asarray(probs).reshape(-1)
+        self.emitted += len(probs)
+        return probs
+
+
+def tflite_stepper(path):
+    """step(window, state_1, state_2) over an exported streaming `.tflite`."""
+    from dlkit.edge import EdgeModel
+
+    model = EdgeModel(path)
+
+    def step(window, s1, s2):
+        probs, n1, n2 = model.predict({"audio": window, "state_1": s1, "state_2": s2})
+        return probs, n1, n2
+
+    return step
+
+
+def tflite_runner(path, meta):
+    """fn(clips (n, samples)) -> [probs (n, steps, 1)] streamed chunk by chunk."""
+    streamer = Streamer(tflite_stepper(path), meta)
+
+    def run(clips):
+        rows = []
+        for clip in np.asarray(clips, np.float32):
+            streamer.reset()
+            probs = np.concatenate([streamer.feed(clip), streamer.finish()])
+            rows.append(probs[:, None])
+        return [np.stack(rows)]
+
+    return run
