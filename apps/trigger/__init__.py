@@ -21,7 +21,9 @@ class TriggerApp(App):
     name = "trigger"
     summary = "Trigger word detection: Conv1D + GRU over an in-model spectrogram, streaming on device."
     input_kind = "audio"
-    data_help = "A folder with positives/, negatives/ and backgrounds/ recordings, or omit for the synthesized clips."
+    data_help = (
+        "A folder with positives/, negatives/ and backgrounds/ recordings, or omit for the synthesized clips."
+    )
     gate = Metric("f1")
     monitor = ("val_loss", "min")
     architecture = (
@@ -51,6 +53,11 @@ class TriggerApp(App):
 
     def combine(self, results, raw, meta):
         return self.edge.combine(results, raw, meta)
+
+    def register_cli(self, group):
+        from dlkit.apps.trigger.cli import listen_command
+
+        group.add_command(listen_command(self))
 
     def write_sample_data(self, folder):
         return None  # Config.tiny() synthesizes a few 3-second clips offline

@@ -47,10 +47,10 @@ def label_steps(config, ends, samples):
 class Pools:
     """Decoded sounds of one split, float32 at the config's sample rate."""
 
-    speech: list
-    effects: list
-    voices: tuple = ()
-    positives: list = field(default_factory=list)  # user recordings of the trigger word
+    speech: list  # recorded speech (negatives)
+    effects: list  # background sounds
+    positives: list  # the trigger word
+    words: list = field(default_factory=list)  # other words by the same voices (negatives)
 
 
 @dataclass
@@ -102,7 +102,12 @@ def open_source(config, data, progress=None):
                 files[sounds.split_of_name(path.name)][name].append(path)
     if not any(files[s]["positives"] for s in files):
         raise InvalidInputError(f"{folder / 'positives'}: no audio files")
-    return AudioSource(f"clips from {folder}", files, user=True, fingerprint=hashlib.sha1(str(folder).encode()).hexdigest()[:16])
+    return AudioSource(
+        f"clips from {folder}",
+        files,
+        user=True,
+        fingerprint=hashlib.sha1(str(folder).encode()).hexdigest()[:16],
+    )
 
 
 def _decode(paths, config, skipped, limit=None, seed=0):
@@ -143,39 +148,69 @@ def pools_of(config, source, split, skipped):
                 positives=_decode(files["positives"], config, skipped),
             )
         else:
+            positives, words = speech_bank(config, split)
             pools = Pools(
                 speech=_decode(files.speech, config, skipped, limit, seed=SPLIT_SEEDS[split]),
                 effects=_decode(files.effects, config, skipped),
-                voices=sounds.VOICES[split],
+                positives=positives,
+                words=words,
             )
         source.pools[key] = pools
     return source.pools[key]
 
 
 def _positive(rng, config, pools):
-    if pools.positives:
-        return pools.positives[rng.integers(len(pools.positives))]
-    from dlkit.data.speech import speak
-
-    voice = pools.voices[rng.integers(len(pools.voices))]
-    return speak(config.word, voice, rate=int(rng.integers(120, 230)), pitch=int(rng.integers(25, 85)),
-                 sample_rate=config.sample_rate)  # fmt: skip
+    return pools.positives[rng.integers(len(pools.positives))]
 
 
 def _negative(rng, config, pools):
-    if pools.speech and (not pools.voices or rng.random() < 0.6):
+    if pools.speech and (not pools.words or rng.random() < 0.6):
         audio = pools.speech[rng.integers(len(pools.speech))]
         longest = int(2.5 * config.sample_rate)
         if len(audio) > longest:
             start = int(rng.integers(0, len(audio) - longest))
             audio = audio[start : start + longest]
         return audio
+    return pools.words[rng.integers(len(pools.words))] if pools.words else None
+
+
+BANK_SIZE = {"train": 800, "val": 200, "test": 200}
+
+
+def speech_bank(config, split):
+    """(trigger words, other words) spoken by the split's espeak-ng voices at random rates
+    and pitches: built once into the dlkit cache, because espeak-ng's output varies a
+    little from call to call and clips must be the same at training and evaluation."""
+    from dlkit.data.cache import build_once
     from dlkit.data.speech import speak
 
-    voice = pools.voices[rng.integers(len(pools.voices))]
-    word = sounds.OTHER_WORDS[rng.integers(len(sounds.OTHER_WORDS))]
-    return speak(word, voice, rate=int(rng.integers(120, 230)), pitch=int(rng.integers(25, 85)),
-                 sample_rate=config.sample_rate)  # fmt: skip
+    name = f"trigger-speech-{config.word}-{config.sample_rate}-v1"
+
+    def build(folder):
+        counts = {}
+        for part, size in BANK_SIZE.items():
+            rng = np.random.default_rng([SPLIT_SEEDS[part], 7])
+            voices = sounds.VOICES[part]
+            banks = {"positives": [], "words": []}
+            for kind, bank in banks.items():
+                for i in range(size):
+                    text = (
+                        config.word
+                        if kind == "positives"
+                        else sounds.OTHER_WORDS[i % len(sounds.OTHER_WORDS)]
+                    )
+                    bank.append(speak(text, voices[i % len(voices)], rate=int(rng.integers(120, 230)),
+                                      pitch=int(rng.integers(25, 85)), sample_rate=config.sample_rate))  # fmt: skip
+            arrays = {f"{kind}_{i}": audio for kind, bank in banks.items() for i, audio in enumerate(bank)}
+            np.savez_compressed(folder / f"{part}.npz", **arrays)
+            counts[part] = size
+        return counts
+
+    with np.load(build_once(name, build) / f"{split}.npz") as stored:
+        keys = sorted(stored.files, key=lambda k: (k.split("_")[0], int(k.split("_")[1])))
+        positives = [stored[k] for k in keys if k.startswith("positives_")]
+        words = [stored[k] for k in keys if k.startswith("words_")]
+    return positives, words
 
 
 def background(rng, config, pools, samples):
@@ -186,12 +221,14 @@ def background(rng, config, pools, samples):
         effect = pools.effects[rng.integers(len(pools.effects))]
         tiled = np.tile(effect, int(np.ceil(samples / len(effect))) + 1)
         start = int(rng.integers(0, len(effect)))
-        audio = audio + tiled[start : start + samples] / (sounds.rms(effect) + 1e-9) * 10 ** (rng.uniform(-45, -25) / 20)
+        audio = audio + tiled[start : start + samples] / (sounds.rms(effect) + 1e-9) * 10 ** (
+            rng.uniform(-45, -25) / 20
+        )
     return audio.astype(np.float32)
 
 
 def synthesize_clip(rng, config, pools, samples=None):
-    """(audio (samples,), trigger end samples) of one clip."""
+    """(audio (samples,), trigger end samples, [(start, end, kind)] of every pasted word)."""
     samples = samples or int(config.clip_seconds * config.sample_rate)
     audio = background(rng, config, pools, samples)
     level = sounds.rms(audio)
@@ -199,22 +236,25 @@ def synthesize_clip(rng, config, pools, samples=None):
     inserts = [("positive", _positive)] * int(rng.integers(0, config.max_positives + 1))
     inserts += [("negative", _negative)] * int(rng.integers(0, config.max_negatives + 1))
     for kind, make in inserts:
-        sound = make(rng, config, pools)[:samples]
+        sound = make(rng, config, pools)
+        if sound is None:
+            continue
+        sound = sound[:samples]
         for _ in range(50):
             start = int(rng.integers(0, samples - len(sound) + 1))
-            if all(start + len(sound) <= a or start >= b for a, b in placed):
+            if all(start + len(sound) <= a or start >= b for a, b, _ in placed):
                 break
         else:
             continue
         gain = 10 ** (rng.uniform(5, 25) / 20) * max(level, 1e-3) / (sounds.rms(sound) + 1e-9)
         audio[start : start + len(sound)] += sound * gain
-        placed.append((start, start + len(sound)))
+        placed.append((start, start + len(sound), kind))
         if kind == "positive":
             ends.append(start + len(sound))
     peak = np.abs(audio).max()
     if peak > 0.99:
         audio *= 0.99 / peak
-    return audio.astype(np.float32), sorted(ends)
+    return audio.astype(np.float32), sorted(ends), sorted(placed)
 
 
 def load_split(config, source, split, meta=None, progress=None):
@@ -222,15 +262,15 @@ def load_split(config, source, split, meta=None, progress=None):
     count = {"train": config.train_clips, "val": config.val_clips, "test": config.test_clips}[split]
     skipped = []
     pools = pools_of(config, source, split, skipped)
-    if not pools.speech and not pools.effects and not pools.voices:
-        raise DlkitError(f"{source.description}: no {split} sounds")
+    if not pools.positives:
+        raise DlkitError(f"{source.description}: no {split} recordings of the trigger word")
     rng = np.random.default_rng([config.seed, SPLIT_SEEDS[split]])
     samples = int(config.clip_seconds * config.sample_rate)
     inputs = np.zeros((count, samples), np.float32)
     targets = np.zeros((count, output_steps(config, samples)), np.float32)
     events = []
     for i in range(count):
-        inputs[i], ends = synthesize_clip(rng, config, pools, samples)
+        inputs[i], ends, _ = synthesize_clip(rng, config, pools, samples)
         targets[i] = label_steps(config, ends, samples)
         events.append(ends)
         if progress and (i + 1) % 100 == 0:

@@ -58,7 +58,12 @@ def combine(results, audio, meta):
     for clip, result in enumerate(results):
         probs = result["probs"]
         peak = max(peak, float(probs.max()) if len(probs) else 0.0)
-        times += [round(clip * clip_seconds + step_end_seconds(meta, step), 2) for step in detect_events(probs, meta)]
+        times += [
+            round(clip * clip_seconds + step_end_seconds(meta, step), 2)
+            for step in detect_events(probs, meta)
+        ]
+    seconds = len(audio.samples) / meta["sample_rate"]
+    times = [t for t in times if t <= seconds]  # none from the last clip's zero padding
     return {
         "triggers": times,
         "seconds": round(len(audio.samples) / meta["sample_rate"], 2),
@@ -81,16 +86,7 @@ def runs(labels):
 def detect_events(probs, meta, threshold=None):
     """Steps where an event fires: the probability has stayed >= threshold for
     `min_steps` steps; after an event nothing fires for `refractory_seconds`."""
-    threshold = meta["threshold"] if threshold is None else threshold
-    refractory = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
-    events, above, blocked_until = [], 0, -1
-    for step, p in enumerate(np.asarray(probs)):
-        above = above + 1 if p >= threshold else 0
-        if above >= meta["min_steps"] and step > blocked_until:
-            events.append(step)
-            blocked_until = step + refractory
-            above = 0
-    return events
+    return [step for step, _ in EventStream(meta, threshold).feed(probs)]
 
 
 def match_events(events, positive_runs, meta):
@@ -177,3 +173,92 @@ def tflite_runner(path, meta):
         return [np.stack(rows)]
 
     return run
+
+
+def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
+    """Streams a file of any length through the model in bounded memory; yields
+    (event time in seconds, probability) as they fire. With `chime_to` (a WAV path), a
+    copy of the audio with a chime at every event is written, block by block."""
+    import soundfile
+
+    from dlkit.edge.audio import resample
+
+    rate = meta["sample_rate"]
+    streamer = Streamer(step, meta)
+    detector = EventStream(meta, threshold)
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise InvalidInputError(f"{path}: not an audio file ({str(error).splitlines()[0][:80]})") from None
+    if not info.frames:
+        raise InvalidInputError(f"{path}: no audio samples")
+    writer = soundfile.SoundFile(str(chime_to), "w", rate, 1) if chime_to else None
+    chime = chime_sound(rate)
+    pending = []  # chime positions (samples) not yet written
+    written = 0
+    blocks = soundfile.blocks(
+        str(path), blocksize=int(block_seconds * info.samplerate), dtype="float32", always_2d=True
+    )
+    try:
+        for block in blocks:
+            mono = resample(block.mean(axis=1), info.samplerate, rate)
+            probs = streamer.feed(mono)
+            for step_index, p in detector.feed(probs):
+                time = step_end_seconds(meta, step_index)
+                pending.append(int(time * rate))
+                yield time, p
+            if writer:
+                written = _write_with_chimes(writer, mono, written, pending, chime)
+        for step_index, p in detector.feed(streamer.finish()):
+            time = step_end_seconds(meta, step_index)
+            yield time, p
+    finally:
+        if writer:
+            writer.close()
+
+
+def _write_with_chimes(writer, mono, written, pending, chime):
+    out = mono.copy()
+    for position in list(pending):
+        start = position - written
+        if start >= len(out):
+            continue
+        a = max(start, 0)
+        piece = chime[a - start : a - start + len(out) - a]
+        out[a : a + len(piece)] = np.clip(out[a : a + len(piece)] + piece, -1, 1)
+        if start + len(chime) <= len(out):
+            pending.remove(position)
+    writer.write(out)
+    return written + len(out)
+
+
+def chime_sound(rate, seconds=0.3):
+    """A short bell-like tone (two decaying sines), as the course's chime."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.exp(-8 * t) * (np.sin(2 * np.pi * 880 * t) + 0.5 * np.sin(2 * np.pi * 1320 * t))).astype(
+        np.float32
+    )
+
+
+class EventStream:
+    """detect_events over probabilities arriving in pieces (the same events)."""
+
+    def __init__(self, meta, threshold=None):
+        self.meta = meta
+        self.threshold = meta["threshold"] if threshold is None else threshold
+        self.refractory = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
+        self.step = 0
+        self.above = 0
+        self.blocked_until = -1
+
+    def feed(self, probs):
+        """[(step, probability)] of the events in `probs`."""
+        events = []
+        for p in np.asarray(probs):
+            self.above = self.above + 1 if p >= self.threshold else 0
+            if self.above >= self.meta["min_steps"] and self.step > self.blocked_until:
+                events.append((self.step, float(p)))
+                self.blocked_until = self.step + self.refractory
+                self.above = 0
+            self.step += 1
+        return events

@@ -38,8 +38,12 @@ def make_meta(config, source):
 def _layers(config):
     """The network's layers by name (shared by the clip and streaming models)."""
     return {
-        "spectrogram": Spectrogram(config.frame_length, config.frame_step, config.fft_length, name="spectrogram"),
-        "conv": layers.Conv1D(config.conv_filters, config.conv_kernel, strides=config.conv_stride, name="conv"),
+        "spectrogram": Spectrogram(
+            config.frame_length, config.frame_step, config.fft_length, name="spectrogram"
+        ),
+        "conv": layers.Conv1D(
+            config.conv_filters, config.conv_kernel, strides=config.conv_stride, name="conv"
+        ),
         "conv_bn": layers.BatchNormalization(name="conv_bn"),
         "conv_relu": layers.ReLU(name="conv_relu"),
         "conv_dropout": layers.Dropout(config.dropout, name="conv_dropout"),

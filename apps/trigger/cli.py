@@ -1,0 +1,56 @@
+"""`dlkit trigger listen`: streaming detection over files of any length (no TensorFlow with
+a .tflite model)."""
+
+import time
+from pathlib import Path
+
+import click
+
+
+def listen_command(app):
+    from dlkit.cli import handle_errors, model_option
+
+    @click.command(
+        name="listen",
+        help="Detect the trigger word in audio files as a stream: chunk by chunk through the "
+        "streaming TFLite model, in bounded memory. Prints each detection's time.",
+    )
+    @click.argument("files", nargs=-1, required=True, type=click.Path())
+    @model_option
+    @click.option("--threshold", type=float, default=None, help="Probability threshold (model default).")
+    @click.option(
+        "--chime",
+        "chime_dir",
+        default=None,
+        metavar="DIR",
+        help="Write each file with a chime at every detection.",
+    )
+    @handle_errors
+    def listen(files, model_path, threshold, chime_dir):
+        from dlkit.apps.trigger.edge import listen as stream
+        from dlkit.apps.trigger.edge import tflite_stepper
+        from dlkit.edge.bundle import ModelBundle
+        from dlkit.errors import DlkitError
+        from dlkit.paths import default_model
+
+        bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="tflite")
+        if not bundle.is_tflite:
+            raise DlkitError(
+                f"{bundle.path}: listen streams through an exported .tflite model; run export first"
+            )
+        step = tflite_stepper(bundle.path)
+        for name in files:
+            chime_to = Path(chime_dir) / f"{Path(name).stem}_chime.wav" if chime_dir else None
+            if chime_to:
+                chime_to.parent.mkdir(parents=True, exist_ok=True)
+            start, count = time.perf_counter(), 0
+            for seconds, probability in stream(
+                name, step, bundle.meta, chime_to=chime_to, threshold=threshold
+            ):
+                count += 1
+                click.echo(f"{name}: trigger at {seconds:.2f} s (p={probability:.2f})")
+            click.echo(f"{name}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)
+            if chime_to:
+                click.echo(f"wrote {chime_to}", err=True)
+
+    return listen

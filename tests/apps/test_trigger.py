@@ -1,0 +1,172 @@
+"""Trigger: the in-model spectrogram against numpy, label construction, clip synthesis,
+the sources' splits, event detection, and streaming against one pass over the whole clip.
+Train/export/predict/resume are in the contract kit (tests/test_contract.py)."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.apps.trigger import sounds
+from dlkit.apps.trigger.config import Config
+from dlkit.apps.trigger.data import label_steps, output_steps, receptive_samples, step_samples
+from dlkit.apps.trigger.edge import EventStream, Streamer, detect_events, match_events, runs, steps_for
+
+META = {
+    "threshold": 0.5,
+    "min_steps": 2,
+    "refractory_seconds": 1.0,
+    "sample_rate": 16000,
+    "step_samples": 640,
+}
+
+
+def test_spectrogram_layer_matches_a_numpy_stft():
+    keras = pytest.importorskip("keras")
+    from dlkit.layers import Spectrogram
+
+    audio = np.random.default_rng(0).normal(0, 0.1, (2, 4000)).astype(np.float32)
+    layer = Spectrogram(400, 160, 512)
+    got = np.asarray(layer(keras.ops.convert_to_tensor(audio)))
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)  # periodic Hann
+    frames = np.stack([audio[:, i * 160 : i * 160 + 400] * window for i in range(1 + (4000 - 400) // 160)], 1)
+    expected = np.log(np.abs(np.fft.rfft(frames, n=512)) + 1e-6)
+    assert got.shape == (2, 23, 257) == layer.compute_output_shape((2, 4000))
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+
+
+def test_geometry_and_labels_on_hand_placed_words():
+    config = Config()
+    assert receptive_samples(config) == 400 + 14 * 160 == 2640 and step_samples(config) == 640
+    assert (
+        output_steps(config, 160_000)
+        == 246
+        == steps_for({"receptive_samples": 2640, "step_samples": 640}, 160_000)
+    )
+    for samples in (2639, 2640, 3279, 3280, 9999):
+        assert output_steps(config, samples) == steps_for(
+            {"receptive_samples": 2640, "step_samples": 640}, samples
+        )
+    # A word ending at sample 32,000 (2.0 s): step j sees samples up to 640 j + 2640, so the
+    # first step past the end is j = 46 (its window ends at 32,080); 10 steps are labelled.
+    labels = label_steps(config, [32_000], 160_000)
+    assert np.flatnonzero(labels).tolist() == list(range(46, 56))
+    # A word ending before the first window ends labels from step 0; one at the clip's end
+    # labels nothing past the last step.
+    assert np.flatnonzero(label_steps(config, [1000], 160_000)).tolist() == list(range(10))
+    assert np.flatnonzero(label_steps(config, [159_000], 160_000)).tolist() == [245]
+    assert not label_steps(config, [159_990], 160_000).any()  # no step sees past its end
+
+
+def test_events_fire_once_and_respect_the_refractory_period():
+    probs = np.zeros(100)
+    probs[10:20] = 0.9  # one utterance: one event, at the second step above threshold
+    probs[22:24] = 0.9  # within 1 s (25 steps) of it: refractory
+    probs[40] = 0.9  # a single step: shorter than min_steps
+    probs[60:63] = 0.8
+    assert detect_events(probs, META) == [11, 61]
+    # The same events when the probabilities arrive in pieces.
+    stream = EventStream(META)
+    pieces = [stream.feed(probs[a:b]) for a, b in ((0, 11), (11, 12), (12, 61), (61, 100))]
+    assert [step for piece in pieces for step, _ in piece] == [11, 61]
+    assert runs([0, 1, 1, 0, 0, 1]) == [(1, 2), (5, 5)]
+    assert match_events([11, 61, 90], [(5, 14), (55, 58)], META) == (2, 1)
+    assert match_events([], [(5, 14)], META) == (0, 0)
+
+
+def test_espeak_voices_speak_and_splits_never_share_a_voice_speaker_or_sound():
+    from dlkit.data.speech import VARIANTS, speak
+
+    first, again = speak("activate", "m1"), speak("activate", "m1")
+    assert abs(len(first) - len(again)) < 0.1 * len(first)  # espeak-ng varies a little per call
+    assert first.dtype == np.float32 and 0.3 < len(first) / 16000 < 1.5 and np.abs(first).max() > 0.1
+    assert len(speak("activate", "f3", rate=220)) < len(speak("activate", "f3", rate=120))
+    voices = [set(v) for v in sounds.VOICES.values()]
+    assert not (voices[0] & voices[1] or voices[0] & voices[2] or voices[1] & voices[2])
+    assert set().union(*voices) <= set(VARIANTS)
+    files = sounds.find_files()
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not set(files[a].speech) & set(files[b].speech) and not set(files[a].effects) & set(
+            files[b].effects
+        )
+        assert not {sounds.speech_language(p) for p in files[a].speech} & {
+            sounds.speech_language(p) for p in files[b].speech
+        }
+    assert len(files["test"].speech) > 1000 and files["test"].effects
+
+
+def test_clips_are_deterministic_and_words_never_overlap():
+    from dlkit.apps.trigger.data import Pools, synthesize_clip
+
+    config = Config(clip_seconds=6.0, max_positives=4, max_negatives=2)
+    rng = np.random.default_rng(0)
+    noise = [rng.normal(0, 0.1, n).astype(np.float32) for n in (16000, 9000, 12000)]
+    pools = Pools(speech=noise[:1], effects=noise[1:2], positives=noise[2:], words=noise[1:])
+    for seed in range(5):
+        audio, ends, placed = synthesize_clip(np.random.default_rng(seed), config, pools)
+        again, ends_again, _ = synthesize_clip(np.random.default_rng(seed), config, pools)
+        np.testing.assert_array_equal(audio, again)
+        assert ends == ends_again == sorted(end for _, end, kind in placed if kind == "positive")
+        assert audio.shape == (96_000,) and np.abs(audio).max() <= 0.99 + 1e-6
+        for (_, a1, _), (b0, _, _) in zip(placed, placed[1:]):
+            assert a1 <= b0  # sorted by start, never overlapping
+
+
+@pytest.fixture(scope="module")
+def trained(contract_run):
+    return contract_run("trigger")
+
+
+def test_streaming_in_any_pieces_equals_one_pass_over_the_clip(trained):
+    from dlkit.apps.trigger.edge import tflite_stepper
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import load_keras
+
+    bundle = ModelBundle.load(trained.run_dir / "model.tflite")
+    meta = bundle.meta
+    clip = np.random.default_rng(1).normal(0, 0.2, meta["clip_samples"]).astype(np.float32)
+    whole = load_keras(trained.run_dir / "model.keras").predict(clip[None], verbose=0)[0, :, 0]
+    streamer = Streamer(tflite_stepper(bundle.path), meta)
+    cuts = np.sort(np.random.default_rng(2).choice(len(clip), 7, replace=False))
+    pieces = [streamer.feed(piece) for piece in np.split(clip, cuts)] + [streamer.finish()]
+    streamed = np.concatenate(pieces)
+    assert len(streamed) == len(whole) == meta["steps"]
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def test_listen_streams_a_long_file_and_writes_chimes(trained, tmp_path):
+    from dlkit.apps.trigger.edge import listen, tflite_stepper
+    from dlkit.edge.bundle import ModelBundle
+
+    bundle = ModelBundle.load(trained.run_dir / "model.tflite")
+    meta = dict(bundle.meta, threshold=0.0, min_steps=1)  # every step counts: events every second
+    audio = np.random.default_rng(3).normal(0, 0.1, 16000 * 12).astype(np.float32)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, np.stack([audio, audio], 1), 16000)  # stereo: mixed down
+    events = list(
+        listen(path, tflite_stepper(bundle.path), meta, block_seconds=2.5, chime_to=tmp_path / "c.wav")
+    )
+    times = [t for t, _ in events]
+    assert len(times) == 12 and all(b - a >= 1.0 for a, b in zip(times, times[1:]))
+    chimed, rate = soundfile.read(tmp_path / "c.wav")
+    assert rate == 16000 and len(chimed) == len(audio) and not np.allclose(chimed, audio, atol=1e-3)
+
+
+def test_bad_audio_is_a_one_line_error(trained, tmp_path):
+    model = trained.run_dir / "model.tflite"
+    (tmp_path / "notes.wav").write_text("not audio\n")
+    assert_one_line_error(
+        run_cli("trigger", "predict", tmp_path / "notes.wav", "--model", model), "not an audio file"
+    )
+    soundfile.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    assert_one_line_error(run_cli("trigger", "predict", tmp_path / "silent.wav", "--model", model), "silent")
+    assert_one_line_error(
+        run_cli("trigger", "listen", tmp_path / "notes.wav", "--model", model), "not an audio file"
+    )
+    result = run_cli("trigger", "listen", tmp_path / "silent.wav", "--model", trained.run_dir / "model.keras")
+    assert_one_line_error(result, "streams through an exported .tflite")
+    other = np.random.default_rng(0).normal(0, 0.1, (22050 * 2, 2)).astype(np.float32)
+    soundfile.write(tmp_path / "stereo.flac", other, 22050)
+    result = run_cli("trigger", "predict", tmp_path / "stereo.flac", "--model", model)
+    assert result.exit_code == 0, result.output
+    assert "2 channels mixed down to mono" in result.output and "resampled from 22050 Hz" in result.output
