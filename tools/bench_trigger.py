@@ -1,0 +1,172 @@
+"""Measures a trigger model the way its targets are stated, on held-out sounds only:
+
+- event recall on the test clips (test voices, speakers and sounds), Keras (one pass per
+  clip) and the exported streaming TFLite model, and how often their event decisions agree;
+- false accepts per hour on `--hours` of negative-only audio (test-split recorded speech,
+  other words by test voices, test sounds and noise; no trigger word), streamed through
+  the TFLite model as one continuous stream;
+- a DET curve (miss rate against false accepts per hour over thresholds), the streaming
+  real-time factor and chunk latency, and a plot of one test clip.
+
+    python tools/bench_trigger.py RUN_OR_MODEL_DIR [--hours 3]
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlkit import io
+from dlkit.apps.trigger import edge
+from dlkit.apps.trigger.data import load_split, pools_of, synthesize_clip
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import config_of, load_keras
+from dlkit.registry import get_app
+
+THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)
+
+
+def clip_events(probs, labels, meta, threshold):
+    events = edge.detect_events(probs, meta, threshold)
+    return events, edge.match_events(events, edge.runs(labels > 0.5), meta)
+
+
+def negative_stream(config, source, hours, seed=11):
+    """Yields 10-second negative-only clips of test sounds until `hours` are made."""
+    pools = pools_of(config, source, "test", [])
+    negatives = type(pools)(speech=pools.speech, effects=pools.effects, positives=[], words=pools.words)
+    no_trigger = type(config)(**{**vars(config), "max_positives": 0, "max_negatives": 4})
+    rng = np.random.default_rng(seed)
+    clips = int(np.ceil(hours * 3600 / config.clip_seconds))
+    for _ in range(clips):
+        audio, ends, _ = synthesize_clip(rng, no_trigger, negatives)
+        assert not ends
+        yield audio
+
+
+def plot_clip(audio, probs, labels, meta, path):
+    from dlkit.plots import _pyplot
+
+    plt = _pyplot()
+    rate = meta["sample_rate"]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    t = np.arange(len(audio)) / rate
+    axes[0].plot(t, audio, lw=0.4)
+    axes[0].set_ylabel("waveform")
+    axes[1].specgram(audio, NFFT=400, Fs=rate, noverlap=240, cmap="magma")
+    axes[1].set_ylabel("Hz")
+    steps = np.array([edge.step_end_seconds(meta, j) for j in range(len(probs))])
+    axes[2].plot(steps, probs, label="P(trigger)")
+    axes[2].fill_between(steps, 0, labels, color="green", alpha=0.25, label="labelled steps")
+    axes[2].axhline(meta["threshold"], color="red", ls="--", lw=0.8, label="threshold")
+    axes[2].set_ylim(0, 1.05)
+    axes[2].set_xlabel("seconds")
+    axes[2].legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args()
+    app = get_app("trigger")
+    folder = Path(args.model_dir)
+    bundle = ModelBundle.load(folder / "model.keras", app="trigger")
+    meta, config = bundle.meta, config_of(app, bundle.meta)
+    tflite = ModelBundle.load(folder, app="trigger", prefer="tflite")
+    source = app.open_source(config, meta.get("data"))
+    test = load_split(config, source, "test")
+    keras_model = load_keras(bundle.path)
+    keras_probs = keras_model.predict(test.inputs, verbose=0, batch_size=16)[..., 0]
+    tflite_probs = edge.tflite_runner(tflite.path, meta)(test.inputs)[0][..., 0]
+
+    results = {"model": str(folder), "tflite_file": tflite.path.name, "test_clips": len(test.inputs)}
+    for name, probs in (("keras", keras_probs), ("tflite", tflite_probs)):
+        hits = positives = false = 0
+        for row, labels in zip(probs, test.targets):
+            _, (h, f) = clip_events(row, labels, meta, meta["threshold"])
+            hits, positives, false = hits + h, positives + len(edge.runs(labels > 0.5)), false + f
+        results[name] = {
+            "event_recall": hits / positives,
+            "events": positives,
+            "false_accepts_in_test_clips": false,
+        }
+    same = total = 0
+    for a, b in zip(keras_probs, tflite_probs):
+        ea, eb = edge.detect_events(a, meta), edge.detect_events(b, meta)
+        total += max(len(ea), len(eb))
+        same += len(set(ea) & set(eb))
+    results["event_agreement"] = same / total if total else 1.0
+    print({k: v for k, v in results.items() if k in ("keras", "tflite", "event_agreement")}, flush=True)
+
+    # Negative-only audio, one continuous stream through the TFLite model.
+    streamer = edge.Streamer(edge.tflite_stepper(tflite.path), meta)
+    probs, seconds, busy, chunks = [], 0.0, 0.0, 0
+    for audio in negative_stream(config, source, args.hours):
+        start = time.perf_counter()
+        out = streamer.feed(audio)
+        busy += time.perf_counter() - start
+        chunks += len(out) // meta["stream_steps"]
+        probs.append(out)
+        seconds += len(audio) / meta["sample_rate"]
+    probs.append(streamer.finish())
+    negative_probs = np.concatenate(probs)
+    hours = seconds / 3600
+    det = []
+    for threshold in THRESHOLDS:
+        hits = positives = 0
+        for row, labels in zip(tflite_probs, test.targets):
+            _, (h, _) = clip_events(row, labels, meta, threshold)
+            hits, positives = hits + h, positives + len(edge.runs(labels > 0.5))
+        false = len(edge.detect_events(negative_probs, meta, threshold))
+        det.append(
+            {
+                "threshold": float(threshold),
+                "miss_rate": 1 - hits / positives,
+                "false_accepts_per_hour": false / hours,
+            }
+        )
+    at_default = next(d for d in det if abs(d["threshold"] - meta["threshold"]) < 1e-9)
+    best = [d for d in det if d["false_accepts_per_hour"] <= 1.0]
+    results.update(
+        negative_hours=hours,
+        false_accepts_per_hour=at_default["false_accepts_per_hour"],
+        det=det,
+        best_recall_at_most_1_fa_per_hour=max((1 - d["miss_rate"] for d in best), default=0.0),
+        real_time_factor=busy / seconds,
+        chunk_latency_ms=1000 * busy / max(chunks, 1),
+        chunk_seconds=meta["stream_steps"] * meta["step_samples"] / meta["sample_rate"],
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_clip(test.inputs[0], tflite_probs[0], test.targets[0], meta, out / "trigger_clip.png")
+    det_plot(det, out / "trigger_det.png")
+    io.write_json(out / "trigger.json", results)
+    print({k: v for k, v in results.items() if k != "det"})
+
+
+def det_plot(det, path):
+    from dlkit.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot([d["false_accepts_per_hour"] for d in det], [d["miss_rate"] for d in det], marker="o", ms=3)
+    for d in det[::4]:
+        ax.annotate(f"{d['threshold']:.2f}", (d["false_accepts_per_hour"], d["miss_rate"]), fontsize=7)
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("miss rate")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_title("DET: test clips and negative-only audio")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
