@@ -170,3 +170,27 @@ def test_bad_audio_is_a_one_line_error(trained, tmp_path):
     result = run_cli("trigger", "predict", tmp_path / "stereo.flac", "--model", model)
     assert result.exit_code == 0, result.output
     assert "2 channels mixed down to mono" in result.output and "resampled from 22050 Hz" in result.output
+
+
+def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, monkeypatch):
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_trigger", Path(__file__).parents[2] / "tools" / "bench_trigger.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(
+        sys, "argv", ["bench_trigger", str(trained.run_dir), "--hours", "0.01", "--out", str(tmp_path)]
+    )
+    bench.main()
+    result = json.loads((tmp_path / "trigger.json").read_text())
+    assert result["keras"]["events"] == result["tflite"]["events"] > 0 and result["event_agreement"] >= 0.99
+    assert abs(result["negative_hours"] - 0.01) < 0.003 and result["real_time_factor"] > 0
+    misses = [d["miss_rate"] for d in result["det"]]
+    false_accepts = [d["false_accepts_per_hour"] for d in result["det"]]
+    assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
+    assert (tmp_path / "trigger_clip.png").stat().st_size > 0 and (tmp_path / "trigger_det.png").exists()
