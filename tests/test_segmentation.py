@@ -105,3 +105,24 @@ def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
     evaluator = SegmentationEvaluator(["background", "cat", "dog"])
     evaluator.update([predicted], void)
     assert int(np.sum(evaluator.result()["confusion_matrix"])) == 31
+
+
+def test_boundary_f_score_on_hand_made_masks():
+    from dlkit.metrics.segmentation import boundary, boundary_f_score
+
+    square = np.zeros((20, 20), np.int64)
+    square[5:15, 5:15] = 1
+    assert boundary(square == 1).sum() == 36  # the 10x10 square's rim
+    assert boundary(square == 0).sum() == 40  # the background pixels 4-adjacent to it
+    assert not boundary(np.ones((4, 4), bool)).any()  # the image border is not a boundary
+    assert boundary_f_score(square, square, 2) == 1.0
+    assert boundary_f_score(square, np.roll(square, 2, axis=1), 2) == 1.0  # within 2 pixels
+    assert boundary_f_score(square, np.zeros_like(square), 2) == 0.0
+    # 4 pixels to the right, counted by hand (square neighbourhood of 2 pixels): of the
+    # square's 36 rim pixels 20 lie near the other rim (8 + 8 on the top and bottom rows,
+    # 4 on the near side), of the background's 40 rim pixels 22 (9 + 9 + 4); both ways alike.
+    expected = (20 / 36 + 22 / 40) / 2
+    assert abs(boundary_f_score(square, np.roll(square, 4, axis=1), 2) - expected) < 1e-12
+    void = square.copy()
+    void[0, :] = 255  # void pixels belong to no class
+    assert boundary_f_score(void, void, 2) == 1.0

@@ -1,5 +1,6 @@
 """Segmentation scores accumulated batch by batch: per-class IoU and Dice, mean IoU,
-pixel accuracy and foreground IoU, from one confusion matrix (numpy only)."""
+pixel accuracy and foreground IoU from one confusion matrix, and the boundary F-score
+(numpy only)."""
 
 import numpy as np
 
@@ -25,6 +26,7 @@ class SegmentationEvaluator:
         self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
         self.per_image = []
         self.images = 0
+        self.boundary_f = []  # per image: mean boundary F-score over its classes
 
     def update(self, outputs, targets):
         """outputs: [(b, h, w, classes) scores] or [(b, h, w) labels]; targets: (b, h, w)."""
@@ -41,6 +43,7 @@ class SegmentationEvaluator:
             matrix = np.bincount(index, minlength=k * k).reshape(k, k)
             self.per_image.append(matrix)  # (k, k) per image: what the bootstrap resamples
             self.matrix += matrix
+            self.boundary_f.append(boundary_f_score(true_map, predicted_map, k))
         self.images += len(truth)
 
     def result(self, bootstrap=1000, seed=0):
@@ -48,6 +51,8 @@ class SegmentationEvaluator:
         resamplings of the images (0: no intervals)."""
         report = scores(self.matrix)
         report["images"] = int(self.images)
+        scored = [f for f in self.boundary_f if not np.isnan(f)]
+        report["boundary_f"] = float(np.mean(scored)) if scored else float("nan")
         report["per_class"] = {
             label: {**report["per_class"][i], "pixels": int(self.matrix[i].sum())}
             for i, label in enumerate(self.labels)
@@ -94,3 +99,47 @@ def scores(confusion):
 
 def _num(value):
     return None if np.isnan(value) else float(value)
+
+
+BOUNDARY_TOLERANCE = 2  # pixels
+
+
+def boundary(mask):
+    """The pixels of a boolean mask that touch a pixel outside it (4-neighbourhood); the
+    image border does not count as outside."""
+    padded = np.pad(mask, 1, mode="edge")
+    inner = padded[1:-1, 1:-1]
+    eroded = inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~eroded
+
+
+def dilate(mask, radius):
+    """`mask` grown by `radius` pixels in every direction (a square neighbourhood)."""
+    grown = mask.copy()
+    for _ in range(radius):
+        padded = np.pad(grown, 1)
+        grown = np.zeros_like(grown)
+        for dy in range(3):
+            for dx in range(3):
+                grown |= padded[dy : dy + grown.shape[0], dx : dx + grown.shape[1]]
+    return grown
+
+
+def boundary_f_score(truth, predicted, num_classes, tolerance=BOUNDARY_TOLERANCE):
+    """The boundary F-score of one label map (Csurka et al., 2013): per class, precision is
+    the share of predicted boundary pixels within `tolerance` pixels of a true boundary
+    pixel, recall the converse; F = 2PR / (P + R), averaged over the classes whose
+    boundary appears in the truth or the prediction (nan if none). Void pixels (>=
+    num_classes) belong to no class."""
+    values = []
+    for c in range(num_classes):
+        true_edge, predicted_edge = boundary(truth == c), boundary(predicted == c)
+        if not true_edge.any() and not predicted_edge.any():
+            continue
+        if not true_edge.any() or not predicted_edge.any():
+            values.append(0.0)
+            continue
+        precision = float((predicted_edge & dilate(true_edge, tolerance)).sum() / predicted_edge.sum())
+        recall = float((true_edge & dilate(predicted_edge, tolerance)).sum() / true_edge.sum())
+        values.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return float(np.mean(values)) if values else float("nan")
