@@ -194,3 +194,8 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     false_accepts = [d["false_accepts_per_hour"] for d in result["det"]]
     assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
     assert (tmp_path / "trigger_clip.png").stat().st_size > 0 and (tmp_path / "trigger_det.png").exists()
+
+
+def test_a_word_espeak_cannot_speak_is_a_one_line_error(tmp_path):
+    result = run_cli("trigger", "train", "--tiny", "--set", "word=...", "--run-dir", tmp_path / "run")
+    assert_one_line_error(result, "espeak-ng produced no sound for '...'")
