@@ -32,10 +32,13 @@ def clip_events(probs, labels, meta, threshold):
     return events, edge.match_events(events, edge.runs(labels > 0.5), meta)
 
 
-def negative_stream(config, source, hours, seed=11):
-    """Yields 10-second negative-only clips of test sounds until `hours` are made."""
+def negative_stream(config, source, hours, spoken_words=False, seed=11):
+    """Yields 10-second negative-only clips of test sounds until `hours` are made: recorded
+    speech (up to 4 utterances a clip) over real sounds and noise; with `spoken_words`,
+    also other words by the test espeak voices, half of them close to the trigger."""
     pools = pools_of(config, source, "test", [])
-    negatives = type(pools)(speech=pools.speech, effects=pools.effects, positives=[], words=pools.words)
+    words, confusable = (pools.words, pools.confusable) if spoken_words else ([], [])
+    negatives = type(pools)(pools.speech, pools.effects, [], words, confusable)
     no_trigger = type(config)(**{**vars(config), "max_positives": 0, "max_negatives": 4})
     rng = np.random.default_rng(seed)
     clips = int(np.ceil(hours * 3600 / config.clip_seconds))
@@ -71,7 +74,10 @@ def plot_clip(audio, probs, labels, meta, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
-    parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--hours", type=float, default=3.0, help="Hours of recorded speech and sounds.")
+    parser.add_argument(
+        "--word-hours", type=float, default=1.0, help="Hours with spoken confusable words too."
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args()
     app = get_app("trigger")
@@ -104,10 +110,35 @@ def main():
     results["event_agreement"] = same / total if total else 1.0
     print({k: v for k, v in results.items() if k in ("keras", "tflite", "event_agreement")}, flush=True)
 
-    # Negative-only audio, one continuous stream through the TFLite model.
-    streamer = edge.Streamer(edge.tflite_stepper(tflite.path), meta)
+    # Negative-only audio, one continuous stream through the TFLite model: recorded speech
+    # and sounds (the target's measure), then the same with spoken confusable words.
+    step = edge.tflite_stepper(tflite.path)
+    streams = (("negatives", False, args.hours), ("negatives_with_words", True, args.word_hours))
+    for key, spoken_words, hours_wanted in streams:
+        if hours_wanted:
+            results[key] = measure_negatives(
+                step, meta, config, source, hours_wanted, spoken_words, tflite_probs, test.targets
+            )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_clip(test.inputs[0], tflite_probs[0], test.targets[0], meta, out / "trigger_clip.png")
+    curves = {key: results[key]["det"] for key in ("negatives", "negatives_with_words") if key in results}
+    det_plot(curves, out / "trigger_det.png")
+    io.write_json(out / "trigger.json", results)
+    print(
+        {
+            k: ({a: b for a, b in v.items() if a != "det"} if isinstance(v, dict) else v)
+            for k, v in results.items()
+        }
+    )
+
+
+def measure_negatives(step, meta, config, source, hours_wanted, spoken_words, clip_probs, clip_targets):
+    """False accepts per hour of a continuous negative stream, the DET curve (recall from
+    the test clips), the real-time factor and the chunk latency."""
+    streamer = edge.Streamer(step, meta)
     probs, seconds, busy, chunks = [], 0.0, 0.0, 0
-    for audio in negative_stream(config, source, args.hours):
+    for audio in negative_stream(config, source, hours_wanted, spoken_words):
         start = time.perf_counter()
         out = streamer.feed(audio)
         busy += time.perf_counter() - start
@@ -120,7 +151,7 @@ def main():
     det = []
     for threshold in THRESHOLDS:
         hits = positives = 0
-        for row, labels in zip(tflite_probs, test.targets):
+        for row, labels in zip(clip_probs, clip_targets):
             _, (h, _) = clip_events(row, labels, meta, threshold)
             hits, positives = hits + h, positives + len(edge.runs(labels > 0.5))
         false = len(edge.detect_events(negative_probs, meta, threshold))
@@ -133,31 +164,28 @@ def main():
         )
     at_default = next(d for d in det if abs(d["threshold"] - meta["threshold"]) < 1e-9)
     best = [d for d in det if d["false_accepts_per_hour"] <= 1.0]
-    results.update(
-        negative_hours=hours,
-        false_accepts_per_hour=at_default["false_accepts_per_hour"],
-        det=det,
-        best_recall_at_most_1_fa_per_hour=max((1 - d["miss_rate"] for d in best), default=0.0),
-        real_time_factor=busy / seconds,
-        chunk_latency_ms=1000 * busy / max(chunks, 1),
-        chunk_seconds=meta["stream_steps"] * meta["step_samples"] / meta["sample_rate"],
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_clip(test.inputs[0], tflite_probs[0], test.targets[0], meta, out / "trigger_clip.png")
-    det_plot(det, out / "trigger_det.png")
-    io.write_json(out / "trigger.json", results)
-    print({k: v for k, v in results.items() if k != "det"})
+    return {
+        "hours": hours,
+        "false_accepts_per_hour": at_default["false_accepts_per_hour"],
+        "best_recall_at_most_1_fa_per_hour": max((1 - d["miss_rate"] for d in best), default=0.0),
+        "det": det,
+        "real_time_factor": busy / seconds,
+        "chunk_latency_ms": 1000 * busy / max(chunks, 1),
+        "chunk_seconds": meta["stream_steps"] * meta["step_samples"] / meta["sample_rate"],
+    }
 
 
-def det_plot(det, path):
+def det_plot(curves, path):
     from dlkit.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot([d["false_accepts_per_hour"] for d in det], [d["miss_rate"] for d in det], marker="o", ms=3)
-    for d in det[::4]:
-        ax.annotate(f"{d['threshold']:.2f}", (d["false_accepts_per_hour"], d["miss_rate"]), fontsize=7)
+    for name, det in curves.items():
+        x, y = [d["false_accepts_per_hour"] for d in det], [d["miss_rate"] for d in det]
+        ax.plot(x, y, marker="o", ms=3, label=name)
+        for d in det[::4]:
+            ax.annotate(f"{d['threshold']:.2f}", (d["false_accepts_per_hour"], d["miss_rate"]), fontsize=7)
+    ax.legend(fontsize=7)
     ax.set_xlabel("false accepts per hour")
     ax.set_ylabel("miss rate")
     ax.set_xscale("symlog", linthresh=1)

@@ -51,6 +51,7 @@ class Pools:
     effects: list  # background sounds
     positives: list  # the trigger word
     words: list = field(default_factory=list)  # other words by the same voices (negatives)
+    confusable: list = field(default_factory=list)  # those of them that sound like the trigger
 
 
 @dataclass
@@ -149,11 +150,17 @@ def pools_of(config, source, split, skipped):
             )
         else:
             positives, words = speech_bank(config, split)
+            confusable = [
+                w
+                for i, w in enumerate(words)
+                if sounds.OTHER_WORDS[i % len(sounds.OTHER_WORDS)] in sounds.CONFUSABLE_WORDS
+            ]
             pools = Pools(
                 speech=_decode(files.speech, config, skipped, limit, seed=SPLIT_SEEDS[split]),
                 effects=_decode(files.effects, config, skipped),
                 positives=positives,
                 words=words,
+                confusable=confusable if config.word == "activate" else [],
             )
         source.pools[key] = pools
     return source.pools[key]
@@ -171,7 +178,11 @@ def _negative(rng, config, pools):
             start = int(rng.integers(0, len(audio) - longest))
             audio = audio[start : start + longest]
         return audio
-    return pools.words[rng.integers(len(pools.words))] if pools.words else None
+    if not pools.words:
+        return None
+    if pools.confusable and rng.random() < 0.5:
+        return pools.confusable[rng.integers(len(pools.confusable))]
+    return pools.words[rng.integers(len(pools.words))]
 
 
 BANK_SIZE = {"train": 800, "val": 200, "test": 200}

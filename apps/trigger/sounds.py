@@ -31,6 +31,9 @@ VOICES = {
     "val": ("m3", "f2", "klatt2", "Jacky", "boris", "grandma"),
     "test": ("m4", "f3", "klatt3", "Gene", "aunty", "david", "Storm", "whisper"),
 }  # fmt: skip
+# Words that sound like the default trigger: half of the spoken negatives are drawn from
+# these (a model that has not met them fires on "captivate" and "activist").
+CONFUSABLE_WORDS = "activity active captivate motivate cultivate navigate activist action actually".split()
 OTHER_WORDS = (
     "activity active captivate motivate cultivate navigate alligator elevator create relative accurate "
     "candidate meditate vacate adequate rotate separate decorate activist attic vacation today weather "

@@ -183,15 +183,25 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(
-        sys, "argv", ["bench_trigger", str(trained.run_dir), "--hours", "0.01", "--out", str(tmp_path)]
-    )
+    argv = [
+        "bench_trigger",
+        str(trained.run_dir),
+        "--hours",
+        "0.01",
+        "--word-hours",
+        "0.005",
+        "--out",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
     bench.main()
     result = json.loads((tmp_path / "trigger.json").read_text())
     assert result["keras"]["events"] == result["tflite"]["events"] > 0 and result["event_agreement"] >= 0.99
-    assert abs(result["negative_hours"] - 0.01) < 0.003 and result["real_time_factor"] > 0
-    misses = [d["miss_rate"] for d in result["det"]]
-    false_accepts = [d["false_accepts_per_hour"] for d in result["det"]]
+    negatives = result["negatives"]
+    assert abs(negatives["hours"] - 0.01) < 0.003 and negatives["real_time_factor"] > 0
+    assert abs(result["negatives_with_words"]["hours"] - 0.005) < 0.003
+    misses = [d["miss_rate"] for d in negatives["det"]]
+    false_accepts = [d["false_accepts_per_hour"] for d in negatives["det"]]
     assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
     assert (tmp_path / "trigger_clip.png").stat().st_size > 0 and (tmp_path / "trigger_det.png").exists()
 
