@@ -24,7 +24,8 @@ from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, load_keras
 from dlkit.registry import get_app
 
-THRESHOLDS = np.round(np.arange(0.05, 1.0, 0.05), 2)
+THRESHOLDS = np.round(np.r_[np.arange(0.05, 0.951, 0.05), 0.96, 0.97, 0.98, 0.99, 0.995, 0.999], 3)
+TARGET_FALSE_ACCEPTS = 1.0  # per hour
 
 
 def clip_events(probs, labels, meta, threshold):
@@ -32,11 +33,11 @@ def clip_events(probs, labels, meta, threshold):
     return events, edge.match_events(events, edge.runs(labels > 0.5), meta)
 
 
-def negative_stream(config, source, hours, spoken_words=False, seed=11):
+def negative_stream(config, source, hours, spoken_words=False, seed=11, split="test"):
     """Yields 10-second negative-only clips of test sounds until `hours` are made: recorded
     speech (up to 4 utterances a clip) over real sounds and noise; with `spoken_words`,
     also other words by the test espeak voices, half of them close to the trigger."""
-    pools = pools_of(config, source, "test", [])
+    pools = pools_of(config, source, split, [])
     words, confusable = (pools.words, pools.confusable) if spoken_words else ([], [])
     negatives = type(pools)(pools.speech, pools.effects, [], words, confusable)
     no_trigger = type(config)(**{**vars(config), "max_positives": 0, "max_negatives": 4})
@@ -78,7 +79,13 @@ def main():
     parser.add_argument(
         "--word-hours", type=float, default=1.0, help="Hours with spoken confusable words too."
     )
+    parser.add_argument(
+        "--calibration-hours", type=float, default=1.0, help="Validation negatives (0: keep)."
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument(
+        "--ship", action="store_true", help="Install the model, at its threshold, as shipped."
+    )
     args = parser.parse_args()
     app = get_app("trigger")
     folder = Path(args.model_dir)
@@ -92,6 +99,22 @@ def main():
     tflite_probs = edge.tflite_runner(tflite.path, meta)(test.inputs)[0][..., 0]
 
     results = {"model": str(folder), "tflite_file": tflite.path.name, "test_clips": len(test.inputs)}
+    # The threshold, calibrated on validation: clips of validation voices and speakers, and
+    # negative audio of validation speech and sounds; the lowest threshold whose false
+    # accepts stay within TARGET_FALSE_ACCEPTS per hour there.
+    if args.calibration_hours:
+        val = load_split(config, source, "val")
+        val_probs = edge.tflite_runner(tflite.path, meta)(val.inputs)[0][..., 0]
+        step = edge.tflite_stepper(tflite.path)
+        calibration = measure_negatives(
+            step, meta, config, source, args.calibration_hours, False, val_probs, val.targets, split="val"
+        )
+        within = [d for d in calibration["det"] if d["false_accepts_per_hour"] <= TARGET_FALSE_ACCEPTS]
+        threshold = min((d["threshold"] for d in within), default=float(THRESHOLDS[-1]))
+        results["calibration"] = {**calibration, "threshold": threshold}
+        meta = dict(meta, threshold=threshold)
+        print(f"threshold {threshold} (validation: {calibration['hours']:.1f} h of negatives)", flush=True)
+
     for name, probs in (("keras", keras_probs), ("tflite", tflite_probs)):
         hits = positives = false = 0
         for row, labels in zip(probs, test.targets):
@@ -125,6 +148,8 @@ def main():
     curves = {key: results[key]["det"] for key in ("negatives", "negatives_with_words") if key in results}
     det_plot(curves, out / "trigger_det.png")
     io.write_json(out / "trigger.json", results)
+    if args.ship:
+        ship(folder, tflite.path.name, meta["threshold"], results)
     print(
         {
             k: ({a: b for a, b in v.items() if a != "det"} if isinstance(v, dict) else v)
@@ -133,12 +158,14 @@ def main():
     )
 
 
-def measure_negatives(step, meta, config, source, hours_wanted, spoken_words, clip_probs, clip_targets):
+def measure_negatives(
+    step, meta, config, source, hours_wanted, spoken_words, clip_probs, clip_targets, split="test"
+):
     """False accepts per hour of a continuous negative stream, the DET curve (recall from
     the test clips), the real-time factor and the chunk latency."""
     streamer = edge.Streamer(step, meta)
     probs, seconds, busy, chunks = [], 0.0, 0.0, 0
-    for audio in negative_stream(config, source, hours_wanted, spoken_words):
+    for audio in negative_stream(config, source, hours_wanted, spoken_words, split=split):
         start = time.perf_counter()
         out = streamer.feed(audio)
         busy += time.perf_counter() - start
@@ -198,3 +225,25 @@ def det_plot(curves, path):
 
 if __name__ == "__main__":
     main()
+
+
+def ship(folder, tflite_name, threshold, results):
+    """Copies the model into saved_models/trigger with its calibrated threshold."""
+    import shutil
+    import tempfile
+
+    from dlkit.export.bundle import install_bundle
+    from dlkit.paths import shipped_model_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        golden = tflite_name.replace(".tflite", ".golden.npz")
+        for name in ("model.keras", "model.json", tflite_name, golden):
+            shutil.copy2(folder / name, work / name)
+        meta = io.read_json(work / "model.json")
+        meta["threshold"] = threshold
+        io.write_json(work / "model.json", meta)
+        io.write_json(work / "metrics.json", {**io.read_json(folder / "metrics.json"), "bench": results})
+        print(
+            f"shipped to {install_bundle(work, shipped_model_dir('trigger'), ('model.keras', tflite_name, golden, 'model.json'))}"
+        )

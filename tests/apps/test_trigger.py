@@ -193,6 +193,7 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
         "--out",
         str(tmp_path),
     ]
+    argv += ["--calibration-hours", "0.005"]
     monkeypatch.setattr(sys, "argv", argv)
     bench.main()
     result = json.loads((tmp_path / "trigger.json").read_text())
@@ -200,6 +201,9 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     negatives = result["negatives"]
     assert abs(negatives["hours"] - 0.01) < 0.003 and negatives["real_time_factor"] > 0
     assert abs(result["negatives_with_words"]["hours"] - 0.005) < 0.003
+    calibration = result["calibration"]  # the lowest threshold within 1 false accept an hour on val
+    within = [d["threshold"] for d in calibration["det"] if d["false_accepts_per_hour"] <= 1.0]
+    assert calibration["threshold"] == min(within, default=calibration["det"][-1]["threshold"])
     misses = [d["miss_rate"] for d in negatives["det"]]
     false_accepts = [d["false_accepts_per_hour"] for d in negatives["det"]]
     assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
