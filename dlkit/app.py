@@ -115,6 +115,8 @@ class App:
         architecture: tuple of str. Config fields that define the network: `train --init`
             takes them from the model it starts from.
         predict_options: tuple of Option. Extra `predict` flags.
+        export_options: tuple of Option. Extra `export` flags (an Option of type bool is
+            a flag); `export_variant` names the file they make.
         saves_predictions: bool. `predict` writes files (e.g. annotated images) even
             without `--out`, to `runs/<app>/predictN`.
         quantizations: tuple of str. The TFLite variants `export` can make.
@@ -130,6 +132,7 @@ class App:
     monitor = ("val_loss", "min")
     architecture = ()
     predict_options = ()
+    export_options = ()
     saves_predictions = False
     quantizations = QUANTIZATIONS
     provides = ()
@@ -261,6 +264,11 @@ class App:
             representative,
             int8_input=meta.get("int8_input") if quantize == "int8" else None,
         )
+
+    def export_variant(self, meta, options):
+        """(metadata for conversion, variant name) for export options: the variant names the
+        file (`model.<quantize>.<variant>.tflite`) and its record; "" for the plain export."""
+        return meta, ""
 
     def evaluator(self, config, meta):
         """A dlkit.engine.Evaluator that scores outputs batch by batch (model.py)."""

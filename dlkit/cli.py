@@ -153,12 +153,17 @@ def make_app_group(name):
     @click.option("--out", default=None, metavar="DIR", help="Output directory (default: next to the model).")
     @handle_errors
     @uses_tensorflow
-    def export(model_path, data, quantize, max_drop, out):
+    def export(model_path, data, quantize, max_drop, out, **options):
         from dlkit.export.bundle import export as run_export
 
         model_path = model_path or "last"
         for variant in quantize:
-            run_export(app, model_path, variant, data=data, max_drop=max_drop, out_dir=out)
+            run_export(app, model_path, variant, data=data, max_drop=max_drop, out_dir=out, options=options)
+
+    for option in app.export_options:
+        export = click.option(
+            option.flag, option.name, is_flag=option.type is bool, default=option.default, help=option.help
+        )(export)
 
     group.add_command(predict_command(app))
 

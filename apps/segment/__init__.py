@@ -12,7 +12,7 @@ Example:
 
 from pathlib import Path
 
-from dlkit.app import App, Metric
+from dlkit.app import App, Metric, Option
 from dlkit.registry import register
 
 
@@ -38,6 +38,22 @@ class SegmentApp(App):
     provides = ("image_backbone",)
     inherits = ("image_backbone",)
     saves_predictions = True
+    export_options = (
+        Option(
+            "--argmax",
+            bool,
+            False,
+            "Put the per-pixel ArgMax in the graph: the device gets a label map (int32), not scores.",
+        ),
+    )
+
+    def export_variant(self, meta, options):
+        if options.get("argmax"):
+            return {**meta, "argmax": True}, "argmax"
+        return meta, ""
+
+    def inference_model(self, model, config, meta):
+        return self.model.inference_model(model, config, meta)
 
     def parts(self, model, meta):
         if "encoder" not in {layer.name for layer in model.layers}:

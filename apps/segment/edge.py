@@ -27,9 +27,11 @@ def preprocess(raw, meta):
 
 
 def postprocess(outputs, meta, **options):
-    """Probabilities (b, S, S, classes) -> one `{"label_map": (S, S) uint8}` per image."""
-    probs = np.asarray(outputs[0])
-    return [{"label_map": np.argmax(row, axis=-1).astype(np.uint8)} for row in probs]
+    """Probabilities (b, S, S, classes), or the label maps (b, S, S) of an `--argmax`
+    export -> one `{"label_map": (S, S) uint8}` per image."""
+    out = np.asarray(outputs[0])
+    maps = out if out.ndim == 3 else np.argmax(out, axis=-1)
+    return [{"label_map": row.astype(np.uint8)} for row in maps]
 
 
 def to_image_size(label_map, width, height):

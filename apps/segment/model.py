@@ -124,3 +124,17 @@ def adapt_model(model, model_meta, config, meta, log=print):
 def evaluator(config, meta):
     """Per-class IoU and Dice, mean IoU, foreground IoU, pixel accuracy."""
     return SegmentationEvaluator(meta["labels"])
+
+
+def inference_model(model, config, meta):
+    """The training model, or with `meta["argmax"]` (export --argmax) the same network
+    ending in a per-pixel ArgMax: (batch, S, S) int32 class ids (TFLite ARG_MAX)."""
+    if not meta.get("argmax"):
+        return model
+    import tensorflow as tf
+
+    # tf.argmax, not keras.ops.argmax: Keras's version adds a BitwiseAnd that TFLite lacks.
+    labels = keras.layers.Lambda(
+        lambda probs: tf.argmax(probs, axis=-1, output_type=tf.int32), name="label_map"
+    )(model.output)
+    return keras.Model(model.input, labels, name=f"{model.name}_argmax")

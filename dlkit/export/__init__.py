@@ -3,8 +3,10 @@
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 
 
-def tflite_name(quantize):
-    """File name of an export: `model.tflite` for float32, `model.<quantize>.tflite` otherwise."""
+def tflite_name(quantize, variant=""):
+    """File name of an export: `model.tflite` for float32, `model.<quantize>.tflite`
+    otherwise; an app's export variant (e.g. "argmax") goes before the suffix."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
-    return "model.tflite" if quantize == "float32" else f"model.{quantize}.tflite"
+    parts = ["model"] + ([quantize] if quantize != "float32" else []) + ([variant] if variant else [])
+    return ".".join(parts) + ".tflite"

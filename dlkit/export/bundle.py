@@ -14,12 +14,16 @@ from dlkit.export import tflite_name
 GOLDEN_ROWS = 4
 
 
-def export(app, model_path, quantize="float32", data=None, max_drop=None, out_dir=None):
+def export(app, model_path, quantize="float32", data=None, max_drop=None, out_dir=None, options=None):
     """Exports a trained `.keras` model to TFLite and checks it against Keras.
 
     The TFLite model is scored on the validation split with the app's own metric; when
     it scores more than `max_drop` points below Keras the export fails and nothing is
     written. Golden input/output vectors are saved for on-device tests.
+
+    `options` are the app's export options (`App.export_options`, e.g. argmax=True); they
+    make a variant file, `model.<quantize>.<variant>.tflite`, recorded as
+    `exports["<quantize>.<variant>"]`.
 
     Returns:
         dict: the export record stored in model.json under `exports[quantize]`.
@@ -44,9 +48,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         train = app.load_split(config, source, "train", meta=meta, progress=progress)
         representative = representative_inputs(train.inputs)
 
-    log(f"converting {bundle.path} to TFLite ({quantize})")
+    stored = meta
+    meta, variant = app.export_variant(dict(meta), options or {})
+    log(f"converting {bundle.path} to TFLite ({quantize}{', ' + variant if variant else ''})")
     flatbuffer = app.convert(model, config, meta, quantize, representative)
-    name = tflite_name(quantize)
+    name = tflite_name(quantize, variant)
     gate = app.gate_metric(meta)
     keras_score, keras_outputs = score(app, config, meta, app.keras_runner(model, config, meta), val, keep=GOLDEN_ROWS)
     with io.atomic_path(out_dir / name) as tmp:
@@ -89,9 +95,9 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         ),
     }
     if out_dir.resolve() != bundle.directory.resolve():
-        copy_assets(bundle, out_dir, meta)
-    meta.setdefault("exports", {})[quantize] = record
-    io.write_json(out_dir / "model.json", stored_meta(meta))
+        copy_assets(bundle, out_dir, stored)
+    stored.setdefault("exports", {})[f"{quantize}.{variant}" if variant else quantize] = record
+    io.write_json(out_dir / "model.json", stored_meta(stored))
     log(f"wrote {out_dir / name} ({len(flatbuffer) / 1e6:.2f} MB)")
     return record
 

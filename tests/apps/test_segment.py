@@ -141,3 +141,38 @@ def test_shipped_model_replays_its_golden_vectors_on_the_edge_path():
     np.testing.assert_allclose(outputs[0], golden["tflite_output_0"], atol=1e-5)
     agree = np.mean(np.argmax(outputs[0], -1) == np.argmax(golden["keras_output_0"], -1))
     assert agree > 0.97  # int8 labels against the Keras model's, pixel by pixel
+
+
+def test_argmax_export_gives_label_maps_on_device(contract_run, tmp_path):
+    from dlkit.edge import EdgeModel
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import runner_for
+    from dlkit.registry import get_app
+
+    run = contract_run("segment")
+    out = tmp_path / "argmax"
+    result = run_cli("segment", "export", "--model", run.run_dir, "--argmax", "--out", out)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "model.json").read_text())
+    assert "float32.argmax" in meta["exports"] and "argmax" not in meta  # the flag lives in the file
+    labels_model = EdgeModel(out / "model.argmax.tflite")
+    ops = {op["op_name"] for op in labels_model.interpreter._get_ops_details()}
+    assert "ARG_MAX" in ops
+    app = get_app("segment")
+    images = np.random.default_rng(0).uniform(0, 255, (3, *meta["input"]["shape"])).astype(np.float32)
+    scores = runner_for(app, ModelBundle.load(run.run_dir / "model.tflite"))(images)[0]
+    label_maps = labels_model.predict(images)[0]
+    assert label_maps.shape == scores.shape[:3] and label_maps.dtype == np.int32
+    assert np.mean(label_maps == np.argmax(scores, axis=-1)) >= 0.995
+    sample = app.sample_inputs(run.folder)[0]
+    predicted = run_cli(
+        "segment",
+        "predict",
+        sample,
+        "--model",
+        out / "model.argmax.tflite",
+        "--json",
+        "--out",
+        tmp_path / "p",
+    )
+    assert predicted.exit_code == 0, predicted.output
