@@ -223,10 +223,6 @@ def det_plot(curves, path):
     plt.close(fig)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def ship(folder, tflite_name, threshold, results):
     """Copies the model into saved_models/trigger with its calibrated threshold."""
     import shutil
@@ -247,3 +243,7 @@ def ship(folder, tflite_name, threshold, results):
         print(
             f"shipped to {install_bundle(work, shipped_model_dir('trigger'), ('model.keras', tflite_name, golden, 'model.json'))}"
         )
+
+
+if __name__ == "__main__":
+    main()
