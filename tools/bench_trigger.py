@@ -82,6 +82,9 @@ def main():
     parser.add_argument(
         "--calibration-hours", type=float, default=1.0, help="Validation negatives (0: keep)."
     )
+    parser.add_argument(
+        "--calibration-margin", type=float, default=0.5, help="Share of the false-accept target."
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument(
         "--ship", action="store_true", help="Install the model, at its threshold, as shipped."
@@ -101,7 +104,7 @@ def main():
     results = {"model": str(folder), "tflite_file": tflite.path.name, "test_clips": len(test.inputs)}
     # The threshold, calibrated on validation: clips of validation voices and speakers, and
     # negative audio of validation speech and sounds; the lowest threshold whose false
-    # accepts stay within TARGET_FALSE_ACCEPTS per hour there.
+    # accepts stay within calibration_margin x TARGET_FALSE_ACCEPTS per hour there.
     if args.calibration_hours:
         val = load_split(config, source, "val")
         val_probs = edge.tflite_runner(tflite.path, meta)(val.inputs)[0][..., 0]
@@ -109,7 +112,10 @@ def main():
         calibration = measure_negatives(
             step, meta, config, source, args.calibration_hours, False, val_probs, val.targets, split="val"
         )
-        within = [d for d in calibration["det"] if d["false_accepts_per_hour"] <= TARGET_FALSE_ACCEPTS]
+        # Half the target on validation: unseen speakers false-accept more (measured: 1 an
+        # hour on validation became 2-9 on test at the same threshold).
+        limit = TARGET_FALSE_ACCEPTS * args.calibration_margin
+        within = [d for d in calibration["det"] if d["false_accepts_per_hour"] <= limit]
         threshold = min((d["threshold"] for d in within), default=float(THRESHOLDS[-1]))
         results["calibration"] = {**calibration, "threshold": threshold}
         meta = dict(meta, threshold=threshold)
