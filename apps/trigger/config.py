@@ -19,12 +19,12 @@ class Config(TrainConfig):
     word: str = "activate"
     sample_rate: int = 16000
     clip_seconds: float = 10.0
-    train_clips: int = 2000
+    train_clips: int = 3000
     val_clips: int = 300
     test_clips: int = 300
     max_positives: int = 4
-    max_negatives: int = 2
-    speech_files: int = 1500  # recorded-speech files decoded per split (the rest unused)
+    max_negatives: int = 3
+    speech_files: int = 5000  # recorded-speech files decoded per split: all of them (1,500: twice the false accepts)
     label_steps: int = 10
     frame_length: int = 400
     frame_step: int = 160
@@ -41,9 +41,9 @@ class Config(TrainConfig):
     refractory_seconds: float = 1.0
     stream_steps: int = 12  # output steps per streaming chunk (0.48 s)
     batch_size: int = 16
-    epochs: int = 15
+    epochs: int = 25
     learning_rate: float = 1e-3
-    patience: int = 4
+    patience: int = 6
     max_drop: float = 1.0
 
     @classmethod
