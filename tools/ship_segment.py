@@ -8,16 +8,13 @@ optimizer state), model.int8.tflite, its golden vectors, model.json and metrics.
     python tools/ship_segment.py /tmp/runs/segment [--measure-only]
 """
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from dlkit import io
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import batches, config_of, runner_for
-from dlkit.export.bundle import export, install_bundle
-from dlkit.paths import shipped_model_dir
+from dlkit.export.bundle import ship_run
 from dlkit.registry import get_app
 
 FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json")
@@ -54,25 +51,18 @@ def measure(app, work):
 
 def main(run_dir, measure_only=False):
     app = get_app("segment")
-    run_dir = Path(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for name in ("model.keras", "model.json"):
-            shutil.copy2(run_dir / name, work / name)
-        for quantize in ("float32", "int8"):
-            export(app, work, quantize)
-        metrics = measure(app, work)
-        metrics["sizes"] = {
-            name: (work / name).stat().st_size for name in ("model.tflite", "model.int8.tflite")
-        }
-        io.write_json(work / "metrics.json", metrics)
-        results = Path(__file__).parent / "results" / "segment.json"
-        io.write_json(results, {"run": str(run_dir), "metrics": metrics})
-        if measure_only:
-            print(f"measured {run_dir}: {results}")
-            return
-        target = install_bundle(work, shipped_model_dir("segment"), FILES)
-    print(f"shipped to {target}")
+    results = Path(__file__).parent / "results" / "segment.json"
+    target = ship_run(
+        app,
+        run_dir,
+        ("float32", "int8"),
+        lambda work: measure(app, work),
+        FILES,
+        results,
+        measure_only=measure_only,
+    )
+    if target:
+        print(f"shipped to {target}")
 
 
 if __name__ == "__main__":

@@ -9,20 +9,16 @@ a 95% interval and its accuracy on the negation/contrast diagnostic subset.
     python tools/ship_sentiment.py LSTM_RUN AVERAGE_RUN [--measure-only]
 """
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from dlkit import io
 from dlkit.apps.sentiment import reviews
 from dlkit.apps.sentiment.data import rated_source
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import batches, config_of, runner_for, score
-from dlkit.export.bundle import export, install_bundle
-from dlkit.paths import shipped_model_dir
+from dlkit.export.bundle import ship_run
 from dlkit.registry import get_app
 
 SHIPPED = "model.dynamic.tflite"
@@ -98,25 +94,18 @@ def measure(app, work, average_run):
 
 def main(run_dir, average_run, measure_only=False):
     app = get_app("sentiment")
-    run_dir = Path(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for name in ("model.keras", "model.json", "vocab.txt"):
-            shutil.copy2(run_dir / name, work / name)
-        for quantize in ("float32", "dynamic"):
-            export(app, work, quantize)
-        metrics = measure(app, work, average_run)
-        metrics["sizes"] = {
-            name: (work / name).stat().st_size for name in ("model.tflite", SHIPPED, "vocab.txt")
-        }
-        io.write_json(work / "metrics.json", metrics)
-        results = Path(__file__).parent / "results" / "sentiment.json"
-        io.write_json(results, {"run": str(run_dir), "average_run": str(average_run), "metrics": metrics})
-        if measure_only:
-            print(f"measured {run_dir}: {results}")
-            return
-        target = install_bundle(work, shipped_model_dir("sentiment"), FILES)
-    print(f"shipped to {target}")
+    target = ship_run(
+        app,
+        run_dir,
+        ("float32", "dynamic"),
+        lambda work: measure(app, work, average_run),
+        FILES,
+        Path(__file__).parent / "results" / "sentiment.json",
+        record={"average_run": str(average_run)},
+        measure_only=measure_only,
+    )
+    if target:
+        print(f"shipped to {target}")
 
 
 if __name__ == "__main__":

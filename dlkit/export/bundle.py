@@ -54,10 +54,14 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     flatbuffer = app.convert(model, config, meta, quantize, representative)
     name = tflite_name(quantize, variant)
     gate = app.gate_metric(meta)
-    keras_score, keras_outputs = score(app, config, meta, app.keras_runner(model, config, meta), val, keep=GOLDEN_ROWS)
+    keras_score, keras_outputs = score(
+        app, config, meta, app.keras_runner(model, config, meta), val, keep=GOLDEN_ROWS
+    )
     with io.atomic_path(out_dir / name) as tmp:
         tmp.write_bytes(flatbuffer)
-        tflite_score, tflite_outputs = score(app, config, meta, app.tflite_runner(tmp, meta), val, keep=GOLDEN_ROWS)
+        tflite_score, tflite_outputs = score(
+            app, config, meta, app.tflite_runner(tmp, meta), val, keep=GOLDEN_ROWS
+        )
         drop = gate.drop(keras_score[gate.name], tflite_score[gate.name])
         log(
             f"{gate.name} on val: keras {keras_score[gate.name]:.4f}, tflite {quantize} "
@@ -124,3 +128,37 @@ def install_bundle(work, target, files):
         if (work / name).exists():
             shutil.copy2(work / name, target / name)
     return target
+
+
+def ship_run(app, run_dir, quantizations, measure, files, results_path, record=None, measure_only=False):
+    """The shipping steps of tools/ship_<app>.py: copies a finished run's model and side
+    files into a work folder, exports `quantizations`, measures (`measure(work)` -> a
+    metrics dict, which gets the TFLite sizes), writes metrics.json and `results_path`,
+    and installs `files` into saved_models/<app> (unless `measure_only`).
+
+    Returns:
+        The shipped folder, or None with `measure_only`.
+    """
+    import shutil
+    import tempfile
+
+    from dlkit.paths import shipped_model_dir
+
+    run_dir = Path(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        side_files = [
+            entry["file"] for entry in io.read_json(run_dir / "model.json").get("assets", {}).values()
+        ]
+        for name in ("model.keras", "model.json", *side_files):
+            shutil.copy2(run_dir / name, work / name)
+        for quantize in quantizations:
+            export(app, work, quantize)
+        metrics = measure(work)
+        metrics["sizes"] = {path.name: path.stat().st_size for path in sorted(work.glob("model*.tflite"))}
+        io.write_json(work / "metrics.json", metrics)
+        io.write_json(results_path, {"run": str(run_dir), **(record or {}), "metrics": metrics})
+        if measure_only:
+            log(f"measured {run_dir}: {results_path}")
+            return None
+        return install_bundle(work, shipped_model_dir(app.name), files)
