@@ -140,3 +140,24 @@ def test_install_bundle_ships_only_the_listed_files_and_their_exports(tmp_path):
     target = install_bundle(work, tmp_path / "shipped", ("model.int8.tflite", "model.json"))
     assert sorted(p.name for p in target.iterdir()) == ["metrics.json", "model.int8.tflite", "model.json"]
     assert list(io.read_json(target / "model.json")["exports"]) == ["int8"]
+
+
+def test_ship_run_exports_measures_and_records_with_side_files(contract_run, tmp_path):
+    from dlkit.export.bundle import ship_run
+
+    run = contract_run("sentiment")
+    seen = {}
+
+    def measure(work):
+        seen["files"] = sorted(p.name for p in work.iterdir())
+        return {"score": 1.0}
+
+    results = tmp_path / "results.json"
+    assert (
+        ship_run(run.app, run.run_dir, ("dynamic",), measure, (), results, {"note": "x"}, measure_only=True)
+        is None
+    )
+    assert {"model.keras", "model.json", "vocab.txt", "model.dynamic.tflite"} <= set(seen["files"])
+    record = io.read_json(results)
+    assert record["note"] == "x" and record["run"] == str(run.run_dir) and record["metrics"]["score"] == 1.0
+    assert record["metrics"]["sizes"]["model.dynamic.tflite"] > 0
