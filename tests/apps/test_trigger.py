@@ -170,6 +170,10 @@ def test_bad_audio_is_a_one_line_error(trained, tmp_path):
     result = run_cli("trigger", "predict", tmp_path / "stereo.flac", "--model", model)
     assert result.exit_code == 0, result.output
     assert "2 channels mixed down to mono" in result.output and "resampled from 22050 Hz" in result.output
+    clipped = np.clip(np.random.default_rng(1).normal(0, 1.0, 16000 * 2), -1, 1).astype(np.float32)
+    soundfile.write(tmp_path / "clipped.wav", clipped, 16000, subtype="FLOAT")
+    result = run_cli("trigger", "predict", tmp_path / "clipped.wav", "--model", model)
+    assert result.exit_code == 0 and "clipped audio" in result.output, result.output
 
 
 def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, monkeypatch):
