@@ -240,7 +240,13 @@ def is_diagnostic(text):
     """True for a text with a negator or a contrast word (order-sensitive polarity)."""
     from dlkit.edge.text import words
 
-    return not NEGATORS.isdisjoint(words(text)) or not CONTRAST.isdisjoint(words(text))
+    found = set(words(text))
+    return not NEGATORS.isdisjoint(found) or not CONTRAST.isdisjoint(found)
+
+
+def diagnostic_mask(texts):
+    """(n,) bool: which texts belong to the diagnostic subset."""
+    return np.array([is_diagnostic(text) for text in texts], bool)
 
 
 def annotate(report, split, keep_errors=None):
@@ -264,7 +270,7 @@ def annotate(report, split, keep_errors=None):
         }
         for i in wrong
     ]
-    diagnostic = np.array([is_diagnostic(text) for text in texts], bool)
+    diagnostic = diagnostic_mask(texts)
     right = predicted == truth
     report["diagnostic"] = {
         "rule": "a negator ("
@@ -284,6 +290,7 @@ def peers(config, meta, source, split):
     """VADER (compound score > 0 is positive; binary labels only) and a TF-IDF word +
     bigram logistic regression fitted on the source's training texts, on `split`."""
     texts, truth = split.texts, np.asarray(split.targets)
+    diagnostic = diagnostic_mask(texts)
     results = {}
     labels = list(meta["labels"])
     if labels == ["negative", "positive"]:
@@ -291,7 +298,7 @@ def peers(config, meta, source, split):
 
         analyser = SentimentIntensityAnalyzer()
         predicted = np.array([analyser.polarity_scores(text)["compound"] > 0 for text in texts], int)
-        results["vader"] = _peer_report(predicted, truth, texts)
+        results["vader"] = _peer_report(predicted, truth, diagnostic)
     try:
         train = source.rows("train")
     except DlkitError:
@@ -302,7 +309,7 @@ def peers(config, meta, source, split):
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     features = vectorizer.fit_transform([text for text, _ in train])
     classifier = LogisticRegression(C=TFIDF_C, max_iter=2000).fit(features, [label for _, label in train])
-    results["tfidf_logreg"] = _peer_report(classifier.predict(vectorizer.transform(texts)), truth, texts)
+    results["tfidf_logreg"] = _peer_report(classifier.predict(vectorizer.transform(texts)), truth, diagnostic)
     return results
 
 
@@ -311,9 +318,8 @@ def peers(config, meta, source, split):
 TFIDF_C = 100.0
 
 
-def _peer_report(predicted, truth, texts):
+def _peer_report(predicted, truth, diagnostic):
     right = np.asarray(predicted) == np.asarray(truth)
-    diagnostic = np.array([is_diagnostic(text) for text in texts], bool)
     return {
         "accuracy": float(right.mean()),
         "accuracy_ci95": wilson_interval(int(right.sum()), len(right)),
