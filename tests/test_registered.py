@@ -56,10 +56,16 @@ def _spectrogram():
     return keras.Model(audio, dlkit.layers.Spectrogram(400, 160, 512)(audio)), [RNG.normal(0, 0.1, (2, 1600))]
 
 
+def _label_map():
+    scores = keras.Input((4, 5, 3))
+    return keras.Model(scores, dlkit.layers.LabelMap()(scores)), [RNG.dirichlet(np.ones(3), (2, 4, 5))]
+
+
 # Registered name -> fn() returning (a model using the object, its inputs); for losses the
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
     "dlkit>AdditiveAttention": _attention,
+    "dlkit>LabelMap": _label_map,
     "dlkit>PaddingMask": _padding_mask,
     "dlkit>Spectrogram": _spectrogram,
     "dlkit>YOLODecode": _decode,

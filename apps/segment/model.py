@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from dlkit.errors import DlkitError
-from dlkit.layers.unet import apply_conv_block, apply_up_block
+from dlkit.layers.unet import LabelMap, apply_conv_block, apply_up_block
 from dlkit.losses import DiceCrossEntropy
 from dlkit.metrics.segmentation import SegmentationEvaluator
 from dlkit.pretrained import build_backbone
@@ -131,10 +131,5 @@ def inference_model(model, config, meta):
     ending in a per-pixel ArgMax: (batch, S, S) int32 class ids (TFLite ARG_MAX)."""
     if not meta.get("argmax"):
         return model
-    import tensorflow as tf
-
-    # tf.argmax, not keras.ops.argmax: Keras's version adds a BitwiseAnd that TFLite lacks.
-    labels = keras.layers.Lambda(
-        lambda probs: tf.argmax(probs, axis=-1, output_type=tf.int32), name="label_map"
-    )(model.output)
+    labels = LabelMap(name="label_map")(model.output)
     return keras.Model(model.input, labels, name=f"{model.name}_argmax")

@@ -2,6 +2,7 @@
 
 from dlkit.layers.attention import AdditiveAttention, PaddingMask
 from dlkit.layers.audio import Spectrogram
+from dlkit.layers.unet import LabelMap
 from dlkit.layers.yolo import YOLODecode, YOLOPostprocess
 
-__all__ = ["AdditiveAttention", "PaddingMask", "Spectrogram", "YOLODecode", "YOLOPostprocess"]
+__all__ = ["AdditiveAttention", "LabelMap", "PaddingMask", "Spectrogram", "YOLODecode", "YOLOPostprocess"]

@@ -4,9 +4,10 @@
 resolution with a transposed convolution and joins the skip connection of the same
 resolution from the contracting path. A U-Net is a contracting path (a pretrained
 backbone's features, or `apply_conv_block` + pooling from scratch) followed by one up
-block per skip.
+block per skip. `LabelMap` ends an exported network in a per-pixel ArgMax.
 """
 
+import keras
 from keras import layers
 
 
@@ -27,3 +28,21 @@ def apply_up_block(x, skip, filters, *, name):
     if skip is not None:
         x = layers.Concatenate(name=f"{name}_concat")([x, skip])  # (b, 2h, 2w, f + s)
     return apply_conv_block(x, filters, name=name)
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class LabelMap(keras.layers.Layer):
+    """Per-pixel class ids: (batch, h, w, classes) scores -> (batch, h, w) int32, the
+    ArgMax over the last axis (TFLite ARG_MAX, so a device gets a label map).
+
+    `tf.argmax`, not `keras.ops.argmax`: Keras's version adds a BitwiseAnd that TFLite's
+    builtin ops lack.
+    """
+
+    def call(self, scores):
+        import tensorflow as tf
+
+        return tf.argmax(scores, axis=-1, output_type=tf.int32)
+
+    def compute_output_spec(self, scores):
+        return keras.KerasTensor(scores.shape[:-1], dtype="int32")
