@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.apps.trigger import sounds
+from dlkit.data.speech import trim_silence
 from dlkit.errors import DlkitError, InvalidInputError
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
@@ -27,8 +28,9 @@ def step_samples(config):
 
 def output_steps(config, samples):
     """Output steps of the model for `samples` samples of audio (no padding anywhere)."""
-    frames = 1 + (samples - config.frame_length) // config.frame_step
-    return max(0, (frames - config.conv_kernel) // config.conv_stride + 1)
+    from dlkit.apps.trigger.edge import steps_in
+
+    return steps_in(samples, receptive_samples(config), step_samples(config))
 
 
 def label_steps(config, ends, samples):
@@ -125,15 +127,10 @@ def _decode(paths, config, skipped, limit=None, seed=0):
         except InvalidInputError as error:
             skipped.append(str(error))
             continue
-        audio = sounds_trim(audio)
+        audio = trim_silence(audio, threshold=0.005)
         if len(audio) >= config.sample_rate // 10 and sounds.rms(audio) > 1e-4:
             decoded.append(audio)  # clicks shorter than 0.1 s and silence are left out
     return decoded
-
-
-def sounds_trim(audio, threshold=0.005):
-    loud = np.flatnonzero(np.abs(audio) > threshold)
-    return audio[loud[0] : loud[-1] + 1] if len(loud) else audio[:0]
 
 
 def pools_of(config, source, split, skipped):

@@ -37,12 +37,26 @@ def postprocess(outputs, meta, **options):
     return [{"probs": np.asarray(row)[:, 0]} for row in outputs[0]]
 
 
+def steps_in(samples, receptive, step):
+    """Output steps for `samples` samples: step j sees samples [j * step, j * step +
+    receptive), so it exists when that lies inside the audio."""
+    return 0 if samples < receptive else (samples - receptive) // step + 1
+
+
 def steps_for(meta, samples):
-    """Output steps for `samples` samples: step j sees samples [j * step_samples,
-    j * step_samples + receptive_samples), so it exists when that lies inside the audio."""
-    if samples < meta["receptive_samples"]:
-        return 0
-    return (samples - meta["receptive_samples"]) // meta["step_samples"] + 1
+    """`steps_in` with a model's geometry."""
+    return steps_in(samples, meta["receptive_samples"], meta["step_samples"])
+
+
+def window_samples(meta):
+    """Samples of one streaming call: `stream_steps` new steps plus the receptive
+    field's overlap with the previous chunk."""
+    return meta["stream_steps"] * meta["step_samples"] + meta["receptive_samples"] - meta["step_samples"]
+
+
+def refractory_steps(meta):
+    """`refractory_seconds` in output steps."""
+    return int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
 
 
 def step_end_seconds(meta, step):
@@ -66,7 +80,7 @@ def combine(results, audio, meta):
     times = [t for t in times if t <= seconds]  # none from the last clip's zero padding
     return {
         "triggers": times,
-        "seconds": round(len(audio.samples) / meta["sample_rate"], 2),
+        "seconds": round(seconds, 2),
         "max_probability": peak,
     }
 
@@ -92,7 +106,7 @@ def detect_events(probs, meta, threshold=None):
 def match_events(events, positive_runs, meta):
     """(positives hit, false accepts): an event hits a positive when it fires within its
     labelled run or up to the refractory period after it; each positive counts once."""
-    slack = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
+    slack = refractory_steps(meta)
     hit, used = set(), set()
     for k, (first, last) in enumerate(positive_runs):
         for i, step in enumerate(events):
@@ -110,7 +124,7 @@ class Streamer:
     def __init__(self, step, meta):
         self.step, self.meta = step, meta
         self.chunk = meta["stream_steps"] * meta["step_samples"]
-        self.window = self.chunk + meta["receptive_samples"] - meta["step_samples"]
+        self.window = window_samples(meta)
         self.reset()
 
     def reset(self):
@@ -246,7 +260,7 @@ class EventStream:
     def __init__(self, meta, threshold=None):
         self.meta = meta
         self.threshold = meta["threshold"] if threshold is None else threshold
-        self.refractory = int(round(meta["refractory_seconds"] * meta["sample_rate"] / meta["step_samples"]))
+        self.refractory = refractory_steps(meta)
         self.step = 0
         self.above = 0
         self.blocked_until = -1

@@ -83,8 +83,9 @@ def stream_model(model, config, meta):
     """The trained network on one chunk: (audio window (1, W), state_1, state_2) ->
     (probs (1, stream_steps, 1), new state_1, new state_2), W = the samples of
     `stream_steps` steps plus the receptive field's overlap with the previous chunk."""
-    window = window_samples(meta)
-    audio = keras.Input((window,), name="audio", batch_size=1)
+    from dlkit.apps.trigger.edge import window_samples
+
+    audio = keras.Input((window_samples(meta),), name="audio", batch_size=1)
     h1 = keras.Input((config.gru_units,), name="state_1", batch_size=1)
     h2 = keras.Input((config.gru_units,), name="state_2", batch_size=1)
     parts = _layers(config)
@@ -94,10 +95,6 @@ def stream_model(model, config, meta):
         if model.get_layer(name).weights:
             stream.get_layer(name).set_weights(model.get_layer(name).get_weights())
     return stream
-
-
-def window_samples(meta):
-    return meta["stream_steps"] * meta["step_samples"] + meta["receptive_samples"] - meta["step_samples"]
 
 
 def compile_model(model, config, learning_rate=None):
@@ -146,10 +143,10 @@ class TriggerEvaluator(Evaluator):
         self.fp += int(np.sum(predicted & ~truth))
         self.fn += int(np.sum(~predicted & truth))
         for row, labels in zip(probs, truth):
-            events = detect_events(row, self.meta)
-            hits, false_accepts = match_events(events, runs(labels), self.meta)
+            positive_runs = runs(labels)
+            hits, false_accepts = match_events(detect_events(row, self.meta), positive_runs, self.meta)
             self.hits += hits
-            self.positives += len(runs(labels))
+            self.positives += len(positive_runs)
             self.false_accepts += false_accepts
             self.seconds += len(row) * self.meta["step_samples"] / self.meta["sample_rate"]
 
