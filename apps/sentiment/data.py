@@ -260,7 +260,7 @@ def load_split(config, source, split, meta=None, progress=None):
         )
     vocab = WordVocab(meta["vocab"], meta.get("lowercase", True))
     length = meta["max_length"]
-    texts, inputs, targets, fit_targets = [], [], [], []
+    texts, inputs, targets, kept_ratings = [], [], [], []
     empty = cut = 0
     classes = len(source.labels)
     ratings = source.ratings.get(split)
@@ -276,10 +276,7 @@ def load_split(config, source, split, meta=None, progress=None):
         inputs.append(row)
         targets.append(label)
         if soft:
-            positive = 1.0 / (1.0 + np.exp(-config.soft_labels * ratings[k]))
-            fit_targets.append((1.0 - positive, positive))
-        else:
-            fit_targets.append(np.eye(classes)[label])
+            kept_ratings.append(ratings[k])
     skipped = list(source.skipped) if split == "train" else []
     if empty:
         skipped.append(f"{split}: {empty} texts without a word left out")
@@ -287,9 +284,13 @@ def load_split(config, source, split, meta=None, progress=None):
         skipped.append(f"{split}: {cut} texts longer than {length} words cut to {length}")
     if not texts:
         raise DlkitError(f"{source.description}: no {split} text has a word")
-    return LoadedSplit(
-        texts, np.stack(inputs), np.array(targets, np.int32), np.array(fit_targets, np.float32), skipped
-    )
+    targets = np.array(targets, np.int32)
+    if soft:
+        positive = 1.0 / (1.0 + np.exp(-config.soft_labels * np.array(kept_ratings, np.float64)))
+        fit_targets = np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
+    else:
+        fit_targets = np.eye(classes, dtype=np.float32)[targets]
+    return LoadedSplit(texts, np.stack(inputs), targets, fit_targets, skipped)
 
 
 def training_words(source):
