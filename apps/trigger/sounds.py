@@ -2,9 +2,11 @@
 
 - positives: the trigger word spoken by espeak-ng (`dlkit.data.speech`), with different
   voices for training, validation and test;
-- negatives: real recorded speech, the spoken names and descriptions of the Tux Paint
-  stamps (Debian `tuxpaint-stamps-default`), split by language, i.e. by speaker; and
-  other words spoken by the split's espeak voices;
+- negatives: real recorded speech, split by language, i.e. by speaker: the spoken names
+  and descriptions of the Tux Paint stamps (Debian `tuxpaint-stamps-default`), and where
+  installed the spoken words of KTuberling (`ktuberling-data`) and the spoken letters
+  and syllables of KLettres (`klettres-data`); and other words spoken by the split's
+  espeak voices;
 - backgrounds: real sound effects (Tux Paint stamps and `tuxpaint-data`, the freedesktop
   sound theme `sound-theme-freedesktop`), split by file, plus generated coloured noise.
 """
@@ -21,8 +23,12 @@ from dlkit.errors import MissingSourceError
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 SOUND_FOLDERS = (Path("/usr/share/tuxpaint/sounds"), Path("/usr/share/sounds/freedesktop/stereo"))
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
-# Recorded speech by language (one speaker each, mostly): held-out speakers for val and test.
-SPEECH_LANGUAGES = {"val": ("ca",), "test": ("ro", "bg")}
+KTUBERLING = Path("/usr/share/ktuberling/sounds")  # <language>/<word>.ogg|wav
+KLETTRES = Path("/usr/share/klettres")  # <language>/{alpha,syllab}/<letters>.ogg
+SPEECH_PACKAGES = "tuxpaint-stamps-default ktuberling-data klettres-data sound-theme-freedesktop"
+# Recorded speech by language (one speaker per language and collection, mostly): the
+# languages of held-out speakers for val and test, in every collection.
+SPEECH_LANGUAGES = {"val": ("ca", "it"), "test": ("ro", "bg", "uk", "hu")}
 # espeak-ng voice variants per split (dlkit.data.speech.VARIANTS): never shared.
 VOICES = {
     "train": ("m1", "m2", "m5", "m6", "m7", "f1", "f4", "f5", "klatt", "klatt4", "croak", "Andy", "Annie",
@@ -48,12 +54,23 @@ def split_of_name(name, val=15, test=15):
 
 
 def speech_language(path):
-    """The language of a Tux Paint spoken-name file (`cat_fr.ogg`, `cat_desc_en_GB.ogg`), or
-    None for a sound effect (`cat.ogg`)."""
+    """The language of a recorded-speech file: the folder of a KTuberling (`fr/ball.ogg`,
+    `sr@latin/...`) or KLettres file (`es/syllab/ba.ogg`); the suffix of a Tux Paint
+    spoken-name file (`cat_fr.ogg`, `cat_desc_en_GB.ogg`), or None for a Tux Paint sound
+    effect (`cat.ogg`)."""
+    path = Path(path)
+    for root, depth in ((KTUBERLING, 1), (KLETTRES, 2)):
+        if path.is_relative_to(root):
+            return path.parents[depth - 1].name.split("@")[0]
     match = re.match(r"^.*?(?:_desc)?_([a-z]{2,3}(?:_[A-Z]{2})?)$", path.stem)
     if match:
         return match.group(1)
     return "en" if path.stem.endswith("_desc") else None
+
+
+def speech_split(language):
+    base = language.split("_")[0]
+    return next((s for s, langs in SPEECH_LANGUAGES.items() if base in langs), "train")
 
 
 @dataclass
@@ -64,25 +81,39 @@ class SoundFiles:
     effects: list = field(default_factory=list)
 
 
+def _audio_files(folder, pattern="*"):
+    return (
+        sorted(p for p in folder.glob(pattern) if p.suffix.lower() in AUDIO_SUFFIXES)
+        if folder.is_dir()
+        else []
+    )
+
+
 def find_files():
-    """{split: SoundFiles} from the installed Debian packages."""
+    """{split: SoundFiles} from the installed Debian packages (Tux Paint's stamps are
+    required, the other collections are used when installed)."""
     if not STAMPS.is_dir():
         raise MissingSourceError(
             f"{STAMPS} is missing: the offline trigger data needs Debian tuxpaint-stamps-default "
-            "(apt-get install tuxpaint-stamps-default sound-theme-freedesktop)"
+            f"(apt-get install {SPEECH_PACKAGES})"
         )
     splits = {name: SoundFiles() for name in ("train", "val", "test")}
     for path in sorted(STAMPS.rglob("*.ogg")):
         language = speech_language(path)
         if language is None:
             splits[split_of_name(path.name)].effects.append(path)
-            continue
-        split = next((s for s, langs in SPEECH_LANGUAGES.items() if language in langs), "train")
-        splits[split].speech.append(path)
+        else:
+            splits[speech_split(language)].speech.append(path)
+    speech = (
+        _audio_files(KTUBERLING, "*/*")
+        + _audio_files(KLETTRES, "*/alpha/*")
+        + _audio_files(KLETTRES, "*/syllab/*")
+    )
+    for path in speech:
+        splits[speech_split(speech_language(path))].speech.append(path)
     for folder in SOUND_FOLDERS:
-        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
-            if path.suffix.lower() in AUDIO_SUFFIXES:
-                splits[split_of_name(path.name)].effects.append(path)
+        for path in _audio_files(folder):
+            splits[split_of_name(path.name)].effects.append(path)
     return splits
 
 
