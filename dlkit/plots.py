@@ -1,4 +1,5 @@
-"""PNG plots: training curves, confusion matrices, attention maps (matplotlib, Agg backend)."""
+"""PNG plots: training curves, confusion matrices, attention maps, audio with per-step
+scores, DET curves (matplotlib, Agg backend)."""
 
 import numpy as np
 
@@ -101,6 +102,77 @@ def precision_recall_plot(curves, path, title="precision-recall", per_class=None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def audio_scores_plot(
+    path, audio, sample_rate, step_times, scores, threshold, events=(), truth=(), labelled=None,
+    title="", max_seconds=600.0,
+):  # fmt: skip
+    """Waveform, spectrogram and a per-step score (e.g. P(trigger)) over time, with the
+    threshold, the events that fired (red) and the true positions (green lines; a shaded
+    row of `labelled` steps if given). Audio beyond `max_seconds` is left out (said in the
+    title), so an hour-long file still plots fast."""
+    plt = _pyplot()
+    audio = np.asarray(audio, np.float32)
+    seconds = len(audio) / sample_rate
+    if seconds > max_seconds:
+        audio = audio[: int(max_seconds * sample_rate)]
+        title = f"{title} (first {max_seconds:.0f} s of {seconds:.0f} s)".strip()
+    step_times, scores = np.asarray(step_times), np.asarray(scores)
+    keep = step_times <= len(audio) / sample_rate + 1e-9
+    step_times, scores = step_times[keep], scores[keep]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
+    bins = max(1, len(audio) // 4000)  # min/max envelope: a few thousand points at most
+    usable = len(audio) // bins * bins
+    frames = audio[:usable].reshape(-1, bins)
+    t = (np.arange(len(frames)) * bins + bins / 2) / sample_rate
+    axes[0].fill_between(t, frames.min(axis=1), frames.max(axis=1), lw=0.3)
+    axes[0].set_ylabel("waveform")
+    axes[1].specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma")
+    axes[1].set_ylabel("Hz")
+    axes[2].plot(step_times, scores, lw=1, label="score")
+    if labelled is not None:
+        axes[2].fill_between(
+            step_times, 0, np.asarray(labelled)[keep], color="green", alpha=0.25, label="labelled steps"
+        )
+    axes[2].axhline(threshold, color="red", ls="--", lw=0.8, label="threshold")
+    for i, time in enumerate(x for x in truth if x <= len(audio) / sample_rate):
+        for ax in axes:
+            ax.axvline(
+                time, color="green", lw=1.2, alpha=0.8, label="true" if i == 0 and ax is axes[2] else None
+            )
+    events = [e for e in events if e <= len(audio) / sample_rate]
+    if events:
+        axes[2].plot(events, [1.02] * len(events), "rv", ms=7, label="detected")
+    axes[2].set_ylim(0, 1.08)
+    axes[2].set_xlabel("seconds")
+    axes[2].legend(loc="upper right", fontsize=8)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def det_plot(curves, path, title="DET"):
+    """Miss rate against false accepts per hour, one curve per name in `curves`
+    ({name: [{"threshold", "miss_rate", "false_accepts_per_hour"}]}), thresholds marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, det in curves.items():
+        x, y = [d["false_accepts_per_hour"] for d in det], [d["miss_rate"] for d in det]
+        ax.plot(x, y, marker="o", ms=3, label=name)
+        for d in det[::4]:
+            ax.annotate(f"{d['threshold']:.2f}", (d["false_accepts_per_hour"], d["miss_rate"]), fontsize=7)
+    ax.legend(fontsize=7)
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("miss rate")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
     return path

@@ -90,7 +90,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     progress = ProgressPrinter()
     source = app.open_source(config, data, progress=progress)
     labels = getattr(source, "labels", ())
-    log(f"data: {source.description}" + (f" ({len(labels)} classes: {', '.join(labels)})" if labels else ""))
+    classes = f"{len(labels)} {'class' if len(labels) == 1 else 'classes'}"
+    log(f"data: {source.description}" + (f" ({classes}: {', '.join(labels)})" if labels else ""))
     meta = app.make_meta(config, source)
     if init_bundle and not init_parts:
         meta = app.inherit_meta(meta, init_bundle.meta)

@@ -22,6 +22,7 @@ from dlkit.apps.trigger import edge
 from dlkit.apps.trigger.data import load_split, pools_of, synthesize_clip
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, load_keras
+from dlkit.plots import det_plot
 from dlkit.registry import get_app
 
 THRESHOLDS = np.round(np.r_[np.arange(0.05, 0.951, 0.05), 0.96, 0.97, 0.98, 0.99, 0.995, 0.999], 3)
@@ -49,27 +50,14 @@ def negative_stream(config, source, hours, spoken_words=False, seed=11, split="t
         yield audio
 
 
-def plot_clip(audio, probs, labels, meta, path):
-    from dlkit.plots import _pyplot
+def plot_clip(audio, probs, labels, ends, meta, path):
+    from dlkit.plots import audio_scores_plot
 
-    plt = _pyplot()
     rate = meta["sample_rate"]
-    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True)
-    t = np.arange(len(audio)) / rate
-    axes[0].plot(t, audio, lw=0.4)
-    axes[0].set_ylabel("waveform")
-    axes[1].specgram(audio, NFFT=400, Fs=rate, noverlap=240, cmap="magma")
-    axes[1].set_ylabel("Hz")
-    steps = np.array([edge.step_end_seconds(meta, j) for j in range(len(probs))])
-    axes[2].plot(steps, probs, label="P(trigger)")
-    axes[2].fill_between(steps, 0, labels, color="green", alpha=0.25, label="labelled steps")
-    axes[2].axhline(meta["threshold"], color="red", ls="--", lw=0.8, label="threshold")
-    axes[2].set_ylim(0, 1.05)
-    axes[2].set_xlabel("seconds")
-    axes[2].legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    times = [edge.step_end_seconds(meta, j) for j in range(len(probs))]
+    fired = [times[j] for j in edge.detect_events(probs, meta)]
+    audio_scores_plot(path, audio, rate, times, probs, meta["threshold"], fired, [e / rate for e in ends], labels,
+                      title="a test clip: P(trigger), TFLite streaming")  # fmt: skip
 
 
 def main():
@@ -150,9 +138,11 @@ def main():
             )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_clip(test.inputs[0], tflite_probs[0], test.targets[0], meta, out / "trigger_clip.png")
+    plot_clip(
+        test.inputs[0], tflite_probs[0], test.targets[0], test.events[0], meta, out / "trigger_clip.png"
+    )
     curves = {key: results[key]["det"] for key in ("negatives", "negatives_with_words") if key in results}
-    det_plot(curves, out / "trigger_det.png")
+    det_plot(curves, out / "trigger_det.png", title="DET: test clips and negative-only audio")
     io.write_json(out / "trigger.json", results)
     if args.ship:
         ship(folder, tflite.path.name, meta["threshold"], results)
@@ -206,27 +196,6 @@ def measure_negatives(
         "chunk_latency_ms": 1000 * busy / max(chunks, 1),
         "chunk_seconds": meta["stream_steps"] * meta["step_samples"] / meta["sample_rate"],
     }
-
-
-def det_plot(curves, path):
-    from dlkit.plots import _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for name, det in curves.items():
-        x, y = [d["false_accepts_per_hour"] for d in det], [d["miss_rate"] for d in det]
-        ax.plot(x, y, marker="o", ms=3, label=name)
-        for d in det[::4]:
-            ax.annotate(f"{d['threshold']:.2f}", (d["false_accepts_per_hour"], d["miss_rate"]), fontsize=7)
-    ax.legend(fontsize=7)
-    ax.set_xlabel("false accepts per hour")
-    ax.set_ylabel("miss rate")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_title("DET: test clips and negative-only audio")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def ship(folder, tflite_name, threshold, results):

@@ -5,14 +5,18 @@ Data: by default 10-second clips synthesized as in the course: real background s
 (Tux Paint, freedesktop) and coloured noise, the trigger word ("activate") spoken by
 espeak-ng voices, and real recorded speech (Tux Paint's spoken stamp names) as
 negatives; voices, speakers and sounds of validation and test never occur in training.
-`--data DIR` takes a folder with positives/, negatives/ and backgrounds/ recordings.
+`--data DIR` takes a folder with positives/, negatives/ and backgrounds/ recordings, and/or
+recordings/ of long audio with a label file each.
 
 Example:
     dlkit trigger predict recording.wav
     dlkit trigger listen meeting.flac --chime out/
 """
 
+from pathlib import Path
+
 from dlkit.app import App, Metric
+from dlkit.errors import InvalidInputError
 from dlkit.registry import register
 
 
@@ -22,7 +26,9 @@ class TriggerApp(App):
     summary = "Trigger word detection: Conv1D + GRU over an in-model spectrogram, streaming on device."
     input_kind = "audio"
     data_help = (
-        "A folder with positives/, negatives/ and backgrounds/ recordings, or omit for the synthesized clips."
+        "A folder with positives/, negatives/ and backgrounds/ recordings, and/or recordings/ of long "
+        "audio with a label file each (talk.wav + talk.txt: trigger times in seconds); omit for the "
+        "synthesized clips."
     )
     gate = Metric("f1")
     monitor = ("val_loss", "min")
@@ -53,6 +59,28 @@ class TriggerApp(App):
 
     def combine(self, results, raw, meta):
         return self.edge.combine(results, raw, meta)
+
+    def finish(self, item, raw, result, context):
+        """With a label file beside the audio (`talk.wav`, `talk.txt`), the labelled times
+        and how many were found; with an output folder, a plot per file (waveform,
+        spectrogram, P(trigger), detections and labels)."""
+        step_times, probs = result.pop("scores")
+        labelled = None
+        if isinstance(item, (str, Path)) and self.edge.label_file(item):
+            try:
+                labelled = self.edge.read_labels(self.edge.label_file(item))
+            except InvalidInputError:
+                labelled = None  # a .txt of something else beside the audio: not labels
+        if labelled is not None:
+            result["labelled"] = labelled
+            result["found"] = self.edge.found_labelled(result["triggers"], labelled, context.meta)
+        if context.out_dir is not None:
+            from dlkit.plots import audio_scores_plot
+
+            stem = Path(item).stem if isinstance(item, (str, Path)) else f"audio{context.index}"
+            audio_scores_plot(context.out_dir / f"{stem}.png", raw.samples, raw.sample_rate, step_times, probs,
+                              context.meta["threshold"], result["triggers"], labelled or (), title=str(item))  # fmt: skip
+        return result
 
     def register_cli(self, group):
         from dlkit.apps.trigger.cli import listen_command

@@ -13,7 +13,10 @@ from dlkit.data.speech import trim_silence
 from dlkit.errors import DlkitError, InvalidInputError
 
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
-USER_FOLDERS = ("positives", "negatives", "backgrounds")
+USER_FOLDERS = ("positives", "negatives", "backgrounds", "recordings")
+# Fewer recordings than this are each cut in time (70/15/15) instead of split by file.
+RECORDINGS_SPLIT_BY_FILE = 10
+TIME_SPLITS = {"train": (0.0, 0.7), "val": (0.7, 0.85), "test": (0.85, 1.0)}
 
 
 def receptive_samples(config):
@@ -54,6 +57,7 @@ class Pools:
     positives: list  # the trigger word
     words: list = field(default_factory=list)  # other words by the same voices (negatives)
     confusable: list = field(default_factory=list)  # those of them that sound like the trigger
+    recorded: list = field(default_factory=list)  # (clip, trigger end samples) cut from recordings
 
 
 @dataclass
@@ -78,9 +82,16 @@ class LoadedSplit:
 
 
 def open_source(config, data, progress=None):
-    """Resolves `--data`: omitted (espeak-ng trigger words, Tux Paint speech and sounds), or
-    a folder with `positives/`, `negatives/` and `backgrounds/` recordings (each split
-    70/15/15 by file name)."""
+    """Resolves `--data`: omitted (espeak-ng trigger words, recorded speech and Debian
+    sounds), or a user folder with any of:
+
+    - `positives/`, `negatives/`, `backgrounds/`: short recordings from which clips are
+      synthesized (split 70/15/15 by file name);
+    - `recordings/`: long recordings, each with a label file beside it (`talk.wav`,
+      `talk.txt`: one trigger time per line, or an Audacity label track), cut into clips.
+      Ten or more recordings are split by file; fewer are each cut in time (the first 70%
+      for training, the next 15% for validation, the last 15% for test).
+    """
     if data in (None, ""):
         files = sounds.find_files()
         digest = hashlib.sha1()
@@ -88,29 +99,73 @@ def open_source(config, data, progress=None):
             for path in files[split].speech + files[split].effects:
                 digest.update(f"{split}:{path}".encode())
         return AudioSource(
-            f"synthesized clips: '{config.word}' by espeak-ng, Tux Paint speech and sounds",
+            f"synthesized clips: '{config.word}' by espeak-ng, recorded speech and sounds",
             files,
             fingerprint=digest.hexdigest()[:16],
         )
+    from dlkit.apps.trigger.edge import label_file, read_labels
+
     folder = Path(data)
+    expected = "positives/ (with negatives/ and backgrounds/) or recordings/ with label files"
     if not folder.is_dir():
-        raise InvalidInputError(f"{folder}: expected a folder with {', '.join(USER_FOLDERS)}/")
-    missing = [name for name in USER_FOLDERS if not (folder / name).is_dir()]
-    if missing:
-        raise InvalidInputError(f"{folder}: no {', '.join(m + '/' for m in missing)} folder")
+        raise InvalidInputError(f"{folder}: expected a folder with {expected}")
+    found = {
+        name: sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in sounds.AUDIO_SUFFIXES)
+        for name in USER_FOLDERS
+        if (folder / name).is_dir()
+    }
+    if not found.get("positives") and not found.get("recordings"):
+        raise InvalidInputError(f"{folder}: no audio files; expected {expected}")
     files = {split: {name: [] for name in USER_FOLDERS} for split in SPLIT_SEEDS}
-    for name in USER_FOLDERS:
-        for path in sorted((folder / name).rglob("*")):
-            if path.suffix.lower() in sounds.AUDIO_SUFFIXES:
+    digest = hashlib.sha1(str(folder.resolve()).encode())
+    for name, paths in found.items():
+        for path in paths:
+            digest.update(f"{path.relative_to(folder)}:{path.stat().st_size}".encode())
+            if name != "recordings":
                 files[sounds.split_of_name(path.name)][name].append(path)
-    if not any(files[s]["positives"] for s in files):
-        raise InvalidInputError(f"{folder / 'positives'}: no audio files")
-    return AudioSource(
-        f"clips from {folder}",
-        files,
-        user=True,
-        fingerprint=hashlib.sha1(str(folder).encode()).hexdigest()[:16],
-    )
+    recordings = found.get("recordings", [])
+    for path in recordings:
+        labels = label_file(path)
+        if labels is None:
+            raise InvalidInputError(
+                f"{path}: no label file {path.with_suffix('.txt').name} beside it (one trigger time "
+                "in seconds per line; an empty file if the word never occurs)"
+            )
+        entry = (path, read_labels(labels))
+        digest.update(labels.read_bytes())
+        if len(recordings) >= RECORDINGS_SPLIT_BY_FILE:
+            files[sounds.split_of_name(path.name)]["recordings"].append((entry, (0.0, 1.0)))
+        else:
+            for split, share in TIME_SPLITS.items():
+                files[split]["recordings"].append((entry, share))
+    return AudioSource(f"clips from {folder}", files, user=True, fingerprint=digest.hexdigest()[:16])
+
+
+def recording_clips(config, path, trigger_times, share, skipped):
+    """[(clip, trigger end samples)]: the `share` (start, end fractions) of a labelled
+    recording cut into consecutive clips of `clip_seconds`, the last one zero-padded.
+    Trigger words ending in a clip's first half second are left out (the model has not
+    heard them)."""
+    from dlkit.edge.audio import read_audio
+
+    try:
+        audio = read_audio(path, config.sample_rate).samples
+    except InvalidInputError as error:
+        skipped.append(str(error))
+        return []
+    rate, size = config.sample_rate, int(config.clip_seconds * config.sample_rate)
+    first, last = (int(round(f * len(audio))) for f in share)
+    ends = np.round(np.asarray(trigger_times) * rate).astype(np.int64)
+    clips = []
+    for start in range(first, last, size):
+        stop = min(start + size, last)
+        if stop - start < rate:  # under a second left: nothing to learn from
+            break
+        clip = np.zeros(size, np.float32)
+        clip[: stop - start] = audio[start:stop]
+        inside = ends[(ends >= start + rate // 2) & (ends <= stop)] - start
+        clips.append((clip, [int(e) for e in inside]))
+    return clips
 
 
 def _decode(paths, config, skipped, limit=None, seed=0):
@@ -144,6 +199,11 @@ def pools_of(config, source, split, skipped):
                 speech=_decode(files["negatives"], config, skipped, limit),
                 effects=_decode(files["backgrounds"], config, skipped),
                 positives=_decode(files["positives"], config, skipped),
+                recorded=[
+                    clip
+                    for (path, times), share in files["recordings"]
+                    for clip in recording_clips(config, path, times, share, skipped)
+                ],
             )
         else:
             positives, words = speech_bank(config, split)
@@ -266,16 +326,20 @@ def synthesize_clip(rng, config, pools, samples=None):
 
 
 def load_split(config, source, split, meta=None, progress=None):
-    """`<split>_clips` clips synthesized with a fixed seed per split."""
+    """`<split>_clips` clips synthesized with a fixed seed per split (when there are
+    recordings of the trigger word), then the clips cut from labelled recordings."""
     count = {"train": config.train_clips, "val": config.val_clips, "test": config.test_clips}[split]
     skipped = []
     pools = pools_of(config, source, split, skipped)
     if not pools.positives:
-        raise DlkitError(f"{source.description}: no {split} recordings of the trigger word")
+        count = 0
+        if not pools.recorded:
+            raise DlkitError(f"{source.description}: no {split} recordings of the trigger word")
     rng = np.random.default_rng([config.seed, SPLIT_SEEDS[split]])
     samples = int(config.clip_seconds * config.sample_rate)
-    inputs = np.zeros((count, samples), np.float32)
-    targets = np.zeros((count, output_steps(config, samples)), np.float32)
+    total = count + len(pools.recorded)
+    inputs = np.zeros((total, samples), np.float32)
+    targets = np.zeros((total, output_steps(config, samples)), np.float32)
     events = []
     for i in range(count):
         inputs[i], ends, _ = synthesize_clip(rng, config, pools, samples)
@@ -283,6 +347,9 @@ def load_split(config, source, split, meta=None, progress=None):
         events.append(ends)
         if progress and (i + 1) % 100 == 0:
             progress(i + 1, count, f"synthesizing {split} clips")
+    for i, (clip, ends) in enumerate(pools.recorded, count):
+        inputs[i], targets[i] = clip, label_steps(config, ends, samples)
+        events.append(ends)
     return LoadedSplit(inputs, targets, events, skipped)
 
 

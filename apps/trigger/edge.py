@@ -1,6 +1,8 @@
 """On-device trigger detection (numpy, soundfile, LiteRT; no TensorFlow): audio files in,
 per-step probabilities from the streaming TFLite model chunk by chunk, and events."""
 
+from pathlib import Path
+
 import numpy as np
 
 from dlkit.errors import InvalidInputError
@@ -14,6 +16,45 @@ def read_input(path, meta):
     if np.abs(audio.samples).max() == 0:
         raise InvalidInputError(f"{path}: silent (every sample is 0)")
     return audio
+
+
+LABEL_SUFFIX = ".txt"
+
+
+def label_file(audio_path):
+    """The label file beside a recording (`meeting.wav` -> `meeting.txt`), or None."""
+    path = Path(audio_path).with_suffix(LABEL_SUFFIX)
+    return path if path.is_file() else None
+
+
+def read_labels(path):
+    """Trigger times (seconds, sorted) from a label file: one line per trigger word, either
+    an Audacity label track (`start<TAB>end[<TAB>text]`; the end is used) or one time (the
+    end of the word). Blank lines and lines starting with # are skipped.
+
+    Raises:
+        InvalidInputError: a line that is not one or two non-negative numbers (one line
+        naming the file and the line).
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"{path}: cannot read the label file ({error.__class__.__name__})") from None
+    times = []
+    for number, line in enumerate(lines, 1):
+        fields = line.strip().split("\t") if "\t" in line else line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        try:
+            values = [float(f) for f in fields[:2]] if len(fields) > 1 else [float(fields[0])]
+        except ValueError:
+            raise InvalidInputError(
+                f"{path}:{number}: expected a time in seconds or 'start<TAB>end[<TAB>label]', got {line.strip()[:40]!r}"
+            ) from None
+        if min(values) < 0 or not all(np.isfinite(values)) or values[-1] < values[0]:
+            raise InvalidInputError(f"{path}:{number}: times must be finite, >= 0 and end >= start")
+        times.append(values[-1])
+    return sorted(times)
 
 
 def input_warnings(audio, meta):
@@ -66,28 +107,48 @@ def step_end_seconds(meta, step):
 
 def combine(results, audio, meta):
     """One result per file: the trigger times in seconds (each at the end of the step
-    that fired, just after the word)."""
+    that fired, just after the word); `scores` holds the step times and probabilities
+    for `finish` (plots), which removes them."""
     clip_seconds = meta["clip_samples"] / meta["sample_rate"]
-    times, peak = [], 0.0
+    times, step_times, probs = [], [], []
     for clip, result in enumerate(results):
-        probs = result["probs"]
-        peak = max(peak, float(probs.max()) if len(probs) else 0.0)
-        times += [
-            round(clip * clip_seconds + step_end_seconds(meta, step), 2)
-            for step in detect_events(probs, meta)
-        ]
+        row = result["probs"]
+        starts = clip * clip_seconds + np.array([step_end_seconds(meta, j) for j in range(len(row))])
+        times += [round(float(starts[step]), 2) for step in detect_events(row, meta)]
+        step_times.append(starts)
+        probs.append(row)
     seconds = len(audio.samples) / meta["sample_rate"]
     times = [t for t in times if t <= seconds]  # none from the last clip's zero padding
+    probs = np.concatenate(probs) if probs else np.zeros(0, np.float32)
     return {
         "triggers": times,
         "seconds": round(seconds, 2),
-        "max_probability": peak,
+        "max_probability": float(probs.max()) if len(probs) else 0.0,
+        "scores": (np.concatenate(step_times) if step_times else np.zeros(0), probs),
     }
 
 
 def format_result(name, result):
     times = ", ".join(f"{t:.2f}s" for t in result["triggers"]) or "none"
-    return f"{name}: {len(result['triggers'])} trigger(s) at {times} ({result['seconds']:.1f} s of audio)"
+    line = f"{name}: {len(result['triggers'])} trigger(s) at {times} ({result['seconds']:.1f} s of audio)"
+    if "labelled" in result:
+        line += f"; labelled {len(result['labelled'])}, found {result['found']}"
+    return line
+
+
+def found_labelled(triggers, labelled, meta):
+    """How many labelled trigger times (word ends) a detection follows within half a
+    second plus the refractory period, as the evaluator matches events to labelled steps
+    (each label and each detection counted once)."""
+    slack = meta["refractory_seconds"] + 0.5
+    used, found = set(), 0
+    for time in labelled:
+        for i, fired in enumerate(triggers):
+            if i not in used and time - 0.1 <= fired <= time + slack:
+                used.add(i)
+                found += 1
+                break
+    return found
 
 
 def runs(labels):

@@ -236,5 +236,86 @@ def test_shipped_model_finds_the_word_in_a_recording(tmp_path):
 
     triggers = json.loads(result.stdout.splitlines()[0])["triggers"]
     assert len(triggers) == 1 and 1.8 < triggers[0] < 2.8
+    # a label file beside the audio: counted in the result and marked in the plot
+    path.with_suffix(".txt").write_text(f"1.4\t{triggers[0] - 0.1:.2f}\tactivate\n# a comment\n6.0\n")
+    result = run_cli("trigger", "predict", path, "--json", "--out", tmp_path / "out")
+    row = json.loads(result.stdout.splitlines()[0])
+    assert row["labelled"] == [round(triggers[0] - 0.1, 2), 6.0] and row["found"] == 1
+    assert (tmp_path / "out" / "sample.png").stat().st_size > 10_000
     listened = run_cli("trigger", "listen", path)
     assert listened.exit_code == 0 and "trigger at" in listened.stdout
+
+
+def test_label_files_read_times_or_audacity_tracks_and_reject_junk(tmp_path):
+    from dlkit.apps.trigger.edge import found_labelled, read_labels
+    from dlkit.errors import InvalidInputError
+
+    path = tmp_path / "talk.txt"
+    path.write_text("# trigger ends\n3.5\n\n1.25\t1.9\tactivate\n7 8.5\n")
+    assert read_labels(path) == [1.9, 3.5, 8.5]
+    meta = {"refractory_seconds": 1.0}
+    # a detection counts from 0.1 s before a label to 1.5 s after it (refractory + 0.5 s)
+    assert found_labelled([2.0, 3.3, 5.1, 9.9], [1.9, 3.5, 8.5], meta) == 2  # 3.3 early, 5.1 late
+    assert found_labelled([2.0, 2.1], [1.9, 2.0], meta) == 2  # each detection serves one label
+    for junk, reason in (
+        ("1.0\nabc\n", ":2: expected a time"),
+        ("-1\n", ":1: times must be"),
+        ("3\t2\n", ":1:"),
+    ):
+        path.write_text(junk)
+        with pytest.raises(InvalidInputError, match=reason):
+            read_labels(path)
+
+
+def _user_folder(root, recordings=2):
+    """positives/ negatives/ backgrounds/ of short sounds, and labelled long recordings/
+    (noise with a 0.3 s tone burst ending at each labelled time)."""
+    rng = np.random.default_rng(0)
+    for name, count in (("positives", 12), ("negatives", 12), ("backgrounds", 6)):
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            soundfile.write(
+                root / name / f"{name}{i}.wav", rng.normal(0, 0.1, 8000 + 800 * i).astype(np.float32), 16000
+            )
+    (root / "recordings").mkdir()
+    ends = [4.0, 12.5, 33.0, 38.0]
+    for i in range(recordings):
+        audio = rng.normal(0, 0.01, 16000 * 40).astype(np.float32)
+        for end in ends:
+            start = int((end - 0.3) * 16000)
+            audio[start : int(end * 16000)] += 0.5 * np.sin(np.arange(int(end * 16000) - start) * 0.3)
+        soundfile.write(root / "recordings" / f"talk{i}.flac", audio, 16000)
+        (root / "recordings" / f"talk{i}.txt").write_text(
+            "".join(f"{e - 0.3}\t{e}\tactivate\n" for e in ends)
+        )
+
+
+def test_user_folders_and_labelled_recordings_become_clips(tmp_path):
+    from dlkit.apps.trigger.data import load_split, open_source
+    from dlkit.errors import InvalidInputError
+
+    _user_folder(tmp_path / "data")
+    config = Config(clip_seconds=10.0, train_clips=5, val_clips=2, test_clips=2)
+    source = open_source(config, tmp_path / "data")
+    splits = {name: load_split(config, source, name) for name in ("train", "val", "test")}
+    # two recordings < 10: each is cut in time, 28 s / 6 s / 6 s -> 3 + 1 + 1 clips each
+    assert [len(splits[s].inputs) for s in ("train", "val", "test")] == [5 + 6, 2 + 2, 2 + 2]
+    recorded = splits["train"].events[5:]
+    # train clips of each recording: [0, 10) s, [10, 20) s, [20, 28) s (padded)
+    assert recorded[:3] == [[4 * 16000], [int(2.5 * 16000)], []]
+    assert splits["test"].events[2:] == [[int((38.0 - 34.0) * 16000)]] * 2  # test: 34-40 s
+    np.testing.assert_array_equal(splits["train"].targets[5], label_steps(config, [64000], 160000))
+    (tmp_path / "data" / "recordings" / "talk1.txt").unlink()
+    with pytest.raises(InvalidInputError, match="talk1.flac: no label file talk1.txt"):
+        open_source(config, tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInputError, match="no audio files; expected positives/"):
+        open_source(config, tmp_path / "empty")
+    train = ("trigger", "train", "--tiny", "--data", tmp_path / "data", "--run-dir", tmp_path / "run",
+             "--set", "epochs=1", "--set", "clip_seconds=10.0")  # fmt: skip
+    assert_one_line_error(run_cli(*train), "talk1.flac: no label file")
+    assert not (tmp_path / "run" / "model.keras").exists()
+    (tmp_path / "data" / "recordings" / "talk1.txt").write_text("")  # the word never occurs in it
+    result = run_cli(*train)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "model.keras").is_file()
