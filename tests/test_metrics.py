@@ -45,3 +45,29 @@ def test_report_fields():
     assert report["top_2_accuracy"] == 1.0
     assert report["per_class"]["b"]["recall"] == 0.5
     assert report["confusion_matrix"][1] == [0, 1, 1]
+
+
+def test_wilson_interval_solves_its_defining_equation():
+    from dlkit.metrics.intervals import wilson_interval
+
+    for successes, total in ((81, 100), (1520, 1520), (0, 40), (700, 1000)):
+        p = successes / total
+        for bound in wilson_interval(successes, total):
+            # |p - bound| = z * sqrt(bound (1 - bound) / n): the Wilson bounds' definition.
+            assert abs(abs(p - bound) - 1.96 * np.sqrt(bound * (1 - bound) / total)) < 1e-9
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_poisson_interval_bounds_have_the_tail_probabilities():
+    from scipy.stats import poisson
+
+    from dlkit.metrics.intervals import poisson_interval
+
+    for count, hours in ((0, 3.0), (1, 1.0), (9, 3.0), (120, 10.0)):
+        low, high = poisson_interval(count, hours)
+        assert low <= count / hours <= high
+        # the upper rate makes `count` or fewer this unlikely; the lower makes `count` or more
+        assert abs(poisson.cdf(count, high * hours) - 0.025) < 1e-9
+        if count:
+            assert abs(poisson.sf(count - 1, low * hours) - 0.025) < 1e-9
+    assert poisson_interval(0, 3.0)[0] == 0.0

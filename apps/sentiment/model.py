@@ -9,6 +9,7 @@ from keras import layers
 
 from dlkit.errors import DlkitError
 from dlkit.metrics.classification import ClassificationEvaluator
+from dlkit.metrics.intervals import wilson_interval
 from dlkit.stages import Stage
 
 # Words kept besides those with vectors: training words seen this often, learnt from zero.
@@ -186,19 +187,8 @@ class SentimentEvaluator(ClassificationEvaluator):
     def result(self):
         report = super().result()
         report.pop("top_1_accuracy", None)
-        report["accuracy_ci95"] = wilson_interval(int(np.trace(self.matrix)), report["count"])
         report["rows"] = {"predicted": self.predicted, "confidence": self.confidence, "truth": self.truth}
         return report
-
-
-def wilson_interval(successes, total, z=1.96):
-    """The 95% Wilson score interval of a proportion, [low, high]."""
-    if not total:
-        return [float("nan"), float("nan")]
-    p = successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
 def evaluator(config, meta):

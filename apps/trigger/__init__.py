@@ -60,6 +60,9 @@ class TriggerApp(App):
     def combine(self, results, raw, meta):
         return self.edge.combine(results, raw, meta)
 
+    def plots(self, report, meta, out_dir, title=""):
+        return self.model.plots(report, meta, out_dir, title)
+
     def finish(self, item, raw, result, context):
         """With a label file beside the audio (`talk.wav`, `talk.txt`), the labelled times
         and how many were found; with an output folder, a plot per file (waveform,

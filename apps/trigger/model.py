@@ -121,16 +121,21 @@ def convert(model, config, meta, quantize, representative=None):
     return convert_keras(stream_model(model, config, meta), quantize, batch_size=1)
 
 
+DET_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999)
+
+
 class TriggerEvaluator(Evaluator):
     """Frame-level precision/recall/F1 at the threshold, and event-level recall and false
     accepts (events found by dlkit.apps.trigger.edge.detect_events against the labelled
-    runs), per clip."""
+    runs), per clip, with 95% intervals (Wilson for recall, exact Poisson for false
+    accepts an hour); and the same events over DET_THRESHOLDS (a DET curve)."""
 
     def __init__(self, meta):
         self.meta = meta
         self.tp = self.fp = self.fn = 0
         self.hits = self.positives = self.false_accepts = 0
         self.seconds = 0.0
+        self.det = {t: [0, 0] for t in sorted({*DET_THRESHOLDS, meta["threshold"]})}  # hits, false accepts
 
     def update(self, outputs, targets):
         from dlkit.apps.trigger.edge import detect_events, match_events, runs
@@ -144,13 +149,19 @@ class TriggerEvaluator(Evaluator):
         self.fn += int(np.sum(~predicted & truth))
         for row, labels in zip(probs, truth):
             positive_runs = runs(labels)
-            hits, false_accepts = match_events(detect_events(row, self.meta), positive_runs, self.meta)
-            self.hits += hits
+            for threshold, counts in self.det.items():
+                hits, false_accepts = match_events(
+                    detect_events(row, self.meta, threshold), positive_runs, self.meta
+                )
+                counts[0] += hits
+                counts[1] += false_accepts
             self.positives += len(positive_runs)
-            self.false_accepts += false_accepts
             self.seconds += len(row) * self.meta["step_samples"] / self.meta["sample_rate"]
+        self.hits, self.false_accepts = self.det[self.meta["threshold"]]
 
     def result(self):
+        from dlkit.metrics.intervals import poisson_interval, wilson_interval
+
         precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
         recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -160,11 +171,32 @@ class TriggerEvaluator(Evaluator):
             "precision": precision,
             "recall": recall,
             "event_recall": self.hits / self.positives if self.positives else float("nan"),
+            "event_recall_ci95": wilson_interval(self.hits, self.positives),
             "events": self.positives,
             "false_accepts": self.false_accepts,
             "false_accepts_per_hour": self.false_accepts / hours if hours else float("nan"),
+            "false_accepts_per_hour_ci95": poisson_interval(self.false_accepts, hours),
             "hours": hours,
+            "det": [
+                {
+                    "threshold": threshold,
+                    "miss_rate": 1 - hits / self.positives if self.positives else float("nan"),
+                    "false_accepts_per_hour": false_accepts / hours if hours else float("nan"),
+                }
+                for threshold, (hits, false_accepts) in self.det.items()
+            ],
         }
+
+
+def plots(report, meta, out_dir, title=""):
+    """The DET curve of an evaluation: miss rate against false accepts an hour."""
+    from pathlib import Path
+
+    from dlkit.plots import det_plot
+
+    if not report.get("det"):
+        return []
+    return [det_plot({title or "evaluated clips": report["det"]}, Path(out_dir) / "det.png", title="DET")]
 
 
 def evaluator(config, meta):

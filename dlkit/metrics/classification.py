@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from dlkit.metrics.intervals import wilson_interval
+
 
 def top_k_accuracy(y_true, probs, k=1):
     """Fraction of rows whose true class is among the `k` highest scores.
@@ -88,6 +90,7 @@ class ClassificationEvaluator:
         return {
             "count": total,
             "accuracy": float(np.trace(matrix) / total) if total else nan,
+            "accuracy_ci95": wilson_interval(int(np.trace(matrix)), total),
             f"top_{self.k}_accuracy": self.top_k_hits / total if total else nan,
             "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
             "macro_recall": float(recall[present].mean()) if present.any() else 0.0,

@@ -242,16 +242,6 @@ def test_user_data_errors_name_the_file(tmp_path):
 
 
 # --- scores ---------------------------------------------------------------------------------
-def test_wilson_interval_solves_its_defining_equation():
-    from dlkit.apps.sentiment.model import wilson_interval
-
-    for successes, total in ((81, 100), (1520, 1520), (0, 40), (700, 1000)):
-        p = successes / total
-        for bound in wilson_interval(successes, total):
-            # |p - bound| = z * sqrt(bound (1 - bound) / n): the Wilson bounds' definition.
-            assert abs(abs(p - bound) - 1.96 * np.sqrt(bound * (1 - bound) / total)) < 1e-9
-
-
 def test_annotate_lists_errors_and_scores_the_diagnostic_set():
     from types import SimpleNamespace
 

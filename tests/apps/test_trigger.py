@@ -75,6 +75,31 @@ def test_events_fire_once_and_respect_the_refractory_period():
     assert match_events([], [(5, 14)], META) == (0, 0)
 
 
+def test_evaluator_counts_events_per_threshold_with_intervals(tmp_path):
+    from dlkit.apps.trigger.model import TriggerEvaluator, plots
+    from dlkit.metrics.intervals import poisson_interval, wilson_interval
+
+    meta = dict(META, threshold=0.75)
+    probs = np.zeros((2, 100))
+    labels = np.zeros((2, 100))
+    labels[0, 10:20] = labels[1, 50:60] = 1
+    probs[0, 10:20] = 0.9  # found at thresholds <= 0.9
+    probs[1, 50:60] = 0.6  # found only at thresholds <= 0.6
+    probs[1, 90:95] = 0.8  # beyond the run and its refractory slack: a false accept at thresholds <= 0.8
+    evaluator = TriggerEvaluator(meta)
+    evaluator.update([probs[..., None]], labels)
+    report = evaluator.result()
+    assert (report["events"], report["event_recall"], report["false_accepts"]) == (2, 0.5, 1)
+    hours = 200 * 640 / 16000 / 3600
+    assert report["hours"] == pytest.approx(hours)
+    assert report["event_recall_ci95"] == wilson_interval(1, 2)
+    assert report["false_accepts_per_hour_ci95"] == poisson_interval(1, hours)
+    det = {row["threshold"]: (row["miss_rate"], row["false_accepts_per_hour"] * hours) for row in report["det"]}
+    assert det[0.5] == (0.0, pytest.approx(1)) and det[0.75] == (0.5, pytest.approx(1))
+    assert det[0.85] == (0.5, 0.0) and det[0.95] == (1.0, 0.0)
+    assert plots(report, meta, tmp_path)[0].stat().st_size > 0
+
+
 def test_espeak_voices_speak_and_splits_never_share_a_voice_speaker_or_sound():
     from dlkit.data.speech import VARIANTS, speak
 
