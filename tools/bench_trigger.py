@@ -22,6 +22,7 @@ from dlkit.apps.trigger import edge
 from dlkit.apps.trigger.data import load_split, pools_of, synthesize_clip
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, load_keras
+from dlkit.metrics.intervals import poisson_interval, wilson_interval
 from dlkit.plots import det_plot
 from dlkit.registry import get_app
 
@@ -116,6 +117,7 @@ def main():
             hits, positives, false = hits + h, positives + len(edge.runs(labels > 0.5)), false + f
         results[name] = {
             "event_recall": hits / positives,
+            "event_recall_ci95": wilson_interval(hits, positives),
             "events": positives,
             "false_accepts_in_test_clips": false,
         }
@@ -187,9 +189,12 @@ def measure_negatives(
         )
     at_default = next(d for d in det if abs(d["threshold"] - meta["threshold"]) < 1e-9)
     best = [d for d in det if d["false_accepts_per_hour"] <= 1.0]
+    false_accepts = len(edge.detect_events(negative_probs, meta))
     return {
         "hours": hours,
+        "false_accepts": false_accepts,
         "false_accepts_per_hour": at_default["false_accepts_per_hour"],
+        "false_accepts_per_hour_ci95": poisson_interval(false_accepts, hours),
         "best_recall_at_most_1_fa_per_hour": max((1 - d["miss_rate"] for d in best), default=0.0),
         "det": det,
         "real_time_factor": busy / seconds,

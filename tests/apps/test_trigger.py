@@ -230,6 +230,9 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     assert result["keras"]["events"] == result["tflite"]["events"] > 0 and result["event_agreement"] >= 0.99
     negatives = result["negatives"]
     assert abs(negatives["hours"] - 0.01) < 0.003 and negatives["real_time_factor"] > 0
+    rate = negatives["false_accepts"] / negatives["hours"]
+    low, high = negatives["false_accepts_per_hour_ci95"]
+    assert negatives["false_accepts_per_hour"] == pytest.approx(rate) and low <= rate < high
     assert abs(result["negatives_with_words"]["hours"] - 0.005) < 0.003
     calibration = result["calibration"]  # the lowest threshold within 1 false accept an hour on val
     within = [d["threshold"] for d in calibration["det"] if d["false_accepts_per_hour"] <= 0.5]
