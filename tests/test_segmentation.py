@@ -77,6 +77,25 @@ def test_soft_dice_and_combined_loss_against_numpy():
     assert float(loss(y_true, probs)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_void_pixels_count_in_neither_loss_term():
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 3, (2, 6, 6))
+    probs = rng.dirichlet(np.ones(3), (2, 6, 6)).astype(np.float32)
+    void = rng.random((2, 6, 6)) < 0.3
+    valid = ~void
+    labelled = np.where(void, 255, y_true)
+    ce = -np.log(np.take_along_axis(probs, y_true[..., None], -1)[..., 0])
+    ce_per_image = (ce * valid).sum(axis=(1, 2)) / valid.sum(axis=(1, 2))
+    one_hot = np.eye(3)[y_true] * valid[..., None]
+    kept = probs * valid[..., None]
+    dice = 1 - ((2 * (one_hot * kept).sum((1, 2)) + 1) / (one_hot.sum((1, 2)) + kept.sum((1, 2)) + 1)).mean(-1)
+    loss = DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0)
+    assert float(loss(labelled, probs)) == pytest.approx((0.5 * ce_per_image + 2.0 * dice).mean(), rel=1e-5)
+    # whatever a model predicts on void pixels changes nothing
+    other = np.where(void[..., None], rng.dirichlet(np.ones(3), (2, 6, 6)), probs).astype(np.float32)
+    assert float(loss(labelled, other)) == pytest.approx(float(loss(labelled, probs)), rel=1e-6)
+
+
 def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
     truth = np.zeros((2, 4, 4), np.int64)
     truth[0, :2, :2] = 1  # 4 pixels of class 1

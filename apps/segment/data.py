@@ -94,7 +94,7 @@ def _labels(folder, train_pairs):
 def load_split(config, source, split, meta=None, progress=None):
     """Decodes one split at `image_size`: images bilinear, masks nearest-neighbour; class
     ids mapped to the model's classes by name. Unreadable pairs are skipped and reported.
-    VOC's void label (255) is read as background."""
+    VOC's void label (255) stays void."""
     from PIL import Image
 
     from dlkit.data.labels import label_mapping
@@ -107,6 +107,7 @@ def load_split(config, source, split, meta=None, progress=None):
     mapping = label_mapping(source.labels, labels)
     lookup = np.zeros(256, np.uint8)
     lookup[: len(mapping)] = np.maximum(mapping, 0)
+    lookup[VOID] = VOID  # kept: neither trained (dlkit.losses.DiceCrossEntropy) nor scored
     size = config.image_size
     images, masks, paths, skipped = [], [], [], list(source.skipped if split == "train" else [])
     for index, (image_path, mask_path) in enumerate(pairs):
