@@ -62,3 +62,57 @@ def test_unknown_tfds_dataset_is_a_clear_error(tfds_dir, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tfds_dir))
     with pytest.raises(DlkitError, match="tfds:no_such_dataset_xyz: cannot load"):
         open_source("tfds:no_such_dataset_xyz")
+
+
+class DlkitTinyPets(tfds.core.GeneratorBasedBuilder):
+    """Oxford-IIIT Pet's features in miniature: images, species and trimaps (1 pet,
+    2 background, 3 border)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "species": tfds.features.ClassLabel(names=["Cat", "Dog"]),
+                    "segmentation_mask": tfds.features.Image(shape=(None, None, 1), use_colormap=True),
+                }
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(10, 0), "test": self._generate_examples(4, 1)}
+
+    def _generate_examples(self, count, seed):
+        rng = np.random.default_rng(seed)
+        for i in range(count):
+            image = rng.integers(0, 255, (20 + i, 24, 3), dtype=np.uint8)
+            trimap = np.full((20 + i, 24, 1), 2, np.uint8)
+            trimap[4:12, 4:12] = 3
+            trimap[5:11, 5:11] = 1
+            yield f"{seed}-{i}", {"image": image, "species": i % 2, "segmentation_mask": trimap}
+
+
+def test_tfds_segmentation_masks_from_trimaps(tmp_path, monkeypatch):
+    from dlkit.apps.segment.config import Config
+    from dlkit.apps.segment.data import load_split
+    from dlkit.apps.segment.data import open_source as open_masks
+
+    DlkitTinyPets(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    config = Config(image_size=24, val_split=0.2)
+    source = open_masks(config, "tfds:dlkit_tiny_pets")
+    assert source.labels == ["background", "cat", "dog"]
+    assert [len(source.splits[s]) for s in ("train", "val", "test")] == [8, 2, 4]
+    test = load_split(config, source, "test")
+    assert test.inputs.shape == (4, 24, 24, 3)
+    from PIL import Image
+
+    for path, mask in zip(test.paths, test.targets):
+        index = Image.open(path).height - 20  # the generator's i
+        assert np.unique(mask).tolist() == [0, index % 2 + 1, 255]  # background, species, border void
+    with pytest.raises(DlkitError, match="tfds:no_such_set_here: cannot load"):
+        open_masks(config, "tfds:no_such_set_here")

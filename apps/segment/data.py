@@ -2,6 +2,7 @@
 splits and tf.data pipelines that flip image and mask together."""
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,34 +48,137 @@ def default_data(config, progress=None):
 
 
 def open_source(config, source, progress=None):
-    """`--data`: omitted (offline scenes) or a folder with `images/` and `masks/` (each
-    optionally split into `train/`, `val/`, `test/`; else split by `val_split` and
-    `test_split`) and an optional `labels.txt` (background first)."""
-    if source is not None and str(source).startswith("tfds:"):
-        raise DlkitError(f"{source}: segment reads image + mask folders; TFDS sets are not supported yet")
-    folder = default_data(config, progress) if source is None else Path(source).expanduser()
+    """`--data`:
+
+    - omitted: the offline scenes (built once);
+    - a folder with `images/` and `masks/` (PNG class indices, same stems; each optionally
+      split into `train/`, `val/`, `test/`, else split by `val_split` and `test_split`)
+      and an optional `labels.txt` (background first);
+    - a Pascal VOC folder (`SegmentationClass/`, `JPEGImages/`, `ImageSets/Segmentation/`):
+      its train list gives training and validation, its val list the test split;
+    - a COCO instances JSON, or a folder with `annotations/instances_<split>*.json`:
+      polygons and RLE rasterized once into the dlkit cache (pycocotools);
+    - `tfds:NAME`, a TFDS set with `image` and `segmentation_mask` (`tfds:oxford_iiit_pet`:
+      background, cat, dog; trimap borders void), written once into the dlkit cache.
+    """
+    from dlkit.data.cache import build_once
+    from dlkit.data.masks import find_voc_root, tfds_mask_folder
+
+    if source is None:
+        return _folder_source(config, default_data(config, progress), "default (Tux Paint scenes with masks)")
+    source = str(source)
+    if source.startswith("tfds:"):
+        name = source[5:]
+        report = (lambda d, t, what: progress(d, t, what)) if progress else None
+        folder = build_once(
+            f"tfds-masks-{name.replace('/', '-')}-v1", lambda out: tfds_mask_folder(name, out, report)
+        )
+        return _folder_source(config, folder, source)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InvalidInputError(f"{path}: no such file or folder")
+    if path.suffix.lower() == ".json" or (path / "annotations").is_dir():
+        return _coco_source(config, path)
+    voc = find_voc_root(path) if path.is_dir() else None
+    if voc is not None:
+        return _voc_source(config, voc)
+    return _folder_source(config, path, str(path))
+
+
+def _three_splits(config, pairs, splits=None):
+    """Missing val (and test) splits carved from `pairs` by `val_split` / `test_split`."""
+    splits = dict(splits or {})
+    order = np.random.default_rng(config.seed).permutation(len(pairs))
+    n_val = round(len(pairs) * config.val_split)
+    n_test = 0 if "test" in splits else round(len(pairs) * config.test_split)
+    splits["val"] = [pairs[i] for i in sorted(order[:n_val])]
+    if "test" not in splits:
+        splits["test"] = [pairs[i] for i in sorted(order[n_val : n_val + n_test])]
+    splits["train"] = [pairs[i] for i in sorted(order[n_val + n_test :])]
+    return splits
+
+
+def _source(description, labels, splits, skipped):
+    if not splits.get("train"):
+        first = f" ({len(skipped)} skipped, e.g. {skipped[0]})" if skipped else ""
+        raise InvalidInputError(f"{description}: no image with a mask in the training split{first}")
+    digest = hashlib.sha256("".join(f"{i.name}{m.name}" for s in splits.values() for i, m in s).encode())
+    return MaskSource(description, labels, splits, digest.hexdigest()[:16], skipped)
+
+
+def _folder_source(config, folder, description):
     images, masks = folder / "images", folder / "masks"
     if not images.is_dir() or not masks.is_dir():
-        raise InvalidInputError(f"{folder}: expected images/ and masks/ folders (masks: PNG class indices)")
+        raise InvalidInputError(
+            f"{folder}: expected images/ and masks/ folders (masks: PNG class indices), a Pascal VOC "
+            "folder, a COCO instances JSON or annotations/ folder, or tfds:NAME"
+        )
     splits, skipped = {}, []
     if (images / "train").is_dir():
         for split in SPLITS:
             if (images / split).is_dir():
                 pairs, missing = pair_images_and_masks(images / split, masks / split)
                 splits[split], skipped = pairs, skipped + missing
+        if not splits.get("val") and splits.get("train"):
+            splits = _three_splits(config, splits["train"], {"test": splits.get("test", [])})
     else:
         pairs, skipped = pair_images_and_masks(images, masks)
-        order = np.random.default_rng(config.seed).permutation(len(pairs))
-        n_val, n_test = round(len(pairs) * config.val_split), round(len(pairs) * config.test_split)
-        splits["val"] = [pairs[i] for i in sorted(order[:n_val])]
-        splits["test"] = [pairs[i] for i in sorted(order[n_val : n_val + n_test])]
-        splits["train"] = [pairs[i] for i in sorted(order[n_val + n_test :])]
-    if not splits.get("train"):
-        raise InvalidInputError(f"{folder}: no image with a mask in the training split")
-    labels = _labels(folder, splits["train"])
-    digest = hashlib.sha256("".join(f"{i.name}{m.name}" for s in splits.values() for i, m in s).encode())
-    description = "default (Tux Paint scenes with masks)" if source is None else str(folder)
-    return MaskSource(description, labels, splits, digest.hexdigest()[:16], skipped)
+        splits = _three_splits(config, pairs)
+    labels = _labels(folder, splits.get("train", []))
+    return _source(description, labels, splits, skipped)
+
+
+def _voc_source(config, root):
+    from dlkit.data.masks import VOC_CLASSES, voc_pairs
+
+    lists, skipped = voc_pairs(root)
+    splits = _three_splits(config, lists["train"], {"test": lists.get("val", [])})
+    labels = _labels(root, []) if (root / "labels.txt").exists() else list(VOC_CLASSES)
+    return _source(f"Pascal VOC {root}", labels, splits, skipped)
+
+
+def _coco_source(config, path):
+    from dlkit.data.cache import build_once
+    from dlkit.data.masks import coco_class_masks
+
+    if path.is_file():
+        files = {"train": (path, path.parent)}
+    else:
+        files = {}
+        for file in sorted((path / "annotations").glob("instances_*.json")):
+            tag = file.stem.removeprefix("instances_")
+            split = "train" if tag.startswith("train") else "test" if tag.startswith("val") else None
+            images = next(
+                (d for d in (path / tag, path / "images" / tag, path / "images") if d.is_dir()), path
+            )
+            if split and split not in files:
+                files[split] = (file, images)
+        if "train" not in files:
+            raise InvalidInputError(f"{path}: no annotations/instances_train*.json")
+    digest = hashlib.sha256()
+    for file, images in files.values():
+        digest.update(f"{file.resolve()}:{file.stat().st_size}:{file.stat().st_mtime_ns}:{images}".encode())
+    found = {}
+
+    def build(out):
+        names = None
+        for split, (file, images) in files.items():
+            pairs, names, skipped = coco_class_masks(file, images, out / split, names)
+            found[split] = (pairs, skipped)
+            (out / split / "pairs.json").write_text(
+                json.dumps({"pairs": [[str(i), m.name] for i, m in pairs], "skipped": skipped})
+            )
+        (out / "labels.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+        return {split: len(pairs) for split, (pairs, _) in found.items()}
+
+    folder = build_once(f"coco-masks-{digest.hexdigest()[:16]}", build)
+    read, skipped = {}, []
+    for split in files:
+        stored = json.loads((folder / split / "pairs.json").read_text())
+        read[split] = [(Path(i), folder / split / m) for i, m in stored["pairs"]]
+        skipped += stored["skipped"]
+    splits = _three_splits(config, read["train"], {"test": read["test"]} if "test" in read else None)
+    return _source(f"COCO {path}", _labels(folder, []), splits, skipped)
 
 
 def _labels(folder, train_pairs):

@@ -85,3 +85,164 @@ def check_same_size(image, mask, image_path, mask_path):
             f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {Path(image_path).name} "
             f"is {image.shape[1]}x{image.shape[0]}"
         )
+
+
+# ---------------------------------------------------------------- Pascal VOC
+
+VOC_CLASSES = (
+    "background aeroplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse "
+    "motorbike person pottedplant sheep sofa train tvmonitor"
+).split()
+
+
+def find_voc_root(folder):
+    """The VOC year folder (with `JPEGImages/` and `SegmentationClass/`) at or under
+    `folder` (`VOC2012/`, `VOCdevkit/VOC2012/`), or None."""
+    folder = Path(folder)
+    for candidate in (folder, *sorted(folder.glob("VOC*")), *sorted(folder.glob("VOCdevkit/VOC*"))):
+        if (candidate / "SegmentationClass").is_dir() and (candidate / "JPEGImages").is_dir():
+            return candidate
+    return None
+
+
+def voc_pairs(root):
+    """{"train": pairs, "val": pairs} from `ImageSets/Segmentation/{train,val}.txt` (all
+    masks in "train" without them), and the images listed without an image or mask (as
+    one-line messages). Masks are VOC's palette PNGs: the palette index is the class id."""
+    root = Path(root)
+    lists = root / "ImageSets" / "Segmentation"
+    if (lists / "train.txt").is_file():
+        wanted = {
+            split: [s.strip() for s in (lists / f"{split}.txt").read_text().split() if s.strip()]
+            for split in ("train", "val")
+            if (lists / f"{split}.txt").is_file()
+        }
+    else:
+        wanted = {"train": sorted(p.stem for p in (root / "SegmentationClass").glob("*.png"))}
+    splits, missing = {}, []
+    for split, stems in wanted.items():
+        pairs = []
+        for stem in stems:
+            image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
+            if image.is_file() and mask.is_file():
+                pairs.append((image, mask))
+            else:
+                missing.append(f"{mask if image.is_file() else image}: listed in {split}.txt but missing")
+        splits[split] = pairs
+    return splits, missing
+
+
+# ---------------------------------------------------------------- COCO polygons / RLE
+
+
+def coco_class_masks(json_path, images_dir, out_dir, names=None):
+    """Rasterizes a COCO instances file into class-index mask PNGs in `out_dir` (one per
+    image, `<image id>.png`) with pycocotools: polygons and RLE alike, larger objects
+    first so smaller ones stay on top, crowd regions VOID.
+
+    Returns:
+        (pairs [(image path, mask path)], class names background first, skipped messages).
+    """
+    import json
+
+    try:
+        from pycocotools import mask as coco_mask
+    except ImportError:
+        raise InvalidInputError("COCO masks need pycocotools: pip install pycocotools") from None
+    json_path, out_dir = Path(json_path), Path(out_dir)
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        images, annotations, categories = data["images"], data.get("annotations", []), data["categories"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InvalidInputError(
+            f"{json_path}: not a COCO instances file ({type(error).__name__}: {error})"
+        ) from None
+    category_names = {c["id"]: str(c["name"]) for c in categories}
+    names = names or ["background", *(category_names[k] for k in sorted(category_names))]
+    index = {name: i for i, name in enumerate(names)}
+    by_image = {}
+    for ann in annotations:
+        by_image.setdefault(ann.get("image_id"), []).append(ann)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs, skipped = [], []
+    for image in images:
+        path = Path(images_dir) / image["file_name"]
+        if not path.is_file():
+            skipped.append(f"{json_path.name}: image {image['file_name']} not found in {images_dir}")
+            continue
+        height, width = int(image["height"]), int(image["width"])
+        mask = np.zeros((height, width), np.uint8)
+        objects = sorted(by_image.get(image["id"], []), key=lambda a: -float(a.get("area", 0)))
+        for ann in objects:
+            segmentation = ann.get("segmentation")
+            if not segmentation:
+                continue
+            try:
+                if isinstance(segmentation, list):  # polygons
+                    rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
+                elif isinstance(segmentation["counts"], list):  # uncompressed RLE
+                    rle = coco_mask.frPyObjects(segmentation, height, width)
+                else:  # compressed RLE
+                    rle = dict(segmentation, counts=str(segmentation["counts"]).encode())
+                pixels = coco_mask.decode(rle) > 0
+                if pixels.shape != mask.shape:
+                    raise ValueError(f"size {pixels.shape[::-1]} but the image is {width}x{height}")
+            except (ValueError, TypeError, IndexError, KeyError) as error:
+                skipped.append(
+                    f"{json_path.name}: annotation {ann.get('id')}: unreadable segmentation ({error})"
+                )
+                continue
+            if ann.get("iscrowd", 0):
+                mask[pixels] = VOID
+            elif ann.get("category_id") in category_names:
+                mask[pixels] = index[category_names[ann["category_id"]]]
+        mask_path = out_dir / f"{image['id']}.png"
+        Image.fromarray(mask, "L").save(mask_path)
+        pairs.append((path, mask_path))
+    return pairs, names, skipped
+
+
+# ---------------------------------------------------------------- TFDS
+
+
+def tfds_mask_folder(name, out_dir, progress=None):
+    """Writes a TFDS set with `image` and `segmentation_mask` features as `images/<split>/`
+    JPEGs and `masks/<split>/` PNGs, and `labels.txt`. Oxford-IIIT Pet's trimaps (1 pet,
+    2 background, 3 border) become background / cat / dog (from `species`), border VOID;
+    other sets keep their mask values as class ids.
+
+    Returns:
+        {split: images written}.
+    """
+    import tensorflow_datasets as tfds
+
+    from dlkit.data.tfds_source import prepared_builder
+
+    builder = prepared_builder(name)
+    features = builder.info.features
+    if "image" not in features or "segmentation_mask" not in features:
+        raise InvalidInputError(f"tfds:{name}: no image and segmentation_mask features")
+    trimap = "species" in features
+    labels = ["background", *(s.lower() for s in features["species"].names)] if trimap else None
+    out_dir, counts, highest = Path(out_dir), {}, 0
+    for split in builder.info.splits:
+        counts[split] = 0
+        (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out_dir / "masks" / split).mkdir(parents=True, exist_ok=True)
+        total = builder.info.splits[split].num_examples
+        for i, example in enumerate(tfds.as_numpy(builder.as_dataset(split=split))):
+            mask = np.asarray(example["segmentation_mask"])[..., 0].astype(np.uint8)
+            if trimap:
+                pet = mask == 1
+                mask = np.where(mask == 3, VOID, 0).astype(np.uint8)
+                mask[pet] = int(example["species"]) + 1
+            else:
+                highest = max(highest, int(mask[mask != VOID].max(initial=0)))
+            Image.fromarray(example["image"]).save(out_dir / "images" / split / f"{i:06d}.jpg", quality=95)
+            Image.fromarray(mask, "L").save(out_dir / "masks" / split / f"{i:06d}.png")
+            counts[split] += 1
+            if progress and (i + 1) % 500 == 0:
+                progress(i + 1, total, f"writing tfds:{name} {split}")
+    labels = labels or ["background", *(f"class_{k}" for k in range(1, max(highest, 1) + 1))]
+    (out_dir / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return counts

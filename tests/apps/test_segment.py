@@ -4,6 +4,7 @@ reported per file, both encoders and the no-skip baseline, the offline scenes.""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_mask_problems_are_skipped_and_reported_or_one_line_errors(tmp_path):
     result = run_cli(
         "segment", "train", "--tiny", "--data", tmp_path / "nothing", "--run-dir", tmp_path / "r"
     )
-    assert_one_line_error(result, "expected images/ and masks/")
+    assert_one_line_error(result, "nothing: no such file or folder")
 
 
 @pytest.mark.parametrize("size", [64, 96])
@@ -176,3 +177,88 @@ def test_argmax_export_gives_label_maps_on_device(contract_run, tmp_path):
         tmp_path / "p",
     )
     assert predicted.exit_code == 0, predicted.output
+
+
+def _voc_folder(root):
+    """A VOC2012 layout from the sample squares: JPEGs, palette masks with a void border
+    round each object (255), the train/val lists."""
+    sample = write_sample_folder(root / "sample", per_split=(8, 4, 0))
+    voc = root / "VOCdevkit" / "VOC2012"
+    for name in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / name).mkdir(parents=True)
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]
+    for split in ("train", "val"):
+        stems = []
+        for image_path in sorted((sample / "images" / split).glob("*.png")):
+            mask = np.asarray(Image.open(sample / "masks" / split / image_path.name))
+            grown = np.pad(mask, 1, mode="edge")
+            edge = (grown[:-2, 1:-1] != grown[2:, 1:-1]) | (grown[1:-1, :-2] != grown[1:-1, 2:])
+            voc_mask = Image.fromarray(np.where(edge, 255, mask).astype(np.uint8), "P")
+            voc_mask.putpalette(palette)
+            voc_mask.save(voc / "SegmentationClass" / image_path.name)
+            Image.open(image_path).convert("RGB").save(voc / "JPEGImages" / f"{image_path.stem}.jpg")
+            stems.append(image_path.stem)
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    return voc
+
+
+def test_pascal_voc_folders_read_with_void_borders_kept(tmp_path):
+    from dlkit.data.masks import VOC_CLASSES
+
+    voc = _voc_folder(tmp_path)
+    config = dataclasses.replace(Config.tiny(), image_size=48, val_split=0.25)
+    source = open_source(config, str(tmp_path / "VOCdevkit"))
+    assert source.labels == VOC_CLASSES and len(source.labels) == 21
+    assert [len(source.splits[s]) for s in ("train", "val", "test")] == [6, 2, 4]  # VOC val is the test split
+    test = load_split(config, source, "test")
+    assert set(np.unique(test.targets)) <= {0, 1, 2, 255} and (test.targets == 255).any()
+    # void stays void at the model's size; objects keep their palette index
+    truth = np.asarray(Image.open(voc / "SegmentationClass" / Path(test.paths[0]).with_suffix(".png").name))
+    np.testing.assert_array_equal(test.targets[0], truth)
+    (voc / "JPEGImages" / f"{Path(test.paths[0]).stem}.jpg").unlink()
+    assert "listed in val.txt but missing" in "\n".join(open_source(config, str(voc)).skipped)
+
+
+def test_coco_polygons_and_rle_become_class_masks(tmp_path, monkeypatch):
+    from pycocotools import mask as coco_mask
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    images = tmp_path / "coco" / "images" / "train2017"
+    images.mkdir(parents=True)
+    records, annotations = [], []
+    blob = np.zeros((40, 50), np.uint8)
+    blob[5:15, 30:45] = 1
+    rle = coco_mask.encode(np.asfortranarray(blob))
+    rle["counts"] = rle["counts"].decode()
+    for i in range(10):
+        Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(images / f"{i:03d}.jpg")
+        records.append({"id": i + 1, "file_name": f"{i:03d}.jpg", "width": 50, "height": 40})
+        annotations += [  # a big dog square, a cat square on top of it, an RLE cat, a crowd
+            {"id": 4 * i + 1, "image_id": i + 1, "category_id": 18, "area": 400, "iscrowd": 0,
+             "segmentation": [[0, 0, 20, 0, 20, 20, 0, 20]]},
+            {"id": 4 * i + 2, "image_id": i + 1, "category_id": 17, "area": 25, "iscrowd": 0,
+             "segmentation": [[5, 5, 10, 5, 10, 10, 5, 10]]},
+            {"id": 4 * i + 3, "image_id": i + 1, "category_id": 17, "area": 150, "iscrowd": 0, "segmentation": rle},
+            {"id": 4 * i + 4, "image_id": i + 1, "category_id": 18, "area": 30, "iscrowd": 1,
+             "segmentation": [[0, 30, 10, 30, 10, 33, 0, 33]]},
+        ]  # fmt: skip
+    categories = [{"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}]
+    (tmp_path / "coco" / "annotations").mkdir()
+    (tmp_path / "coco" / "annotations" / "instances_train2017.json").write_text(
+        json.dumps({"images": records, "annotations": annotations, "categories": categories})
+    )
+    config = dataclasses.replace(Config.tiny(), image_size=40, val_split=0.2, test_split=0.2)
+    source = open_source(config, str(tmp_path / "coco"))
+    assert source.labels == ["background", "cat", "dog"]
+    assert [len(source.splits[s]) for s in ("train", "val", "test")] == [6, 2, 2]
+    mask = np.asarray(Image.open(source.splits["train"][0][1]))
+    assert mask.shape == (40, 50)
+    assert (mask[6:10, 6:10] == 1).all() and (mask[12:19, 12:19] == 2).all()  # cat drawn over dog
+    np.testing.assert_array_equal(mask[5:15, 30:45], 1)  # RLE, exact
+    assert (mask[31:33, 1:9] == 255).all() and (mask[25:29] == 0).all()  # crowd is void
+    with pytest.raises(
+        InvalidInputError, match="10 skipped, e.g. instances_train2017.json: image 000.jpg not found"
+    ):
+        open_source(
+            config, str(tmp_path / "coco" / "annotations" / "instances_train2017.json")
+        )  # images elsewhere
