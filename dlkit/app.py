@@ -236,6 +236,10 @@ class App:
         """Per-class loss weights for `fit`, or None."""
         return None
 
+    def training_callbacks(self, config, meta, run_dir, val_split):
+        """Extra Keras callbacks for every stage (e.g. sample predictions per epoch)."""
+        return []
+
     # --- inference, conversion, scoring ------------------------------------------------
     def inference_model(self, model, config, meta):
         """The graph that is exported and scored: the training model plus what a device

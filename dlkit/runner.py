@@ -155,7 +155,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     total_epochs = sum(stage.epochs for stage in stages)
     history_path = run_dir / "history.jsonl"
     offset = 0
-    extra_callbacks = list(callbacks)
+    extra_callbacks = [*app.training_callbacks(config, meta, run_dir, val_split), *callbacks]
     for index, stage in enumerate(stages):
         end = offset + stage.epochs
         if end <= start_epoch or stage.epochs == 0:

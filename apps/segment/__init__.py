@@ -52,6 +52,9 @@ class SegmentApp(App):
             return {**meta, "argmax": True}, "argmax"
         return meta, ""
 
+    def training_callbacks(self, config, meta, run_dir, val_split):
+        return self.model.training_callbacks(config, meta, run_dir, val_split)
+
     def inference_model(self, model, config, meta):
         return self.model.inference_model(model, config, meta)
 

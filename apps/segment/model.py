@@ -3,10 +3,13 @@ double-convolution blocks) and whose expanding path is transposed-convolution bl
 joined with the skips; per-pixel class probabilities."""
 
 import dataclasses
+from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
+from dlkit.data.masks import VOID
 from dlkit.errors import DlkitError
 from dlkit.layers.unet import LabelMap, apply_conv_block, apply_up_block
 from dlkit.losses import DiceCrossEntropy
@@ -133,3 +136,34 @@ def inference_model(model, config, meta):
         return model
     labels = LabelMap(name="label_map")(model.output)
     return keras.Model(model.input, labels, name=f"{model.name}_argmax")
+
+
+class SampleOverlays(keras.callbacks.Callback):
+    """After every epoch, `samples/epoch_NNN.png` in the run: a few fixed validation
+    images, each as image | true classes | predicted classes (tinted), so a run can be
+    watched as it learns."""
+
+    def __init__(self, folder, images, masks):
+        super().__init__()
+        self.folder, self.images, self.masks = Path(folder), np.asarray(images), np.asarray(masks)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from PIL import Image
+
+        from dlkit import io
+        from dlkit.apps.segment.edge import overlay
+
+        predicted = np.argmax(self.model.predict(self.images.astype(np.float32), verbose=0), axis=-1)
+        rows = [
+            np.concatenate([image, np.asarray(overlay(image, np.where(mask == VOID, 0, mask))),
+                            np.asarray(overlay(image, guess.astype(np.uint8)))], axis=1)
+            for image, mask, guess in zip(self.images, self.masks, predicted)
+        ]  # fmt: skip
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(self.folder / f"epoch_{epoch + 1:03d}.png") as tmp:
+            Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+
+
+def training_callbacks(config, meta, run_dir, val_split, count=4):
+    """Sample overlays of the first `count` validation images after every epoch."""
+    return [SampleOverlays(Path(run_dir) / "samples", val_split.inputs[:count], val_split.targets[:count])]

@@ -24,6 +24,16 @@ def segment_run(contract_run):
     return run.run_dir, run.folder
 
 
+def test_training_writes_sample_overlays_every_epoch(segment_run):
+    run_dir, _ = segment_run
+    epochs = sum(1 for line in (run_dir / "history.jsonl").read_text().splitlines() if '"epoch"' in line)
+    samples = sorted((run_dir / "samples").glob("epoch_*.png"))
+    assert epochs and len(samples) == epochs
+    with Image.open(samples[-1]) as image:  # 4 validation images (fewer if the split is smaller), 3 panels each
+        size = json.loads((run_dir / "model.json").read_text())["input"]["shape"][0]
+        assert image.width == 3 * size and image.height % size == 0 and 1 <= image.height // size <= 4
+
+
 def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, tmp_path):
     run_dir, folder = segment_run
     image = tmp_path / "wide.png"
