@@ -28,7 +28,9 @@ class Config(TransferConfig):
     fine_tune_layers: int = 60
     ce_weight: float = 1.0
     dice_weight: float = 1.0
-    augment: bool = True  # horizontal flips, applied to image and mask together
+    augment: bool = True  # flips and zooms applied to image and mask together
+    zoom: float = 0.5  # zoom in by up to 1 + zoom, then a random crop back to image_size
+    color: float = 0.2  # brightness and contrast jitter (image only)
     train_images: int = 1500  # offline default scenes per split
     val_images: int = 300
     test_images: int = 300

@@ -234,13 +234,17 @@ def load_split(config, source, split, meta=None, progress=None):
 
 
 def make_dataset(config, loaded, training=False, meta=None):
-    """A batched `tf.data.Dataset` of (float32 pixels in [0, 255], int32 class map);
-    training data is shuffled and flipped left-right, image and mask together."""
+    """A batched `tf.data.Dataset` of (float32 pixels in [0, 255], int32 class map).
+    Training data is shuffled and augmented, image and mask together: a left-right flip,
+    a zoom in by up to `1 + zoom` with a random crop back to size (bilinear for the
+    image, nearest neighbour for the mask, so labels stay labels); brightness and
+    contrast by up to `color` on the image only."""
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
     if training:
         dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
+    size = config.image_size
 
     def prepare(image, mask):
         image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
@@ -248,6 +252,21 @@ def make_dataset(config, loaded, training=False, meta=None):
             flip = tf.random.uniform(()) < 0.5
             image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
             mask = tf.cond(flip, lambda: tf.reverse(mask, [1]), lambda: mask)
+            if config.zoom > 0:
+                scaled = tf.cast(tf.round(size * tf.random.uniform((), 1.0, 1.0 + config.zoom)), tf.int32)
+                image = tf.image.resize(image, (scaled, scaled), method="bilinear")
+                mask = tf.image.resize(mask[..., None], (scaled, scaled), method="nearest")[..., 0]
+                top = tf.random.uniform((), 0, scaled - size + 1, dtype=tf.int32)
+                left = tf.random.uniform((), 0, scaled - size + 1, dtype=tf.int32)
+                image = image[top : top + size, left : left + size]
+                mask = mask[top : top + size, left : left + size]
+            if config.color > 0:
+                mean = tf.reduce_mean(image)
+                contrast = tf.random.uniform((), 1 - config.color, 1 + config.color)
+                brightness = tf.random.uniform((), -config.color, config.color) * 255.0
+                image = tf.clip_by_value((image - mean) * contrast + mean + brightness, 0.0, 255.0)
+            image = tf.ensure_shape(image, (size, size, 3))
+            mask = tf.ensure_shape(mask, (size, size))
         return image, mask
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

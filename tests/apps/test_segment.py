@@ -55,18 +55,19 @@ def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, t
     assert json.loads((out / "predictions.json").read_text())[0]["input"] == str(image)
 
 
-def test_flips_keep_image_and_mask_aligned(tmp_path):
+def test_flips_and_zooms_keep_image_and_mask_aligned(tmp_path):
     folder = write_sample_folder(tmp_path / "data", per_split=(6, 2, 2))
-    config = dataclasses.replace(Config.tiny(), image_size=32, batch_size=6)
+    config = dataclasses.replace(Config.tiny(), image_size=32, batch_size=6, zoom=0.5, color=0.0)
+    keras.utils.set_random_seed(0)  # the same flips and zooms on every run
     split = load_split(config, open_source(config, str(folder)), "train")
     for _ in range(3):  # random flips each pass
         for images, masks in make_dataset(config, split, training=True):
             images, masks = np.asarray(images), np.asarray(masks)
             for cls, colour in enumerate(SAMPLE_COLORS, start=1):
                 painted = np.all(np.abs(images - colour) < 40, axis=-1)
-                # Interpolation blurs edges; inside the objects, colour and label agree.
+                # Interpolation (and zoom) blurs edges; inside the objects, colour and label agree.
                 assert np.mean(masks[painted] == cls) > 0.9
-                assert np.mean(painted[masks == cls]) > 0.8
+                assert np.mean(painted[masks == cls]) > 0.75
 
 
 def test_mask_problems_are_skipped_and_reported_or_one_line_errors(tmp_path):
