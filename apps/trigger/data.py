@@ -295,9 +295,16 @@ def background(rng, config, pools, samples):
     return audio.astype(np.float32)
 
 
+def _gap(kind, other, gap):
+    return gap if kind == other == "positive" else 0
+
+
 def synthesize_clip(rng, config, pools, samples=None):
-    """(audio (samples,), trigger end samples, [(start, end, kind)] of every pasted word)."""
+    """(audio (samples,), trigger end samples, [(start, end, kind)] of every pasted word).
+    Words never overlap, and trigger words are at least `refractory_seconds` apart: one
+    said again sooner is the same request, and detection fires once for it by design."""
     samples = samples or int(config.clip_seconds * config.sample_rate)
+    gap = int(config.refractory_seconds * config.sample_rate)
     audio = background(rng, config, pools, samples)
     level = sounds.rms(audio)
     placed, ends = [], []
@@ -310,7 +317,10 @@ def synthesize_clip(rng, config, pools, samples=None):
         sound = sound[:samples]
         for _ in range(50):
             start = int(rng.integers(0, samples - len(sound) + 1))
-            if all(start + len(sound) <= a or start >= b for a, b, _ in placed):
+            if all(
+                start + len(sound) + _gap(kind, k, gap) <= a or start >= b + _gap(kind, k, gap)
+                for a, b, k in placed
+            ):
                 break
         else:
             continue

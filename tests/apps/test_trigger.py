@@ -121,7 +121,7 @@ def test_espeak_voices_speak_and_splits_never_share_a_voice_speaker_or_sound():
     assert len(files["test"].speech) > 1000 and files["test"].effects
 
 
-def test_clips_are_deterministic_and_words_never_overlap():
+def test_clips_are_deterministic_words_never_overlap_and_triggers_keep_apart():
     from dlkit.apps.trigger.data import Pools, synthesize_clip
 
     config = Config(clip_seconds=6.0, max_positives=4, max_negatives=2)
@@ -136,6 +136,9 @@ def test_clips_are_deterministic_and_words_never_overlap():
         assert audio.shape == (96_000,) and np.abs(audio).max() <= 0.99 + 1e-6
         for (_, a1, _), (b0, _, _) in zip(placed, placed[1:]):
             assert a1 <= b0  # sorted by start, never overlapping
+        words = [(a, b) for a, b, kind in placed if kind == "positive"]
+        for (_, a1), (b0, _) in zip(words, words[1:]):
+            assert b0 - a1 >= config.refractory_seconds * 16000  # trigger words a refractory period apart
 
 
 @pytest.fixture(scope="module")
