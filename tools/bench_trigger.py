@@ -219,7 +219,9 @@ def ship(folder, tflite_name, threshold, results):
         meta = io.read_json(work / "model.json")
         meta["threshold"] = threshold
         io.write_json(work / "model.json", meta)
-        io.write_json(work / "metrics.json", {**io.read_json(folder / "metrics.json"), "bench": results})
+        earlier = io.read_json(folder / "metrics.json")
+        training = earlier.get("training_run") or {k: v for k, v in earlier.items() if k != "bench"}
+        io.write_json(work / "metrics.json", {"bench": results, "training_run": training})
         print(
             f"shipped to {install_bundle(work, shipped_model_dir('trigger'), ('model.keras', tflite_name, golden, 'model.json'))}"
         )
