@@ -94,7 +94,9 @@ def test_evaluator_counts_events_per_threshold_with_intervals(tmp_path):
     assert report["hours"] == pytest.approx(hours)
     assert report["event_recall_ci95"] == wilson_interval(1, 2)
     assert report["false_accepts_per_hour_ci95"] == poisson_interval(1, hours)
-    det = {row["threshold"]: (row["miss_rate"], row["false_accepts_per_hour"] * hours) for row in report["det"]}
+    det = {
+        row["threshold"]: (row["miss_rate"], row["false_accepts_per_hour"] * hours) for row in report["det"]
+    }
     assert det[0.5] == (0.0, pytest.approx(1)) and det[0.75] == (0.5, pytest.approx(1))
     assert det[0.85] == (0.5, 0.0) and det[0.95] == (1.0, 0.0)
     assert plots(report, meta, tmp_path)[0].stat().st_size > 0
@@ -226,7 +228,7 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
         "--out",
         str(tmp_path),
     ]
-    argv += ["--calibration-hours", "0.005"]
+    argv += ["--calibration-hours", "0.005", "--unheard-hours", "0.003"]
     monkeypatch.setattr(sys, "argv", argv)
     bench.main()
     result = json.loads((tmp_path / "trigger.json").read_text())
@@ -237,9 +239,16 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     low, high = negatives["false_accepts_per_hour_ci95"]
     assert negatives["false_accepts_per_hour"] == pytest.approx(rate) and low <= rate < high
     assert abs(result["negatives_with_words"]["hours"] - 0.005) < 0.003
-    calibration = result["calibration"]  # the lowest threshold within 1 false accept an hour on val
-    within = [d["threshold"] for d in calibration["det"] if d["false_accepts_per_hour"] <= 0.5]
-    assert calibration["threshold"] == min(within, default=calibration["det"][-1]["threshold"])
+    calibration = result["calibration"]
+    assert calibration["rule"] == "recall"
+    assert calibration["threshold"] == bench.pick_threshold(calibration["det"], "recall", 0.01)
+    assert abs(result["negatives_unheard_speakers"]["hours"] - 0.003) < 0.003
+    # the rules on a hand-made validation DET
+    det = [{"threshold": t, "miss_rate": m, "false_accepts_per_hour": f}
+           for t, m, f in ((0.5, 0.01, 3.0), (0.8, 0.03, 0.4), (0.9, 0.035, 0.2), (0.99, 0.06, 0.0))]  # fmt: skip
+    assert bench.pick_threshold(det, "recall", 0.01) == 0.9  # the highest with recall >= 0.96
+    assert bench.pick_threshold(det, "false-accepts", 0.5) == 0.8  # the lowest within 0.5 an hour
+    assert bench.pick_threshold(det, "recall", 0.1) == 0.5  # none qualifies: the lowest threshold
     misses = [d["miss_rate"] for d in negatives["det"]]
     false_accepts = [d["false_accepts_per_hour"] for d in negatives["det"]]
     assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
