@@ -13,11 +13,25 @@ Example:
     dlkit trigger listen meeting.flac --chime out/
 """
 
+import functools
+import sys
 from pathlib import Path
 
 from dlkit.app import App, Metric
 from dlkit.errors import InvalidInputError
 from dlkit.registry import register
+
+
+@functools.cache
+def _can_plot():
+    """matplotlib is there (the train extra); an edge-only install says so once and skips
+    the plots."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("trigger: plots need matplotlib (pip install matplotlib); none written", file=sys.stderr)
+        return False
+    return True
 
 
 @register
@@ -77,7 +91,7 @@ class TriggerApp(App):
         if labelled is not None:
             result["labelled"] = labelled
             result["found"] = self.edge.found_labelled(result["triggers"], labelled, context.meta)
-        if context.out_dir is not None:
+        if context.out_dir is not None and _can_plot():
             from dlkit.plots import audio_scores_plot
 
             stem = Path(item).stem if isinstance(item, (str, Path)) else f"audio{context.index}"
