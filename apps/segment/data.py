@@ -158,18 +158,17 @@ def _coco_source(config, path):
     digest = hashlib.sha256()
     for file, images in files.values():
         digest.update(f"{file.resolve()}:{file.stat().st_size}:{file.stat().st_mtime_ns}:{images}".encode())
-    found = {}
 
     def build(out):
-        names = None
+        names, counts = None, {}
         for split, (file, images) in files.items():
             pairs, names, skipped = coco_class_masks(file, images, out / split, names)
-            found[split] = (pairs, skipped)
+            counts[split] = len(pairs)
             (out / split / "pairs.json").write_text(
                 json.dumps({"pairs": [[str(i), m.name] for i, m in pairs], "skipped": skipped})
             )
         (out / "labels.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-        return {split: len(pairs) for split, (pairs, _) in found.items()}
+        return counts
 
     folder = build_once(f"coco-masks-{digest.hexdigest()[:16]}", build)
     read, skipped = {}, []

@@ -14,10 +14,10 @@ Example:
 """
 
 import functools
-import sys
 from pathlib import Path
 
 from dlkit.app import App, Metric
+from dlkit.console import log
 from dlkit.errors import InvalidInputError
 from dlkit.registry import register
 
@@ -29,7 +29,7 @@ def _can_plot():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("trigger: plots need matplotlib (pip install matplotlib); none written", file=sys.stderr)
+        log("trigger: plots need matplotlib (pip install matplotlib); none written")
         return False
     return True
 
@@ -83,9 +83,10 @@ class TriggerApp(App):
         spectrogram, P(trigger), detections and labels)."""
         step_times, probs = result.pop("scores")
         labelled = None
-        if isinstance(item, (str, Path)) and self.edge.label_file(item):
+        labels = self.edge.label_file(item) if isinstance(item, (str, Path)) else None
+        if labels:
             try:
-                labelled = self.edge.read_labels(self.edge.label_file(item))
+                labelled = self.edge.read_labels(labels)
             except InvalidInputError:
                 labelled = None  # a .txt of something else beside the audio: not labels
         if labelled is not None:

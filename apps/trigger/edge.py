@@ -141,14 +141,18 @@ def found_labelled(triggers, labelled, meta):
     second plus the refractory period, as the evaluator matches events to labelled steps
     (each label and each detection counted once)."""
     slack = meta["refractory_seconds"] + 0.5
-    used, found = set(), 0
-    for time in labelled:
-        for i, fired in enumerate(triggers):
-            if i not in used and time - 0.1 <= fired <= time + slack:
-                used.add(i)
-                found += 1
-                break
-    return found
+    return _match(triggers, [(time - 0.1, time + slack) for time in labelled])
+
+
+def _match(events, windows):
+    """Windows hit: each window (low, high) takes the first event inside it that no
+    earlier window took (one event per window, one window per event)."""
+    used = set()
+    for low, high in windows:
+        i = next((i for i, event in enumerate(events) if i not in used and low <= event <= high), None)
+        if i is not None:
+            used.add(i)
+    return len(used)
 
 
 def runs(labels):
@@ -168,14 +172,8 @@ def match_events(events, positive_runs, meta):
     """(positives hit, false accepts): an event hits a positive when it fires within its
     labelled run or up to the refractory period after it; each positive counts once."""
     slack = refractory_steps(meta)
-    hit, used = set(), set()
-    for k, (first, last) in enumerate(positive_runs):
-        for i, step in enumerate(events):
-            if i not in used and first <= step <= last + slack:
-                hit.add(k)
-                used.add(i)
-                break
-    return len(hit), len(events) - len(used)
+    hits = _match(events, [(first, last + slack) for first, last in positive_runs])
+    return hits, len(events) - hits
 
 
 class Streamer:

@@ -133,7 +133,7 @@ class TriggerEvaluator(Evaluator):
     def __init__(self, meta):
         self.meta = meta
         self.tp = self.fp = self.fn = 0
-        self.hits = self.positives = self.false_accepts = 0
+        self.positives = 0
         self.seconds = 0.0
         self.det = {t: [0, 0] for t in sorted({*DET_THRESHOLDS, meta["threshold"]})}  # hits, false accepts
 
@@ -157,7 +157,6 @@ class TriggerEvaluator(Evaluator):
                 counts[1] += false_accepts
             self.positives += len(positive_runs)
             self.seconds += len(row) * self.meta["step_samples"] / self.meta["sample_rate"]
-        self.hits, self.false_accepts = self.det[self.meta["threshold"]]
 
     def result(self):
         from dlkit.metrics.intervals import poisson_interval, wilson_interval
@@ -166,24 +165,25 @@ class TriggerEvaluator(Evaluator):
         recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         hours = self.seconds / 3600
+        hits, false_accepts = self.det[self.meta["threshold"]]
         return {
             "f1": f1,
             "precision": precision,
             "recall": recall,
-            "event_recall": self.hits / self.positives if self.positives else float("nan"),
-            "event_recall_ci95": wilson_interval(self.hits, self.positives),
+            "event_recall": hits / self.positives if self.positives else float("nan"),
+            "event_recall_ci95": wilson_interval(hits, self.positives),
             "events": self.positives,
-            "false_accepts": self.false_accepts,
-            "false_accepts_per_hour": self.false_accepts / hours if hours else float("nan"),
-            "false_accepts_per_hour_ci95": poisson_interval(self.false_accepts, hours),
+            "false_accepts": false_accepts,
+            "false_accepts_per_hour": false_accepts / hours if hours else float("nan"),
+            "false_accepts_per_hour_ci95": poisson_interval(false_accepts, hours),
             "hours": hours,
             "det": [
                 {
                     "threshold": threshold,
-                    "miss_rate": 1 - hits / self.positives if self.positives else float("nan"),
-                    "false_accepts_per_hour": false_accepts / hours if hours else float("nan"),
+                    "miss_rate": 1 - found / self.positives if self.positives else float("nan"),
+                    "false_accepts_per_hour": false / hours if hours else float("nan"),
                 }
-                for threshold, (hits, false_accepts) in self.det.items()
+                for threshold, (found, false) in self.det.items()
             ],
         }
 
