@@ -1,11 +1,75 @@
 """Typed `key=value` overrides for the apps' `Config` dataclasses (no TensorFlow)."""
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
+from typing import ClassVar
 
 from dlkit.errors import DlkitError
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config field may take: `low`/`high` bounds (None: open),
+    each inclusive unless `low_open`/`high_open`. A tuple field's items are each checked.
+
+    Example:
+        >>> Range(1).check("batch_size", 0)
+        Traceback (most recent call last):
+        dlkit.errors.DlkitError: batch_size must be >= 1, got 0
+    """
+
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __str__(self):
+        low = None if self.low is None else f"{'>' if self.low_open else '>='} {self.low}"
+        high = None if self.high is None else f"{'<' if self.high_open else '<='} {self.high}"
+        return " and ".join(part for part in (low, high) if part)
+
+    def allows(self, value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or (value < self.high or (not self.high_open and value == self.high))
+
+    def check(self, key, value):
+        for item in value if isinstance(value, tuple) else (value,):
+            if not self.allows(item):
+                shown = f"{value!r}" if isinstance(value, tuple) else f"{item}"
+                raise DlkitError(
+                    f"{key} must be {self}{' (each item)' if isinstance(value, tuple) else ''}, got {shown}"
+                )
+
+
+AT_LEAST_ONE = Range(1)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1, high_open=True)  # a share of something that must leave a rest
+PROBABILITY = Range(0, 1)
+NON_NEGATIVE = Range(0)  # every number without a declared range
+
+
+def check_config(config):
+    """Raises DlkitError for the first field of `config` outside its range.
+
+    A field's range comes from the `LIMITS` dicts of its class and the classes it extends
+    (the most derived wins); a number without one must be >= 0 and finite. Booleans and
+    strings are the apps' own to check.
+    """
+    limits = {}
+    for cls in reversed(type(config).__mro__):
+        limits.update(vars(cls).get("LIMITS", {}))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        numbers = value if isinstance(value, tuple) else (value,)
+        if not numbers or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            continue
+        limits.get(field.name, NON_NEGATIVE).check(field.name, value)
 
 
 @dataclass
@@ -26,6 +90,14 @@ class TrainConfig:
         seed: int. Seed for Python, numpy and TensorFlow.
     """
 
+    LIMITS: ClassVar[dict] = {
+        "batch_size": AT_LEAST_ONE,
+        "epochs": AT_LEAST_ONE,
+        "learning_rate": POSITIVE,
+        "val_split": FRACTION,
+        "test_split": FRACTION,
+    }
+
     batch_size: int = 32
     epochs: int = 10
     learning_rate: float = 1e-3
@@ -34,6 +106,13 @@ class TrainConfig:
     val_split: float = 0.15
     test_split: float = 0.15
     seed: int = 42
+
+    def __post_init__(self):
+        check_config(self)
+        if self.val_split + self.test_split >= 1:
+            raise DlkitError(
+                f"val_split + test_split must leave data to train on, got {self.val_split} + {self.test_split}"
+            )
 
 
 @dataclass
@@ -50,6 +129,12 @@ class TransferConfig(TrainConfig):
         fine_tune_layers: int. Top backbone layers unfrozen in the second stage.
         fine_tune_learning_rate: float.
     """
+
+    LIMITS: ClassVar[dict] = {
+        "image_size": Range(32),
+        "alpha": POSITIVE,
+        "fine_tune_learning_rate": POSITIVE,
+    }
 
     image_size: int = 160
     backbone: str = "mobilenet_v2"

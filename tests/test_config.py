@@ -1,9 +1,20 @@
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
 
-from dlkit.config import apply_overrides, from_dict, parse_value, to_dict
+from dlkit.config import (
+    FRACTION,
+    POSITIVE,
+    PROBABILITY,
+    Range,
+    apply_overrides,
+    from_dict,
+    parse_value,
+    to_dict,
+)
 from dlkit.errors import DlkitError
+from dlkit.registry import app_names, get_app
 
 
 @dataclass
@@ -55,3 +66,68 @@ def test_dict_round_trip_restores_tuples_and_ignores_unknown_keys():
 def test_parse_value_float_and_str():
     assert parse_value("2.5", float) == 2.5
     assert parse_value("x", str) == "x"
+
+
+def test_range_bounds_and_messages():
+    assert Range(1).allows(1) and not Range(1).allows(0)
+    assert not POSITIVE.allows(0.0) and POSITIVE.allows(1e-9)
+    assert FRACTION.allows(0.0) and not FRACTION.allows(1.0)
+    assert not PROBABILITY.allows(float("nan")) and not Range().allows(float("inf"))
+    with pytest.raises(DlkitError, match=r"^batch_size must be >= 1, got 0$"):
+        Range(1).check("batch_size", 0)
+    with pytest.raises(DlkitError, match=r"val_split must be >= 0 and < 1, got 1.5"):
+        FRACTION.check("val_split", 1.5)
+    with pytest.raises(DlkitError, match=r"filters must be >= 1 \(each item\), got \(8, 0\)"):
+        Range(1).check("filters", (8, 0))
+
+
+def numeric_fields(config):
+    return [
+        field.name
+        for field in dataclasses.fields(config)
+        if isinstance(getattr(config, field.name), (int, float, tuple))
+        and not isinstance(getattr(config, field.name), bool)
+    ]
+
+
+@pytest.mark.parametrize("name", app_names())
+def test_every_app_config_refuses_out_of_range_numbers(name):
+    """Defaults and the tiny config are valid; a negative, NaN or infinite value of any
+    numeric field is a one-line DlkitError before any work starts."""
+    app = get_app(name)
+    config = app.default_config(False)
+    app.default_config(True)
+    fields = numeric_fields(config)
+    assert {"batch_size", "epochs", "val_split"} <= set(fields)
+    for field in fields:
+        value = getattr(config, field)
+        bad = ["-1"] if isinstance(value, (int, tuple)) else ["-1", "nan", "inf"]
+        for raw in bad:
+            with pytest.raises(DlkitError, match=f"^{field} must be"):
+                apply_overrides(config, [f"{field}={raw}"])
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        (["batch_size=0"], "batch_size must be >= 1"),
+        (["epochs=0"], "epochs must be >= 1"),
+        (["image_size=-5"], "image_size must be >= 32"),
+        (["val_split=1.5"], "val_split must be >= 0 and < 1"),
+        (["val_split=0.6", "test_split=0.5"], "val_split \\+ test_split must leave data to train on"),
+        (["learning_rate=0"], "learning_rate must be > 0"),
+        (["dropout=1"], "dropout must be >= 0 and < 1"),
+    ],
+)
+def test_classify_ranges(items, message):
+    with pytest.raises(DlkitError, match=message):
+        apply_overrides(get_app("classify").default_config(False), items)
+
+
+def test_app_specific_rules():
+    with pytest.raises(DlkitError, match="zoom_min .* must not exceed zoom_max"):
+        apply_overrides(get_app("detect").default_config(False), ["zoom_min=1.5", "zoom_max=1.2"])
+    # translate: 0 means "the model's own default", so it stays allowed there
+    assert apply_overrides(get_app("translate").default_config(False), ["epochs=0"]).epochs == 0
+    with pytest.raises(DlkitError, match="decoder_filters must be >= 1"):
+        apply_overrides(get_app("segment").default_config(False), ["decoder_filters=16,0"])

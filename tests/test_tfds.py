@@ -103,12 +103,12 @@ def test_tfds_segmentation_masks_from_trimaps(tmp_path, monkeypatch):
     DlkitTinyPets(data_dir=str(tmp_path / "tfds")).download_and_prepare()
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
-    config = Config(image_size=24, val_split=0.2)
+    config = Config(image_size=32, val_split=0.2)
     source = open_masks(config, "tfds:dlkit_tiny_pets")
     assert source.labels == ["background", "cat", "dog"]
     assert [len(source.splits[s]) for s in ("train", "val", "test")] == [8, 2, 4]
     test = load_split(config, source, "test")
-    assert test.inputs.shape == (4, 24, 24, 3)
+    assert test.inputs.shape == (4, 32, 32, 3)
     from PIL import Image
 
     for path, mask in zip(test.paths, test.targets):

@@ -1,8 +1,9 @@
 """Configuration of the classify app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TransferConfig
+from dlkit.config import AT_LEAST_ONE, FRACTION, Range, TransferConfig
 
 
 @dataclass
@@ -15,6 +16,8 @@ class Config(TransferConfig):
     from scratch for `epochs + fine_tune_epochs` epochs. The shared fields are those of
     `dlkit.config.TransferConfig`.
     """
+
+    LIMITS: ClassVar[dict] = {"dropout": FRACTION, "hue": Range(0, 0.5), "top_k": AT_LEAST_ONE}
 
     feature_layer: str = ""  # cut the backbone at this layer ("" = its full depth)
     dropout: float = 0.3

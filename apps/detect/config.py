@@ -1,8 +1,10 @@
 """Configuration of the detect app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TransferConfig
+from dlkit.config import AT_LEAST_ONE, POSITIVE, PROBABILITY, TransferConfig
+from dlkit.errors import DlkitError
 
 
 @dataclass
@@ -15,6 +17,33 @@ class Config(TransferConfig):
     by a cosine. On the default data (~120 training cut-outs) fine-tuning at 3e-5 took the
     validation loss below the head stage's best in 7 epochs (36.6 vs 38.1).
     """
+
+    LIMITS: ClassVar[dict] = {
+        **dict.fromkeys(
+            (
+                "anchors_per_scale",
+                "head_channels",
+                "max_boxes",
+                "max_detections",
+                "train_images",
+                "val_images",
+                "test_images",
+            ),
+            AT_LEAST_ONE,
+        ),
+        **dict.fromkeys(
+            (
+                "assign_threshold",
+                "ignore_threshold",
+                "score_threshold",
+                "iou_threshold",
+                "fresh_scenes",
+                "color",
+            ),
+            PROBABILITY,
+        ),
+        "zoom_min": POSITIVE,
+    }
 
     image_size: int = 256
     anchors_per_scale: int = 3
@@ -44,6 +73,11 @@ class Config(TransferConfig):
     val_images: int = 300
     test_images: int = 300
     max_drop: float = 2.0  # export fails when TFLite mAP@0.5 drops more (points)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.zoom_min > self.zoom_max:
+            raise DlkitError(f"zoom_min ({self.zoom_min}) must not exceed zoom_max ({self.zoom_max})")
 
     @classmethod
     def tiny(cls):

@@ -1,8 +1,9 @@
 """Configuration of the segment app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TransferConfig
+from dlkit.config import AT_LEAST_ONE, PROBABILITY, TransferConfig
 
 
 @dataclass
@@ -16,6 +17,13 @@ class Config(TransferConfig):
     they add). Loss: `ce_weight` x cross-entropy + `dice_weight` x soft Dice. Trained in
     two stages like classify (dlkit.transfer).
     """
+
+    LIMITS: ClassVar[dict] = {
+        **dict.fromkeys(
+            ("encoder_filters", "decoder_filters", "train_images", "val_images", "test_images"), AT_LEAST_ONE
+        ),
+        "color": PROBABILITY,
+    }
 
     image_size: int = 160
     encoder: str = "backbone"  # backbone | unet

@@ -1,8 +1,9 @@
 """Configuration of the sentiment app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TrainConfig
+from dlkit.config import AT_LEAST_ONE, FRACTION, POSITIVE, TrainConfig
 
 MODELS = ("lstm", "average")
 CLASS_SETS = ("binary", "five")
@@ -22,6 +23,12 @@ class Config(TrainConfig):
     `five` (mean rating bins, see apps/sentiment/data.py) for the offline sentences;
     user data brings its own labels (`label_column`), or `labels` lists them in order.
     """
+
+    LIMITS: ClassVar[dict] = {
+        **dict.fromkeys(("max_length", "units", "lstm_layers", "export_batch_size"), AT_LEAST_ONE),
+        **dict.fromkeys(("dropout", "spatial_dropout"), FRACTION),
+        "fine_tune_learning_rate": POSITIVE,
+    }
 
     model: str = "lstm"  # lstm | average
     classes: str = "binary"  # binary | five (offline rated sentences)

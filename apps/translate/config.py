@@ -1,8 +1,9 @@
 """Configuration of the translate app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TrainConfig
+from dlkit.config import AT_LEAST_ONE, NON_NEGATIVE, TrainConfig
 
 # Defaults per model for the training settings left at 0. The sentence model trains at a
 # constant, lower rate: at 2e-3 the Bible model stayed at the unigram level for 7 epochs.
@@ -27,6 +28,31 @@ class Config(TrainConfig):
     forcing, greedy or beam search on device). `auto` picks `seq2seq` for the Bible
     corpus and TFDS translation sets, `attention` otherwise.
     """
+
+    LIMITS: ClassVar[dict] = {
+        **dict.fromkeys(
+            (
+                "input_length",
+                "output_length",
+                "embedding_dim",
+                "encoder_units",
+                "decoder_units",
+                "attention_units",
+                "train_size",
+                "val_size",
+                "test_size",
+                "vocab_size",
+                "max_tokens",
+                "seq_embedding_dim",
+                "seq_units",
+                "beam_width",
+                "export_batch_size",
+            ),
+            AT_LEAST_ONE,
+        ),
+        # 0: the model's own default (MODEL_DEFAULTS)
+        **dict.fromkeys(("batch_size", "epochs", "learning_rate"), NON_NEGATIVE),
+    }
 
     model: str = "auto"  # attention | seq2seq | auto
     lowercase: bool = True  # inputs are lowercased on device and in training

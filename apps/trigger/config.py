@@ -1,8 +1,9 @@
 """Configuration of the trigger app (no TensorFlow import)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from dlkit.config import TrainConfig
+from dlkit.config import AT_LEAST_ONE, FRACTION, POSITIVE, PROBABILITY, TrainConfig
 
 
 @dataclass
@@ -15,6 +16,31 @@ class Config(TrainConfig):
     trigger word: the course labels 50 of its 1,375 steps per 10 s (0.36 s), here 10 of
     250 (0.40 s).
     """
+
+    LIMITS: ClassVar[dict] = {
+        **dict.fromkeys(
+            (
+                "sample_rate",
+                "train_clips",
+                "val_clips",
+                "test_clips",
+                "label_steps",
+                "frame_length",
+                "frame_step",
+                "fft_length",
+                "conv_filters",
+                "conv_kernel",
+                "conv_stride",
+                "gru_units",
+                "min_steps",
+                "stream_steps",
+            ),
+            AT_LEAST_ONE,
+        ),
+        "clip_seconds": POSITIVE,
+        "dropout": FRACTION,
+        "threshold": PROBABILITY,
+    }
 
     word: str = "activate"
     sample_rate: int = 16000
