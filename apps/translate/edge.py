@@ -71,6 +71,7 @@ def postprocess(outputs, meta, **options):
         if meta["model"] == "attention":
             probs = np.asarray(outputs[0][i])
             result["confidence"] = float(np.prod(probs.max(axis=-1)))
+            result["calendar_date"] = is_calendar_date(text)
             if len(outputs) > 1:
                 result["attention"] = np.asarray(outputs[1][i])
         results.append(result)
@@ -82,13 +83,27 @@ def postprocess(outputs, meta, **options):
 LOW_CONFIDENCE = 0.5
 
 
+def is_calendar_date(text):
+    """Whether the date model's answer is a real date (not 1979-02-30 or 1979-13-01)."""
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
 def format_result(name, result):
-    """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers are flagged."""
+    """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers and answers that are no
+    calendar date are flagged."""
     confidence = result.get("confidence")
     if confidence is None:
         return f"{name} -> {result['translation']}"
-    flag = ", low confidence" if confidence < LOW_CONFIDENCE else ""
-    return f"{name} -> {result['translation']} ({confidence:.2f}{flag})"
+    flags = [", low confidence"] if confidence < LOW_CONFIDENCE else []
+    if result.get("calendar_date") is False:
+        flags.append(", not a calendar date")
+    return f"{name} -> {result['translation']} ({confidence:.2f}{''.join(flags)})"
 
 
 class Seq2SeqDecoder:

@@ -354,3 +354,32 @@ def test_shipped_sentence_model_bleu_on_held_out_verses():
     scorer.update(outputs, test.targets[:150])
     report = scorer.result()
     assert report["bleu"] > 5.0 and report["chrf"] > 20.0  # shipped: greedy 9.3 BLEU on all 716
+
+
+@pytest.mark.parametrize(
+    "text, valid",
+    [
+        ("1979-05-03", True),
+        ("2000-02-29", True),
+        ("1979-02-30", False),
+        ("1900-02-29", False),
+        ("1979-13-01", False),
+        ("79-05-03", False),
+        ("", False),
+    ],
+)
+def test_date_answers_are_checked_as_calendar_dates(text, valid):
+    from dlkit.apps.translate.edge import format_result, is_calendar_date
+
+    assert is_calendar_date(text) is valid
+    shown = format_result(
+        "x", {"translation": text, "confidence": 0.99, "calendar_date": is_calendar_date(text)}
+    )
+    assert ("not a calendar date" in shown) is not valid
+
+
+def test_the_shipped_date_model_flags_an_impossible_date():
+    result = run_cli("translate", "predict", "30 February 1979", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output.splitlines()[0])
+    assert record["calendar_date"] is (record["translation"] != "1979-02-30")
