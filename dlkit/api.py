@@ -30,11 +30,13 @@ def load(model, prefer="tflite"):
     """
     if isinstance(model, str) and model in app_names():
         app, path = get_app(model), default_model(model)
-        return Model(app, ModelBundle.load(path, app=app.name, prefer=prefer), path, prefer)
+        return Model(app, ModelBundle.load(path, app=app, prefer=prefer), path, prefer)
     bundle = ModelBundle.load(model, prefer=prefer)
     if bundle.meta.get("app") not in app_names():
         raise DlkitError(f"{bundle.path}: model.json names no known app ({bundle.meta.get('app')!r})")
-    return Model(get_app(bundle.meta["app"]), bundle, model, prefer)
+    app = get_app(bundle.meta["app"])
+    app.check_meta(bundle.meta, bundle.directory / "model.json")
+    return Model(app, bundle, model, prefer)
 
 
 class Model:
@@ -122,4 +124,4 @@ def _train(app, data, run_dir, tiny, overrides, init=None, prefer="tflite"):
     import_tensorflow()
     config = apply_overrides(app.default_config(tiny), [f"{k}={v}" for k, v in overrides.items()])
     run = runner.train(app, config, data=data, run_dir=run_dir, init=str(init) if init else None)
-    return Model(app, ModelBundle.load(run, app=app.name, prefer=prefer), run, prefer)
+    return Model(app, ModelBundle.load(run, app=app, prefer=prefer), run, prefer)

@@ -88,7 +88,10 @@ class Option:
         type: type. int, float or str.
         default: the value when the flag is not given.
         help: str. One line for `--help`.
-        metavar: str or None. The value's name in `--help` (e.g. "DIR").
+        metavar: str or None. The value's name in `--help`; "DIR" makes it an output
+            folder, checked writable before any prediction runs.
+        min, max: the allowed range of an int or float value (None: open); a value
+            outside it is a usage error before any work starts.
     """
 
     flag: str
@@ -96,6 +99,17 @@ class Option:
     default: object
     help: str
     metavar: str = None
+    min: float = None
+    max: float = None
+
+    @property
+    def click_type(self):
+        """The click parameter type: a range-checked number when a bound is given."""
+        import click
+
+        if self.min is None and self.max is None:
+            return self.type
+        return {int: click.IntRange, float: click.FloatRange}[self.type](self.min, self.max)
 
     @property
     def name(self):
@@ -122,6 +136,9 @@ class App:
         quantizations: tuple of str. The TFLite variants `export` can make.
         provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
+        meta_keys: tuple of str. What its model.json must hold besides the input and
+            output specs (checked when a model is loaded, so a hand-edited file is refused
+            with one line instead of failing mid-prediction).
     """
 
     name = ""
@@ -137,6 +154,27 @@ class App:
     quantizations = QUANTIZATIONS
     provides = ()
     inherits = ()
+    meta_keys = ("labels",)
+
+    def check_meta(self, meta, where):
+        """Raises DlkitError when model.json `meta` (read from `where`) cannot describe
+        one of this app's models: a key of `meta_keys` missing, labels that are not a list
+        of distinct names, or fewer or more labels than the output has classes."""
+        from dlkit.errors import DlkitError
+
+        missing = [key for key in ("input", "output", *self.meta_keys) if key not in meta]
+        if missing:
+            raise DlkitError(f"{where}: a {self.name} model.json needs {', '.join(missing)}")
+        labels = meta.get("labels")
+        if labels is not None:
+            if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
+                raise DlkitError(f"{where}: labels must be a list of class names, got {str(labels)[:80]}")
+            if len(set(labels)) != len(labels):
+                raise DlkitError(f"{where}: labels name a class twice")
+            output = meta["output"] if isinstance(meta["output"], dict) else {}
+            shape = output.get("shape") or [None]
+            if output.get("activation") in ("softmax", "sigmoid") and shape[-1] not in (None, len(labels)):
+                raise DlkitError(f"{where}: {len(labels)} labels for a model with {shape[-1]} output classes")
 
     # --- the app's modules, imported on first use ------------------------------------
     @property

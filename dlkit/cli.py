@@ -30,6 +30,10 @@ def handle_errors(function):
         except DlkitError as error:
             click.echo(f"Error: {error}", err=True)
             sys.exit(EXIT_USAGE)
+        except OSError as error:  # a full disk, a file vanished or locked while we worked
+            where = f"{error.filename}: " if error.filename else ""
+            click.echo(f"Error: {where}{error.strerror or error}", err=True)
+            sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("\ninterrupted; continue a training run with --resume", err=True)
             sys.exit(130)
@@ -96,11 +100,16 @@ def make_app_group(name):
     )
     @click.option(
         "--seed",
-        type=int,
+        type=click.IntRange(min=0),
         default=None,
         help="Seed for Python, numpy and TensorFlow (parallel augmentation is not bit-repeatable).",
     )
-    @click.option("--epochs", type=int, default=None, help="Epochs (first stage for transfer learning).")
+    @click.option(
+        "--epochs",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Epochs (first stage for transfer learning).",
+    )
     @click.option(
         "--weights",
         default=None,
@@ -129,8 +138,10 @@ def make_app_group(name):
     @handle_errors
     @uses_tensorflow
     def evaluate(model_path, data, split, out, as_json):
-        from dlkit import runner
+        from dlkit import io, runner
 
+        if out:
+            io.check_writable_dir(out, "--out")
         report = runner.evaluate(app, model_path, data, split, out)
         if as_json:
             click.echo(runner.dumps(report))
@@ -149,13 +160,21 @@ def make_app_group(name):
         show_default=True,
         help="Repeat for several variants.",
     )
-    @click.option("--max-drop", type=float, default=None, help="Allowed metric drop in points (app default).")
+    @click.option(
+        "--max-drop",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Allowed metric drop in points (app default).",
+    )
     @click.option("--out", default=None, metavar="DIR", help="Output directory (default: next to the model).")
     @handle_errors
     @uses_tensorflow
     def export(model_path, data, quantize, max_drop, out, **options):
+        from dlkit import io
         from dlkit.export.bundle import export as run_export
 
+        if out:
+            io.check_writable_dir(out, "--out")
         model_path = model_path or "last"
         for variant in quantize:
             run_export(app, model_path, variant, data=data, max_drop=max_drop, out_dir=out, options=options)
@@ -197,7 +216,9 @@ def report_lines(report):
         )
 
     lines = [
-        f"{key:>18}: {number(key, value, report)}" for key, value in report.items() if isinstance(value, float)
+        f"{key:>18}: {number(key, value, report)}"
+        for key, value in report.items()
+        if isinstance(value, float)
     ]
     lines += [f"{label:>18}: {numbers(row)}" for label, row in report.get("per_class", {}).items()]
     for key, value in report.items():
@@ -227,7 +248,7 @@ def predict_command(app):
     )
     @click.argument("inputs", nargs=-1, required=kind != "text")
     @model_option
-    @click.option("--batch-size", type=int, default=32, show_default=True)
+    @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="One JSON object per input (JSON lines).")
     @click.option(
         "--out",
@@ -243,6 +264,11 @@ def predict_command(app):
         from dlkit.predict import Predictor, expand_sources, next_predict_dir
 
         items = expand_sources(kind, inputs, file)
+        if out is not None:
+            io.check_writable_dir(out, "--out")
+        for option in app.predict_options:
+            if option.metavar == "DIR" and options.get(option.name):
+                io.check_writable_dir(options[option.name], option.flag)
         predictor = Predictor.load(app, model_path, **options)
         chosen = out is not None
         if out is None and app.saves_predictions:
@@ -283,7 +309,7 @@ def predict_command(app):
         predict = click.option(
             option.flag,
             option.name,
-            type=option.type,
+            type=option.click_type,
             default=option.default,
             show_default=option.default is not None,
             metavar=option.metavar,

@@ -45,7 +45,13 @@ def load_keras(path):
     """A `.keras` model (safe mode, no compile); a bad file is a one-line DlkitError."""
     from dlkit.quiet import import_tensorflow
 
-    import_tensorflow()  # quietly, when a Keras model is the first TensorFlow use (predict)
+    try:
+        import_tensorflow()  # quietly, when a Keras model is the first TensorFlow use (predict)
+    except ImportError:
+        raise DlkitError(
+            f"{path}: a .keras model needs TensorFlow: pip install 'dlkit[train]', "
+            "or give the exported .tflite (dlkit <app> export)"
+        ) from None
     import keras
 
     # Importing these registers dlkit's custom layers and losses for safe_mode loading.

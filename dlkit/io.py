@@ -1,11 +1,15 @@
 """Atomic file writes and small JSON helpers (no TensorFlow)."""
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from dlkit.errors import DlkitError
 
 
 @contextlib.contextmanager
@@ -14,12 +18,16 @@ def atomic_path(path):
 
     The temporary name keeps the suffix of `path` (Keras checks `.keras`/`.weights.h5`
     suffixes). On an exception the temporary file is removed and `path` is untouched,
-    so a crash or a kill never leaves a half-written model or run file behind.
+    so a crash never leaves a half-written model or run file behind. A kill (SIGKILL)
+    can leave the hidden temporary file; it carries the writer's process id, and the next
+    write of the same file removes it once that process is gone.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    prefix = f".{path.stem}."
+    sweep(path.parent, prefix, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # Writers such as h5py refuse to open an existing empty file.
     try:
@@ -28,6 +36,69 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def sweep(folder, prefix, suffix=""):
+    """Removes `<prefix><pid>.*<suffix>` files and folders in `folder` whose process `pid`
+    no longer runs: what a killed writer left behind."""
+    for path in Path(folder).glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = path.name[len(prefix) :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _running(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def temp_dir(name, parent=None):
+    """A scratch folder `dlkit-<name>.<pid>.*` (in the system temp folder by default),
+    removed on exit; one a killed process left is removed by the next `temp_dir(name)`.
+
+    Example:
+        >>> with io.temp_dir("export") as tmp:
+        ...     model.export(tmp)
+    """
+    parent = Path(parent) if parent else Path(tempfile.gettempdir())
+    prefix = f"dlkit-{name}."
+    sweep(parent, prefix)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def check_writable_dir(path, what="output folder"):
+    """`path` as a Path, once it is known that a folder can be written there: it is a
+    folder or can be made one, under a writable parent. Nothing is created, so a command
+    that then fails on bad input leaves no empty folder; the check runs before long work,
+    so a conversion or a training run is not lost to an output location it cannot use.
+
+    Raises:
+        DlkitError: `path` or a parent is a file, or the nearest existing folder is
+            read-only.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DlkitError(f"{path}: {what} must be a folder, and {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DlkitError(f"{path}: {what} cannot be written ({existing} is read-only)")
+    return path
 
 
 def write_bytes(path, data: bytes):
@@ -40,8 +111,28 @@ def write_text(path, text: str):
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+def create_text(path, text: str):
+    """Writes `text` to a file that must not exist yet, whole or not at all.
+
+    Raises:
+        FileExistsError: `path` exists, or another process created it meanwhile.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.link(tmp, path)  # atomic, and fails when `path` exists
+    finally:
+        os.unlink(tmp)
+
+
+def write_json(path, obj, exclusive=False):
+    """Writes `obj` as JSON atomically; with `exclusive`, only into a new file
+    (`create_text`)."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    (create_text if exclusive else write_text)(path, text)
 
 
 def read_json(path):

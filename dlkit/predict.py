@@ -12,6 +12,7 @@ rest of a batch.
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dlkit.console import log
 from dlkit.edge.bundle import ModelBundle
 from dlkit.errors import DlkitError, InvalidInputError
 from dlkit.paths import default_model, next_numbered_dir
@@ -31,17 +32,26 @@ def suffixes_of(kind):
 
 
 def expand_files(inputs, suffixes):
-    """Files given directly, plus the files with a known suffix inside given folders."""
-    files = []
+    """Files given directly, plus the files with a known suffix inside given folders.
+
+    A folder without any is skipped with a line on stderr when there are other inputs,
+    and an error when there are none.
+    """
+    files, empty = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-            if not found:
-                raise DlkitError(f"{path}: no input files in this folder")
             files += found
+            if not found:
+                empty.append(path)
         else:
             files.append(path)
+    for path in empty:
+        message = f"{path}: no input files in this folder ({', '.join(sorted(suffixes))})"
+        if not files:
+            raise DlkitError(message)
+        log(f"skipped: {message}")
     return files
 
 
@@ -49,8 +59,10 @@ def read_lines(path):
     """Text inputs from a file, one per line; blank lines are skipped."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInputError(f"{path}: a folder, not a text file of one input per line") from None
     except UnicodeDecodeError:
         raise InvalidInputError(f"{path}: not UTF-8 text") from None
     return [line for line in text.splitlines() if line.strip()]
@@ -91,12 +103,26 @@ def expand_sources(kind, inputs, file=None):
     return items
 
 
+LONGEST_NAME = 120  # characters of a text input shown in messages and results
+
+
 def item_name(item):
+    """How messages and results name an input: its path, or a text (a long one cut)."""
     if isinstance(item, tuple):
         return " ~ ".join(item_name(part) for part in item)
-    if isinstance(item, (str, Path)):
+    if isinstance(item, Path):
         return str(item)
+    if isinstance(item, str):
+        return item if len(item) <= LONGEST_NAME else f"{item[:80]}... ({len(item):,} characters)"
     return f"<array {getattr(item, 'shape', '')}>"
+
+
+def shortened(message, item):
+    """`message` with a long text input in it (quoted or not) replaced by its name."""
+    for part in item if isinstance(item, tuple) else (item,):
+        if isinstance(part, str) and len(part) > LONGEST_NAME:
+            message = message.replace(repr(part), repr(item_name(part))).replace(part, item_name(part))
+    return message
 
 
 @dataclass
@@ -158,7 +184,7 @@ class Predictor:
             )
         options = {**declared, **{k: v for k, v in options.items() if v is not None}}
         if not isinstance(model, ModelBundle):
-            model = ModelBundle.load(model or default_model(app.name), app=app.name, prefer=prefer)
+            model = ModelBundle.load(model or default_model(app.name), app=app, prefer=prefer)
         # A copy with the options applied: the caller's bundle keeps its own metadata.
         bundle = ModelBundle(model.path, app.prepare_meta(dict(model.meta), options))
         return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
@@ -181,7 +207,7 @@ class Predictor:
                     if not parts:
                         raise InvalidInputError(f"{item_name(item)}: nothing to read")
                 except InvalidInputError as error:
-                    ready.append((item, None, 0, str(error)))
+                    ready.append((item, None, 0, shortened(str(error), item)))
                     continue
                 ready.append((item, raw, len(parts), None))
                 windows += parts
@@ -203,7 +229,7 @@ class Predictor:
                 yield Prediction(
                     item,
                     result=app.finish(item, raw, combined, context),
-                    warnings=app.input_warnings(raw, meta),
+                    warnings=[shortened(warning, item) for warning in app.input_warnings(raw, meta)],
                 )
             if progress:
                 progress(min(start + batch_size, len(items)), len(items), "predicting")

@@ -83,31 +83,22 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         if not resume:  # A resumed run's saved config already holds the inherited fields.
             fields = app.architecture if not init_parts else part_fields(init_parts)
             config = inherit_architecture(config, init_bundle.meta.get("config", {}), fields)
-    checkpoint_dir = run_dir / CHECKPOINT_DIR
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-
-    progress = ProgressPrinter()
-    source = app.open_source(config, data, progress=progress)
-    labels = getattr(source, "labels", ())
-    classes = f"{len(labels)} {'class' if len(labels) == 1 else 'classes'}"
-    log(f"data: {source.description}" + (f" ({classes}: {', '.join(labels)})" if labels else ""))
-    meta = app.make_meta(config, source)
-    if init_bundle and not init_parts:
-        meta = app.inherit_meta(meta, init_bundle.meta)
-    if init_parts:
-        meta = inherit_meta_parts(meta, init_bundle, init_parts)
-    train_split = app.load_split(config, source, "train", meta=meta, progress=progress)
-    val_split = app.load_split(config, source, "val", meta=meta, progress=progress)
-    report_skipped(train_split.skipped + val_split.skipped)
-    meta["config"] = to_dict(config)
-    meta["data"] = data
-    meta["versions"] = versions()
+    checkpoint_dir = io.check_writable_dir(run_dir, "--run-dir") / CHECKPOINT_DIR
+    if not resume:
+        claim_run(run_dir, {"app": app.name, "config": to_dict(config), "data": data, "init": init})
+    try:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(config.seed)
+        progress = ProgressPrinter()
+        source, meta, train_split, val_split = load_training_data(
+            app, config, data, init_bundle, init_parts, progress
+        )
+    except BaseException:
+        if not resume:  # nothing trained yet: the folder is free for the next attempt
+            release_run(run_dir)
+        raise
 
     if not resume:
-        io.write_json(
-            run_dir / "config.json", {"app": app.name, "config": to_dict(config), "data": data, "init": init}
-        )
         io.write_json(
             run_dir / "manifest.json",
             {
@@ -154,6 +145,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     stages = app.training_stages(config, meta)
     total_epochs = sum(stage.epochs for stage in stages)
     history_path = run_dir / "history.jsonl"
+    if resume:
+        trim_history(history_path, start_epoch)
     offset = 0
     extra_callbacks = [*app.training_callbacks(config, meta, run_dir, val_split), *callbacks]
     for index, stage in enumerate(stages):
@@ -204,6 +197,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     metrics = {"val": score(app, config, meta, run, val_split)}
     try:
         test_split = app.load_split(config, source, "test", meta=meta, progress=progress)
+        report_skipped(test_split.skipped)
         metrics["test"] = score(app, config, meta, run, test_split)
         app.plots(metrics["test"], meta, run_dir / "plots", title=f"{app.name} test split")
     except DlkitError as error:
@@ -216,6 +210,61 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     shown = {split: round(m.get(metric, float("nan")), 4) for split, m in metrics.items()}
     log(f"done: {run_dir} ({metric}: {shown})")
     return run_dir
+
+
+def claim_run(run_dir, record):
+    """Claims `run_dir` for a new run by creating its config.json, atomically: of two
+    trainings started on the same folder, the second stops here."""
+    try:
+        io.write_json(run_dir / "config.json", record, exclusive=True)
+    except FileExistsError:
+        raise DlkitError(
+            f"{run_dir} already holds a run; use --resume to continue it or another --run-dir"
+        ) from None
+
+
+def release_run(run_dir):
+    """Undoes `claim_run` for a run that failed before its first epoch."""
+    (run_dir / "config.json").unlink(missing_ok=True)
+    for folder in (run_dir / CHECKPOINT_DIR, run_dir):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
+
+
+def load_training_data(app, config, data, init_bundle, init_parts, progress):
+    """(source, meta, train split, val split) of a new or resumed run."""
+    source = app.open_source(config, data, progress=progress)
+    labels = getattr(source, "labels", ())
+    classes = f"{len(labels)} {'class' if len(labels) == 1 else 'classes'}"
+    log(f"data: {source.description}" + (f" ({classes}: {', '.join(labels)})" if labels else ""))
+    meta = app.make_meta(config, source)
+    if init_bundle and not init_parts:
+        meta = app.inherit_meta(meta, init_bundle.meta)
+    if init_parts:
+        meta = inherit_meta_parts(meta, init_bundle, init_parts)
+    train_split = app.load_split(config, source, "train", meta=meta, progress=progress)
+    val_split = app.load_split(config, source, "val", meta=meta, progress=progress)
+    report_skipped(train_split.skipped + val_split.skipped)
+    meta["config"] = to_dict(config)
+    meta["data"] = data
+    meta["versions"] = versions()
+    return source, meta, train_split, val_split
+
+
+def trim_history(path, epochs_done):
+    """Drops the history lines of epochs after the last checkpoint, and a line a kill cut
+    short: a kill between an epoch's line and its checkpoint would otherwise leave that
+    epoch logged twice once the resumed run trains it again, and the next line would be
+    appended to the cut one."""
+    if not path.exists():
+        return
+    records = io.read_jsonl(path)
+    kept = [r for r in records if r.get("event") != "epoch" or r.get("epoch", 0) < epochs_done]
+    text = path.read_bytes()
+    if len(kept) != len(records) or (text and not text.endswith(b"\n")):  # or a line cut short
+        io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def inherit_architecture(config, init_config, fields):
@@ -233,12 +282,16 @@ def inherit_architecture(config, init_config, fields):
 def inheritable_parts(app, init_bundle):
     """() when `--init` is a model of `app` itself; else the parts of another app's model
     that `app` can take (a one-line error when there are none)."""
-    from dlkit.registry import get_app
+    from dlkit.registry import app_names, get_app
 
     other = init_bundle.meta.get("app")
+    where = init_bundle.directory / "model.json"
     if other == app.name:
+        app.check_meta(init_bundle.meta, where)
         return ()
-    giver = get_app(other) if other else None
+    giver = get_app(other) if other in app_names() else None
+    if giver:
+        giver.check_meta(init_bundle.meta, where)
     offered = giver.provides if giver else ()
     usable = tuple(part for part in app.inherits if part in offered)
     if not usable:
@@ -308,7 +361,7 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     """Scores a `.keras` or `.tflite` model on a split; returns the report dict."""
     from dlkit.paths import default_model
 
-    bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="keras")
+    bundle = ModelBundle.load(model_path or default_model(app.name), app=app, prefer="keras")
     config = config_of(app, bundle.meta)
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()
@@ -333,7 +386,7 @@ def describe(app, model_path=None):
 
     path = Path(model_path) if model_path else shipped_model_dir(app.name)
     try:
-        bundle = ModelBundle.load(path, app=app.name)
+        bundle = ModelBundle.load(path, app=app)
     except DlkitError:
         if model_path:
             raise

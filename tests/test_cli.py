@@ -1,10 +1,11 @@
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from dlkit.cli import cli
-from dlkit.registry import app_names
+from dlkit.registry import app_names, get_app
 
 
 def test_help_lists_every_app_and_verb():
@@ -82,3 +83,95 @@ def test_report_lines_show_intervals_classes_and_groups():
         "        diagnostic: count 10, accuracy 0.7000",
         "      peers: vader: accuracy 0.6000 [0.5000, 0.7000]",
     ]
+
+
+@pytest.mark.parametrize("name", app_names())
+def test_out_of_range_options_are_usage_errors(name, tmp_path):
+    """Every bounded option, below its range, stops before any work with click's one-line
+    usage error (exit 2), on every verb that takes it."""
+    app = get_app(name)
+    (tmp_path / "x.txt").write_text("x")
+    item = [] if app.input_kind == "text" else [str(tmp_path / "x.txt")]
+    cases = [
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--seed", "-1"], "--seed"),
+        (["export", "--max-drop", "-1"], "--max-drop"),
+        (["predict", *item, "--batch-size", "0"], "--batch-size"),
+    ]
+    cases += [
+        (["predict", *item, option.flag, str(option.min - 1)], option.flag)
+        for option in app.predict_options
+        if option.min is not None
+    ]
+    cases += [
+        (["predict", *item, option.flag, str(option.max + 1)], option.flag)
+        for option in app.predict_options
+        if option.max is not None
+    ]
+    for args, flag in cases:
+        result = CliRunner().invoke(cli, [name, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert f"Invalid value for '{flag}'" in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", app_names())
+def test_unusable_output_folders_stop_before_any_work(name, tmp_path):
+    """A file where a folder is expected (or under it) is a one-line error, exit 2, on
+    every verb that writes a folder, before a model is loaded or data read."""
+    app = get_app(name)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    item = ["some text"] if app.input_kind == "text" else [str(blocker)]
+    cases = [
+        ["predict", *item, "--out", str(blocker)],
+        ["evaluate", "--out", str(blocker / "sub")],
+        ["export", "--out", str(blocker)],
+        ["train", "--tiny", "--run-dir", str(blocker / "run")],
+    ]
+    cases += [
+        ["predict", *item, option.flag, str(blocker)]
+        for option in app.predict_options
+        if option.metavar == "DIR"
+    ]
+    for args in cases:
+        result = CliRunner().invoke(cli, [name, *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "must be a folder, and" in result.output and str(blocker) in result.output, (
+            args,
+            result.output,
+        )
+        assert result.output.count("\n") == 1, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_a_folder_given_as_the_text_file_is_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["translate", "predict", "--file", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: {tmp_path}: a folder, not a text file of one input per line"
+
+
+def test_a_keras_model_on_an_edge_install_says_which_extra(tmp_path):
+    from PIL import Image
+
+    from conftest import run_without_tensorflow
+    from dlkit.paths import shipped_model_dir
+
+    image = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(image)
+    keras_file = shipped_model_dir("classify") / "model.keras"
+    result = run_without_tensorflow(["classify", "predict", image, "--model", keras_file])
+    assert result.returncode == 2 and "edge-ok" not in result.stdout
+    assert result.stderr.strip() == (
+        f"Error: {keras_file}: a .keras model needs TensorFlow: pip install 'dlkit[train]', "
+        "or give the exported .tflite (dlkit <app> export)"
+    )
+
+
+def test_a_training_that_fails_on_its_data_leaves_the_run_folder_free(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["classify", "train", "--tiny", "--run-dir", str(run_dir), "--data", str(tmp_path / "missing")]
+    for _ in range(2):  # the same command again: not "already holds a run"
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "no such data folder" in result.output, result.output
+        assert not run_dir.exists()

@@ -148,3 +148,38 @@ def test_info_shows_metadata_and_metrics(trained):
     info = json.loads(result.output)
     assert info["app"] == trained.app.name and "keras" in info["metrics"]
     assert set(trained.exports) <= set(info["exports"])
+
+
+def hand_edits(app, meta):
+    """(what, edited model.json) pairs that no longer describe the model."""
+    edits = [
+        (f"no {key}", {k: v for k, v in meta.items() if k != key})
+        for key in ("input", "output", *app.meta_keys)
+    ]
+    edits.append(("another app", {**meta, "app": next(name for name in APPS if name != app.name)}))
+    if meta.get("labels"):
+        edits.append(("a label too few", {**meta, "labels": meta["labels"][:-1]}))
+        edits.append(("a label twice", {**meta, "labels": [*meta["labels"], meta["labels"][0]]}))
+        edits.append(("labels as a number", {**meta, "labels": 3}))
+    return edits
+
+
+def test_a_hand_edited_model_json_is_refused_in_one_line(trained, tmp_path):
+    """Every verb that loads a model refuses a model.json that does not describe it,
+    before any input is read."""
+    meta = io.read_json(trained.run_dir / "model.json")
+    if trained.app.input_kind == "text":
+        item = "some text"
+    else:
+        item = trained.app.sample_inputs(trained.folder)[0]
+    for what, edited in hand_edits(trained.app, meta):
+        folder = tmp_path / what.replace(" ", "_")
+        folder.mkdir()
+        (folder / "model.tflite").write_bytes((trained.run_dir / "model.tflite").read_bytes())
+        io.write_json(folder / "model.json", edited)
+        for verb in (["predict", item], ["evaluate"], ["info"]):
+            result = run_cli(trained.app.name, *verb, "--model", folder)
+            assert result.exit_code == 2, (what, verb, result.output)
+            assert "Traceback" not in result.output, (what, verb, result.output)
+            errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+            assert len(errors) == 1 and str(folder) in errors[0], (what, verb, result.output)

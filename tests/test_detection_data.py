@@ -136,3 +136,21 @@ def test_data_check_reports_and_exits_nonzero(yolo_dir, tmp_path):
     assert result.output.strip().endswith("ok")
     missing = CliRunner().invoke(cli, ["detect", "data", "check", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        ("3", "'names' must list the class names"),
+        ("[]", "'names' must list the class names"),
+        ("{0: cat, b: dog}", "'names' must list the class names"),
+        ("[[cat], dog]", "'names' must list the class names"),
+        ("[cat, cat]", "'names' lists a class twice"),
+    ],
+)
+def test_a_data_yaml_with_bad_names_is_one_line(yolo_dir, names, message):
+    yaml_path = yolo_dir / "data.yaml"
+    yaml_path.write_text(f"path: .\ntrain: images/train\nval: images/val\nnames: {names}\n")
+    with pytest.raises(InvalidInputError, match=message) as error:
+        detection.read_yolo(yaml_path)
+    assert str(yaml_path) in str(error.value) and "\n" not in str(error.value)

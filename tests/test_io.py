@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from dlkit import io
@@ -32,3 +36,75 @@ def test_write_json_numpy_values(tmp_path):
 
     io.write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.arange(3)})
     assert io.read_json(tmp_path / "m.json") == {"a": 0.5, "b": [0, 1, 2]}
+
+
+def test_check_writable_dir_creates_nothing_and_names_the_blocker(tmp_path):
+    target = tmp_path / "new" / "deeper"
+    assert io.check_writable_dir(target) == target
+    assert not (tmp_path / "new").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for path in (blocker, blocker / "sub"):
+        with pytest.raises(io.DlkitError, match=f"{path}: --out must be a folder, and {blocker} is a file"):
+            io.check_writable_dir(path, "--out")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_check_writable_dir_refuses_a_read_only_parent(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(io.DlkitError, match="cannot be written"):
+            io.check_writable_dir(locked / "out")
+    finally:
+        locked.chmod(0o755)
+
+
+def dead_pid():
+    """The id of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "model.int8.tflite"
+    stale = tmp_path / f".model.int8.{dead_pid()}.abc123.int8.tflite"
+    live = tmp_path / ".model.int8.1.def456.int8.tflite"  # pid 1 runs
+    other = tmp_path / f".other.{dead_pid()}.x.json"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    io.write_bytes(target, b"done")
+    assert target.read_bytes() == b"done"
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_temp_dir_is_removed_and_sweeps_what_a_killed_process_left(tmp_path):
+    stale = tmp_path / f"dlkit-export.{dead_pid()}.abc"
+    stale.mkdir()
+    (stale / "saved_model.pb").write_bytes(b"x")
+    with io.temp_dir("export", parent=tmp_path) as work:
+        assert work.is_dir() and work.name.startswith(f"dlkit-export.{os.getpid()}.")
+        assert not stale.exists()
+    assert not work.exists()
+
+
+def test_create_text_writes_a_new_file_once(tmp_path):
+    path = tmp_path / "config.json"
+    io.write_json(path, {"a": 1}, exclusive=True)
+    with pytest.raises(FileExistsError):
+        io.write_json(path, {"a": 2}, exclusive=True)
+    assert io.read_json(path) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_a_run_folder_is_claimed_once_and_released_when_setup_fails(tmp_path):
+    from dlkit.runner import claim_run, release_run
+
+    run_dir = tmp_path / "runs" / "train"
+    claim_run(run_dir, {"app": "classify"})
+    with pytest.raises(io.DlkitError, match="already holds a run"):
+        claim_run(run_dir, {"app": "classify"})
+    release_run(run_dir)
+    assert not run_dir.exists()

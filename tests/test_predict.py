@@ -1,12 +1,14 @@
 """The predict pipeline on its own: sources expanded per input kind, inputs split into
 windows and combined, bad inputs reported in place while the rest run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from dlkit.app import App
 from dlkit.errors import DlkitError, InvalidInputError
-from dlkit.predict import Predictor, expand_sources
+from dlkit.predict import Predictor, expand_sources, item_name, shortened
 
 
 class ChunkSum(App):
@@ -74,3 +76,32 @@ def test_sources_expand_by_input_kind(tmp_path):
         expand_sources("text", [photo])
     with pytest.raises(DlkitError, match="nothing to predict"):
         expand_sources("text", [])
+
+
+def test_an_empty_folder_beside_good_inputs_is_skipped_and_reported(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a.png").write_bytes(b"")
+    items = expand_sources("image", [str(tmp_path / "full"), str(tmp_path / "empty")])
+    assert items == [tmp_path / "full" / "a.png"]
+    assert f"skipped: {tmp_path / 'empty'}: no input files in this folder" in capsys.readouterr().err
+    with pytest.raises(DlkitError, match="no input files in this folder"):
+        expand_sources("image", [str(tmp_path / "empty")])
+
+
+def test_a_long_text_is_named_by_its_start_and_length_in_messages():
+    text = "word " * 2000
+    name = item_name(text)
+    assert name.startswith("word word") and name.endswith("... (10,000 characters)") and len(name) < 120
+    assert item_name(Path("/a" * 100)) == "/a" * 100  # paths are never cut
+    message = shortened(f"{text!r}: too long; {text}", text)
+    assert message == f"{name!r}: too long; {name}"
+    assert shortened("short: fine", "short") == "short: fine"
+
+
+def test_a_10000_character_input_gives_a_short_one_line_error():
+    from conftest import run_cli
+
+    result = run_cli("translate", "predict", "x" * 10_000)
+    assert result.exit_code == 2 and len(result.output) < 300, result.output[:500]
+    assert "(10,000 characters)" in result.output

@@ -25,7 +25,7 @@ class ClassifyApp(App):
     provides = ("image_backbone",)
     inherits = ("image_backbone",)
     architecture = ("backbone", "alpha", "image_size", "feature_layer")
-    predict_options = (Option("--top-k", int, 3, "Labels to show per input."),)
+    predict_options = (Option("--top-k", int, 3, "Labels to show per input.", min=1),)
 
     def parts(self, model, meta):
         return {"image_backbone": self.model.backbone_of(model)}

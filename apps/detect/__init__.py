@@ -28,7 +28,7 @@ class DetectApp(App):
     provides = ("image_backbone",)
     inherits = ("image_backbone",)
     architecture = ("backbone", "alpha", "image_size", "anchors_per_scale", "head_channels")
-    predict_options = (Option("--conf", float, 0.25, "Minimum score to report."),)
+    predict_options = (Option("--conf", float, 0.25, "Minimum score to report.", min=0, max=1),)
     saves_predictions = True
 
     def parts(self, model, meta):

@@ -55,7 +55,8 @@ def input_warnings(raw, meta):
     unknown = [t for t in dict.fromkeys(raw.words[:length]) if t not in vocab.index and t.isalpha()]
     if unknown:
         more = " ..." if len(unknown) > 5 else ""
-        warnings.append(f"unknown words read as <unk>: {', '.join(unknown[:5])}{more}")
+        shown = [word if len(word) <= 30 else f"{word[:27]}..." for word in unknown[:5]]
+        warnings.append(f"unknown words read as <unk>: {', '.join(shown)}{more}")
     return warnings
 
 

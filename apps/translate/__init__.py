@@ -22,6 +22,7 @@ BLEU = Metric("bleu", points=1.0)
 class TranslateApp(App):
     name = "translate"
     summary = "Translation with attention: human-readable dates to ISO, and sentences (seq2seq + beam search)."
+    meta_keys = ("model", "source_vocab", "target_vocab")
     input_kind = "text"
     data_help = (
         "A TSV/CSV of source<TAB>target pairs, a folder of train.tsv (+ val.tsv, test.tsv), "
@@ -47,7 +48,7 @@ class TranslateApp(App):
     quantizations = ("float32", "float16", "dynamic")  # full int8 is not supported
     provides = ("tokenizer",)
     predict_options = (
-        Option("--beam-width", int, None, "Beam width for sentence models (1 = greedy)."),
+        Option("--beam-width", int, None, "Beam width for sentence models (1 = greedy).", min=1),
         Option("--plot", str, None, "Write an attention-map PNG per input to this folder.", "DIR"),
     )
 

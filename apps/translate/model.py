@@ -316,10 +316,9 @@ def convert(model, config, meta, quantize, representative=None):
 
 
 def _convert_seq2seq(model, config, meta, quantize):
-    import tempfile
-
     import tensorflow as tf
 
+    from dlkit import io
     from dlkit.export.tflite import conversion_error, float_options
 
     encoder, step = seq2seq_parts(model)
@@ -350,9 +349,9 @@ def _convert_seq2seq(model, config, meta, quantize):
             tf.TensorSpec([width, src_len], tf.int32, name="source_ids"),
         ],
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode"])
+    with io.temp_dir("export") as tmp:
+        archive.write_out(str(tmp), verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp), signature_keys=["encode", "decode"])
         float_options(converter, quantize)
         try:
             with native_output_silenced():

@@ -17,7 +17,12 @@ def listen_command(app):
     )
     @click.argument("files", nargs=-1, required=True, type=click.Path())
     @model_option
-    @click.option("--threshold", type=float, default=None, help="Probability threshold (model default).")
+    @click.option(
+        "--threshold",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Probability threshold (model default).",
+    )
     @click.option(
         "--chime",
         "chime_dir",
@@ -27,17 +32,20 @@ def listen_command(app):
     )
     @handle_errors
     def listen(files, model_path, threshold, chime_dir):
+        from dlkit import io
         from dlkit.apps.trigger.edge import listen as stream
         from dlkit.apps.trigger.edge import tflite_stepper
         from dlkit.edge.bundle import ModelBundle
         from dlkit.errors import DlkitError
         from dlkit.paths import default_model
 
-        bundle = ModelBundle.load(model_path or default_model(app.name), app=app.name, prefer="tflite")
+        bundle = ModelBundle.load(model_path or default_model(app.name), app=app, prefer="tflite")
         if not bundle.is_tflite:
             raise DlkitError(
                 f"{bundle.path}: listen streams through an exported .tflite model; run export first"
             )
+        if chime_dir:
+            io.check_writable_dir(chime_dir, "--chime")
         step = tflite_stepper(bundle.path)
         for name in files:
             chime_to = Path(chime_dir) / f"{Path(name).stem}_chime.wav" if chime_dir else None

@@ -20,7 +20,8 @@ def build_once(name, build, marker="counts.json"):
     if (target / marker).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    io.sweep(target.parent, ".building-")  # what a killed build left
+    tmp = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}.", dir=target.parent))
     try:
         io.write_json(tmp / marker, build(tmp))
         if target.exists():

@@ -94,8 +94,18 @@ def _read_yaml(path):
         raise InvalidInputError(f"{path}: a YOLO data.yaml needs 'names' (and train/val image folders)")
     names = data["names"]
     if isinstance(names, dict):
-        names = [names[k] for k in sorted(names)]
-    return data, [str(n) for n in names]
+        try:
+            names = [names[k] for k in sorted(names)]
+        except TypeError:  # ids of mixed types
+            names = None
+    if not isinstance(names, list) or not names or not all(isinstance(n, (str, int)) for n in names):
+        raise InvalidInputError(
+            f"{path}: 'names' must list the class names (a list, or a dict of id: name), got {str(names)[:60]}"
+        )
+    names = [str(n) for n in names]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"{path}: 'names' lists a class twice")
+    return data, names
 
 
 def _label_path(image_path):

@@ -240,7 +240,20 @@ def load_split(source: ImageClassSource, split, image_size, progress=None) -> Lo
                 progress(index + 1, len(items), f"loading {split}")
     if not images:
         raise DlkitError(f"{source.description}: no readable image in the {split!r} split")
+    if split == "train":
+        check_every_class_trains(source, items, labels)
     return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), paths, skipped, list(source.labels))
+
+
+def check_every_class_trains(source, items, labels):
+    """A class without one readable training image would silently drop out of the model
+    (and its accuracy be measured without it): a one-line error instead."""
+    listed = np.bincount([label for _, label in items], minlength=len(source.labels))
+    read = np.bincount(labels, minlength=len(source.labels))
+    for index, name in enumerate(source.labels):
+        if read[index] == 0:
+            why = f"all {listed[index]} of its files are unreadable" if listed[index] else "it has no files"
+            raise DlkitError(f"{source.description}: class {name!r} has no training image ({why})")
 
 
 def _load_tfds_split(source, split, size, progress):

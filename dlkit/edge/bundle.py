@@ -47,7 +47,9 @@ class ModelBundle:
         assets = self.meta.get("assets", {})
         if name not in assets:
             listed = ", ".join(sorted(assets)) or "none"
-            raise DlkitError(f"{self.directory / 'model.json'} lists no side file {name!r} (it lists: {listed})")
+            raise DlkitError(
+                f"{self.directory / 'model.json'} lists no side file {name!r} (it lists: {listed})"
+            )
         record = assets[name]
         path = self.directory / record["file"]
         if not path.is_file():
@@ -65,10 +67,14 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path, app=None, prefer="tflite"):
+        """The model at `path` ("last": the app's latest run) with its model.json.
+
+        `app` is an app name, or the App, which also checks the metadata (App.check_meta).
+        """
         if str(path) == "last":
             if not app:
                 raise DlkitError("--model last needs an app")
-            path = latest_run(app)
+            path = latest_run(getattr(app, "name", app))
         path = find_model(path, prefer=prefer)
         meta_path = path.parent / "model.json"
         if not meta_path.exists():
@@ -77,8 +83,13 @@ class ModelBundle:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise DlkitError(f"{meta_path}: not valid JSON ({error})") from None
-        if app and meta.get("app") != app:
-            raise DlkitError(f"{path} is a {meta.get('app')!r} model, not {app!r}")
+        if not isinstance(meta, dict):
+            raise DlkitError(f"{meta_path}: not a model description (a JSON object)")
+        name = getattr(app, "name", app)
+        if name and meta.get("app") != name:
+            raise DlkitError(f"{path} is a {meta.get('app')!r} model, not {name!r}")
+        if hasattr(app, "check_meta"):
+            app.check_meta(meta, meta_path)
         bundle = cls(path, meta)
         bundle.check_assets()
         for name, record in meta.get("assets", {}).items():

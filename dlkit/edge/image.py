@@ -1,6 +1,7 @@
 """Image decoding and resizing with Pillow in numpy: one implementation for training
 data, evaluation and on-device predict, so the TFLite model sees exactly what Keras saw."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,17 @@ def load_image(path, max_pixels=MAX_PIXELS) -> np.ndarray:
     try:
         if path.stat().st_size == 0:
             raise InvalidInputError(f"{path}: empty file")
-        with Image.open(path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InvalidInputError(
-                    f"{path}: {width}x{height} image is too large (limit {max_pixels:,} pixels)"
-                )
-            image.load()
-            return to_rgb(ImageOps.exif_transpose(image))
+        with warnings.catch_warnings():
+            # Pillow warns about large images on open; the size check below says it once.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise InvalidInputError(
+                        f"{path}: {width}x{height} image is too large (limit {max_pixels:,} pixels)"
+                    )
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
     except InvalidInputError:
         raise
     except FileNotFoundError:

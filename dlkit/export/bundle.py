@@ -30,7 +30,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     """
     if quantize not in app.quantizations:
         raise DlkitError(f"{app.name} exports {', '.join(app.quantizations)}; {quantize} is not supported")
-    bundle = ModelBundle.load(model_path, app=app.name, prefer="keras")
+    bundle = ModelBundle.load(model_path, app=app, prefer="keras")
     if bundle.is_tflite:
         raise DlkitError(f"{bundle.path}: export needs the .keras model, not a .tflite")
     out_dir = Path(out_dir) if out_dir else bundle.directory
@@ -140,13 +140,11 @@ def ship_run(app, run_dir, quantizations, measure, files, results_path, record=N
         The shipped folder, or None with `measure_only`.
     """
     import shutil
-    import tempfile
 
     from dlkit.paths import shipped_model_dir
 
     run_dir = Path(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+    with io.temp_dir("ship") as work:
         side_files = [
             entry["file"] for entry in io.read_json(run_dir / "model.json").get("assets", {}).values()
         ]

@@ -1,10 +1,10 @@
 """Conversion of a Keras model to TFLite through a SavedModel with a static signature."""
 
 import re
-import tempfile
 
 import numpy as np
 
+from dlkit import io
 from dlkit.errors import DlkitError
 from dlkit.export import QUANTIZATIONS
 from dlkit.quiet import native_output_silenced
@@ -56,9 +56,9 @@ def convert(
         signature = [{spec.name: spec for spec in specs}]
     else:
         signature = [specs] if len(specs) > 1 else specs
-    with tempfile.TemporaryDirectory() as tmp:
-        model.export(tmp, format="tf_saved_model", input_signature=signature, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+    with io.temp_dir("export") as tmp:
+        model.export(str(tmp), format="tf_saved_model", input_signature=signature, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp))
         float_options(converter, quantize)
         if quantize == "int8":
             if representative is None:

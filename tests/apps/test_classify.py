@@ -240,6 +240,29 @@ def test_corrupt_training_files_are_skipped_and_reported(tmp_path):
     assert (run_dir / "model.keras").exists()
 
 
+def test_an_unreadable_test_image_is_reported_at_the_end_of_training(tmp_path):
+    data = tmp_path / "data"
+    for split in ("train", "val", "test"):
+        write_tiny_folder(data / split, per_class=4)
+    (data / "test" / "red" / "broken.png").write_bytes(b"\x89PNG broken")
+    result = run_cli(
+        "classify", "train", "--tiny", "--data", data, "--run-dir", tmp_path / "run", "--set", "fine_tune_epochs=0"
+    )
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("skipped: ") and "broken.png" in line for line in result.output.splitlines())
+
+
+def test_a_class_whose_every_image_is_unreadable_stops_training(tmp_path):
+    data = write_tiny_folder(tmp_path / "data")
+    for path in (data / "blue").iterdir():
+        path.write_bytes(b"\x89PNG broken")
+    run_dir = tmp_path / "run"
+    result = run_cli("classify", "train", "--tiny", "--data", data, "--run-dir", run_dir)
+    assert_one_line_error(result, "class 'blue' has no training image (all ")
+    assert "of its files are unreadable" in result.output
+    assert not (run_dir / "model.keras").exists()
+
+
 @pytest.mark.slow
 def test_fine_tune_the_shipped_model_on_a_user_folder(tmp_path):
     from dlkit.paths import shipped_model_dir

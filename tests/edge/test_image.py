@@ -53,3 +53,16 @@ def test_resize_matches_pillow_bilinear():
     expected = np.asarray(Image.fromarray(image).resize((32, 24), Image.BILINEAR))
     np.testing.assert_array_equal(resize(image, (24, 32)), expected)
     assert resize(image, (50, 70)) is image
+
+
+def test_a_large_image_is_refused_once_without_pillows_warning(tmp_path, monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow warns above this, fails above 2x
+    path = tmp_path / "large.png"
+    Image.new("RGB", (12, 12)).save(path)  # 144 pixels: Pillow's warning range
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InvalidInputError, match="12x12 image is too large"):
+            load_image(path, max_pixels=100)
+    assert not caught
