@@ -136,8 +136,8 @@ class App:
         quantizations: tuple of str. The TFLite variants `export` can make.
         provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
-        meta_keys: tuple of str. What its model.json must hold besides the input and
-            output specs (checked when a model is loaded, so a hand-edited file is refused
+        meta_keys: tuple of str. What its model.json must hold besides the input spec
+            (checked when a model is loaded, so a hand-edited file is refused
             with one line instead of failing mid-prediction).
     """
 
@@ -162,7 +162,7 @@ class App:
         of distinct names, or fewer or more labels than the output has classes."""
         from dlkit.errors import DlkitError
 
-        missing = [key for key in ("input", "output", *self.meta_keys) if key not in meta]
+        missing = [key for key in ("input", *self.meta_keys) if key not in meta]
         if missing:
             raise DlkitError(f"{where}: a {self.name} model.json needs {', '.join(missing)}")
         labels = meta.get("labels")
@@ -171,7 +171,7 @@ class App:
                 raise DlkitError(f"{where}: labels must be a list of class names, got {str(labels)[:80]}")
             if len(set(labels)) != len(labels):
                 raise DlkitError(f"{where}: labels name a class twice")
-            output = meta["output"] if isinstance(meta["output"], dict) else {}
+            output = meta.get("output") if isinstance(meta.get("output"), dict) else {}
             shape = output.get("shape") or [None]
             if output.get("activation") in ("softmax", "sigmoid") and shape[-1] not in (None, len(labels)):
                 raise DlkitError(f"{where}: {len(labels)} labels for a model with {shape[-1]} output classes")

@@ -52,8 +52,14 @@ def load_keras(path):
             f"{path}: a .keras model needs TensorFlow: pip install 'dlkit[train]', "
             "or give the exported .tflite (dlkit <app> export)"
         ) from None
+    import zipfile
+
     import keras
 
+    if not zipfile.is_zipfile(path):
+        raise DlkitError(
+            f"{path}: not a .keras model (a .keras file is a zip archive; this one is corrupt or another kind)"
+        )
     # Importing these registers dlkit's custom layers and losses for safe_mode loading.
     import dlkit.layers  # noqa: F401
     import dlkit.losses  # noqa: F401

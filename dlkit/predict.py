@@ -68,6 +68,12 @@ def read_lines(path):
     return [line for line in text.splitlines() if line.strip()]
 
 
+def readable(text):
+    """`text` with undecodable bytes shown as U+FFFD: Python hands command-line bytes that
+    are not UTF-8 over as lone surrogates, which no output can encode."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def expand_sources(kind, inputs, file=None):
     """The list of items to predict on, for an app's input kind.
 
@@ -80,14 +86,17 @@ def expand_sources(kind, inputs, file=None):
     if file is not None:
         if kind != "text":
             raise DlkitError(f"--file reads text inputs; this app reads {kind} inputs")
-        inputs += read_lines(file)
+        lines = read_lines(file)
+        if not lines and not inputs:
+            raise InvalidInputError(f"{file}: no text in this file (one input per line)")
+        inputs += lines
     if kind == "text":
         media = set(suffixes_of("image")) | set(AUDIO_SUFFIXES)
         for item in inputs:
             path = Path(str(item))
             if path.suffix.lower() in media and path.is_file():
                 raise DlkitError(f"{path}: this app reads text, not {path.suffix} files; give texts or --file FILE")
-        items = [str(i) for i in inputs]
+        items = [readable(str(i)) for i in inputs]
     elif kind == "pair":
         if len(inputs) % 2:
             raise DlkitError(f"inputs come in pairs; got {len(inputs)} (an odd number)")

@@ -161,3 +161,24 @@ def test_ship_run_exports_measures_and_records_with_side_files(contract_run, tmp
     record = io.read_json(results)
     assert record["note"] == "x" and record["run"] == str(run.run_dir) and record["metrics"]["score"] == 1.0
     assert record["metrics"]["sizes"]["model.dynamic.tflite"] > 0
+
+
+def test_untrusted_or_broken_keras_files_are_refused_in_one_line(tiny_run, tmp_path, bad_files):
+    """safe_mode stays on: a Lambda layer (arbitrary code) is refused, as are a truncated
+    file and a file of another kind named .keras."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    with_lambda = tmp_path / "lambda"
+    with_lambda.mkdir()
+    keras.Model(inputs, outputs).save(with_lambda / "model.keras")
+    shutil.copy(tiny_run / "model.json", with_lambda / "model.json")
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    data = (tiny_run / "model.keras").read_bytes()
+    (truncated / "model.keras").write_bytes(data[: len(data) // 2])
+    shutil.copy(tiny_run / "model.json", truncated / "model.json")
+    for folder, message in ((with_lambda, "Lambda"), (truncated, "not a .keras model")):
+        result = run_cli("classify", "predict", bad_files["good"], "--model", folder / "model.keras")
+        assert_one_line_error(result, message)

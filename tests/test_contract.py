@@ -152,10 +152,7 @@ def test_info_shows_metadata_and_metrics(trained):
 
 def hand_edits(app, meta):
     """(what, edited model.json) pairs that no longer describe the model."""
-    edits = [
-        (f"no {key}", {k: v for k, v in meta.items() if k != key})
-        for key in ("input", "output", *app.meta_keys)
-    ]
+    edits = [(f"no {key}", {k: v for k, v in meta.items() if k != key}) for key in ("input", *app.meta_keys)]
     edits.append(("another app", {**meta, "app": next(name for name in APPS if name != app.name)}))
     if meta.get("labels"):
         edits.append(("a label too few", {**meta, "labels": meta["labels"][:-1]}))
@@ -177,7 +174,7 @@ def test_a_hand_edited_model_json_is_refused_in_one_line(trained, tmp_path):
         folder.mkdir()
         (folder / "model.tflite").write_bytes((trained.run_dir / "model.tflite").read_bytes())
         io.write_json(folder / "model.json", edited)
-        for verb in (["predict", item], ["evaluate"], ["info"]):
+        for verb in (["predict", item, "--out", tmp_path / "out"], ["evaluate"], ["info"]):
             result = run_cli(trained.app.name, *verb, "--model", folder)
             assert result.exit_code == 2, (what, verb, result.output)
             assert "Traceback" not in result.output, (what, verb, result.output)

@@ -49,6 +49,7 @@ def make_meta(config, source):
         "app": "detect",
         "task": "object detection",
         "labels": list(source.labels),
+        "num_classes": len(source.labels),  # what the head predicts: checked against labels on load
         "grids": grids,
         "anchors": per_scale,
         "input": {"name": "image", "shape": [size, size, 3], "dtype": "float32", "range": [0, 255]},

@@ -1,0 +1,141 @@
+"""Every registered app's `predict`, on the hostile inputs of its input kind (tests/hostile.py),
+one at a time and all in one batch, on the contract kit's exported model (the edge path):
+a result for unusual but valid input, a one-line error naming the input for bad input
+(a "skipped" line in a batch), never a traceback and never a partial output file.
+
+A new app joins by registering. The tally of inputs tried is printed in the test summary.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import hostile
+import pytest
+
+from conftest import run_cli
+from dlkit.registry import app_names, get_app
+
+pytest.importorskip("keras")
+
+BOUND_SECONDS = 120  # far above any case's time: a case that takes longer is a hang
+
+
+def cases_of(app, root):
+    """[(case, argv, shown, outcome)]: `shown` is how messages name the input."""
+    if app.input_kind == "image":
+        return [
+            (case, [str(path)], str(path), outcome) for case, path, outcome in hostile.hostile_images(root)
+        ]
+    if app.input_kind == "audio":
+        return [
+            (case, [str(path)], str(path), outcome) for case, path, outcome in hostile.hostile_audio(root)
+        ]
+    if app.input_kind == "text":
+        texts = [(case, [text], None, outcome) for case, text, outcome in hostile.hostile_texts()]
+        files = [
+            (f"--file: {case}", ["--file", str(path)], str(path), outcome)
+            for case, path, outcome in hostile.hostile_text_files(root)
+        ]
+        return texts + files
+    raise AssertionError(f"no hostile inputs for input kind {app.input_kind!r}")
+
+
+def check_output_folder(out):
+    """Nothing half-written: no temporary files, and predictions.json is whole JSON."""
+    if not out.exists():
+        return []
+    problems = [f"temporary file left: {p.name}" for p in out.iterdir() if p.name.startswith(".")]
+    if (out / "predictions.json").exists():
+        try:
+            json.loads((out / "predictions.json").read_text())
+        except ValueError:
+            problems.append("predictions.json is not whole JSON")
+    return problems
+
+
+def judge(result, outcome, shown, seconds):
+    """What is wrong with one run (empty: nothing)."""
+    problems = []
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        problems.append(f"traceback: {type(result.exception).__name__}: {result.exception}")
+    elif "Traceback" in result.output:
+        problems.append("a traceback was printed")
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    expected = {"ok": (0,), "error": (2,), "clean": (0, 2)}[outcome]
+    if result.exit_code not in expected:
+        problems.append(f"exit {result.exit_code}, expected {' or '.join(map(str, expected))}")
+    if result.exit_code == 2 and len(errors) != 1:
+        problems.append(f"{len(errors)} error lines")
+    if result.exit_code == 2 and shown and errors and shown not in errors[0]:
+        problems.append("the error does not name the input")
+    if seconds > BOUND_SECONDS:
+        problems.append(f"took {seconds:.0f} s")
+    return problems
+
+
+@pytest.fixture(params=app_names())
+def app_model(request, contract_run):
+    run = contract_run(request.param)
+    return run.app, run.run_dir / "model.tflite"
+
+
+def test_every_hostile_input_alone(app_model, tmp_path):
+    app, model = app_model
+    failures = []
+    for index, (case, argv, shown, outcome) in enumerate(cases_of(app, tmp_path / "inputs")):
+        out = tmp_path / f"out{index}"
+        start = time.monotonic()
+        result = run_cli(app.name, "predict", *argv, "--model", model, "--out", out)
+        problems = judge(result, outcome, shown, time.monotonic() - start) + check_output_folder(out)
+        hostile.TALLY.record(app.name, "predict", failed=bool(problems))
+        failures += [f"{case}: {problem} | {result.output.strip()[:300]}" for problem in problems]
+    assert not failures, f"{app.name} predict:\n" + "\n".join(failures)
+
+
+def test_hostile_inputs_in_one_batch(app_model, tmp_path):
+    """One batch of everything: each bad input skipped with a line naming it, every good
+    one answered, the summary line, exit 2."""
+    app, model = app_model
+    cases = [c for c in cases_of(app, tmp_path / "inputs") if "--file" not in c[1]]
+    argv = [arg for _, args, _, _ in cases for arg in args]
+    out = tmp_path / "out"
+    result = run_cli(app.name, "predict", *argv, "--model", model, "--out", out, "--json")
+    hostile.TALLY.record(app.name, "predict (batch)", failed=False, inputs=len(cases))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output[-2000:]
+    lines = result.output.splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    answered = {r["input"] for r in records if "error" not in r}
+    refused = {r["input"] for r in records if "error" in r}
+    for case, _, shown, outcome in cases:
+        if shown is None:
+            continue  # texts: named by their (possibly cut) text
+        if outcome == "ok":
+            assert shown in answered, (case, result.output[-2000:])
+        elif outcome == "error":
+            if not Path(shown).is_dir():  # an empty folder is skipped before predicting
+                assert shown in refused, (case, result.output[-2000:])
+            assert any(line.startswith("skipped: ") and shown in line for line in lines), case
+    assert "could not be read" in lines[-1], lines[-3:]
+    assert check_output_folder(out) == []
+    assert len(json.loads((out / "predictions.json").read_text())) == len(answered)
+
+
+@pytest.mark.parametrize("name", [n for n in app_names() if get_app(n).input_kind in ("image",)])
+def test_an_unreadable_training_file_is_skipped_and_reported(name, tmp_path):
+    """A corrupt file inside an app's own sample data: every split still loads, and the
+    split that held it reports it by name."""
+    app = get_app(name)
+    data = app.write_sample_data(tmp_path / "data")
+    broken = app.sample_inputs(tmp_path / "data")[0]
+    with open(broken, "r+b") as f:
+        f.truncate(40)
+    config = app.default_config(tiny=True)
+    source = app.open_source(config, data)
+    meta = app.make_meta(config, source)
+    skipped = list(getattr(source, "skipped", []))
+    for split in ("train", "val", "test"):
+        skipped += app.load_split(config, source, split, meta=meta).skipped
+    hostile.TALLY.record(name, "train data", failed=not any(str(broken) in line for line in skipped))
+    assert any(str(broken) in line for line in skipped), skipped
