@@ -93,3 +93,52 @@ def test_resume_drops_history_lines_of_epochs_after_the_checkpoint(tmp_path):
     path.write_bytes(before + b'{"event": "epo')  # cut short, nothing to drop
     trim_history(path, 3)
     assert path.read_bytes() == before
+
+
+def test_sigkill_during_export_keeps_the_previous_file_and_the_next_export_cleans_up(tmp_path, tiny_run):
+    """A kill mid-conversion leaves the exported file as it was; the converter's scratch
+    folder it leaves behind is removed by the next export."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run, run_dir)
+    previous = (run_dir / "model.tflite").read_bytes()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch))
+    command = [sys.executable, "-m", "dlkit.cli", "classify", "export", "--model", str(run_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(scratch.glob("dlkit-export.*/*")):  # the SavedModel is being written
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the export ended before it could be killed"
+    assert (run_dir / "model.tflite").read_bytes() == previous
+    assert list(scratch.glob(f"dlkit-export.{process.pid}.*")), "a kill leaves the scratch folder"
+
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not list(scratch.glob(f"dlkit-export.{process.pid}.*"))
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path, tiny_run, bad_files, monkeypatch):
+    import errno
+
+    from conftest import assert_one_line_error, run_cli
+
+    out = tmp_path / "out"
+    assert run_cli("classify", "predict", bad_files["good"], "--model", tiny_run, "--out", out).exit_code == 0
+    before = (out / "predictions.json").read_bytes()
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(io.os, "replace", full)
+    result = run_cli("classify", "predict", bad_files["gray"], "--model", tiny_run, "--out", out)
+    assert_one_line_error(result, "predictions.json: No space left on device")
+    assert (out / "predictions.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.json"]
