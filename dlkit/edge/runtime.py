@@ -1,11 +1,82 @@
 """TFLite interpreter loading and batched, quantization-aware inference (numpy only)."""
 
 import os
+import re
+import struct
+from pathlib import Path
 
 import numpy as np
 
 from dlkit.errors import InvalidInputError
 from dlkit.quiet import native_output_silenced
+
+
+def tflite_metadata(data):
+    """{name: bytes} of a TFLite flatbuffer's metadata entries (the converter writes
+    `min_runtime_version` there), read with `struct`: no TensorFlow, no flatbuffers.
+
+    Raises:
+        ValueError: `data` is not a TFLite flatbuffer.
+    """
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+
+    def u32(at):
+        return struct.unpack_from("<I", data, at)[0]
+
+    def field(table, index):
+        """Position of field `index` of the table at `table`, or None when absent."""
+        vtable = table - struct.unpack_from("<i", data, table)[0]
+        if 4 + 2 * index >= struct.unpack_from("<H", data, vtable)[0]:
+            return None
+        offset = struct.unpack_from("<H", data, vtable + 4 + 2 * index)[0]
+        return table + offset if offset else None
+
+    def vector(at):
+        start = at + u32(at)
+        return start + 4, u32(start)
+
+    def tables(at):
+        start, count = vector(at)
+        return [start + 4 * i + u32(start + 4 * i) for i in range(count)]
+
+    model = u32(0)
+    buffers_at, metadata_at = field(model, 4), field(model, 6)
+    if buffers_at is None or metadata_at is None:
+        return {}
+    buffers = tables(buffers_at)
+    found = {}
+    for entry in tables(metadata_at):
+        name_at, buffer_at = field(entry, 0), field(entry, 1)
+        if name_at is None or buffer_at is None:
+            continue
+        start, length = vector(name_at)
+        name = data[start : start + length].decode("utf-8", "replace")
+        index = u32(buffer_at)
+        data_at = field(buffers[index], 0) if index < len(buffers) else None
+        if data_at is not None:
+            start, length = vector(data_at)
+            found[name] = bytes(data[start : start + length])
+    return found
+
+
+def min_runtime_version(path):
+    """The oldest TFLite runtime that runs the model at `path` ("2.17.0"), as its
+    converter recorded it, or None when the file does not say."""
+    try:
+        raw = tflite_metadata(Path(path).read_bytes()).get("min_runtime_version")
+    except (ValueError, struct.error, IndexError):
+        return None
+    return raw.split(b"\0", 1)[0].decode("ascii", "replace") or None if raw else None
+
+
+# The last release of the `tflite-runtime` package (it needs numpy < 2).
+FROZEN_RUNTIME = "2.14.0"
+
+
+def version_tuple(text):
+    """ "2.17.0" -> (2, 17, 0), for comparing runtime versions."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def load_interpreter(path, num_threads=None):
@@ -23,10 +94,17 @@ def load_interpreter(path, num_threads=None):
     except ImportError:
         try:
             # Frozen at 2.14: needs numpy<2 and runs int8 far slower, hence second choice.
+            import tflite_runtime
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             raise ImportError(
                 "no TFLite runtime found; install one with: pip install ai-edge-litert"
+            ) from None
+        needed = min_runtime_version(path)
+        if needed and version_tuple(needed) > version_tuple(tflite_runtime.__version__):
+            raise InvalidInputError(
+                f"{path}: needs TFLite runtime {needed} or newer, and tflite-runtime "
+                f"{tflite_runtime.__version__} is installed: pip install ai-edge-litert"
             ) from None
     num_threads = num_threads or os.cpu_count()
     try:

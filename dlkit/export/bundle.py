@@ -7,6 +7,7 @@ import numpy as np
 from dlkit import io
 from dlkit.console import ProgressPrinter, log, report_skipped
 from dlkit.edge.bundle import ModelBundle, copy_assets, stored_meta
+from dlkit.edge.runtime import FROZEN_RUNTIME, min_runtime_version, version_tuple
 from dlkit.engine import config_of, load_keras, representative_inputs, score, take
 from dlkit.errors import DlkitError
 from dlkit.export import tflite_name
@@ -80,9 +81,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
                 arrays[f"keras_output_{k}"] = keras_out
                 arrays[f"tflite_output_{k}"] = tflite_out
             np.savez_compressed(f, **arrays)
+    needs = min_runtime_version(out_dir / name)
     record = {
         "file": name,
         "bytes": len(flatbuffer),
+        "min_runtime": needs,  # the oldest TFLite runtime that runs it, as the converter says
         "golden": golden.name,
         "val": {
             "keras": keras_score[gate.name],
@@ -102,7 +105,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
         copy_assets(bundle, out_dir, stored)
     stored.setdefault("exports", {})[f"{quantize}.{variant}" if variant else quantize] = record
     io.write_json(out_dir / "model.json", stored_meta(stored))
-    log(f"wrote {out_dir / name} ({len(flatbuffer) / 1e6:.2f} MB)")
+    log(f"wrote {out_dir / name} ({len(flatbuffer) / 1e6:.2f} MB, TFLite runtime {needs or '?'} or newer)")
+    if needs and version_tuple(needs) > version_tuple(FROZEN_RUNTIME):
+        log(
+            f"note: tflite-runtime {FROZEN_RUNTIME} (the last release of that package) cannot run it; use ai-edge-litert"
+        )
     return record
 
 
