@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from dlkit.metrics.calibration import Calibration
 from dlkit.metrics.classification import (
+    ClassificationEvaluator,
     classification_report,
     confusion_matrix,
     precision_recall_f1,
@@ -71,3 +73,31 @@ def test_poisson_interval_bounds_have_the_tail_probabilities():
         if count:
             assert abs(poisson.sf(count - 1, low * hours) - 0.025) < 1e-9
     assert poisson_interval(0, 3.0)[0] == 0.0
+
+
+def test_ece_by_hand_and_in_any_batches():
+    """Two bins: 0.9 confidence right 3 of 4 times (gap 0.15), 0.3 confidence right
+    1 of 2 times (gap 0.2): ECE = 4/6 x 0.15 + 2/6 x 0.2."""
+    confidence = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.3])
+    correct = np.array([1, 1, 1, 0, 1, 0], bool)
+    whole, pieces = Calibration(bins=10), Calibration(bins=10)
+    whole.update(confidence, correct)
+    for start in range(0, 6, 4):
+        pieces.update(confidence[start : start + 4], correct[start : start + 4])
+    assert whole.ece() == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.2)
+    assert pieces.ece() == pytest.approx(whole.ece())
+    assert [row["count"] for row in whole.table()] == [2, 4]
+    assert np.isnan(Calibration().ece())
+    perfect = Calibration(bins=1)
+    perfect.update([0.5, 0.5], [True, False])
+    assert perfect.ece() == 0.0
+
+
+def test_classification_report_has_the_ece_of_its_confidences():
+    probs = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7], [0.9, 0.1]])
+    labels = np.array([0, 1, 1, 0])
+    evaluator = ClassificationEvaluator(["a", "b"])
+    evaluator.update([probs], labels)
+    reference = Calibration()
+    reference.update(probs.max(axis=1), probs.argmax(axis=1) == labels)
+    assert evaluator.result()["ece"] == pytest.approx(reference.ece())

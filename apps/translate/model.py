@@ -10,6 +10,7 @@ from dlkit.data.text import build_vocab
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
 from dlkit.layers import AdditiveAttention, PaddingMask
+from dlkit.metrics.calibration import Calibration
 from dlkit.metrics.token_accuracy import token_accuracy
 from dlkit.quiet import native_output_silenced
 from dlkit.stages import Stage
@@ -245,6 +246,7 @@ class ExactMatchEvaluator(Evaluator):
         self.meta, self.max_errors = meta, max_errors
         self.count = self.exact = self.chars = self.char_total = 0
         self.errors = []
+        self.calibration = Calibration()
 
     def update(self, outputs, targets):
         from dlkit.apps.translate.edge import decode_outputs
@@ -256,6 +258,8 @@ class ExactMatchEvaluator(Evaluator):
         if len(wrong):
             texts = decode_outputs([np.asarray(outputs[0])[wrong]], self.meta)
             self.errors += [{"index": int(self.count + i), "predicted": t} for i, t in zip(wrong, texts)]
+        # The confidence predict shows: the product of the per-character probabilities.
+        self.calibration.update(np.prod(np.max(outputs[0], axis=-1), axis=-1), exact)
         self.count += len(targets)
         self.exact += int(exact.sum())
         self.chars += int((predicted == targets).sum())
@@ -265,6 +269,7 @@ class ExactMatchEvaluator(Evaluator):
         return {
             "exact_match": self.exact / self.count if self.count else float("nan"),
             "char_accuracy": self.chars / self.char_total if self.char_total else float("nan"),
+            "ece": self.calibration.ece(),
             "count": self.count,
             "errors": self.errors,
         }

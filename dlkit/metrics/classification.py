@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from dlkit.metrics.calibration import Calibration
 from dlkit.metrics.intervals import wilson_interval
 
 
@@ -72,12 +73,15 @@ class ClassificationEvaluator:
         self.k = min(k, len(self.labels))
         self.matrix = np.zeros((len(self.labels), len(self.labels)), dtype=np.int64)
         self.top_k_hits = 0
+        self.calibration = Calibration()
 
     def update(self, outputs, targets):
         """outputs: [(batch, classes) probabilities]; targets: (batch,) class ids."""
         probs = np.asarray(outputs[0])
         y_true = np.asarray(targets).astype(np.int64)
-        self.matrix += confusion_matrix(y_true, np.argmax(probs, axis=1), len(self.labels))
+        y_pred = np.argmax(probs, axis=1)
+        self.matrix += confusion_matrix(y_true, y_pred, len(self.labels))
+        self.calibration.update(probs.max(axis=1), y_pred == y_true)
         top = np.argsort(-probs, axis=1, kind="stable")[:, : self.k]  # (batch, k)
         self.top_k_hits += int(np.sum(np.any(top == y_true[:, None], axis=1)))
 
@@ -92,6 +96,7 @@ class ClassificationEvaluator:
             "accuracy": float(np.trace(matrix) / total) if total else nan,
             "accuracy_ci95": wilson_interval(int(np.trace(matrix)), total),
             f"top_{self.k}_accuracy": self.top_k_hits / total if total else nan,
+            "ece": self.calibration.ece(),  # how far the shown confidence is from the hit rate
             "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
             "macro_recall": float(recall[present].mean()) if present.any() else 0.0,
             "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
