@@ -131,13 +131,16 @@ def test_cli_train_evaluate_export_predict(tmp_path, tiny_folder):
     assert info.exit_code == 0 and '"labels"' in info.output
 
 
-def test_export_gate_fails_without_writing(tmp_path, tiny_run):
+def test_export_gate_fails_without_writing(tmp_path, tiny_run, monkeypatch):
     import shutil
+
+    from dlkit.app import Metric
 
     run_dir = tmp_path / "copy"
     shutil.copytree(tiny_run, run_dir)
     (run_dir / "model.float16.tflite").unlink(missing_ok=True)
-    result = run_cli("classify", "export", "--model", run_dir, "--quantize", "float16", "--max-drop", "-1")
+    monkeypatch.setattr(Metric, "drop", lambda self, reference, candidate: 5.0)  # 5 points worse
+    result = run_cli("classify", "export", "--model", run_dir, "--quantize", "float16", "--max-drop", "1")
     assert_one_line_error(result, "nothing written")
     assert not (run_dir / "model.float16.tflite").exists()
 
@@ -189,7 +192,8 @@ def test_init_from_a_model_with_other_classes_keeps_its_backbone_and_architectur
 
     other = write_tiny_folder(tmp_path / "pets", classes=("cat", "dog"))
     run_dir = tmp_path / "finetuned"
-    # No --tiny: the defaults say 160 px and a full-width backbone; the init model is 32 px, alpha 0.35.
+    # No --tiny: the defaults say 160 px and a full-width backbone; the init model is 32 px,
+    # alpha 0.35. One head epoch: the frozen backbone must come through unchanged.
     result = run_cli(
         "classify",
         "train",
@@ -200,7 +204,7 @@ def test_init_from_a_model_with_other_classes_keeps_its_backbone_and_architectur
         "--run-dir",
         run_dir,
         "--set",
-        "epochs=0",
+        "epochs=1",
         "--set",
         "fine_tune_epochs=0",
     )
