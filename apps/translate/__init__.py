@@ -82,6 +82,8 @@ class TranslateApp(App):
         return [f"unknown characters {''.join(unknown)!r} read as <unk>"] if unknown else []
 
     def finish(self, item, raw, result, context):
+        if "calendar_date" in result:  # the date model
+            result["from_input"] = self.edge.date_from_input(str(item), result["translation"])
         weights = result.pop("attention", None)
         if context.options.get("plot") and weights is not None:
             result["plot"] = self.edge.write_attention_plot(

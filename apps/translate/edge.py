@@ -4,6 +4,8 @@ greedy/beam search over the exported encoder and one-step decoder graphs.
 Used by on-device predict and by the evaluation of Keras and TFLite models alike.
 """
 
+import re
+
 import numpy as np
 
 from dlkit.edge.text import END, START, CharTokens, CharVocab, WordPiece, beam_search, log_softmax, normalize
@@ -94,6 +96,18 @@ def is_calendar_date(text):
     return len(text) == 10
 
 
+def date_from_input(text, answer):
+    """Whether the answer's year and day are numbers the input writes. The date model
+    learnt full dates with a four-digit year and the day in digits (1st, 1er, 1.); an
+    answer whose year or day is not in the input was made up (`May 1979` -> 1979-05-05,
+    `3 May 79` -> 1709-05-09)."""
+    if not is_calendar_date(answer):
+        return False
+    numbers = {int(n) for n in re.findall(r"\d+", text)}
+    year, day = int(answer[:4]), int(answer[8:])
+    return year in numbers and day in numbers
+
+
 def format_result(name, result):
     """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers and answers that are no
     calendar date are flagged."""
@@ -103,6 +117,8 @@ def format_result(name, result):
     flags = [", low confidence"] if confidence < LOW_CONFIDENCE else []
     if result.get("calendar_date") is False:
         flags.append(", not a calendar date")
+    elif result.get("from_input") is False:
+        flags.append(", year or day not in the input")
     return f"{name} -> {result['translation']} ({confidence:.2f}{''.join(flags)})"
 
 

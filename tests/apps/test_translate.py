@@ -383,3 +383,19 @@ def test_the_shipped_date_model_flags_an_impossible_date():
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.splitlines()[0])
     assert record["calendar_date"] is (record["translation"] != "1979-02-30")
+
+
+def test_a_date_answer_is_checked_against_the_numbers_in_the_input():
+    from dlkit.apps.translate import dates
+    from dlkit.apps.translate.edge import date_from_input, format_result
+
+    # Every held-out date of the generator is a full date: no answer may be flagged.
+    assert all(date_from_input(source, target) for source, target in dates.generate("test", 3000, seed=1))
+    assert not date_from_input("May 1979", "1979-05-05")  # the day is made up
+    assert not date_from_input("3 May 79", "1709-05-09")  # the year is made up
+    assert not date_from_input("3 May 1979", "1979-02-30")
+    shown = format_result(
+        "May 1979",
+        {"translation": "1979-05-05", "confidence": 1.0, "calendar_date": True, "from_input": False},
+    )
+    assert shown == "May 1979 -> 1979-05-05 (1.00, year or day not in the input)"
