@@ -25,7 +25,7 @@ class Config(TransferConfig):
         "color": PROBABILITY,
     }
 
-    image_size: int = 160
+    image_size: int = 224  # 160 px: foreground IoU 0.825, mean IoU 0.611 (224: 0.858, 0.646)
     encoder: str = "backbone"  # backbone | unet
     encoder_filters: tuple[int, ...] = (32, 64, 128, 256)  # encoder=unet: one block per level
     decoder_filters: tuple[int, ...] = (192, 96, 64, 48)  # from the bottom up, one per skip
@@ -33,7 +33,7 @@ class Config(TransferConfig):
     batch_size: int = 16
     epochs: int = 12
     fine_tune_epochs: int = 6
-    fine_tune_layers: int = 60
+    fine_tune_layers: int = 100
     ce_weight: float = 1.0
     dice_weight: float = 1.0
     augment: bool = True  # flips and zooms applied to image and mask together
