@@ -126,11 +126,16 @@ def test_shipped_models_on_the_frozen_runtime(name, old_runtime, tmp_path):
     assert len(old_records) == len(new_records) == len(inputs)
     for a, b in zip(old_records, new_records):
         assert_close(a, b)
+    for old_map in (tmp_path / "old").glob("*_labels.png"):  # segment: pixel by pixel
+        new_map = np.asarray(Image.open(tmp_path / "new" / old_map.name))
+        assert np.mean(np.asarray(Image.open(old_map)) == new_map) >= 0.9, old_map.name
 
 
-def assert_close(a, b, tolerance=0.02, path="result"):
-    """Same keys, labels and strings; numbers within `tolerance` (int8 kernels differ
-    between runtime versions by a quantization step)."""
+def assert_close(a, b, tolerance=0.05, path="result"):
+    """Same keys, labels and strings; numbers within `tolerance`. The int8 kernels of the
+    two runtimes round differently: a probability moves by a quantization step or two, and
+    on the noise images here up to 4% of segment's pixels change class (0.3-2% on real
+    scenes), which moves its class shares by up to 3 points."""
     if isinstance(a, dict):
         assert set(a) == set(b), path
         for key in a:
