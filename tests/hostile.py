@@ -166,6 +166,45 @@ def hostile_text_files(root):
     ]
 
 
+def hostile_training_data(app_name, root):
+    """[(case, --data path)] of user data that must stop `train` with one line before any
+    epoch, for the apps whose data is text or audio (image apps: a corrupt file in their
+    own sample data, test_hostile)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "sentiment": {
+            "header only": ("header_only.csv", b"text,label\n"),
+            "not UTF-8": ("latin1.csv", "caf\xe9,good\n".encode("latin-1")),
+            "an unclosed quote": ("quote.csv", b'text,label\n"unclosed,good\nfine,bad\n'),
+            "no label column": ("nolabel.csv", b"text\nhello\n"),
+            "a JSON line that is not an object": ("bad.jsonl", b'{"text": "a", "label": "x"}\n{bad json\n'),
+            "binary": ("binary.csv", bytes(range(256))),
+        },
+        "translate": {
+            "one pair": ("one.tsv", b"a\tb\n"),
+            "binary": ("binary.tsv", bytes(range(256))),
+            "no tab": ("notab.tsv", b"3 May 1979 1979-05-03\n" * 40),
+        },
+    }.get(app_name, {})
+    cases = []
+    for case, (name, data) in files.items():
+        (root / name).write_bytes(data)
+        cases.append((case, root / name))
+    if app_name == "trigger":
+        folder = root / "clips"
+        for sub in ("positives", "negatives", "backgrounds"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / "positives" / "word.wav").write_text("not audio")
+        cases.append(("only an unreadable recording of the word", folder))
+        recordings = root / "recordings_only" / "recordings"
+        recordings.mkdir(parents=True, exist_ok=True)
+        _wav(recordings / "talk.wav", np.zeros(16000, np.int16))
+        (recordings / "talk.txt").write_text("1.0\nsoon\n")
+        cases.append(("a label file with a word for a time", root / "recordings_only"))
+    return cases
+
+
 class Tally:
     """Counts of hostile inputs tried, by app and verb, for the test summary."""
 

@@ -3,7 +3,8 @@ one at a time and all in one batch, on the contract kit's exported model (the ed
 a result for unusual but valid input, a one-line error naming the input for bad input
 (a "skipped" line in a batch), never a traceback and never a partial output file.
 
-A new app joins by registering. The tally of inputs tried is printed in the test summary.
+Bad training data of the text and audio apps must stop `train` with one line before any
+epoch, leaving the run folder free. A new app joins by registering. The tally of inputs tried is printed in the test summary.
 """
 
 import json
@@ -139,3 +140,21 @@ def test_an_unreadable_training_file_is_skipped_and_reported(name, tmp_path):
         skipped += app.load_split(config, source, split, meta=meta).skipped
     hostile.TALLY.record(name, "train data", failed=not any(str(broken) in line for line in skipped))
     assert any(str(broken) in line for line in skipped), skipped
+
+
+@pytest.mark.parametrize("name", [n for n in app_names() if get_app(n).input_kind in ("text", "audio")])
+def test_hostile_training_data_stops_before_the_first_epoch(name, tmp_path):
+    """Bad user data for the text and audio apps: one line naming it, exit 2, and the
+    run folder left free."""
+    failures = []
+    cases = hostile.hostile_training_data(name, tmp_path / "data")
+    assert cases, f"tests/hostile.py has no hostile training data for {name}"
+    for index, (case, data) in enumerate(cases):
+        run_dir = tmp_path / f"run{index}"
+        result = run_cli(name, "train", "--tiny", "--data", data, "--run-dir", run_dir)
+        problems = judge(result, "error", str(data), 0.0)
+        if run_dir.exists():
+            problems.append("the run folder was left behind")
+        hostile.TALLY.record(name, "train", failed=bool(problems))
+        failures += [f"{case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
+    assert not failures, f"{name} train:\n" + "\n".join(failures)
