@@ -159,7 +159,7 @@ class App:
     def check_meta(self, meta, where):
         """Raises DlkitError when model.json `meta` (read from `where`) cannot describe
         one of this app's models: a key of `meta_keys` missing, labels that are not a list
-        of distinct names, or fewer or more labels than the output has classes."""
+        of distinct names, or fewer or more labels than the model has classes."""
         from dlkit.errors import DlkitError
 
         missing = [key for key in ("input", *self.meta_keys) if key not in meta]
@@ -171,10 +171,14 @@ class App:
                 raise DlkitError(f"{where}: labels must be a list of class names, got {str(labels)[:80]}")
             if len(set(labels)) != len(labels):
                 raise DlkitError(f"{where}: labels name a class twice")
+            # The model's own class count: recorded (detect's several outputs), or the last
+            # axis of a class-score output.
+            classes = meta.get("num_classes")
             output = meta.get("output") if isinstance(meta.get("output"), dict) else {}
-            shape = output.get("shape") or [None]
-            if output.get("activation") in ("softmax", "sigmoid") and shape[-1] not in (None, len(labels)):
-                raise DlkitError(f"{where}: {len(labels)} labels for a model with {shape[-1]} output classes")
+            if classes is None and output.get("activation") in ("softmax", "sigmoid"):
+                classes = (output.get("shape") or [None])[-1]
+            if classes is not None and classes != len(labels):
+                raise DlkitError(f"{where}: {len(labels)} labels for a model with {classes} output classes")
 
     # --- the app's modules, imported on first use ------------------------------------
     @property

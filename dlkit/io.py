@@ -13,7 +13,7 @@ from dlkit.errors import DlkitError
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, exclusive=False):
     """Yields a temporary path next to `path`; renames it onto `path` on success.
 
     The temporary name keeps the suffix of `path` (Keras checks `.keras`/`.weights.h5`
@@ -21,6 +21,9 @@ def atomic_path(path):
     so a crash never leaves a half-written model or run file behind. A kill (SIGKILL)
     can leave the hidden temporary file; it carries the writer's process id, and the next
     write of the same file removes it once that process is gone.
+
+    With `exclusive`, `path` is created, never replaced: FileExistsError when it exists,
+    also when another process created it meanwhile (a hard link is atomic).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +35,7 @@ def atomic_path(path):
     os.unlink(tmp)  # Writers such as h5py refuse to open an existing empty file.
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        (os.link if exclusive else os.replace)(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -106,33 +109,14 @@ def write_bytes(path, data: bytes):
         tmp.write_bytes(data)
 
 
-def write_text(path, text: str):
-    with atomic_path(path) as tmp:
+def write_text(path, text: str, exclusive=False):
+    """Writes `text` atomically; `exclusive`: only into a new file (see `atomic_path`)."""
+    with atomic_path(path, exclusive) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def create_text(path, text: str):
-    """Writes `text` to a file that must not exist yet, whole or not at all.
-
-    Raises:
-        FileExistsError: `path` exists, or another process created it meanwhile.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.link(tmp, path)  # atomic, and fails when `path` exists
-    finally:
-        os.unlink(tmp)
-
-
 def write_json(path, obj, exclusive=False):
-    """Writes `obj` as JSON atomically; with `exclusive`, only into a new file
-    (`create_text`)."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    (create_text if exclusive else write_text)(path, text)
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", exclusive)
 
 
 def read_json(path):

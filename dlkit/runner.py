@@ -69,11 +69,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         data, init = saved.get("data"), saved.get("init")
         log(f"resuming {run_dir}")
     else:
-        run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)
-        if (run_dir / "config.json").exists():
-            raise DlkitError(
-                f"{run_dir} already holds a run; use --resume to continue it or another --run-dir"
-            )
+        run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
     init_bundle, init_parts = None, ()
     if init:
         init_bundle = ModelBundle.load(init, prefer="keras")

@@ -90,7 +90,7 @@ def test_temp_dir_is_removed_and_sweeps_what_a_killed_process_left(tmp_path):
     assert not work.exists()
 
 
-def test_create_text_writes_a_new_file_once(tmp_path):
+def test_an_exclusive_write_creates_a_new_file_once(tmp_path):
     path = tmp_path / "config.json"
     io.write_json(path, {"a": 1}, exclusive=True)
     with pytest.raises(FileExistsError):

@@ -11,7 +11,6 @@ Example:
 """
 
 from dlkit.app import App, Metric, Option
-from dlkit.errors import DlkitError
 from dlkit.registry import register
 
 
@@ -61,12 +60,6 @@ class DetectApp(App):
             with io.atomic_path(image_out) as tmp:
                 self.edge.draw(raw, result, context.meta["labels"]).save(tmp, format="JPEG", quality=90)
         return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
-
-    def check_meta(self, meta, where):
-        super().check_meta(meta, where)
-        classes = meta.get("num_classes")
-        if classes is not None and classes != len(meta["labels"]):
-            raise DlkitError(f"{where}: {len(meta['labels'])} labels for a model with {classes} classes")
 
     def register_cli(self, group):
         from dlkit.apps.detect.cli import register

@@ -60,11 +60,12 @@ def tflite_metadata(data):
     return found
 
 
-def min_runtime_version(path):
-    """The oldest TFLite runtime that runs the model at `path` ("2.17.0"), as its
-    converter recorded it, or None when the file does not say."""
+def min_runtime_version(model):
+    """The oldest TFLite runtime that runs `model` (a `.tflite` path, or its bytes), such
+    as "2.17.0", as its converter recorded it; None when the file does not say."""
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
     try:
-        raw = tflite_metadata(Path(path).read_bytes()).get("min_runtime_version")
+        raw = tflite_metadata(data).get("min_runtime_version")
     except (ValueError, struct.error, IndexError):
         return None
     return raw.split(b"\0", 1)[0].decode("ascii", "replace") or None if raw else None

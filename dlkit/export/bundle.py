@@ -81,7 +81,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
                 arrays[f"keras_output_{k}"] = keras_out
                 arrays[f"tflite_output_{k}"] = tflite_out
             np.savez_compressed(f, **arrays)
-    needs = min_runtime_version(out_dir / name)
+    needs = min_runtime_version(flatbuffer)
     record = {
         "file": name,
         "bytes": len(flatbuffer),
