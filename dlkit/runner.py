@@ -67,6 +67,10 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         saved = io.read_json(run_dir / "config.json")
         config = from_dict(type(config), saved["config"])
         data, init = saved.get("data"), saved.get("init")
+        state = read_state(run_dir / CHECKPOINT_DIR)
+        if state and state.get("complete"):
+            log(f"{run_dir} is already complete")
+            return run_dir
         log(f"resuming {run_dir}")
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
@@ -94,7 +98,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
             release_run(run_dir)
         raise
 
-    if not resume:
+    if not (run_dir / "manifest.json").exists():  # a kill can come before it is written
         io.write_json(
             run_dir / "manifest.json",
             {
@@ -113,15 +117,12 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         )
 
     state = read_state(checkpoint_dir) if resume else None
-    if state and state.get("complete"):
-        log(f"{run_dir} is already complete")
-        return run_dir
     if state:
         import dlkit.layers  # noqa: F401  (registers custom layers and losses for loading)
         import dlkit.losses  # noqa: F401
 
         # Compiled, so the optimizer state continues where it stopped.
-        model = keras.saving.load_model(checkpoint_dir / "last.keras")
+        model = keras.saving.load_model(checkpoint_dir / state.get("model", "last.keras"))
         start_epoch = state["epochs_done"]
         log(f"continuing after epoch {start_epoch}")
     else:

@@ -51,28 +51,59 @@ def tiny_folder(tmp_path_factory):
 
 @dataclass
 class ContractRun:
-    """A tiny run of one app trained by the contract kit: interrupted after its first
-    epoch, resumed, then exported (float32 and the app's smallest variant)."""
+    """A tiny run of one app trained by the contract kit: `dlkit <app> train` killed with
+    SIGKILL at a random point, resumed, then exported (float32 and the app's smallest
+    variant)."""
 
     app: object
     run_dir: Path
     data: str  # the --data value (None: the app's offline default)
     folder: Path  # where its sample data was written
     exports: tuple
+    killed: str  # where the first training process was killed
 
 
-class InterruptAfterFirstEpoch:
-    """A Keras callback that stops training the way Ctrl-C does, after epoch 0 is saved."""
+# DLKIT_KILL_SEED picks other kill points; each app gets its own from the seed.
+KILL_SEED = os.environ.get("DLKIT_KILL_SEED", "0")
 
-    def __new__(cls):
-        import keras
 
-        class Interrupt(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if epoch == 0:
-                    raise KeyboardInterrupt
+def kill_training(app, data, run_dir, timeout=600):
+    """Runs `dlkit <app> train --tiny` in a process and kills it with SIGKILL at a random
+    point: a random moment after the run folder is claimed (loading data, building the
+    model, the first epoch), or a random moment after a random number of epochs were
+    checkpointed (in the next epoch or the end of training). Returns where it was killed."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
 
-        return Interrupt()
+    from dlkit.callbacks.resume import read_state
+
+    rng = random.Random(f"{KILL_SEED}:{app.name}")
+    after_epochs = rng.randrange(2)  # tiny configs train 2 epochs or more
+    delay = rng.uniform(0, 1.5 if after_epochs == 0 else 0.5)
+    command = [sys.executable, "-m", "dlkit.cli", app.name, "train", "--tiny", "--run-dir", str(run_dir)]
+    if data:
+        command += ["--data", str(data)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        state = read_state(run_dir / "checkpoint")
+        done = state["epochs_done"] if state else 0
+        if (run_dir / "config.json").exists() and done >= after_epochs:
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    stderr = process.communicate()[1].decode(errors="replace")
+    assert process.returncode == -signal.SIGKILL, (
+        f"{app.name} train ended (exit {process.returncode}) before its kill point "
+        f"({after_epochs} epochs + {delay:.2f} s): {stderr[-1500:]}"
+    )
+    state = read_state(run_dir / "checkpoint")
+    return f"{delay:.2f} s after {after_epochs} checkpointed epochs ({state and state['epochs_done'] or 0} saved at the kill)"
 
 
 def train_contract_run(app, root):
@@ -83,14 +114,13 @@ def train_contract_run(app, root):
     data = app.write_sample_data(folder)
     config = app.default_config(tiny=True)
     run_dir = root / "run"
-    with pytest.raises(KeyboardInterrupt):
-        runner.train(app, config, data=data, run_dir=run_dir, callbacks=[InterruptAfterFirstEpoch()])
+    killed = kill_training(app, data, run_dir)
     runner.train(app, config, run_dir=run_dir, resume=True)
     smallest = "int8" if "int8" in app.quantizations else app.quantizations[-1]
     exports = ("float32", smallest)
     for quantize in exports:
         export(app, run_dir, quantize)
-    return ContractRun(app, run_dir, data, folder, exports)
+    return ContractRun(app, run_dir, data, folder, exports, killed)
 
 
 @pytest.fixture(scope="session")

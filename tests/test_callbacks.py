@@ -73,8 +73,10 @@ def test_resume_checkpoint_keeps_optimizer_state(tmp_path):
         verbose=0,
         callbacks=[ResumeCheckpoint(tmp_path, stage_index=1, extra=lambda: {"best": 0.7})],
     )
-    assert read_state(tmp_path) == {"epochs_done": 2, "stage": 1, "best": 0.7}
-    restored = keras.saving.load_model(tmp_path / "last.keras")
+    assert read_state(tmp_path) == {"epochs_done": 2, "stage": 1, "model": "epoch2.keras", "best": 0.7}
+    # The state names its model; the previous epoch's is gone.
+    assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["epoch2.keras"]
+    restored = keras.saving.load_model(tmp_path / "epoch2.keras")
     assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) > 0
     for a, b in zip(restored.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -1,21 +1,25 @@
 """Exact resume after an interruption: the full training state after every epoch."""
 
+from pathlib import Path
+
 import keras
 
 from dlkit import io
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
-    """After each epoch, saves the compiled model (weights and optimizer state) and a
-    `state.json` with the number of finished epochs and the training stage.
+    """After each epoch, saves the compiled model (weights and optimizer state) as
+    `epochN.keras` and then a `state.json` naming it, with the number of finished epochs
+    and the training stage; the previous epoch's model is removed after that.
 
-    Both files are replaced atomically, model first: a kill at any instant leaves a
-    consistent pair, at worst one epoch behind, and `--resume` continues from there.
+    Both writes are atomic and the state is written last: a kill at any instant leaves a
+    state and the model it names, at worst one epoch behind, and `--resume` continues
+    from there.
     Unlike `keras.callbacks.BackupAndRestore`, the state spans several `fit` calls, as
     the stages of transfer learning need (frozen head training, then fine-tuning).
 
     Args:
-        directory: str. Where `last.keras` and `state.json` go.
+        directory: str. Where the epoch models and `state.json` go.
         stage_index: int. Index of the stage this `fit` call trains.
         extra: callable() -> dict or None. More state to record (e.g. the best value).
     """
@@ -27,12 +31,17 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.extra = extra
 
     def on_epoch_end(self, epoch, logs=None):
-        with io.atomic_path(f"{self.directory}/last.keras") as tmp:
+        directory = Path(self.directory)
+        name = f"epoch{epoch + 1}.keras"
+        with io.atomic_path(directory / name) as tmp:
             self.model.save(tmp)
-        state = {"epochs_done": epoch + 1, "stage": self.stage_index}
+        state = {"epochs_done": epoch + 1, "stage": self.stage_index, "model": name}
         if self.extra:
             state.update(self.extra())
-        io.write_json(f"{self.directory}/state.json", state)
+        io.write_json(directory / "state.json", state)
+        for old in directory.glob("*.keras"):  # earlier epochs', and one a kill left unnamed
+            if old.name != name:
+                old.unlink(missing_ok=True)
 
 
 def read_state(directory):
