@@ -126,6 +126,28 @@ def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
     assert int(np.sum(evaluator.result()["confusion_matrix"])) == 31
 
 
+def test_pixel_calibration_against_the_formula():
+    """ECE over scored pixels: with 15 bins, |hit rate - mean top probability| per bin,
+    weighted by the bin's pixels; void pixels left out; label maps give none."""
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([0.5, 0.5, 0.5], size=(3, 8, 8)).astype(np.float32)
+    truth = rng.integers(0, 3, (3, 8, 8))
+    truth[0, 0, :] = 255
+    evaluator = SegmentationEvaluator(["background", "cat", "dog"])
+    evaluator.update([probs[:2]], truth[:2])
+    evaluator.update([probs[2:]], truth[2:])
+    valid = truth < 3
+    top, hit = probs.max(-1)[valid], (probs.argmax(-1) == truth)[valid]
+    bins = np.minimum((top * 15).astype(int), 14)
+    expected = sum(
+        abs(hit[bins == b].mean() - top[bins == b].mean()) * np.sum(bins == b) for b in set(bins)
+    ) / len(top)
+    assert evaluator.result(bootstrap=0)["ece"] == pytest.approx(expected)
+    maps_only = SegmentationEvaluator(["background", "cat", "dog"])
+    maps_only.update([probs.argmax(-1)], truth)
+    assert np.isnan(maps_only.result(bootstrap=0)["ece"])
+
+
 def test_boundary_f_score_on_hand_made_masks():
     from dlkit.metrics.segmentation import boundary, boundary_f_score
 

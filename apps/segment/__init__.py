@@ -64,10 +64,12 @@ class SegmentApp(App):
         return {"image_backbone": self.model.backbone_of(model)}
 
     def finish(self, item, raw, result, context):
-        """Class shares at the image's own size; with an output folder, an overlay PNG and
-        the label map PNG (class ids) per image."""
+        """Class shares at the image's own size and the pixel confidences; with an output
+        folder, an overlay PNG and the label map PNG (class ids) per image."""
         height, width = raw.shape[:2]
-        label_map = self.edge.to_image_size(result.pop("label_map"), width, height)
+        small = result.pop("label_map")
+        confidence = self.edge.confidences(small, result.pop("confidence"), context.meta["labels"])
+        label_map = self.edge.to_image_size(small, width, height)
         if context.out_dir is not None:
             from dlkit import io
 
@@ -82,6 +84,7 @@ class SegmentApp(App):
             "width": int(width),
             "height": int(height),
             "classes": self.edge.summarize(label_map, context.meta["labels"]),
+            **confidence,
         }
 
     def write_sample_data(self, folder):

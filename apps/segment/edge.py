@@ -28,10 +28,16 @@ def preprocess(raw, meta):
 
 def postprocess(outputs, meta, **options):
     """Probabilities (b, S, S, classes), or the label maps (b, S, S) of an `--argmax`
-    export -> one `{"label_map": (S, S) uint8}` per image."""
-    out = np.asarray(outputs[0])
-    maps = out if out.ndim == 3 else np.argmax(out, axis=-1)
-    return [{"label_map": row.astype(np.uint8)} for row in maps]
+    export -> one `{"label_map": (S, S) uint8, "confidence": (S, S) float32 or None}` per
+    image; the confidence is each pixel's top probability (None: an `--argmax` export
+    has none)."""
+    out = np.asarray(outputs[0], np.float32)
+    if out.ndim == 3:
+        return [{"label_map": row.astype(np.uint8), "confidence": None} for row in out]
+    return [
+        {"label_map": np.argmax(row, axis=-1).astype(np.uint8), "confidence": row.max(axis=-1)}
+        for row in out
+    ]
 
 
 def to_image_size(label_map, width, height):
@@ -47,6 +53,24 @@ def summarize(label_map, labels):
     return {label: round(float(count) / label_map.size, 4) for label, count in zip(labels, counts)}
 
 
+def confidences(label_map, confidence, labels):
+    """{"confidence": the mean top probability over the image's pixels, "class_confidence":
+    {label: its mean over the pixels given that label}, for the classes present} at the
+    model's resolution; both None for an `--argmax` export. `evaluate` reports how well
+    these pixel probabilities are calibrated (`ece`)."""
+    if confidence is None:
+        return {"confidence": None, "class_confidence": None}
+    flat, scores = label_map.reshape(-1), confidence.reshape(-1).astype(np.float64)
+    counts = np.bincount(flat, minlength=len(labels))[: len(labels)]
+    sums = np.bincount(flat, weights=scores, minlength=len(labels))[: len(labels)]
+    return {
+        "confidence": round(float(scores.mean()), 4),
+        "class_confidence": {
+            label: round(float(total / count), 4) for label, total, count in zip(labels, sums, counts) if count
+        },
+    }
+
+
 def overlay(image, label_map, alpha=0.5):
     """The image with every non-background pixel tinted by its class colour."""
     from PIL import Image
@@ -57,11 +81,14 @@ def overlay(image, label_map, alpha=0.5):
 
 
 def format_result(name, result):
-    """`scene.jpg: birds 12.3%, fish 4.0% (background 83.7%)`."""
+    """`scene.jpg: birds 12.3%, fish 4.0% (background 83.7%, pixel confidence 0.95)`."""
     shares = result["classes"]
     objects = sorted(
         ((s, label) for label, s in shares.items() if label != "background" and s > 0), reverse=True
     )
     listed = ", ".join(f"{label} {100 * s:.1f}%" for s, label in objects) or "no objects"
     background = shares.get("background")
-    return f"{name}: {listed}" + (f" (background {100 * background:.1f}%)" if background is not None else "")
+    notes = [f"background {100 * background:.1f}%"] if background is not None else []
+    if result.get("confidence") is not None:
+        notes.append(f"pixel confidence {result['confidence']:.2f}")
+    return f"{name}: {listed}" + (f" ({', '.join(notes)})" if notes else "")

@@ -1,8 +1,10 @@
 """Segmentation scores accumulated batch by batch: per-class IoU and Dice, mean IoU,
-pixel accuracy and foreground IoU from one confusion matrix, and the boundary F-score
-(numpy only)."""
+pixel accuracy and foreground IoU from one confusion matrix, the boundary F-score and the
+calibration of the pixel probabilities (numpy only)."""
 
 import numpy as np
+
+from dlkit.metrics.calibration import Calibration
 
 
 class SegmentationEvaluator:
@@ -27,18 +29,23 @@ class SegmentationEvaluator:
         self.per_image = []
         self.images = 0
         self.boundary_f = []  # per image: mean boundary F-score over its classes
+        self.calibration = Calibration()  # of the pixels' top probabilities (none from label maps)
 
     def update(self, outputs, targets):
         """outputs: [(b, h, w, classes) scores] or [(b, h, w) labels]; targets: (b, h, w)."""
         predicted = np.asarray(outputs[0])
+        confidence = None
         if predicted.ndim == 4:
+            confidence = predicted.max(axis=-1)
             predicted = np.argmax(predicted, axis=-1)
         truth = np.asarray(targets).astype(np.int64)
         if predicted.shape != truth.shape:
             raise ValueError(f"predicted labels {predicted.shape} and masks {truth.shape} differ in shape")
         k = self.num_classes
-        for true_map, predicted_map in zip(truth, predicted):
+        for i, (true_map, predicted_map) in enumerate(zip(truth, predicted)):
             valid = true_map < k  # void (255) pixels are not scored
+            if confidence is not None:
+                self.calibration.update(confidence[i][valid], predicted_map[valid] == true_map[valid])
             index = true_map[valid] * k + predicted_map[valid].astype(np.int64)
             matrix = np.bincount(index, minlength=k * k).reshape(k, k)
             self.per_image.append(matrix)  # (k, k) per image: what the bootstrap resamples
@@ -53,6 +60,7 @@ class SegmentationEvaluator:
         report["images"] = int(self.images)
         scored = [f for f in self.boundary_f if not np.isnan(f)]
         report["boundary_f"] = float(np.mean(scored)) if scored else float("nan")
+        report["ece"] = self.calibration.ece()  # nan when the model gives label maps only
         report["per_class"] = {
             label: {**report["per_class"][i], "pixels": int(self.matrix[i].sum())}
             for i, label in enumerate(self.labels)

@@ -53,6 +53,23 @@ def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, t
     )
     assert Image.open(out / "wide.png").size == (90, 40)
     assert json.loads((out / "predictions.json").read_text())[0]["input"] == str(image)
+    # The confidence is the mean top probability of the model's own output, overall and
+    # over each predicted class's pixels.
+    from dlkit.apps.segment.edge import preprocess
+
+    meta = json.loads((run_dir / "model.json").read_text())
+    model = keras.saving.load_model(run_dir / "model.keras")
+    pixels = preprocess(np.asarray(Image.open(image).convert("RGB")), meta)
+    probs = np.asarray(model(pixels[None]))[0]
+    top, labels = probs.max(-1), probs.argmax(-1)
+    assert record["confidence"] == pytest.approx(top.mean(), abs=2e-3)
+    present = {meta["labels"][c]: top[labels == c].mean() for c in np.unique(labels)}
+    assert record["class_confidence"].keys() == present.keys()
+    for label, value in present.items():
+        assert record["class_confidence"][label] == pytest.approx(value, abs=2e-3)
+    assert f"pixel confidence {record['confidence']:.2f}" in run_cli(
+        "segment", "predict", image, "--model", run_dir / "model.tflite"
+    ).output
 
 
 def test_flips_and_zooms_keep_image_and_mask_aligned(tmp_path):
@@ -188,6 +205,8 @@ def test_argmax_export_gives_label_maps_on_device(contract_run, tmp_path):
         tmp_path / "p",
     )
     assert predicted.exit_code == 0, predicted.output
+    record = json.loads(predicted.output.splitlines()[0])
+    assert record["confidence"] is None and record["class_confidence"] is None  # label maps only
 
 
 def _voc_folder(root):
