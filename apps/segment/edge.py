@@ -35,8 +35,7 @@ def postprocess(outputs, meta, **options):
     if out.ndim == 3:
         return [{"label_map": row.astype(np.uint8), "confidence": None} for row in out]
     return [
-        {"label_map": np.argmax(row, axis=-1).astype(np.uint8), "confidence": row.max(axis=-1)}
-        for row in out
+        {"label_map": np.argmax(row, axis=-1).astype(np.uint8), "confidence": row.max(axis=-1)} for row in out
     ]
 
 
@@ -66,7 +65,9 @@ def confidences(label_map, confidence, labels):
     return {
         "confidence": round(float(scores.mean()), 4),
         "class_confidence": {
-            label: round(float(total / count), 4) for label, total, count in zip(labels, sums, counts) if count
+            label: round(float(total / count), 4)
+            for label, total, count in zip(labels, sums, counts)
+            if count
         },
     }
 
