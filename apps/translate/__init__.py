@@ -84,6 +84,8 @@ class TranslateApp(App):
     def finish(self, item, raw, result, context):
         if "calendar_date" in result:  # the date model
             result["from_input"] = self.edge.date_from_input(str(item), result["translation"])
+            # A month written in a script the model never saw is guessed, however sure it looks.
+            result["known_characters"] = not self.edge.unknown_characters(raw, context.meta)
         weights = result.pop("attention", None)
         if context.options.get("plot") and weights is not None:
             result["plot"] = self.edge.write_attention_plot(

@@ -109,8 +109,9 @@ def date_from_input(text, answer):
 
 
 def format_result(name, result):
-    """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers and answers that are no
-    calendar date are flagged."""
+    """`3 May 1979 -> 1979-05-03 (1.00)`; low-confidence answers, answers that are no
+    calendar date or not written in the input, and answers to input with characters the
+    model never saw are flagged."""
     confidence = result.get("confidence")
     if confidence is None:
         return f"{name} -> {result['translation']}"
@@ -119,6 +120,8 @@ def format_result(name, result):
         flags.append(", not a calendar date")
     elif result.get("from_input") is False:
         flags.append(", year or day not in the input")
+    if result.get("known_characters") is False:
+        flags.append(", input has characters the model never saw")
     return f"{name} -> {result['translation']} ({confidence:.2f}{''.join(flags)})"
 
 

@@ -399,3 +399,15 @@ def test_a_date_answer_is_checked_against_the_numbers_in_the_input():
         {"translation": "1979-05-05", "confidence": 1.0, "calendar_date": True, "from_input": False},
     )
     assert shown == "May 1979 -> 1979-05-05 (1.00, year or day not in the input)"
+
+
+
+def test_a_date_in_a_script_the_model_never_saw_is_flagged():
+    """The month of `3 мая 1979` is read as <unk>: whatever month comes out is a guess."""
+    result = run_cli("translate", "predict", "3 мая 1979", "3 May 1979", "--json")
+    assert result.exit_code == 0, result.output
+    cyrillic, latin = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert cyrillic["known_characters"] is False and latin["known_characters"] is True
+    shown = run_cli("translate", "predict", "3 мая 1979").output
+    assert "input has characters the model never saw)" in shown
+    assert "never saw" not in run_cli("translate", "predict", "3 May 1979").output
