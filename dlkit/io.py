@@ -120,7 +120,13 @@ def write_json(path, obj, exclusive=False):
 
 
 def read_json(path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The parsed file; JSON nested too deep for the parser is a ValueError like any
+    other invalid JSON (not a RecursionError)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def append_jsonl(path, record):

@@ -227,3 +227,365 @@ class Tally:
 
 
 TALLY = Tally()
+
+
+# ---------------------------------------------------------------- image datasets
+
+
+def _yolo_records(folder):
+    """{split: [(image name, [(class, x0, y0, x1, y1) in pixels])]} of a sample YOLO folder."""
+    records = {}
+    for split in ("train", "val", "test"):
+        records[split] = []
+        for image in sorted((folder / "images" / split).glob("*.png")):
+            size = Image.open(image).size
+            rows = []
+            for line in (folder / "labels" / split / f"{image.stem}.txt").read_text().split("\n"):
+                if line.strip():
+                    cls, cx, cy, w, h = (float(v) for v in line.split())
+                    x0, y0 = (cx - w / 2) * size[0], (cy - h / 2) * size[1]
+                    rows.append((int(cls), x0, y0, x0 + w * size[0], y0 + h * size[1]))
+            records[split].append((image, size, rows))
+    return records
+
+
+def _write_coco(folder, records, names):
+    """The sample detections as a COCO folder: annotations/instances_<split>.json + <split>/."""
+    import json
+    import shutil
+
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    ann_id = 1
+    for split, items in records.items():
+        (folder / split).mkdir(exist_ok=True)
+        images, annotations = [], []
+        for image_id, (image, (w, h), rows) in enumerate(items, start=1):
+            shutil.copy(image, folder / split / image.name)
+            images.append({"id": image_id, "file_name": image.name, "width": w, "height": h})
+            for cls, x0, y0, x1, y1 in rows:
+                bbox = [x0, y0, x1 - x0, y1 - y0]
+                polygon = [x0, y0, x1, y0, x1, y1, x0, y1]
+                annotations.append(
+                    {
+                        "id": ann_id,
+                        "image_id": image_id,
+                        "category_id": cls + 1,
+                        "bbox": bbox,
+                        "area": bbox[2] * bbox[3],
+                        "segmentation": [polygon],
+                        "iscrowd": 0,
+                    }
+                )
+                ann_id += 1
+        categories = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+        document = {"images": images, "annotations": annotations, "categories": categories}
+        (folder / "annotations" / f"instances_{split}.json").write_text(json.dumps(document))
+    return folder
+
+
+def _write_voc(folder, records, names):
+    """The sample detections as a VOC folder: Annotations/*.xml, JPEGImages/, ImageSets/Main/."""
+    import shutil
+
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for split, items in records.items():
+        stems = []
+        for image, (w, h), rows in items:
+            shutil.copy(image, folder / "JPEGImages" / image.name)
+            objects = "".join(
+                f"<object><name>{names[cls]}</name><bndbox><xmin>{x0:.1f}</xmin><ymin>{y0:.1f}</ymin>"
+                f"<xmax>{x1:.1f}</xmax><ymax>{y1:.1f}</ymax></bndbox></object>"
+                for cls, x0, y0, x1, y1 in rows
+            )
+            xml = (
+                f"<annotation><filename>{image.name}</filename><size><width>{w}</width>"
+                f"<height>{h}</height><depth>3</depth></size>{objects}</annotation>"
+            )
+            (folder / "Annotations" / f"{image.stem}.xml").write_text(xml)
+            stems.append(image.stem)
+        (folder / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    (folder / "labels.txt").write_text("\n".join(names) + "\n")
+    return folder
+
+
+def _edit_json(path, edit):
+    import json
+
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+
+
+# A YAML "billion laughs": nine levels of ten aliases, 10^9 names once expanded.
+YAML_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+)
+
+
+def hostile_image_datasets(app_name, root, sample):
+    """[(case, --data path, outcome, named)] of datasets for `detect` and `segment`, made
+    from the app's sample data in `sample` (the `--data` value the contract kit trained on).
+
+    outcome "error": train, evaluate and export stop with one line naming `named`, before
+    any work; "skip": the dataset loads, and the bad file or row is reported by `named`;
+    "clean": it loads; "train-only": it loads for training with the bad part named, but a
+    model trained on other data may refuse it (classes named otherwise), in one line.
+    """
+    import shutil
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    cases = []
+
+    def copy(name):
+        target = root / name
+        if not target.exists():
+            shutil.copytree(Path(sample).parent if Path(sample).is_file() else sample, target)
+        return target
+
+    if app_name == "detect":
+        names = ["red", "blue"]
+        records = _yolo_records(Path(sample).parent)
+
+        def yolo(name, yaml_text):
+            folder = copy(name)
+            (folder / "data.yaml").write_text(yaml_text)
+            cases.append((f"data.yaml: {name.replace('_', ' ')}", folder / "data.yaml", "error", "data.yaml"))
+
+        yolo("not_yaml", "names: [red, blue\ntrain: {\n")
+        yolo("names_a_number", "path: .\ntrain: images/train\nval: images/val\nnames: 7\n")
+        yolo("names_twice", "path: .\ntrain: images/train\nval: images/val\nnames: [red, red]\n")
+        yolo(
+            "a_missing_train_folder", "path: .\ntrain: images/nowhere\nval: images/val\nnames: [red, blue]\n"
+        )
+        yolo("no_training_images", "path: .\ntrain: labels/train\nval: images/val\nnames: [red, blue]\n")
+        yolo("a billion laughs", YAML_BOMB + "names: *i\ntrain: images/train\n")
+        yolo("binary", bytes(range(256)).decode("latin-1"))
+
+        folder = copy("bad_rows")
+        label = folder / "labels" / "train" / f"{records['train'][0][0].stem}.txt"
+        with label.open("a") as f:
+            f.write("0 nan 0.5 0.1 0.1\n1 0.5 inf 0.1 0.1\n0 1.7 0.5 0.1 0.1\n9 0.5 0.5 0.1 0.1\n")
+            f.write("one 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.1\n0 0.5 0.5 0 0.2\n-1 0.5 0.5 0.1 0.1\n")
+        cases.append(("YOLO rows: NaN, inf, out of range, unknown class, words", folder, "skip", label.name))
+        folder = copy("binary_label")
+        label = folder / "labels" / "train" / f"{records['train'][1][0].stem}.txt"
+        label.write_bytes(bytes(range(256)) * 4)
+        cases.append(("a binary YOLO label file", folder, "skip", label.name))
+
+        coco = _write_coco(root / "coco", records, names)
+
+        def coco_case(name, edit, outcome, named):
+            folder = copy_tree(coco, root / name)
+            _edit_json(folder / "annotations" / "instances_train.json", edit)
+            cases.append((f"COCO: {name.replace('_', ' ')}", folder, outcome, named))
+
+        coco_case("no_images_key", lambda d: d.pop("images"), "error", "instances_train.json")
+        coco_case("images_a_dict", lambda d: d.update(images={"a": 1}), "error", "instances_train.json")
+        coco_case(
+            "a_category_without_name",
+            lambda d: d["categories"][0].pop("name"),
+            "error",
+            "instances_train.json",
+        )
+        coco_case(
+            "an_image_without_file_name",
+            lambda d: d["images"][0].pop("file_name"),
+            "skip",
+            "image 1: no file_name",
+        )
+        coco_case(
+            "an_image_of_width_0", lambda d: d["images"][0].update(width=0), "skip", "image 1: size 0x64"
+        )
+        coco_case(
+            "a_bbox_of_words",
+            lambda d: d["annotations"][0].update(bbox=["a", "b", "c", "d"]),
+            "skip",
+            d_name(records, 0),
+        )
+        coco_case(
+            "a_bbox_of_three_numbers",
+            lambda d: d["annotations"][0].update(bbox=[1, 2, 3]),
+            "skip",
+            d_name(records, 0),
+        )
+        coco_case(
+            "an_image_that_does_not_exist",
+            lambda d: d["images"][0].update(file_name="gone.png"),
+            "skip",
+            "gone.png",
+        )
+        coco_case(
+            "a_file_name_outside_the_folder",
+            lambda d: d["images"][0].update(file_name="../../../../etc/passwd"),
+            "skip",
+            "passwd",
+        )
+        folder = copy_tree(coco, root / "not_json")
+        (folder / "annotations" / "instances_train.json").write_text("{not json")
+        cases.append(("COCO: not JSON", folder, "error", "instances_train.json"))
+        folder = copy_tree(coco, root / "nested_json")
+        (folder / "annotations" / "instances_train.json").write_text("[" * 100_000 + "]" * 100_000)
+        cases.append(("COCO: JSON nested 100,000 deep", folder, "error", "instances_train.json"))
+
+        voc = _write_voc(root / "voc", records, names)
+        stem = records["train"][0][0].stem
+
+        def voc_case(name, xml, outcome="skip", named=f"{stem}.xml"):
+            folder = copy_tree(voc, root / name)
+            (folder / "Annotations" / f"{stem}.xml").write_bytes(xml)
+            cases.append((f"VOC: {name.replace('_', ' ')}", folder, outcome, named))
+
+        voc_case("not_XML", b"<annotation><filename>")
+        voc_case("no_size", f"<annotation><filename>{stem}.png</filename></annotation>".encode())
+        voc_case(
+            "width_0",
+            f"<annotation><filename>{stem}.png</filename><size><width>0</width><height>64</height></size><object><name>red</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>".encode(),
+        )
+        voc_case("no_filename", b"<annotation><size><width>64</width><height>64</height></size></annotation>")
+        voc_case(
+            "an_unknown_class_and_a_box_outside",
+            f"<annotation><filename>{stem}.png</filename><size><width>64</width><height>64</height></size><object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object><object><name>red</name><bndbox><xmin>-50</xmin><ymin>1</ymin><xmax>900</xmax><ymax>9</ymax></bndbox></object></annotation>".encode(),
+        )
+        voc_case(
+            "an_entity_bomb",
+            b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;"><!ENTITY e "&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;"><!ENTITY f "&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;"><!ENTITY g "&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;"><!ENTITY h "&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;">]><annotation><filename>&h;</filename></annotation>',
+        )
+        folder = copy_tree(voc, root / "voc_all_broken")
+        for xml in (folder / "Annotations").glob("*.xml"):
+            xml.write_text("<annotation>")
+        cases.append(("VOC: every annotation unreadable", folder, "error", "voc_all_broken"))
+    if app_name == "segment":
+        sample = Path(sample)
+        first = sorted((sample / "masks" / "train").glob("*.png"))[0].name
+
+        def folder_case(name, edit, outcome, named):
+            folder = copy(name)
+            edit(folder)
+            cases.append((f"masks: {name.replace('_', ' ')}", folder, outcome, named))
+
+        def mask(folder):
+            return folder / "masks" / "train" / first
+
+        folder_case(
+            "a_truncated_mask", lambda f: mask(f).write_bytes(mask(f).read_bytes()[:60]), "skip", first
+        )
+        folder_case("a_text_file_as_mask", lambda f: mask(f).write_text("0 1 2"), "skip", first)
+        folder_case(
+            "a_class_id_the_labels_lack",
+            lambda f: Image.fromarray(np.full((48, 48), 7, np.uint8), "L").save(mask(f)),
+            "skip",
+            first,
+        )
+        folder_case(
+            "a_16_bit_mask_with_id_40000",
+            lambda f: Image.fromarray(np.full((48, 48), 40000, np.uint16)).save(mask(f)),
+            "skip",
+            first,
+        )
+        folder_case("a_mask_bomb", lambda f: Image.new("1", (20000, 20000)).save(mask(f)), "skip", first)
+        folder_case(
+            "a_truncated_image",
+            lambda f: (f / "images" / "train" / first).write_bytes(b"\x89PNG\r\n\x1a\n"),
+            "skip",
+            first,
+        )
+        folder_case(
+            "labels_txt_not_utf8",
+            lambda f: (f / "labels.txt").write_bytes(b"back\xffground\nred\n"),
+            "error",
+            "labels.txt",
+        )
+        folder_case(
+            "labels_txt_one_name",
+            lambda f: (f / "labels.txt").write_text("background\n"),
+            "error",
+            "labels.txt",
+        )
+        folder_case(
+            "labels_txt_a_name_twice",
+            lambda f: (f / "labels.txt").write_text("background\nred\nred\n"),
+            "error",
+            "labels.txt",
+        )
+
+        def no_labels_and_a_broken_mask(f):
+            (f / "labels.txt").unlink()
+            mask(f).write_bytes(b"not a png")
+
+        folder_case("no_labels_txt_and_a_broken_mask", no_labels_and_a_broken_mask, "train-only", first)
+
+        def all_broken(f):
+            for path in (f / "masks").rglob("*.png"):
+                path.write_bytes(b"")
+
+        folder_case("every_mask_broken", all_broken, "error", "every_mask_broken")
+
+        # COCO polygons made from the sample masks (each class's pixels as one rectangle).
+        records = {}
+        for split in ("train", "val", "test"):
+            records[split] = []
+            for image in sorted((sample / "images" / split).glob("*.png")):
+                labels = np.asarray(Image.open(sample / "masks" / split / image.name))
+                rows = []
+                for cls in (1, 2):
+                    ys, xs = np.nonzero(labels == cls)
+                    if len(xs):
+                        rows.append(
+                            (cls - 1, float(xs.min()), float(ys.min()), xs.max() + 1.0, ys.max() + 1.0)
+                        )
+                records[split].append((image, tuple(int(n) for n in labels.shape[::-1]), rows))
+        coco = _write_coco(root / "coco", records, ["red", "blue"])
+
+        def coco_case(name, edit, outcome, named):
+            folder = copy_tree(coco, root / name)
+            _edit_json(folder / "annotations" / "instances_train.json", edit)
+            cases.append((f"COCO masks: {name.replace('_', ' ')}", folder, outcome, named))
+
+        coco_case(
+            "a_polygon_of_three_numbers",
+            lambda d: d["annotations"][0].update(segmentation=[[1, 2, 3]]),
+            "skip",
+            "annotation 1",
+        )
+        coco_case(
+            "an_RLE_of_words",
+            lambda d: d["annotations"][0].update(segmentation={"counts": "zz", "size": "x"}),
+            "skip",
+            "annotation 1",
+        )
+        coco_case(
+            "a_segmentation_that_is_a_number",
+            lambda d: d["annotations"][0].update(segmentation=5),
+            "skip",
+            "annotation 1",
+        )
+        coco_case(
+            "a_size_of_a_billion_pixels_square",
+            lambda d: d["images"][0].update(width=10**9, height=10**9),
+            "skip",
+            "image 1",
+        )
+        coco_case("an_id_that_is_a_path", lambda d: d["images"][0].update(id="../../escaped"), "clean", None)
+        coco_case("an_area_of_words", lambda d: d["annotations"][0].update(area="big"), "clean", None)
+        coco_case(
+            "a_category_id_that_is_a_list",
+            lambda d: d["annotations"][0].update(category_id=[1]),
+            "error",
+            "instances_train.json",
+        )
+    return cases
+
+
+def copy_tree(source, target):
+    import shutil
+
+    if not target.exists():
+        shutil.copytree(source, target)
+    return target
+
+
+def d_name(records, index):
+    """The file name of the training split's `index`-th sample image."""
+    return records["train"][index][0].name

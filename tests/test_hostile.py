@@ -158,3 +158,94 @@ def test_hostile_training_data_stops_before_the_first_epoch(name, tmp_path):
         hostile.TALLY.record(name, "train", failed=bool(problems))
         failures += [f"{case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
     assert not failures, f"{name} train:\n" + "\n".join(failures)
+
+
+def hostile_datasets(app, root, sample):
+    """[(case, --data, outcome, named)] for every app: bad image datasets (detect and
+    segment, made from the app's sample data) and bad text and audio data (these stop
+    train; evaluate may still score the one good pair of a two-line file)."""
+    cases = hostile.hostile_image_datasets(app.name, root / "images", sample)
+    cases += [
+        (case, data, "clean", str(data))
+        for case, data in hostile.hostile_training_data(app.name, root / "text")
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("name", ["detect", "segment"])
+def test_hostile_image_datasets_load_with_the_bad_parts_reported_or_stop_in_one_line(name, tmp_path):
+    """Malformed YOLO, COCO and VOC files and masks: a bad row, entry or file is skipped and
+    named; a dataset that cannot be read stops `train` with one line before any epoch
+    (no traceback, no hang: a YAML alias bomb, an XML entity bomb, JSON nested 100,000 deep)."""
+    from dlkit.errors import DlkitError
+
+    app = get_app(name)
+    sample = app.write_sample_data(tmp_path / "sample")
+    config = app.default_config(tiny=True)
+    failures = []
+    cases = hostile.hostile_image_datasets(name, tmp_path / "cases", sample)
+    assert cases, f"tests/hostile.py has no hostile datasets for {name}"
+    for index, (case, data, outcome, named) in enumerate(cases):
+        start = time.monotonic()
+        if outcome == "error":  # "skip", "clean" and "train-only" load below
+            run_dir = tmp_path / f"run{index}"
+            result = run_cli(name, "train", "--tiny", "--data", data, "--run-dir", run_dir)
+            problems = judge(result, "error", named, time.monotonic() - start)
+            if run_dir.exists():
+                problems.append("the run folder was left behind")
+            shown = result.output.strip()[-300:]
+        else:
+            try:
+                source = app.open_source(config, str(data))
+                meta = app.make_meta(config, source)
+                skipped = list(getattr(source, "skipped", []))
+                for split in ("train", "val", "test"):
+                    skipped += app.load_split(config, source, split, meta=meta).skipped
+                problems = [] if named is None or any(named in s for s in skipped) else ["not reported"]
+                shown = "; ".join(skipped)[:300]
+            except DlkitError as error:
+                problems, shown = [f"stopped: {error}"], ""
+            except Exception as error:  # noqa: BLE001 (what the test looks for)
+                problems, shown = [f"traceback: {type(error).__name__}: {error}"], ""
+            if time.monotonic() - start > BOUND_SECONDS:
+                problems.append("hang")
+        hostile.TALLY.record(name, "train data", failed=bool(problems))
+        failures += [f"{case}: {problem} | {shown}" for problem in problems]
+    assert not failures, f"{name} data:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in app_names() if get_app(n).input_kind in ("text", "audio")] + ["detect", "segment"]
+)
+def test_evaluate_and_export_on_hostile_data(name, contract_run, tmp_path):
+    """`evaluate --data` and `export --data` on the same hostile data: a dataset that cannot
+    be read is one line naming it, before any conversion and leaving no file; one with
+    bad parts is evaluated on the rest, the bad parts named."""
+    run = contract_run(name)
+    failures = []
+    cases = hostile_datasets(run.app, tmp_path / "cases", run.data)
+    for index, (case, data, outcome, named) in enumerate(cases):
+        start = time.monotonic()
+        result = run_cli(
+            name, "evaluate", "--model", run.run_dir / "model.tflite", "--data", data, "--split", "train"
+        )
+        expected = {"error": "error", "skip": "ok", "clean": "clean", "train-only": "clean"}[outcome]
+        shown = None if outcome == "train-only" else named  # refused for its class names
+        problems = judge(result, expected, shown, time.monotonic() - start)
+        if outcome == "skip" and named not in result.output:
+            problems.append("the bad part is not named")
+        hostile.TALLY.record(name, "evaluate", failed=bool(problems))
+        failures += [f"evaluate, {case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
+        if outcome not in ("error", "clean"):
+            continue
+        out = tmp_path / f"export{index}"
+        start = time.monotonic()
+        result = run_cli(name, "export", "--model", run.run_dir, "--data", data, "--out", out)
+        problems = judge(result, outcome, named, time.monotonic() - start)
+        if result.exit_code and "converting" in result.output:
+            problems.append("the data was checked only after converting")
+        if result.exit_code and out.exists() and any(out.iterdir()):
+            problems.append(f"left {sorted(p.name for p in out.iterdir())}")
+        hostile.TALLY.record(name, "export", failed=bool(problems))
+        failures += [f"export, {case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
+    assert not failures, f"{name}:\n" + "\n".join(failures)

@@ -183,13 +183,22 @@ def _coco_source(config, path):
 def _labels(folder, train_pairs):
     path = folder / "labels.txt"
     if path.exists():
-        labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInputError(f"{path}: not UTF-8 text") from None
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
         if len(labels) < 2:
             raise InvalidInputError(f"{path}: needs the background and at least one class, one per line")
+        if len(set(labels)) != len(labels):
+            raise InvalidInputError(f"{path}: a class is named twice")
         return labels
     highest = 0
     for _, mask_path in train_pairs:
-        ids = np.unique(read_mask(mask_path))
+        try:
+            ids = np.unique(read_mask(mask_path))
+        except InvalidInputError:
+            continue  # load_split skips and reports it
         highest = max(highest, int(ids[ids != VOID].max(initial=0)))
     return ["background", *(f"class_{i}" for i in range(1, max(highest, 1) + 1))]
 

@@ -7,7 +7,6 @@ files) are skipped and reported, never fatal for the rest of the data.
 """
 
 import hashlib
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +85,17 @@ def _read_yaml(path):
         import yaml
     except ImportError:
         raise MissingSourceError("reading data.yaml needs PyYAML: pip install pyyaml") from None
+    class Loader(yaml.SafeLoader):
+        """Refuses aliases: a few lines of them expand to billions of names ("billion laughs")."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed, line {event.start_mark.line + 1}")
+            return super().compose_node(parent, index)
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 (safe loader)
     except Exception as error:
         raise InvalidInputError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict) or "names" not in data:
@@ -183,40 +191,37 @@ def read_yolo(path, val_fraction=0.15, test_fraction=0.15):
 
 
 def read_coco_json(json_path, images_dir=None, names=None, skipped=None, warnings=None):
-    """One COCO instances JSON -> (records, names). Images that do not exist are skipped."""
+    """One COCO instances JSON -> (records, names). Images that do not exist, image
+    entries without a usable name or size, and annotations without a usable `bbox` are
+    skipped and listed."""
+    from dlkit.data.coco import image_entry, read_document
+
     json_path = Path(json_path)
     skipped = [] if skipped is None else skipped
     warnings = [] if warnings is None else warnings
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-        images, annotations, categories = data["images"], data.get("annotations", []), data["categories"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidInputError(
-            f"{json_path}: not a COCO instances file ({type(error).__name__}: {error})"
-        ) from None
-    category_names = {c["id"]: str(c["name"]) for c in categories}
+    images, by_image, category_names = read_document(json_path)
     names = names or [category_names[k] for k in sorted(category_names)]
     index = {name: i for i, name in enumerate(names)}
     images_dir = Path(images_dir) if images_dir else json_path.parent
-    by_image = {}
-    for ann in annotations:
-        by_image.setdefault(ann.get("image_id"), []).append(ann)
     records = []
     for image in images:
-        path = images_dir / image["file_name"]
-        if not path.exists():
-            skipped.append(f"{json_path.name}: image {image['file_name']} not found in {images_dir}")
+        entry = image_entry(image, json_path, images_dir, skipped)
+        if entry is None:
             continue
-        w, h = float(image["width"]), float(image["height"])
+        path, w, h = entry
+        where = f"{json_path.name}: {image['file_name']}"
         boxes, classes = [], []
-        for ann in by_image.get(image["id"], []):
+        for ann in by_image.get(image.get("id"), []):
             if ann.get("iscrowd", 0):
                 continue
-            x, y, bw, bh = (float(v) for v in ann["bbox"])
+            try:
+                x, y, bw, bh = (float(v) for v in ann["bbox"])
+            except (KeyError, TypeError, ValueError):
+                skipped.append(f"{where}: annotation {ann.get('id')}: bbox {str(ann.get('bbox'))[:40]} is not [x, y, w, h]")
+                continue
             boxes.append([x / w, y / h, (x + bw) / w, (y + bh) / h])
-            name = category_names.get(ann["category_id"])
+            name = category_names.get(ann.get("category_id"))
             classes.append(index.get(name, -1) if name is not None else -1)
-        where = f"{json_path.name}: {image['file_name']}"
         b, c = check_boxes(
             np.array(boxes).reshape(-1, 4), np.array(classes, np.int64), len(names), where, skipped
         )
@@ -256,6 +261,8 @@ def read_coco(path, val_fraction=0.15, test_fraction=0.15):
 
 
 def read_voc_xml(xml_path, images_dir, names, skipped, warnings):
+    from pathlib import PurePath
+
     where = xml_path.name
     try:
         root = ET.parse(xml_path).getroot()
@@ -264,6 +271,12 @@ def read_voc_xml(xml_path, images_dir, names, skipped, warnings):
         h = float(root.find("size").findtext("height"))
     except (ET.ParseError, AttributeError, TypeError, ValueError) as error:
         skipped.append(f"{where}: unreadable VOC annotation ({type(error).__name__})")
+        return None
+    if not filename or PurePath(filename).is_absolute() or ".." in PurePath(filename).parts:
+        skipped.append(f"{where}: filename {filename!r} is missing or outside {images_dir}")
+        return None
+    if not (0 < w < float("inf") and 0 < h < float("inf")):
+        skipped.append(f"{where}: image size {w:g}x{h:g}")
         return None
     path = Path(images_dir) / filename
     if not path.exists():

@@ -34,6 +34,8 @@ def read_mask(path, num_classes=None):
             array = np.asarray(image)
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such mask file") from None
+    except Image.DecompressionBombError:
+        raise InvalidInputError(f"{path}: mask image too large (a decompression bomb?)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InvalidInputError(f"{path}: not a readable mask image ({error})") from None
     if array.ndim == 3:
@@ -137,42 +139,32 @@ def voc_pairs(root):
 
 def coco_class_masks(json_path, images_dir, out_dir, names=None):
     """Rasterizes a COCO instances file into class-index mask PNGs in `out_dir` (one per
-    image, `<image id>.png`) with pycocotools: polygons and RLE alike, larger objects
+    image, numbered by its place in the file) with pycocotools: polygons and RLE alike, larger objects
     first so smaller ones stay on top, crowd regions VOID.
 
     Returns:
         (pairs [(image path, mask path)], class names background first, skipped messages).
     """
-    import json
+    from dlkit.data.coco import image_entry, read_document
 
     try:
         from pycocotools import mask as coco_mask
     except ImportError:
         raise InvalidInputError("COCO masks need pycocotools: pip install pycocotools") from None
     json_path, out_dir = Path(json_path), Path(out_dir)
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-        images, annotations, categories = data["images"], data.get("annotations", []), data["categories"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InvalidInputError(
-            f"{json_path}: not a COCO instances file ({type(error).__name__}: {error})"
-        ) from None
-    category_names = {c["id"]: str(c["name"]) for c in categories}
+    images, by_image, category_names = read_document(json_path)
     names = names or ["background", *(category_names[k] for k in sorted(category_names))]
     index = {name: i for i, name in enumerate(names)}
-    by_image = {}
-    for ann in annotations:
-        by_image.setdefault(ann.get("image_id"), []).append(ann)
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs, skipped = [], []
-    for image in images:
-        path = Path(images_dir) / image["file_name"]
-        if not path.is_file():
-            skipped.append(f"{json_path.name}: image {image['file_name']} not found in {images_dir}")
+    for position, image in enumerate(images):
+        entry = image_entry(image, json_path, images_dir, skipped)
+        if entry is None:
             continue
-        height, width = int(image["height"]), int(image["width"])
+        path = entry[0]
+        width, height = int(entry[1]), int(entry[2])
         mask = np.zeros((height, width), np.uint8)
-        objects = sorted(by_image.get(image["id"], []), key=lambda a: -float(a.get("area", 0)))
+        objects = sorted(by_image.get(image.get("id"), []), key=_area, reverse=True)
         for ann in objects:
             segmentation = ann.get("segmentation")
             if not segmentation:
@@ -187,7 +179,7 @@ def coco_class_masks(json_path, images_dir, out_dir, names=None):
                 pixels = coco_mask.decode(rle) > 0
                 if pixels.shape != mask.shape:
                     raise ValueError(f"size {pixels.shape[::-1]} but the image is {width}x{height}")
-            except (ValueError, TypeError, IndexError, KeyError) as error:
+            except Exception as error:  # noqa: BLE001 (pycocotools raises bare Exception too)
                 skipped.append(
                     f"{json_path.name}: annotation {ann.get('id')}: unreadable segmentation ({error})"
                 )
@@ -196,10 +188,18 @@ def coco_class_masks(json_path, images_dir, out_dir, names=None):
                 mask[pixels] = VOID
             elif ann.get("category_id") in category_names:
                 mask[pixels] = index[category_names[ann["category_id"]]]
-        mask_path = out_dir / f"{image['id']}.png"
+        mask_path = out_dir / f"{position:06d}.png"  # not the id: ids are the file's to choose
         Image.fromarray(mask, "L").save(mask_path)
         pairs.append((path, mask_path))
     return pairs, names, skipped
+
+
+def _area(annotation):
+    """An annotation's `area` for drawing order (0 when missing or not a number)."""
+    try:
+        return float(annotation.get("area", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # ---------------------------------------------------------------- TFDS
