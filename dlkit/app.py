@@ -215,7 +215,12 @@ class App:
     # --- data (data.py: open_source, load_split, make_dataset) ------------------------
     def open_source(self, config, data, progress=None):
         """Resolves `--data` (None for the offline default) to a source object with
-        `description`, `fingerprint` and, for labelled data, `labels`."""
+        `description`, `fingerprint` and, for labelled data, `labels`. An archive
+        (`.zip`, `.tar.gz`...) is checked and unpacked once into the cache first."""
+        from dlkit.data.archives import is_archive, unpack
+
+        if data is not None and is_archive(data):
+            data = str(unpack(data, progress=progress))
         return self.data.open_source(config, data, progress=progress)
 
     def load_split(self, config, source, split, meta=None, progress=None):

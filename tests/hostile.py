@@ -589,3 +589,99 @@ def copy_tree(source, target):
 def d_name(records, index):
     """The file name of the training split's `index`-th sample image."""
     return records["train"][index][0].name
+
+
+# ---------------------------------------------------------------- archives
+
+
+def hostile_archives(root, folder):
+    """[(case, archive path, outside)] of crafted archives that must be refused whole, in
+    one line naming them, writing nothing (`outside`: a path a careless unpacker would
+    write, or None). `folder` is a good dataset folder whose files fill them out."""
+    import tarfile
+    import zipfile
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    escape = root / "escaped.txt"
+    cases = []
+
+    def zipped(name, extra):
+        path = root / name
+        with zipfile.ZipFile(path, "w") as archive:
+            for file in files:
+                archive.write(file, f"data/{file.relative_to(folder)}")
+            extra(archive)
+        return path
+
+    def tarred(name, extra):
+        path = root / name
+        with tarfile.open(path, "w:gz") as archive:
+            archive.add(folder, "data")
+            extra(archive)
+        return path
+
+    def tar_member(archive, name, kind=tarfile.REGTYPE, data=b"x", link=""):
+        info = tarfile.TarInfo(name)
+        info.type, info.size, info.linkname = kind, len(data) if kind == tarfile.REGTYPE else 0, link
+        archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+    relative = f"../{escape.name}"
+    cases.append(
+        ("zip: a member named ../", zipped("dotdot.zip", lambda a: a.writestr(relative, "x")), escape)
+    )
+    cases.append(
+        ("zip: an absolute member", zipped("absolute.zip", lambda a: a.writestr(str(escape), "x")), escape)
+    )
+
+    def zip_symlink(archive):
+        info = zipfile.ZipInfo("data/link")
+        info.external_attr = 0o120777 << 16
+        archive.writestr(info, "/etc/passwd")
+
+    cases.append(("zip: a symbolic link", zipped("symlink.zip", zip_symlink), None))
+    cases.append(
+        (
+            "zip: a bomb (300 MB of zeros)",
+            zipped(
+                "bomb.zip",
+                lambda a: a.writestr(
+                    zipfile.ZipInfo("data/zeros.bin"), bytes(300_000_000), compress_type=zipfile.ZIP_DEFLATED
+                ),
+            ),
+            None,
+        )
+    )
+    cases.append(
+        ("tar: a member named ../", tarred("dotdot.tar.gz", lambda a: tar_member(a, relative)), escape)
+    )
+    cases.append(
+        (
+            "tar: a symbolic link out",
+            tarred("symlink.tgz", lambda a: tar_member(a, "data/x", tarfile.SYMTYPE, link=str(escape))),
+            None,
+        )
+    )
+    cases.append(
+        (
+            "tar: a hard link",
+            tarred("hardlink.tgz", lambda a: tar_member(a, "data/h", tarfile.LNKTYPE, link="/etc/passwd")),
+            None,
+        )
+    )
+    cases.append(
+        ("tar: a device", tarred("device.tgz", lambda a: tar_member(a, "data/dev", tarfile.CHRTYPE)), None)
+    )
+    cases.append(
+        ("tar: a pipe", tarred("fifo.tgz", lambda a: tar_member(a, "data/fifo", tarfile.FIFOTYPE)), None)
+    )
+    truncated = root / "truncated.zip"
+    truncated.write_bytes(zipped("whole.zip", lambda a: None).read_bytes()[:300])
+    cases.append(("zip: truncated", truncated, None))
+    (root / "text.tar.gz").write_text("not an archive\n")
+    cases.append(("a text file named .tar.gz", root / "text.tar.gz", None))
+    with zipfile.ZipFile(root / "empty.zip", "w"):
+        pass
+    cases.append(("an empty zip", root / "empty.zip", None))
+    return cases
