@@ -107,21 +107,23 @@ def step_end_seconds(meta, step):
 
 def combine(results, audio, meta):
     """One result per file: the trigger times in seconds (each at the end of the step
-    that fired, just after the word); `scores` holds the step times and probabilities
+    that fired, just after the word) and the probability there; `scores` holds the step times and probabilities
     for `finish` (plots), which removes them."""
     clip_seconds = meta["clip_samples"] / meta["sample_rate"]
-    times, step_times, probs = [], [], []
+    events, step_times, probs = [], [], []
     for clip, result in enumerate(results):
         row = result["probs"]
         starts = clip * clip_seconds + np.array([step_end_seconds(meta, j) for j in range(len(row))])
-        times += [round(float(starts[step]), 2) for step in detect_events(row, meta)]
+        events += [(round(float(starts[step]), 2), p) for step, p in EventStream(meta).feed(row)]
         step_times.append(starts)
         probs.append(row)
     seconds = len(audio.samples) / meta["sample_rate"]
-    times = [t for t in times if t <= seconds]  # none from the last clip's zero padding
+    events = [(t, p) for t, p in events if t <= seconds]  # none from the last clip's zero padding
     probs = np.concatenate(probs) if probs else np.zeros(0, np.float32)
     return {
-        "triggers": times,
+        "triggers": [t for t, _ in events],
+        # the word's probability at the step each trigger fired (at least the threshold)
+        "trigger_probabilities": [round(p, 4) for _, p in events],
         "seconds": round(seconds, 2),
         "max_probability": float(probs.max()) if len(probs) else 0.0,
         "scores": (np.concatenate(step_times) if step_times else np.zeros(0), probs),

@@ -274,8 +274,12 @@ def test_shipped_model_finds_the_word_in_a_recording(tmp_path):
     assert result.exit_code == 0, result.output
     import json
 
-    triggers = json.loads(result.stdout.splitlines()[0])["triggers"]
+    record = json.loads(result.stdout.splitlines()[0])
+    triggers = record["triggers"]
     assert len(triggers) == 1 and 1.8 < triggers[0] < 2.8
+    # the word's probability where it fired: at least the threshold, at most the peak
+    threshold = json.loads((folder / "model.json").read_text())["threshold"]
+    assert threshold <= record["trigger_probabilities"][0] <= record["max_probability"]
     # a label file beside the audio: counted in the result and marked in the plot
     path.with_suffix(".txt").write_text(f"1.4\t{triggers[0] - 0.1:.2f}\tactivate\n# a comment\n6.0\n")
     result = run_cli("trigger", "predict", path, "--json", "--out", tmp_path / "out")
