@@ -211,6 +211,9 @@ def predictions(outputs):
     return result
 
 
+BOOTSTRAP = 1000  # resamplings of the images for the 95% intervals of the mAPs
+
+
 class DetectionEvaluator(Evaluator):
     """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, and the class-agnostic mAPs
     (localisation alone). Keeps each image's valid detections, never the padded outputs."""
@@ -227,14 +230,17 @@ class DetectionEvaluator(Evaluator):
         from dlkit.metrics.detection import class_agnostic_map, coco_map
 
         found, truth, labels = self.found, self.truth, self.labels
-        result = coco_map(found, truth, len(labels))
-        agnostic = class_agnostic_map(found, truth)
+        result = coco_map(found, truth, len(labels), bootstrap=BOOTSTRAP)
+        agnostic = class_agnostic_map(found, truth, bootstrap=BOOTSTRAP)
         ap = result["ap"]
+        intervals = {k: v for k, v in result.items() if k.endswith("_ci95")}
+        intervals.update({f"class_agnostic_{k}": v for k, v in agnostic.items() if k.endswith("_ci95")})
         return {
             "map50": result["map50"],
             "map50_95": result["map50_95"],
             "class_agnostic_map50": agnostic["map50"],
             "class_agnostic_map50_95": agnostic["map50_95"],
+            **intervals,  # 95%, from resampling the images
             "images": int(len(truth)),
             "boxes": int(sum(len(t[1]) for t in truth)),
             "per_class": {

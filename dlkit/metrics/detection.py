@@ -44,15 +44,66 @@ def average_precision(hits, scores, num_gt):
     fp = np.cumsum(~hits)
     recall = tp / num_gt
     precision = tp / np.maximum(tp + fp, np.spacing(1))
-    envelope = precision.copy()
-    for i in range(len(envelope) - 1, 0, -1):
-        envelope[i - 1] = max(envelope[i - 1], envelope[i])
+    if not len(hits):
+        return 0.0, np.zeros(len(RECALL_POINTS))
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or more
     indices = np.searchsorted(recall, RECALL_POINTS, side="left")
-    sampled = np.array([envelope[i] if i < len(envelope) else 0.0 for i in indices])
+    sampled = np.where(indices < len(envelope), envelope[np.minimum(indices, len(envelope) - 1)], 0.0)
     return float(sampled.mean()), sampled
 
 
-def coco_map(predictions, ground_truth, num_classes, max_detections=100):
+def matches(predictions, ground_truth, num_classes, max_detections=100):
+    """Each image's detections matched to its ground truth, once: per class, a list per
+    image of (scores (n,), hits (IoU thresholds, n) bool, ground-truth boxes). AP over
+    any selection of images (`average_precisions`) needs no matching again."""
+    table = [[] for _ in range(num_classes)]
+    for (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(predictions, ground_truth):
+        p_boxes, p_scores, p_classes = (np.asarray(v) for v in (p_boxes, p_scores, p_classes))
+        g_boxes, g_classes = np.asarray(g_boxes).reshape(-1, 4), np.asarray(g_classes)
+        for cls in range(num_classes):
+            mine = p_classes == cls
+            boxes, scores = p_boxes.reshape(-1, 4)[mine], p_scores[mine]
+            order = np.argsort(-scores, kind="mergesort")[:max_detections]
+            boxes, scores = boxes[order], scores[order]
+            gt = g_boxes[g_classes == cls]
+            hits = np.stack([_match(boxes, gt, t) for t in IOU_THRESHOLDS]).reshape(len(IOU_THRESHOLDS), -1)
+            table[cls].append((scores, hits, len(gt)))
+    return table
+
+
+def average_precisions(table, images=None):
+    """(AP (classes x IoU thresholds), NaN where a class has no ground truth; the
+    interpolated precision at IoU 0.5 per class) over `images` (indices into the
+    images, repeats allowed; default all)."""
+    num_classes = len(table)
+    ap = np.full((num_classes, len(IOU_THRESHOLDS)), np.nan)
+    curves = {}
+    for cls in range(num_classes):
+        rows = table[cls] if images is None else [table[cls][i] for i in images]
+        num_gt = sum(row[2] for row in rows)
+        if num_gt == 0:
+            continue
+        scores = np.concatenate([row[0] for row in rows]) if rows else np.zeros(0)
+        hits = (
+            np.concatenate([row[1] for row in rows], axis=1)
+            if rows
+            else np.zeros((len(IOU_THRESHOLDS), 0), bool)
+        )
+        for t in range(len(IOU_THRESHOLDS)):
+            ap[cls, t], sampled = average_precision(hits[t], scores, num_gt)
+            if t == 0:
+                curves[cls] = sampled
+    return ap, curves
+
+
+def _means(ap):
+    valid = ~np.isnan(ap[:, 0])
+    if not valid.any():
+        return 0.0, 0.0
+    return float(np.mean(ap[valid, 0])), float(np.mean(ap[valid]))
+
+
+def coco_map(predictions, ground_truth, num_classes, max_detections=100, bootstrap=0, seed=0):
     """COCO-style mAP.
 
     Args:
@@ -60,55 +111,48 @@ def coco_map(predictions, ground_truth, num_classes, max_detections=100):
         ground_truth: list per image of (boxes (m, 4) xyxy, classes (m,)).
         num_classes: int.
         max_detections: int. Detections kept per image and class (COCO's maxDets).
+        bootstrap: int. Resamplings of the images for 95% intervals (0: none).
 
     Returns:
         dict: map50, map50_95, ap (classes x IoU thresholds, NaN where a class has no
-        ground truth), and per-class interpolated precision-recall curves at IoU 0.5.
+        ground truth), per-class interpolated precision-recall curves at IoU 0.5, and
+        with `bootstrap`, map50_ci95 and map50_95_ci95 ([low, high]: the images are
+        resampled, as objects in one image are not independent).
     """
-    ap = np.full((num_classes, len(IOU_THRESHOLDS)), np.nan)
-    curves = {}
-    for cls in range(num_classes):
-        num_gt = sum(int(np.sum(np.asarray(g[1]) == cls)) for g in ground_truth)
-        if num_gt == 0:
-            continue
-        all_hits = [[] for _ in IOU_THRESHOLDS]
-        all_scores = []
-        for (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(predictions, ground_truth):
-            mine = np.asarray(p_classes) == cls
-            boxes, scores = np.asarray(p_boxes)[mine].reshape(-1, 4), np.asarray(p_scores)[mine]
-            order = np.argsort(-scores, kind="mergesort")[:max_detections]
-            boxes, scores = boxes[order], scores[order]
-            gt = np.asarray(g_boxes).reshape(-1, 4)[np.asarray(g_classes) == cls]
-            all_scores.append(scores)
-            for t, threshold in enumerate(IOU_THRESHOLDS):
-                all_hits[t].append(_match(boxes, gt, threshold))
-        scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
-        for t in range(len(IOU_THRESHOLDS)):
-            hits = np.concatenate(all_hits[t]) if all_hits[t] else np.zeros(0, bool)
-            ap[cls, t], sampled = average_precision(hits, scores, num_gt)
-            if t == 0:
-                curves[cls] = {
-                    "recall": RECALL_POINTS.round(2).tolist(),
-                    "precision": sampled.round(4).tolist(),
-                }
-    valid = ~np.isnan(ap[:, 0])
-    return {
-        "map50": float(np.mean(ap[valid, 0])) if valid.any() else 0.0,
-        "map50_95": float(np.mean(ap[valid])) if valid.any() else 0.0,
+    table = matches(predictions, ground_truth, num_classes, max_detections)
+    ap, curves = average_precisions(table)
+    map50, map50_95 = _means(ap)
+    result = {
+        "map50": map50,
+        "map50_95": map50_95,
         "ap": ap,
-        "curves": curves,
+        "curves": {
+            cls: {"recall": RECALL_POINTS.round(2).tolist(), "precision": sampled.round(4).tolist()}
+            for cls, sampled in curves.items()
+        },
     }
+    if bootstrap and len(ground_truth) > 1:
+        rng = np.random.default_rng(seed)
+        samples = np.array(
+            [
+                _means(average_precisions(table, rng.integers(0, len(ground_truth), len(ground_truth)))[0])
+                for _ in range(bootstrap)
+            ]
+        )
+        for column, key in enumerate(("map50", "map50_95")):
+            result[f"{key}_ci95"] = np.percentile(samples[:, column], [2.5, 97.5]).tolist()
+    return result
 
 
-def class_agnostic_map(predictions, ground_truth, max_detections=100):
+def class_agnostic_map(predictions, ground_truth, max_detections=100, bootstrap=0, seed=0):
     """`coco_map` with every box of one class: how well boxes are found and placed,
     whatever class they are given. Set beside the class-aware mAP, it separates
     localisation errors from classification errors.
 
     Returns:
-        dict: map50, map50_95.
+        dict: map50, map50_95 (and their _ci95 with `bootstrap`).
     """
     one = [(b, s, np.zeros(len(np.asarray(s)), np.int64)) for b, s, _ in predictions]
     truth = [(b, np.zeros(len(np.asarray(c)), np.int64)) for b, c in ground_truth]
-    result = coco_map(one, truth, 1, max_detections)
-    return {"map50": result["map50"], "map50_95": result["map50_95"]}
+    result = coco_map(one, truth, 1, max_detections, bootstrap, seed)
+    return {k: v for k, v in result.items() if k.startswith("map")}
