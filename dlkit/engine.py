@@ -141,6 +141,23 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
     return (report, kept) if keep else report
 
 
+def score_splits(app, config, meta, run, splits):
+    """{split name: report, ..., "pooled": report} for decoded `splits` ({name: split}):
+    each split apart and all of them as one (more held-out data, narrower intervals),
+    from one pass of `run` over each."""
+    pooled = app.evaluator(config, meta)
+    reports = {}
+    for name, split in splits.items():
+        evaluator = app.evaluator(config, meta)
+        for inputs, targets in batches(split.inputs, split.targets):
+            outputs = run(inputs)
+            evaluator.update(outputs, targets)
+            pooled.update(outputs, targets)
+        reports[name] = app.annotate(evaluator.result(), split)
+    reports["pooled"] = pooled.result()
+    return reports
+
+
 REPRESENTATIVE_SAMPLES = 600
 
 

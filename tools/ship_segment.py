@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dlkit import io
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import batches, config_of, runner_for
+from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
 from dlkit.registry import get_app
 
@@ -34,17 +34,7 @@ def measure(app, work):
     metrics = {}
     for variant, name in VARIANTS:
         run = runner_for(app, ModelBundle.load(work / name, app=app.name), config)
-        pooled = app.evaluator(config, meta)
-        reports = {}
-        for split, loaded in splits.items():
-            evaluator = app.evaluator(config, meta)
-            for inputs, targets in batches(loaded.inputs, loaded.targets):
-                outputs = run(inputs)
-                evaluator.update(outputs, targets)
-                pooled.update(outputs, targets)
-            reports[split] = evaluator.result()
-        reports["pooled"] = pooled.result()
-        metrics[variant] = reports
+        metrics[variant] = reports = score_splits(app, config, meta, run, splits)
         print(variant, {s: round(r["miou"], 4) for s, r in reports.items()}, flush=True)
     return metrics
 
