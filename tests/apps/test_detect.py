@@ -319,5 +319,6 @@ def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_pat
             overlaps = iou(box[None], predicted)[0] if len(predicted) else np.zeros(0)
             found += bool(np.any(overlaps >= 0.5))
             named += bool(np.any((overlaps >= 0.5) & (np.array(labels) == meta["labels"][cls])))
-    # Measured on 600 held-out scenes: about 8 in 10 objects found, about 6 in 10 named.
-    assert total >= 20 and found / total >= 0.6 and named / total >= 0.35, (found, named, total)
+    # The model as shipped finds 20 of these 24 objects and names 19 (held-out scenes:
+    # class-agnostic mAP@0.5 0.82, mAP@0.5 0.63); a model finding fewer than 6 in 10 is broken.
+    assert total >= 20 and found / total >= 0.6 and named / total >= 0.5, (found, named, total)
