@@ -20,6 +20,11 @@ from dlkit.registry import app_names, get_app
 EXIT_USAGE = 2
 
 
+def one_line(message):
+    """A message on one line: a library's own text inside ours may hold line breaks."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
 def handle_errors(function):
     """Turns DlkitError into `Error: ...` + exit 2, and Ctrl-C into a resume hint."""
 
@@ -28,11 +33,11 @@ def handle_errors(function):
         try:
             return function(*args, **kwargs)
         except DlkitError as error:
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {one_line(error)}", err=True)
             sys.exit(EXIT_USAGE)
         except OSError as error:  # a full disk, a file vanished or locked while we worked
             where = f"{error.filename}: " if error.filename else ""
-            click.echo(f"Error: {where}{error.strerror or error}", err=True)
+            click.echo(f"Error: {where}{one_line(error.strerror or error)}", err=True)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("\ninterrupted; continue a training run with --resume", err=True)

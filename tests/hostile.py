@@ -679,6 +679,13 @@ def hostile_archives(root, folder):
     truncated = root / "truncated.zip"
     truncated.write_bytes(zipped("whole.zip", lambda a: None).read_bytes()[:300])
     cases.append(("zip: truncated", truncated, None))
+    stored = zipped("stored.zip", lambda a: a.writestr("data/zzz.txt", b"abcdefgh" * 512))
+    data = bytearray(stored.read_bytes())
+    at = bytes(data).index(b"abcdefgh" * 64)
+    data[at + 100] ^= 0xFF  # the member's bytes, not its header: found only when unpacked
+    corrupt = root / "corrupt.zip"
+    corrupt.write_bytes(bytes(data))
+    cases.append(("zip: a member whose bytes fail their CRC", corrupt, None))
     (root / "text.tar.gz").write_text("not an archive\n")
     cases.append(("a text file named .tar.gz", root / "text.tar.gz", None))
     with zipfile.ZipFile(root / "empty.zip", "w"):

@@ -175,3 +175,23 @@ def test_a_training_that_fails_on_its_data_leaves_the_run_folder_free(tmp_path):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2 and "no such data folder" in result.output, result.output
         assert not run_dir.exists()
+
+
+def test_an_error_whose_text_holds_line_breaks_is_printed_on_one_line():
+    """A library's message inside ours (tarfile lists every compression it tried, one per
+    line) must not spill onto lines that look like output."""
+    import click
+
+    from dlkit.cli import handle_errors
+    from dlkit.errors import InvalidInputError
+
+    @click.command()
+    @handle_errors
+    def broken():
+        raise InvalidInputError("data.tgz: not readable (tried:\n- gz: bad\n- bz2: bad\n)")
+
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(broken)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["Error: data.tgz: not readable (tried:; - gz: bad; - bz2: bad; )"]

@@ -12,6 +12,7 @@ import hashlib
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from dlkit.errors import InvalidInputError
@@ -38,7 +39,10 @@ def unpack(path, progress=None):
     stem = path.name.split(".")[0] or "archive"
 
     def build(folder):
-        _extract(path, folder / "data", progress)
+        try:
+            _extract(path, folder / "data", progress)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+            raise InvalidInputError(f"{path}: cannot be unpacked ({first_line(error)})") from None  # a bad CRC
         return {"archive": str(path), "members": len(members)}
 
     root = build_once(f"archive-{stem}-{key}", build, marker="unpacked.json") / "data"
@@ -57,7 +61,7 @@ def checked_members(path):
             with tarfile.open(path) as archive:
                 members = [(m.name, m.size, _tar_kind(m)) for m in archive.getmembers()]
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise InvalidInputError(f"{path}: not a readable archive ({error})") from None
+        raise InvalidInputError(f"{path}: not a readable archive ({first_line(error)})") from None
     if not members:
         raise InvalidInputError(f"{path}: an empty archive")
     if len(members) > MAX_MEMBERS:
@@ -77,6 +81,11 @@ def checked_members(path):
             "(a zip bomb?)"
         )
     return [(name, size) for name, size, kind in members if kind == "file"]
+
+
+def first_line(error):
+    """tarfile lists every compression it tried, one per line; the first says enough."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
 
 
 def _zip_kind(info):
