@@ -42,7 +42,8 @@ def unpack(path, progress=None):
         try:
             _extract(path, folder / "data", progress)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-            raise InvalidInputError(f"{path}: cannot be unpacked ({first_line(error)})") from None  # a bad CRC
+            # a member whose bytes fail their CRC shows only now
+            raise InvalidInputError(f"{path}: cannot be unpacked ({first_line(error)})") from None
         return {"archive": str(path), "members": len(members)}
 
     root = build_once(f"archive-{stem}-{key}", build, marker="unpacked.json") / "data"
