@@ -158,7 +158,6 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
             Progress(total_epochs, stage=stage.name),
             JSONLLogger(history_path, stage=stage.name),
             best,
-            ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}),
             *stage.callbacks,
             *extra_callbacks,
         ]
@@ -167,6 +166,9 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
             stage_callbacks.append(
                 keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience)
             )
+        # Last: an epoch counts as done only once everything it writes is written (its
+        # history line, best weights, sample overlays); a kill before that retrains it.
+        stage_callbacks.append(ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}))
         log(f"stage {stage.name}: epochs {max(start_epoch, offset) + 1}-{end} of {total_epochs}")
         model.fit(
             train_data,
