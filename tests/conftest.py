@@ -106,6 +106,29 @@ def kill_training(app, data, run_dir, timeout=600):
     return f"{delay:.2f} s after {after_epochs} checkpointed epochs ({state and state['epochs_done'] or 0} saved at the kill)"
 
 
+class CheckpointOrder:
+    """A Keras callback noting epochs whose resume checkpoint was written before this
+    callback ran: a kill between the two would leave the epoch done but its outputs
+    (written by callbacks like this one) missing for good."""
+
+    def __new__(cls, checkpoint_dir):
+        import keras
+
+        from dlkit.callbacks.resume import read_state
+
+        class Order(keras.callbacks.Callback):
+            early = []
+
+            def on_epoch_end(self, epoch, logs=None):
+                state = read_state(checkpoint_dir)
+                if state and state["epochs_done"] > epoch:
+                    self.early.append(epoch)
+
+        order = Order()
+        order.early = []
+        return order
+
+
 def train_contract_run(app, root):
     from dlkit import runner
     from dlkit.export.bundle import export
@@ -115,7 +138,9 @@ def train_contract_run(app, root):
     config = app.default_config(tiny=True)
     run_dir = root / "run"
     killed = kill_training(app, data, run_dir)
-    runner.train(app, config, run_dir=run_dir, resume=True)
+    order = CheckpointOrder(run_dir / "checkpoint")
+    runner.train(app, config, run_dir=run_dir, resume=True, callbacks=[order])
+    assert order.early == [], f"{app.name}: epochs checkpointed before their other callbacks ran: {order.early}"
     smallest = "int8" if "int8" in app.quantizations else app.quantizations[-1]
     exports = ("float32", smallest)
     for quantize in exports:
