@@ -249,3 +249,38 @@ def test_evaluate_and_export_on_hostile_data(name, contract_run, tmp_path):
         hostile.TALLY.record(name, "export", failed=bool(problems))
         failures += [f"export, {case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
     assert not failures, f"{name}:\n" + "\n".join(failures)
+
+
+def test_the_app_specific_verbs_on_hostile_input(tmp_path):
+    """The verbs an app adds: `detect data check` on the hostile datasets (a dataset it
+    cannot read: one line naming it, exit 2, or every bad file listed, exit 1; bad
+    parts: listed, exit 1) and `trigger
+    listen` on the hostile recordings (the shipped streaming model), as predict gets them."""
+    failures = []
+    detect = get_app("detect")
+    sample = detect.write_sample_data(tmp_path / "sample")
+    for case, data, outcome, named in hostile.hostile_image_datasets("detect", tmp_path / "cases", sample):
+        start = time.monotonic()
+        result = run_cli("detect", "data", "check", data)
+        if outcome == "error" and result.exit_code != 1:  # 1: an audit listing every bad file
+            problems = judge(result, "error", named, time.monotonic() - start)
+        elif outcome == "error":
+            problems = [p for p in judge(result, "clean", None, 0.0) if not p.startswith("exit ")]
+        else:  # bad parts listed, exit 1 (nothing bad to list: exit 0)
+            problems = judge(result, "clean", None, time.monotonic() - start)
+            problems = [p for p in problems if not p.startswith("exit ")]
+            if result.exit_code != (1 if named else 0) or (named and named not in result.output):
+                problems.append(
+                    f"exit {result.exit_code}, expected {1 if named else 0} with {named!r} listed"
+                )
+        hostile.TALLY.record("detect", "data check", failed=bool(problems))
+        failures += [
+            f"data check, {case}: {problem} | {result.output.strip()[-300:]}" for problem in problems
+        ]
+    for case, path, outcome in hostile.hostile_audio(tmp_path / "audio"):
+        start = time.monotonic()
+        result = run_cli("trigger", "listen", path)
+        problems = judge(result, outcome, str(path), time.monotonic() - start)
+        hostile.TALLY.record("trigger", "listen", failed=bool(problems))
+        failures += [f"listen, {case}: {problem} | {result.output.strip()[-300:]}" for problem in problems]
+    assert not failures, "\n".join(failures)
