@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from dlkit.errors import DlkitError
 
@@ -117,6 +117,13 @@ def write_text(path, text: str, exclusive=False):
 
 def write_json(path, obj, exclusive=False):
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", exclusive)
+
+
+def leaves_folder(name):
+    """Whether a relative file name read from a data file (a COCO `file_name`, a VOC
+    `filename`, an archive member) would point outside the folder it is joined to."""
+    pure = PurePath(name)
+    return pure.is_absolute() or ".." in pure.parts
 
 
 def read_json(path):

@@ -74,6 +74,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         log(f"resuming {run_dir}")
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
+        state = None
     init_bundle, init_parts = None, ()
     if init:
         init_bundle = ModelBundle.load(init, prefer="keras")
@@ -116,7 +117,6 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
             },
         )
 
-    state = read_state(checkpoint_dir) if resume else None
     if state:
         import dlkit.layers  # noqa: F401  (registers custom layers and losses for loading)
         import dlkit.losses  # noqa: F401

@@ -332,17 +332,15 @@ def hostile_image_datasets(app_name, root, sample):
     "clean": it loads; "train-only": it loads for training with the bad part named, but a
     model trained on other data may refuse it (classes named otherwise), in one line.
     """
-    import shutil
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     cases = []
 
+    folder_of_sample = Path(sample).parent if Path(sample).is_file() else Path(sample)
+
     def copy(name):
-        target = root / name
-        if not target.exists():
-            shutil.copytree(Path(sample).parent if Path(sample).is_file() else sample, target)
-        return target
+        return copy_tree(folder_of_sample, root / name)
 
     if app_name == "detect":
         names = ["red", "blue"]

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from dlkit import io
 from dlkit.errors import InvalidInputError
 
 SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -68,8 +69,8 @@ def checked_members(path):
     if len(members) > MAX_MEMBERS:
         raise InvalidInputError(f"{path}: {len(members):,} members, more than {MAX_MEMBERS:,}")
     for name, _, kind in members:
-        pure = PurePosixPath(name.replace("\\", "/"))
-        if pure.is_absolute() or ".." in pure.parts or ":" in name:
+        # Backslashes too: a zip made on Windows may separate folders with them.
+        if io.leaves_folder(PurePosixPath(name.replace("\\", "/"))) or ":" in name:
             raise InvalidInputError(f"{path}: member {name!r} would be written outside the folder")
         if kind not in ("file", "dir"):
             raise InvalidInputError(

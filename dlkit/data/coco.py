@@ -6,7 +6,7 @@ deep) is a one-line InvalidInputError naming it; an image entry without a usable
 size, or naming a file outside the images folder, is skipped with a line.
 """
 
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from dlkit import io
 from dlkit.errors import InvalidInputError
@@ -51,7 +51,7 @@ def image_entry(image, json_path, images_dir, skipped):
         return None
     if not isinstance(name, str) or not name:
         skipped.append(f"{where}: no file_name")
-    elif PurePath(name).is_absolute() or ".." in PurePath(name).parts:
+    elif io.leaves_folder(name):
         skipped.append(f"{where}: file_name {name!r} is outside {images_dir}")
     elif not (1 <= width and 1 <= height and width * height <= MAX_PIXELS):
         skipped.append(f"{where}: size {image['width']}x{image['height']}")

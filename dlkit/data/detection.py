@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit import io
 from dlkit.edge.image import IMAGE_SUFFIXES
 from dlkit.errors import InvalidInputError, MissingSourceError
 
@@ -261,8 +262,6 @@ def read_coco(path, val_fraction=0.15, test_fraction=0.15):
 
 
 def read_voc_xml(xml_path, images_dir, names, skipped, warnings):
-    from pathlib import PurePath
-
     where = xml_path.name
     try:
         root = ET.parse(xml_path).getroot()
@@ -272,7 +271,7 @@ def read_voc_xml(xml_path, images_dir, names, skipped, warnings):
     except (ET.ParseError, AttributeError, TypeError, ValueError) as error:
         skipped.append(f"{where}: unreadable VOC annotation ({type(error).__name__})")
         return None
-    if not filename or PurePath(filename).is_absolute() or ".." in PurePath(filename).parts:
+    if not filename or io.leaves_folder(filename):
         skipped.append(f"{where}: filename {filename!r} is missing or outside {images_dir}")
         return None
     if not (0 < w < float("inf") and 0 < h < float("inf")):

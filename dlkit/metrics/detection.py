@@ -54,7 +54,7 @@ def average_precision(hits, scores, num_gt):
 
 def matches(predictions, ground_truth, num_classes, max_detections=100):
     """Each image's detections matched to its ground truth, once: per class, a list per
-    image of (scores (n,), hits (IoU thresholds, n) bool, ground-truth boxes). AP over
+    image of (scores (n,), hits (IoU thresholds, n) bool, number of ground-truth boxes). AP over
     any selection of images (`average_precisions`) needs no matching again."""
     table = [[] for _ in range(num_classes)]
     for (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(predictions, ground_truth):
@@ -83,12 +83,8 @@ def average_precisions(table, images=None):
         num_gt = sum(row[2] for row in rows)
         if num_gt == 0:
             continue
-        scores = np.concatenate([row[0] for row in rows]) if rows else np.zeros(0)
-        hits = (
-            np.concatenate([row[1] for row in rows], axis=1)
-            if rows
-            else np.zeros((len(IOU_THRESHOLDS), 0), bool)
-        )
+        scores = np.concatenate([row[0] for row in rows])  # rows: num_gt > 0
+        hits = np.concatenate([row[1] for row in rows], axis=1)
         for t in range(len(IOU_THRESHOLDS)):
             ap[cls, t], sampled = average_precision(hits[t], scores, num_gt)
             if t == 0:
