@@ -337,10 +337,10 @@ def hostile_image_datasets(app_name, root, sample):
     root.mkdir(parents=True, exist_ok=True)
     cases = []
 
-    folder_of_sample = Path(sample).parent if Path(sample).is_file() else Path(sample)
-
     def copy(name):
-        return copy_tree(folder_of_sample, root / name)
+        """A copy of the sample dataset's folder (`sample` may be its data.yaml)."""
+        folder = Path(sample).parent if Path(sample).is_file() else Path(sample)
+        return copy_tree(folder, root / name)
 
     if app_name == "detect":
         names = ["red", "blue"]
