@@ -2,7 +2,23 @@
 
 from dlkit.layers.attention import AdditiveAttention, PaddingMask
 from dlkit.layers.audio import Spectrogram
+from dlkit.layers.masked_positions import MaskedPositions
+from dlkit.layers.position_embedding import PositionEmbedding
+from dlkit.layers.reversible_embedding import ReversibleEmbedding
+from dlkit.layers.transformer_encoder import MultiHeadSelfAttention, TransformerEncoder
 from dlkit.layers.unet import LabelMap
 from dlkit.layers.yolo import YOLODecode, YOLOPostprocess
 
-__all__ = ["AdditiveAttention", "LabelMap", "PaddingMask", "Spectrogram", "YOLODecode", "YOLOPostprocess"]
+__all__ = [
+    "AdditiveAttention",
+    "LabelMap",
+    "MaskedPositions",
+    "MultiHeadSelfAttention",
+    "PaddingMask",
+    "PositionEmbedding",
+    "ReversibleEmbedding",
+    "Spectrogram",
+    "TransformerEncoder",
+    "YOLODecode",
+    "YOLOPostprocess",
+]
