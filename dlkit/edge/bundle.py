@@ -94,7 +94,9 @@ class ModelBundle:
         bundle.check_assets()
         for name, record in meta.get("assets", {}).items():
             if record.get("into"):
-                meta[record["into"]] = bundle.asset(name).read_text(encoding="utf-8").split("\n")
+                meta[record["into"]] = (
+                    bundle.asset(name).read_text(encoding="utf-8").removesuffix("\n").split("\n")
+                )
         return bundle
 
 

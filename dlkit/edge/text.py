@@ -10,6 +10,8 @@ import numpy as np
 from dlkit.errors import InvalidInputError
 
 PAD, UNK, START, END = "<pad>", "<unk>", "<s>", "</s>"
+# BERT's reserved tokens, in the order a vocabulary learnt here lists them (ids 0-4).
+BERT_RESERVED = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def normalize(text, lowercase=True):
@@ -17,6 +19,21 @@ def normalize(text, lowercase=True):
     text = unicodedata.normalize("NFC", str(text))
     if lowercase:
         text = text.lower()
+    return " ".join(text.split())
+
+
+def bert_normalize(text, lowercase=True):
+    """BERT's "uncased" normalisation: control characters dropped, then (with `lowercase`)
+    lowercased and stripped of accents (NFD without combining marks); whitespace runs
+    as one space. Applied before WordPiece on device and in training alike."""
+    text = "".join(
+        " " if ch.isspace() else ch
+        for ch in str(text)
+        if ch.isspace() or (unicodedata.category(ch) not in ("Cc", "Cf") and ch != "\ufffd")
+    )
+    if lowercase:
+        text = unicodedata.normalize("NFD", text.lower())
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
     return " ".join(text.split())
 
 
@@ -226,7 +243,7 @@ class WordPiece:
         words = []
         for i in ids:
             token = self.vocab[int(i)]
-            if token in (PAD, START, END):
+            if token in (PAD, START, END, *BERT_RESERVED[:1], *BERT_RESERVED[2:4]):
                 continue
             if token.startswith("##") and words:
                 words[-1] += token[2:]
@@ -242,6 +259,21 @@ def log_softmax(logits):
     logits = np.asarray(logits, np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def bert_inputs(ids, special_ids, length):
+    """Token ids -> a BERT encoder's named inputs for one sequence: `token_ids` ([CLS] ids
+    [SEP], cut to fit `length`, 0-padded), `segment_ids` (zeros: one segment) and
+    `attention_mask` (1 for tokens); and the number of ids cut."""
+    room = length - 2
+    row = [special_ids["[CLS]"], *ids[:room], special_ids["[SEP]"]]
+    token_ids = np.zeros(length, np.int32)
+    token_ids[: len(row)] = row
+    return {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros(length, np.int32),
+        "attention_mask": (token_ids != 0).astype(np.int32),
+    }, max(0, len(ids) - room)
 
 
 def length_normalized(log_prob, length, alpha=0.7):
