@@ -35,6 +35,9 @@ INPUT_KINDS = ("image", "text", "audio", "pair")
 PART_FIELDS = {
     "image_backbone": ("backbone", "alpha"),
     "tokenizer": ("tokenizer", "lowercase"),
+    # A BERT encoder (dlkit.layers.bert) with its WordPiece vocabulary (a metadata part
+    # of the same name: {"tokenizer": "bert_wordpiece", "vocab", "lowercase", "special_ids"}).
+    "text_encoder": ("hidden_size", "layers", "heads", "intermediate_size", "max_positions", "lowercase"),
 }
 
 
@@ -261,6 +264,16 @@ class App:
     def adapt_model(self, model, model_meta, config, meta, log=print):
         """A trained model made ready to train on new data (new head, same backbone...)."""
         return self.model.adapt_model(model, model_meta, config, meta, log=log)
+
+    def presets(self):
+        """Pretrained models this app offers by name to `train --init NAME` (of any app
+        that takes their parts): {name: fn() -> model directory, built on first use}."""
+        return {}
+
+    def inherit_config(self, config, parts):
+        """The config of a run that takes `parts` from another app's model (`--init`):
+        e.g. the model kind that can hold them. By default unchanged."""
+        return config
 
     def parts(self, model, meta):
         """The weight parts among `provides` of a trained model, by name: Keras sub-models

@@ -12,6 +12,7 @@ from dlkit.errors import DlkitError
 APP_PACKAGES = (
     "dlkit.apps.classify",
     "dlkit.apps.detect",
+    "dlkit.apps.mlm",
     "dlkit.apps.segment",
     "dlkit.apps.sentiment",
     "dlkit.apps.translate",
@@ -53,3 +54,12 @@ def get_app(name):
     if name not in _REGISTRY:
         raise DlkitError(f"unknown app {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def presets():
+    """Every pretrained model offered by name to `train --init` ({name: builder}); a
+    name offered by two apps is an error at registration time in tests."""
+    found = {}
+    for name in app_names():
+        found.update(_REGISTRY[name].presets())
+    return found

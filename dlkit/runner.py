@@ -77,13 +77,15 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         state = None
     init_bundle, init_parts = None, ()
     if init:
-        init_bundle = ModelBundle.load(init, prefer="keras")
+        init_bundle = ModelBundle.load(resolve_init(init), prefer="keras")
         if init_bundle.is_tflite:
             raise DlkitError(f"{init_bundle.path}: --init needs a .keras model, not a TFLite file")
         init_parts = inheritable_parts(app, init_bundle)
         if not resume:  # A resumed run's saved config already holds the inherited fields.
             fields = app.architecture if not init_parts else part_fields(init_parts)
             config = inherit_architecture(config, init_bundle.meta.get("config", {}), fields)
+            if init_parts:
+                config = app.inherit_config(config, init_parts)
     checkpoint_dir = io.check_writable_dir(run_dir, "--run-dir") / CHECKPOINT_DIR
     if not resume:
         claim_run(run_dir, {"app": app.name, "config": to_dict(config), "data": data, "init": init})
@@ -264,6 +266,20 @@ def trim_history(path, epochs_done):
     text = path.read_bytes()
     if len(kept) != len(records) or (text and not text.endswith(b"\n")):  # or a line cut short
         io.write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def resolve_init(init):
+    """`--init`: a model path, or the name of a pretrained model an app offers (`minilm`),
+    ported into the cache on first use."""
+    from dlkit.registry import presets
+
+    if Path(init).exists():
+        return init
+    offered = presets()
+    if init in offered:
+        log(f"--init {init}: the pretrained model (ported once into the cache)")
+        return offered[init]()
+    return init
 
 
 def inherit_architecture(config, init_config, fields):

