@@ -36,8 +36,34 @@ class SentimentApp(App):
         "max_length",
         "units",
         "lstm_layers",
+        "max_tokens",
+        "vocab_size",
+        "hidden_size",
+        "layers",
+        "heads",
+        "intermediate_size",
+        "max_positions",
     )
     quantizations = ("float32", "float16", "dynamic")  # the LSTM loops do not take full int8
+    inherits = ("text_encoder",)  # from an mlm model, or --init minilm
+
+    def inherit_config(self, config, parts):
+        """A pretrained text encoder calls for the encoder model."""
+        import dataclasses
+
+        from dlkit.console import log
+
+        if "text_encoder" in parts and config.model != "encoder":
+            log(f"model=encoder (not {config.model}): the --init model gives a text encoder")
+            config = dataclasses.replace(config, model="encoder")
+        return config
+
+    def parts(self, model, meta):
+        if meta.get("model") != "encoder":
+            return {}
+        from dlkit.layers.bert import encoder_view
+
+        return {"text_encoder": encoder_view(model)}
 
     def inherit_meta(self, meta, init_meta):
         return self.model.inherit_meta(meta, init_meta)

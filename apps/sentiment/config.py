@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from dlkit.config import AT_LEAST_ONE, FRACTION, POSITIVE, TrainConfig
 
-MODELS = ("lstm", "average")
+MODELS = ("lstm", "average", "encoder")
 CLASS_SETS = ("binary", "five")
 
 
@@ -19,18 +19,39 @@ class Config(TrainConfig):
     `vectors` (a name of dlkit.pretrained.text, or a GloVe `.txt` file such as
     glove.6B.100d.txt) and is fine-tuned unless `train_embeddings=false`.
 
+    A third model, `encoder`, is a BERT-style encoder (dlkit.layers.bert) over WordPiece
+    tokens, mean-pooled -> softmax: `--init` with a trained mlm model (or `--init minilm`)
+    starts it pretrained and brings its vocabulary; without one it learns a vocabulary of
+    `vocab_size` from the training texts and trains from scratch.
+
     Labels: `binary` (negative / positive, from the sign of the mean human rating) or
     `five` (mean rating bins, see apps/sentiment/data.py) for the offline sentences;
     user data brings its own labels (`label_column`), or `labels` lists them in order.
     """
 
     LIMITS: ClassVar[dict] = {
-        **dict.fromkeys(("max_length", "units", "lstm_layers", "export_batch_size"), AT_LEAST_ONE),
+        **dict.fromkeys(
+            (
+                "max_length",
+                "units",
+                "lstm_layers",
+                "export_batch_size",
+                "max_tokens",
+                "vocab_size",
+                "hidden_size",
+                "layers",
+                "heads",
+                "intermediate_size",
+                "max_positions",
+            ),
+            AT_LEAST_ONE,
+        ),
+        "encoder_learning_rate": POSITIVE,
         **dict.fromkeys(("dropout", "spatial_dropout"), FRACTION),
         "fine_tune_learning_rate": POSITIVE,
     }
 
-    model: str = "lstm"  # lstm | average
+    model: str = "lstm"  # lstm | average | encoder
     classes: str = "binary"  # binary | five (offline rated sentences)
     # Rated sentences, binary: train on P(positive) = sigmoid(soft_labels * mean rating)
     # instead of 0/1, so a sentence people found barely positive counts as such (0 = hard).
@@ -46,6 +67,16 @@ class Config(TrainConfig):
     lstm_layers: int = 1  # 2 layers: validation accuracy 0.798 against 0.803 for 1
     dropout: float = 0.5
     spatial_dropout: float = 0.3  # drops whole embedding channels
+    # encoder model (a pretrained one's --init sets the sizes and the vocabulary)
+    max_tokens: int = 64  # WordPiece tokens read, [CLS] and [SEP] included
+    vocab_size: int = 8000  # WordPiece vocabulary learnt from the training texts (no --init)
+    hidden_size: int = 256
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 1024
+    max_positions: int = 128
+    encoder_dropout: float = 0.1
+    encoder_learning_rate: float = 1e-4  # AdamW, linear decay; the whole encoder fine-tunes
     text_column: str = "text"  # CSV/TSV/JSONL user data
     label_column: str = "label"
     labels: str = ""  # comma-separated class names, in id order ("" = sorted labels found)
@@ -69,4 +100,11 @@ class Config(TrainConfig):
             patience=0,
             max_drop=100.0,
             export_batch_size=4,
+            max_tokens=16,
+            vocab_size=100,
+            hidden_size=8,
+            layers=1,
+            heads=2,
+            intermediate_size=16,
+            max_positions=16,
         )

@@ -249,7 +249,7 @@ def load_split(config, source, split, meta=None, progress=None):
     """One split as word ids with the model's vocabulary (`meta["vocab"]`); texts without
     a single word (only punctuation...) are left out and reported."""
     from dlkit.apps.sentiment.edge import has_words
-    from dlkit.edge.text import WordVocab
+    from dlkit.edge.text import WordVocab, words
 
     if meta is None or "vocab" not in meta:
         raise DlkitError("sentiment needs the model's vocabulary to encode texts")
@@ -258,20 +258,23 @@ def load_split(config, source, split, meta=None, progress=None):
             f"{source.description}: labels {', '.join(source.labels)} differ from the model's "
             f"({', '.join(meta['labels'])})"
         )
-    vocab = WordVocab(meta["vocab"], meta.get("lowercase", True))
+    from dlkit.apps.sentiment.edge import encode
+
     length = meta["max_length"]
+    wordpiece = meta.get("tokenizer") == "bert_wordpiece"
+    vocab = None if wordpiece else WordVocab(meta["vocab"], meta.get("lowercase", True))
     texts, inputs, targets, kept_ratings = [], [], [], []
     empty = cut = 0
     classes = len(source.labels)
     ratings = source.ratings.get(split)
     soft = ratings is not None and classes == 2 and config.soft_labels > 0
     for k, (text, label) in enumerate(source.rows(split)):
-        tokens = vocab.tokenize(text)
+        tokens = words(text) if wordpiece else vocab.tokenize(text)
         if not has_words(tokens):
             empty += 1
             continue
-        row, count = vocab.encode_words(tokens, length)
-        cut += count > length
+        row, over = encode(text, tokens, meta)
+        cut += over > 0
         texts.append(text)
         inputs.append(row)
         targets.append(label)
@@ -281,7 +284,8 @@ def load_split(config, source, split, meta=None, progress=None):
     if empty:
         skipped.append(f"{split}: {empty} texts without a word left out")
     if cut:
-        skipped.append(f"{split}: {cut} texts longer than {length} words cut to {length}")
+        unit = "tokens" if wordpiece else "words"
+        skipped.append(f"{split}: {cut} texts longer than {length} {unit} cut to {length}")
     if not texts:
         raise DlkitError(f"{source.description}: no {split} text has a word")
     targets = np.array(targets, np.int32)
@@ -290,7 +294,9 @@ def load_split(config, source, split, meta=None, progress=None):
         fit_targets = np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
     else:
         fit_targets = np.eye(classes, dtype=np.float32)[targets]
-    return LoadedSplit(texts, np.stack(inputs), targets, fit_targets, skipped)
+    from dlkit.engine import stack
+
+    return LoadedSplit(texts, stack(inputs), targets, fit_targets, skipped)
 
 
 def training_words(source):

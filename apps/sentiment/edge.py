@@ -5,19 +5,34 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlkit.edge.text import WordVocab
+from dlkit.edge.text import WordPiece, WordVocab, bert_inputs, bert_normalize, words
 from dlkit.errors import InvalidInputError
 
 _VOCABS = {}
 
 
 def vocab_of(meta):
-    """The model's WordVocab, built once per vocabulary list."""
+    """The model's WordVocab (word-vector models) or WordPiece tokenizer (the encoder
+    model), built once per vocabulary list."""
     key = id(meta["vocab"])
     if key not in _VOCABS:
         _VOCABS.clear()
-        _VOCABS[key] = (meta["vocab"], WordVocab(meta["vocab"], meta.get("lowercase", True)))
+        if meta.get("tokenizer") == "bert_wordpiece":
+            tokenizer = WordPiece(meta["vocab"], unknown="[UNK]")
+        else:
+            tokenizer = WordVocab(meta["vocab"], meta.get("lowercase", True))
+        _VOCABS[key] = (meta["vocab"], tokenizer)
     return _VOCABS[key][1]
+
+
+def encode(text, tokens, meta):
+    """(the model's input for one text, how many words or tokens were cut): word ids
+    (max_length,) for word-vector models; for the encoder, its three named inputs."""
+    if meta.get("tokenizer") != "bert_wordpiece":
+        row, count = vocab_of(meta).encode_words(tokens, meta["max_length"])
+        return row, max(0, count - meta["max_length"])
+    ids = vocab_of(meta).encode(bert_normalize(text, meta.get("lowercase", True)))
+    return bert_inputs(ids, meta["special_ids"], meta["max_length"])
 
 
 def has_words(tokens):
@@ -39,7 +54,8 @@ def read_input(text, meta):
     text = str(text)
     if not text.strip():
         raise InvalidInputError("empty text")
-    tokens = vocab_of(meta).tokenize(text)
+    wordpiece = meta.get("tokenizer") == "bert_wordpiece"
+    tokens = words(text, meta.get("lowercase", True)) if wordpiece else vocab_of(meta).tokenize(text)
     if not has_words(tokens):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise InvalidInputError(f"{shown!r}: no words to read (only punctuation or symbols)")
@@ -50,6 +66,11 @@ def input_warnings(raw, meta):
     """A text longer than the model reads is cut (said so); unknown words are listed."""
     vocab, length = vocab_of(meta), meta["max_length"]
     warnings = []
+    if meta.get("tokenizer") == "bert_wordpiece":
+        cut = encode(raw.text, raw.words, meta)[1]
+        if cut:
+            warnings.append(f"{length - 2 + cut} tokens; the model reads the first {length - 2}")
+        return warnings
     if len(raw.words) > length:
         warnings.append(f"{len(raw.words)} words; the model reads the first {length}")
     unknown = [t for t in dict.fromkeys(raw.words[:length]) if t not in vocab.index and t.isalpha()]
@@ -61,8 +82,8 @@ def input_warnings(raw, meta):
 
 
 def preprocess(raw, meta):
-    """A read input -> (max_length,) int32 word ids."""
-    return vocab_of(meta).encode_words(raw.words, meta["max_length"])[0]
+    """A read input -> (max_length,) int32 word ids, or the encoder's named inputs."""
+    return encode(raw.text, raw.words, meta)[0]
 
 
 def postprocess(outputs, meta, **options):

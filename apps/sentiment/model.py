@@ -47,6 +47,8 @@ def make_meta(config, source):
 
     if config.model not in MODELS:
         raise DlkitError(f"model must be one of {', '.join(MODELS)}, got {config.model!r}")
+    if config.model == "encoder":
+        return encoder_meta(config, source)
     words, vectors, index = vectors_of(config.vectors)
     vocab = build_vocab(training_words(source), words, index, config.extra_words)
     return {
@@ -69,6 +71,69 @@ def make_meta(config, source):
     }
 
 
+def encoder_meta(config, source):
+    """The encoder model's metadata: a WordPiece vocabulary learnt from the training texts
+    (an --init model replaces it with its own: the `text_encoder` part)."""
+    from dlkit.data.cache import build_once
+    from dlkit.data.text import build_vocab
+    from dlkit.edge.text import BERT_RESERVED, bert_normalize
+
+    def build(folder):
+        texts = [bert_normalize(text, config.lowercase) for text, _ in source.rows("train")]
+        vocab = build_vocab(texts, "wordpiece", config.vocab_size, reserved=list(BERT_RESERVED))
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        return {"tokens": len(vocab)}
+
+    name = f"sentiment-wordpiece-{source.fingerprint}-{config.vocab_size}-{int(config.lowercase)}"
+    vocab = (build_once(name, build) / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    return {
+        "app": "sentiment",
+        "task": "text classification (sentiment)",
+        "model": "encoder",
+        "labels": list(source.labels),
+        "tokenizer": "bert_wordpiece",
+        "vocab": vocab,
+        "special_ids": {token: vocab.index(token) for token in BERT_RESERVED},
+        "lowercase": config.lowercase,
+        "max_length": config.max_tokens,
+        "input": {
+            "names": ["token_ids", "segment_ids", "attention_mask"],
+            "shape": [config.max_tokens],
+            "dtype": "int32",
+        },
+        "output": {"name": "probs", "shape": [len(source.labels)], "activation": "softmax"},
+        "preprocessing": {
+            "normalize": "dlkit.edge.text.bert_normalize",
+            "tokenizer": "WordPiece (dlkit.edge.text.WordPiece = tensorflow-text)",
+            "sequence": "[CLS] tokens [SEP], 0-padded to max_length",
+        },
+    }
+
+
+def build_encoder_model(config, meta):
+    """WordPiece ids (+ segments, attention mask) -> BERT encoder -> the mean of its
+    token states -> dropout -> class probabilities."""
+    from dlkit.layers.bert import apply_bert_encoder, encoder_inputs, masked_mean
+
+    inputs = encoder_inputs(meta["max_length"])
+    hidden, _ = apply_bert_encoder(
+        inputs,
+        len(meta["vocab"]),
+        config.hidden_size,
+        config.layers,
+        config.heads,
+        config.intermediate_size,
+        config.max_positions,
+        config.encoder_dropout,
+    )
+    x = masked_mean(hidden, inputs[2])  # (batch, hidden)
+    x = layers.Dropout(config.dropout, name="dropout")(x)
+    probs = layers.Dense(len(meta["labels"]), activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, probs, name="sentiment_encoder")
+    compile_model(model, config)
+    return model
+
+
 def embedding_matrix(vocab, name):
     """(len(vocab), dim) initial embedding: each word's vector; `<unk>` the mean vector;
     padding and words without a vector zero."""
@@ -86,7 +151,10 @@ def build_model(config, meta, load_weights=True):
     """Word ids (batch, max_length), 0-padded -> class probabilities (batch, classes).
 
     `load_weights=False` leaves the embedding random (for callers that set all weights).
+    The encoder model: see `build_encoder_model`.
     """
+    if meta["model"] == "encoder":
+        return build_encoder_model(config, meta)
     vocab, length = meta["vocab"], meta["max_length"]
     dim, classes = meta["embedding_dim"], len(meta["labels"])
     ids = keras.Input((length,), dtype="int32", name="token_ids")
@@ -115,8 +183,13 @@ def build_model(config, meta, load_weights=True):
 
 
 def compile_model(model, config, learning_rate=None):
+    if model.name == "sentiment_encoder":  # BERT fine-tuning: AdamW at a small rate
+        optimizer = keras.optimizers.AdamW(learning_rate or config.encoder_learning_rate, clipnorm=1.0)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate or config.learning_rate, clipnorm=1.0),
+        optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(),  # targets are distributions (soft labels)
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -136,6 +209,8 @@ def training_stages(config, meta=None):
         model.get_layer("embedding").trainable = True
         compile_model(model, config, config.fine_tune_learning_rate)
 
+    if meta and meta.get("model") == "encoder":
+        return [Stage("train", config.epochs, lambda model: compile_model(model, config))]
     stages = [Stage("train", config.epochs, train)]
     if config.train_embeddings and config.fine_tune_epochs:
         stages.append(Stage("fine_tune", config.fine_tune_epochs, fine_tune))
@@ -158,7 +233,18 @@ def adapt_model(model, model_meta, config, meta, log=print):
 
 def inherit_meta(meta, model_meta):
     """Fine-tuning keeps the model's vocabulary and input: its embedding rows are by id."""
-    keep = ("model", "vocab", "lowercase", "max_length", "vectors", "embedding_dim", "input", "preprocessing")
+    keep = (
+        "model",
+        "vocab",
+        "lowercase",
+        "max_length",
+        "vectors",
+        "embedding_dim",
+        "input",
+        "preprocessing",
+        "tokenizer",
+        "special_ids",
+    )
     return {**meta, **{key: model_meta[key] for key in keep if key in model_meta}}
 
 
