@@ -181,6 +181,14 @@ def hostile_training_data(app_name, root):
             "a JSON line that is not an object": ("bad.jsonl", b'{"text": "a", "label": "x"}\n{bad json\n'),
             "binary": ("binary.csv", bytes(range(256))),
         },
+        "mlm": {
+            "empty": ("empty.txt", b""),
+            "blank lines only": ("blank.txt", b"\n \n\t\n"),
+            "not UTF-8": ("latin1.txt", "caf\xe9 au lait, tr\xe8s bien\n".encode("latin-1")),
+            "binary": ("binary.txt", bytes(range(256))),
+            "one paragraph": ("one.txt", b"Too little text to hold out any document.\n"),
+            "a .csv, not text": ("table.csv", b"a,b\n1,2\n"),
+        },
         "translate": {
             "one pair": ("one.tsv", b"a\tb\n"),
             "binary": ("binary.tsv", bytes(range(256))),

@@ -61,12 +61,52 @@ def _label_map():
     return keras.Model(scores, dlkit.layers.LabelMap()(scores)), [RNG.dirichlet(np.ones(3), (2, 4, 5))]
 
 
+def _self_attention():
+    x, mask = keras.Input((5, 8)), keras.Input((5,), dtype="int32")
+    return keras.Model([x, mask], dlkit.layers.MultiHeadSelfAttention(2)(x, padding_mask=mask)), [
+        RNG.normal(size=(2, 5, 8)),
+        np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]),
+    ]
+
+
+def _encoder_block():
+    x, mask = keras.Input((5, 8)), keras.Input((5,), dtype="int32")
+    return keras.Model([x, mask], dlkit.layers.TransformerEncoder(2, 16)(x, padding_mask=mask)), [
+        RNG.normal(size=(2, 5, 8)),
+        np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]),
+    ]
+
+
+def _position_embedding():
+    x = keras.Input((5, 4))
+    return keras.Model(x, dlkit.layers.PositionEmbedding(8)(x)), [RNG.normal(size=(2, 5, 4))]
+
+
+def _reversible_embedding():
+    ids = keras.Input((5,), dtype="int32")
+    embedding = dlkit.layers.ReversibleEmbedding(11, 4)
+    return keras.Model(ids, embedding(embedding(ids), reverse=True)), [RNG.integers(0, 11, (2, 5))]
+
+
+def _masked_positions():
+    x, positions = keras.Input((5, 4)), keras.Input((2,), dtype="int32")
+    return keras.Model([x, positions], dlkit.layers.MaskedPositions()(x, positions)), [
+        RNG.normal(size=(2, 5, 4)),
+        np.array([[0, 4], [2, 2]]),
+    ]
+
+
 # Registered name -> fn() returning (a model using the object, its inputs); for losses the
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
     "dlkit>AdditiveAttention": _attention,
     "dlkit>LabelMap": _label_map,
+    "dlkit>MaskedPositions": _masked_positions,
+    "dlkit>MultiHeadSelfAttention": _self_attention,
     "dlkit>PaddingMask": _padding_mask,
+    "dlkit>PositionEmbedding": _position_embedding,
+    "dlkit>ReversibleEmbedding": _reversible_embedding,
+    "dlkit>TransformerEncoder": _encoder_block,
     "dlkit>Spectrogram": _spectrogram,
     "dlkit>YOLODecode": _decode,
     "dlkit>YOLOPostprocess": _postprocess,

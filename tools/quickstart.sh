@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv sword-text-sparv sound-theme-freedesktop ktuberling-data klettres-data > /dev/null
+$SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv sword-text-sparv sound-theme-freedesktop ktuberling-data klettres-data python3.11-doc fortunes > /dev/null
 pip install -q -e ".[train]"
 dlkit classify train
 # The validation split has 135 photos (0.74 points each): a retrained model's int8 copy

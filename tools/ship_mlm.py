@@ -1,0 +1,127 @@
+"""Assembles saved_models/mlm/ from a finished masked-LM run, or only measures it.
+
+Exports float32, dynamic-range and int8 TFLite; scores masked-token accuracy (top-1 and
+top-5) and perplexity with 95% intervals (resampled sequences) on the held-out
+validation and test documents, apart and pooled, for Keras and every TFLite file, beside
+the unigram-frequency baseline; and the share of masked positions where each TFLite
+file's top-1 token is Keras's. Ships the dynamic-range file (or int8 when it agrees
+better), its vocabulary, golden vectors and metrics; the .keras stays in the run (its
+21 MB would break the saved_models budget): `--init` takes the run folder.
+
+    python tools/ship_mlm.py RUN [--measure-only]
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import batches, config_of, runner_for, score_splits
+from dlkit.export.bundle import ship_run
+from dlkit.registry import get_app
+
+VARIANTS = (
+    ("keras", "model.keras"),
+    ("tflite_float32", "model.tflite"),
+    ("tflite_dynamic", "model.dynamic.tflite"),
+    ("tflite_int8", "model.int8.tflite"),
+)
+HEADLINE = (
+    "masked_accuracy",
+    "masked_accuracy_ci95",
+    "top5_accuracy",
+    "perplexity",
+    "perplexity_ci95",
+    "count",
+)
+SHIPPED = {"dynamic": "model.dynamic.tflite", "int8": "model.int8.tflite"}
+
+
+def top1(run, split):
+    """Top-1 token ids at the filled slots of a split, in order."""
+    found = []
+    for inputs, targets in batches(split.inputs, split.targets):
+        best = np.argmax(run(inputs)[0], axis=-1)
+        found.append(best[np.asarray(targets) > 0])
+    return np.concatenate(found)
+
+
+def measure(app, work):
+    from dlkit.apps.mlm.model import unigram_report
+
+    meta = ModelBundle.load(work / "model.keras", app=app.name).meta
+    config = config_of(app, meta)
+    source = app.open_source(config, None)
+    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    train = app.load_split(config, source, "train", meta=meta)
+    metrics, picks = {}, {}
+    for variant, file_name in VARIANTS:
+        run = runner_for(app, ModelBundle.load(work / file_name, app=app.name), config)
+        reports = score_splits(app, config, meta, run, splits)
+        metrics[variant] = {split: {k: r[k] for k in HEADLINE if k in r} for split, r in reports.items()}
+        picks[variant] = np.concatenate([top1(run, split) for split in splits.values()])
+        print(variant, {s: round(r["masked_accuracy"], 4) for s, r in metrics[variant].items()}, flush=True)
+    pooled = type(splits["val"])(
+        {k: np.concatenate([s.inputs[k] for s in splits.values()]) for k in splits["val"].inputs},
+        np.concatenate([s.targets for s in splits.values()]),
+        np.concatenate([s.sequences for s in splits.values()]),
+    )
+    metrics["unigram"] = {
+        name: unigram_report(train, split, len(meta["vocab"]))
+        for name, split in {**splits, "pooled": pooled}.items()
+    }
+    metrics["top1_agreement_with_keras"] = {
+        variant: float(np.mean(picks[variant] == picks["keras"])) for variant, _ in VARIANTS[1:]
+    }
+    accuracy, baseline = (
+        metrics["keras"]["pooled"]["masked_accuracy"],
+        metrics["unigram"]["pooled"]["masked_accuracy"],
+    )
+    metrics["keras_over_unigram"] = accuracy / baseline
+    metrics["data"] = {
+        "source": source.description,
+        "documents": {name: len(docs) for name, docs in source.documents.items()},
+        "train_sequences": len(train.sequences),
+        "held_out_sequences": {name: len(split.sequences) for name, split in splits.items()},
+    }
+    print(
+        metrics["top1_agreement_with_keras"], "x unigram", round(metrics["keras_over_unigram"], 2), flush=True
+    )
+    return metrics
+
+
+def main(run_dir, measure_only=False):
+    app = get_app("mlm")
+    chosen = {}
+
+    def measure_and_choose(work):
+        metrics = measure(app, work)
+        agreement = metrics["top1_agreement_with_keras"]
+        chosen["quantize"] = "int8" if agreement["tflite_int8"] > agreement["tflite_dynamic"] else "dynamic"
+        metrics["shipped"] = SHIPPED[chosen["quantize"]]
+        return metrics
+
+    target = ship_run(
+        app,
+        run_dir,
+        ("float32", "dynamic", "int8"),
+        measure_and_choose,
+        lambda: (
+            SHIPPED[chosen["quantize"]],
+            SHIPPED[chosen["quantize"]].replace(".tflite", ".golden.npz"),
+            "model.json",
+            "vocab.txt",
+        ),
+        Path(__file__).parent / "results" / "mlm.json",
+        measure_only=measure_only,
+    )
+    if target:
+        print(f"shipped to {target}")
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--measure-only"]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    main(*args, measure_only="--measure-only" in sys.argv)
