@@ -116,7 +116,7 @@ def build_encoder_model(config, meta):
     from dlkit.layers.bert import apply_bert_encoder, encoder_inputs, masked_mean
 
     inputs = encoder_inputs(meta["max_length"])
-    hidden, _ = apply_bert_encoder(
+    hidden, token_embedding = apply_bert_encoder(
         inputs,
         len(meta["vocab"]),
         config.hidden_size,
@@ -126,6 +126,7 @@ def build_encoder_model(config, meta):
         config.max_positions,
         config.encoder_dropout,
     )
+    token_embedding.bias.trainable = False  # the MLM output bias: no classifier uses it
     x = masked_mean(hidden, inputs[2])  # (batch, hidden)
     x = layers.Dropout(config.dropout, name="dropout")(x)
     probs = layers.Dense(len(meta["labels"]), activation="softmax", name="probs")(x)

