@@ -26,7 +26,7 @@ class MaskedLMApp(App):
     data_help = "A text file or a folder of text files, tfds:NAME, or omit for the offline corpus."
     meta_keys = ("special_ids", "max_length", "max_predictions")
     gate = Metric("masked_accuracy")
-    monitor = ("val_masked_accuracy", "max")
+    monitor = ("val_loss", "min")  # masked tokens, plus next-sentence pairs when trained
     architecture = (
         "vocab_size",
         "vocab_file",
@@ -38,6 +38,7 @@ class MaskedLMApp(App):
         "heads",
         "intermediate_size",
         "max_positions",
+        "next_sentence",
     )
     quantizations = ("float32", "float16", "dynamic", "int8")
     provides = ("text_encoder",)  # its weights, with the vocabulary it reads

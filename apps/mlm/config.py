@@ -17,6 +17,7 @@ class Config(TrainConfig):
     `vocab_size` learnt from the training documents (tensorflow-text), packed into
     sequences of `max_length` tokens, and 15% of the ordinary tokens are selected per
     sequence each epoch (80% of them become [MASK], 10% a random token, 10% stay).
+    `next_sentence` adds BERT's next-sentence objective over sentence pairs.
     """
 
     LIMITS: ClassVar[dict] = {
@@ -50,6 +51,10 @@ class Config(TrainConfig):
     max_length: int = 128  # tokens per sequence, [CLS] and [SEP] included
     max_predictions: int = 20  # masked positions scored per sequence (15% of 128 is 19)
     mask_rate: float = 0.15
+    # Next-sentence prediction, as in the original BERT: sequences are pairs [CLS] A [SEP]
+    # B [SEP] with segment ids, B the true continuation half the time, and a two-way
+    # softmax on a tanh pooler over [CLS] trains beside the masked tokens.
+    next_sentence: bool = False
     hidden_size: int = 256
     layers: int = 4
     heads: int = 4

@@ -34,9 +34,13 @@ class LoadedSplit:
     """Packed sequences and a fixed masking of them (the model's four named inputs)."""
 
     inputs: dict  # token_ids, segment_ids, attention_mask (n, length); masked_positions (n, slots)
-    targets: np.ndarray  # (n, slots) original ids at the masked positions, 0 in empty slots
+    # (n, slots) original ids at the masked positions, 0 in empty slots; with next-sentence
+    # prediction a last column holds the pair's label (1 = B follows A).
+    targets: np.ndarray
     sequences: np.ndarray  # (n, length) unmasked ids, [CLS] ... [SEP], 0-padded
     skipped: list = field(default_factory=list)
+    segments: np.ndarray = None  # (n, length) segment ids (1 for the second of a pair)
+    next_labels: np.ndarray = None  # (n,) next-sentence pairs: 1 when B follows A
 
 
 def fingerprint(documents):
@@ -184,29 +188,70 @@ def tokenize(texts, vocab, batch_size=1024):
     return ids
 
 
-def pack(documents, vocab, meta):
-    """Each document's paragraphs tokenized end to end and cut into sequences of
-    `max_length` ([CLS] + up to max_length - 2 tokens + [SEP], 0-padded)."""
-    length, ids = meta["max_length"], meta["special_ids"]
+def streams(documents, vocab, meta):
+    """Each document's paragraphs tokenized end to end: one id list per document."""
     texts, owners = [], []
     for k, doc in enumerate(documents):
         for paragraph in doc.paragraphs:
             texts.append(bert_normalize(paragraph, meta["lowercase"]))
             owners.append(k)
-    tokens = tokenize(texts, vocab)
     per_document = [[] for _ in documents]
-    for owner, row in zip(owners, tokens):
+    for owner, row in zip(owners, tokenize(texts, vocab)):
         per_document[owner] += row
+    return per_document
+
+
+def pack(documents, vocab, meta):
+    """Each document's tokens cut into sequences of `max_length` ([CLS] + up to
+    max_length - 2 tokens + [SEP], 0-padded)."""
+    length, ids = meta["max_length"], meta["special_ids"]
     room, rows = length - 2, []
-    for stream in per_document:
+    for stream in streams(documents, vocab, meta):
         for start in range(0, len(stream), room):
             chunk = stream[start : start + room]
             if len(chunk) >= MIN_TOKENS or (start == 0 and chunk):
                 rows.append([ids["[CLS]"], *chunk, ids["[SEP]"]])
+    return _padded(rows, length)
+
+
+def _padded(rows, length):
     sequences = np.zeros((len(rows), length), np.int32)
     for i, row in enumerate(rows):
         sequences[i, : len(row)] = row
     return sequences
+
+
+def pair(documents, vocab, meta, rng):
+    """Next-sentence pairs `[CLS] A [SEP] B [SEP]`: each document's tokens cut into
+    segments of (max_length - 3) / 2; for every segment with a successor, B is that
+    successor (label 1) or, with probability 1/2, a segment of another document (label 0).
+
+    Returns:
+        (sequences (n, length), segment ids (n, length): 0 for [CLS] A [SEP], 1 for
+        B [SEP]), labels (n,) 1 when B follows A.
+    """
+    length, ids = meta["max_length"], meta["special_ids"]
+    half = (length - 3) // 2
+    pieces = [
+        [stream[start : start + half] for start in range(0, len(stream), half)]
+        for stream in streams(documents, vocab, meta)
+    ]
+    owners = [(d, k) for d, doc in enumerate(pieces) for k in range(len(doc))]
+    rows, segment_rows, labels = [], [], []
+    for d, doc in enumerate(pieces):
+        for k in range(len(doc) - 1):
+            first, label = doc[k], int(rng.random() < 0.5)
+            second = doc[k + 1]
+            if not label:
+                others = [owner for owner in rng.choice(len(owners), 8) if owners[owner][0] != d]
+                if not others:  # one document only: nothing else to draw from
+                    continue
+                other_doc, other_piece = owners[others[0]]
+                second = pieces[other_doc][other_piece]
+            rows.append([ids["[CLS]"], *first, ids["[SEP]"], *second, ids["[SEP]"]])
+            segment_rows.append([0] * (len(first) + 2) + [1] * (len(second) + 1))
+            labels.append(label)
+    return _padded(rows, length), _padded(segment_rows, length), np.array(labels, np.int32)
 
 
 def selectable(sequences, meta):
@@ -254,16 +299,25 @@ def load_split(config, source, split, meta=None, progress=None):
     docs = source.documents.get(split) or []
     if not docs:
         raise DlkitError(f"{source.description}: no {split} documents")
-    sequences = pack(docs, meta["vocab"], meta)
-    if not len(sequences):
-        raise DlkitError(f"{source.description}: the {split} documents hold no text")
     seed = config.seed + {"train": 0, "val": 1, "test": 2}.get(split, 3)
     rng = np.random.default_rng(seed)
+    if meta.get("next_sentence"):
+        sequences, segments, labels = pair(docs, meta["vocab"], meta, rng)
+    else:
+        sequences = pack(docs, meta["vocab"], meta)
+        segments, labels = np.zeros_like(sequences), None
+    if not len(sequences):
+        raise DlkitError(f"{source.description}: the {split} documents hold no text")
     if split != "train" and config.eval_sequences and len(sequences) > config.eval_sequences:
-        sequences = sequences[np.sort(rng.choice(len(sequences), config.eval_sequences, replace=False))]
+        keep = np.sort(rng.choice(len(sequences), config.eval_sequences, replace=False))
+        sequences, segments = sequences[keep], segments[keep]
+        labels = None if labels is None else labels[keep]
     inputs, targets = mask_sequences(sequences, meta, config.mask_rate, rng)
+    inputs["segment_ids"] = segments
+    if labels is not None:  # the next-sentence label rides in a last column
+        targets = np.concatenate([targets, labels[:, None]], axis=1)
     skipped = list(source.skipped) if split == "train" else []
-    return LoadedSplit(inputs, targets, sequences, skipped)
+    return LoadedSplit(inputs, targets, sequences, skipped, segments, labels)
 
 
 def make_dataset(config, split, training=False, meta=None):
@@ -271,13 +325,23 @@ def make_dataset(config, split, training=False, meta=None):
     every batch (`steps_per_epoch` batches an epoch); held-out: the split's fixed masks."""
     import tensorflow as tf
 
+    next_sentence = split.next_labels is not None
     if not training:
-        weights = (split.targets > 0).astype(np.float32)
-        dataset = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets, weights))
+        targets = split.targets[:, :-1] if next_sentence else split.targets
+        weights = (targets > 0).astype(np.float32)
+        if next_sentence:
+            ones = np.ones(len(targets), np.float32)
+            targets, weights = {"mlm": targets, "nsp": split.next_labels}, {"mlm": weights, "nsp": ones}
+        dataset = tf.data.Dataset.from_tensor_slices((split.inputs, targets, weights))
         return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
     mask = masking_fn(meta, config.mask_rate)
+    rows = (
+        split.sequences,
+        split.segments,
+        split.next_labels if next_sentence else np.zeros(len(split.sequences)),
+    )
     dataset = (
-        tf.data.Dataset.from_tensor_slices(split.sequences)
+        tf.data.Dataset.from_tensor_slices(rows)
         .shuffle(len(split.sequences), seed=config.seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(config.batch_size, drop_remainder=len(split.sequences) >= config.batch_size)
@@ -288,7 +352,8 @@ def make_dataset(config, split, training=False, meta=None):
 
 
 def masking_fn(meta, rate):
-    """fn(sequences (batch, length) int32) -> (inputs, targets, weights) with BERT's
+    """fn(sequences, segment ids (batch, length), next-sentence labels (batch,)) ->
+    (inputs, targets, weights) with BERT's
     masking drawn by tensorflow-text: `rate` of the selectable tokens of each row (at
     most `max_predictions`), 80% [MASK], 10% a random token, 10% unchanged."""
     import tensorflow as tf
@@ -302,7 +367,7 @@ def masking_fn(meta, rate):
     )
     chooser = tf_text.MaskValuesChooser(len(meta["vocab"]), meta["special_ids"]["[MASK]"], 0.8, 0.1)
 
-    def mask(sequences):
+    def mask(sequences, segments, next_labels):
         ragged = tf.RaggedTensor.from_tensor(tf.cast(sequences, tf.int64), padding=0)
         masked, positions, originals = tf_text.mask_language_model(ragged, selector, chooser)
         positions, weights = tf_text.pad_model_inputs(positions, max_seq_length=slots)
@@ -310,11 +375,19 @@ def masking_fn(meta, rate):
         token_ids = masked.to_tensor(default_value=0, shape=[None, length])
         inputs = {
             "token_ids": tf.cast(token_ids, tf.int32),
-            "segment_ids": tf.zeros_like(sequences, tf.int32),
+            "segment_ids": tf.cast(segments, tf.int32),
             "attention_mask": tf.cast(sequences != 0, tf.int32),
             "masked_positions": tf.cast(positions, tf.int32),
         }
-        return inputs, tf.cast(originals, tf.int32), tf.cast(weights, tf.float32)
+        targets, weights = tf.cast(originals, tf.int32), tf.cast(weights, tf.float32)
+        if meta.get("next_sentence"):
+            labels = tf.cast(next_labels, tf.int32)
+            return (
+                inputs,
+                {"mlm": targets, "nsp": labels},
+                {"mlm": weights, "nsp": tf.ones_like(labels, tf.float32)},
+            )
+        return inputs, targets, weights
 
     return mask
 

@@ -70,6 +70,7 @@ def make_meta(config, source):
         "lowercase": config.lowercase,
         "max_length": config.max_length,
         "max_predictions": config.max_predictions,
+        "next_sentence": config.next_sentence,
         "input": {
             "names": [*ENCODER_INPUTS, "masked_positions"],
             "shape": [config.max_length],
@@ -106,13 +107,25 @@ def build_model(config, meta, load_weights=True):
     x = layers.Dense(config.hidden_size, activation="gelu", name="mlm_dense")(x)
     x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="mlm_norm")(x)
     logits = token_embedding(x, reverse=True)  # (batch, slots, vocab): tied to the input embedding
-    model = keras.Model([*inputs, positions], logits, name="bert_mlm")
+    if meta.get("next_sentence"):
+        pooled = layers.Dense(config.hidden_size, activation="tanh", name="pooler")(hidden[:, 0])  # [CLS]
+        next_logits = layers.Dense(2, name="next_sentence")(pooled)  # (batch, 2): B follows A or not
+        model = keras.Model([*inputs, positions], {"mlm": logits, "nsp": next_logits}, name="bert_mlm")
+    else:
+        model = keras.Model([*inputs, positions], logits, name="bert_mlm")
     compile_model(model, config)
     return model
 
 
 def inference_model(model, config, meta):
-    """The model a device runs: probabilities instead of logits."""
+    """The model a device runs: probabilities instead of logits (and the next-sentence
+    probabilities after them, when the model has that head)."""
+    if isinstance(model.output, dict):
+        outputs = [
+            layers.Softmax(name="probs")(model.output["mlm"]),
+            layers.Softmax(name="next_sentence_probs")(model.output["nsp"]),
+        ]
+        return keras.Model(model.inputs, outputs, name="bert_fill_mask")
     probs = layers.Softmax(name="probs")(model.output)
     return keras.Model(model.inputs, probs, name="bert_fill_mask")
 
@@ -132,11 +145,17 @@ def schedule(config):
 def compile_model(model, config):
     optimizer = keras.optimizers.AdamW(schedule(config), weight_decay=config.weight_decay, clipnorm=1.0)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")],
-    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")
+    if isinstance(model.output, dict):  # with next-sentence prediction
+        next_accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        model.compile(
+            optimizer=optimizer,
+            loss={"mlm": loss, "nsp": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+            weighted_metrics={"mlm": [accuracy], "nsp": [next_accuracy]},
+        )
+    else:
+        model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[accuracy])
 
 
 def training_stages(config, meta=None):
@@ -167,14 +186,19 @@ def inherit_meta(meta, model_meta):
 class MaskedLMEvaluator(Evaluator):
     """Masked-token accuracy (top-1 and top-5) and perplexity over the filled slots of
     [probabilities (n, slots, vocab)] against the original ids (n, slots; 0 = empty
-    slot), with 95% intervals from resampling whole sequences."""
+    slot), with 95% intervals from resampling whole sequences; with a next-sentence
+    head (a second output (n, 2), labels in the targets' last column) its accuracy too."""
 
     def __init__(self):
         self.correct, self.top5, self.counts, self.nll = [], [], [], []
+        self.next_right = []
 
     def update(self, outputs, targets):
         probs = np.asarray(outputs[0], np.float32)
         targets = np.asarray(targets)
+        if len(outputs) > 1:
+            labels, targets = targets[:, -1], targets[:, :-1]
+            self.next_right += (np.argmax(np.asarray(outputs[1]), axis=-1) == labels).tolist()
         valid = targets > 0
         picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]  # (n, slots)
         rank = (probs > picked[..., None]).sum(axis=-1)  # tokens scored above the truth
@@ -184,9 +208,16 @@ class MaskedLMEvaluator(Evaluator):
         self.nll += (-np.log(np.clip(picked, 1e-12, 1.0)) * valid).sum(axis=1).tolist()
 
     def result(self):
-        return sequence_report(
+        from dlkit.metrics.intervals import wilson_interval
+
+        report = sequence_report(
             np.array(self.correct), np.array(self.counts), np.array(self.nll), np.array(self.top5)
         )
+        if self.next_right:
+            right = int(np.sum(self.next_right))
+            report["next_sentence_accuracy"] = right / len(self.next_right)
+            report["next_sentence_accuracy_ci95"] = wilson_interval(right, len(self.next_right))
+        return report
 
 
 def sequence_report(correct, counts, nll, top5=None, seed=0):
@@ -222,7 +253,7 @@ def unigram_report(train, split, vocab_size):
 
     counts = unigram_counts(train, vocab_size).astype(np.float64) + 1.0
     probs = counts / counts.sum()
-    targets = split.targets
+    targets = split.targets if split.next_labels is None else split.targets[:, :-1]
     valid = targets > 0
     correct = ((targets == np.argmax(counts)) & valid).sum(axis=1)
     nll = (-np.log(probs[targets]) * valid).sum(axis=1)

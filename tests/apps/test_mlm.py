@@ -148,7 +148,9 @@ def test_training_masking_follows_bert_proportions():
 
     meta = synthetic_meta()
     sequences = synthetic_sequences(meta)
-    inputs, targets, weights = masking_fn(meta, 0.15)(sequences)
+    inputs, targets, weights = masking_fn(meta, 0.15)(
+        sequences, np.zeros_like(sequences), np.zeros(len(sequences))
+    )
     token_ids, positions = inputs["token_ids"].numpy(), inputs["masked_positions"].numpy()
     share, masked, unchanged, other, reserved = masking_statistics(
         sequences, token_ids, positions, targets.numpy(), weights.numpy(), meta
@@ -178,6 +180,53 @@ def test_held_out_masking_follows_the_same_rule_and_repeats():
     assert not reserved
     assert abs(share - 0.15) < 0.02
     assert abs(masked - 0.8) < 0.03 and abs(other - 0.1) < 0.02 and abs(unchanged - 0.1) < 0.02
+
+
+def test_next_sentence_pairs_are_half_true_continuations():
+    from dlkit.apps.mlm.corpus import Document
+    from dlkit.apps.mlm.data import pair
+
+    meta = synthetic_meta(length=21)  # segments of 9 tokens
+    vocab = meta["vocab"]
+    docs = [
+        Document(f"d{d}", (" ".join(vocab[5 + (d * 40 + k) % 495] for k in range(40)),)) for d in range(30)
+    ]
+    meta["lowercase"] = True
+    sequences, segments, labels = pair(docs, vocab, meta, np.random.default_rng(0))
+    ids = meta["special_ids"]
+    assert len(sequences) == 30 * 4 and abs(labels.mean() - 0.5) < 0.15
+    for row, segment, label in zip(sequences, segments, labels):
+        seps = np.flatnonzero(row == ids["[SEP]"])
+        assert row[0] == ids["[CLS]"] and len(seps) == 2
+        first, second = row[1 : seps[0]], row[seps[0] + 1 : seps[1]]
+        assert (segment[: seps[0] + 1] == 0).all() and (segment[seps[0] + 1 : seps[1] + 1] == 1).all()
+        assert (segment[seps[1] + 1 :] == 0).all() and (row[seps[1] + 1 :] == 0).all()
+        # Within a document the ids run on by one (mod 495): B follows A exactly when labelled so.
+        follows = (second[0] - first[-1]) % 495 == 1 and len(first) == 9
+        assert follows == bool(label), (first, second, label)
+
+
+def test_next_sentence_model_trains_exports_and_fills(run, tmp_path):
+    result = run_cli(
+        "mlm",
+        "train",
+        "--tiny",
+        "--data",
+        run.data,
+        "--set",
+        "next_sentence=true",
+        "--run-dir",
+        tmp_path / "nsp",
+    )
+    assert result.exit_code == 0, result.output
+    assert "nsp_accuracy" in result.output
+    metrics = json.loads((tmp_path / "nsp" / "metrics.json").read_text())["keras"]["val"]
+    assert 0 <= metrics["next_sentence_accuracy"] <= 1 and "next_sentence_accuracy_ci95" in metrics
+    assert run_cli("mlm", "export", "--model", tmp_path / "nsp", "--quantize", "int8").exit_code == 0
+    filled = run_cli(
+        "mlm", "fill", "the [MASK] returns a list", "--model", tmp_path / "nsp" / "model.int8.tflite"
+    )
+    assert filled.exit_code == 0 and "->" in filled.output, filled.output
 
 
 # --- model ---------------------------------------------------------------------------
