@@ -70,14 +70,20 @@ def test_documents_split_by_name_stably():
 ALPHABET = "abcdefghilmnoprstuyABCDÉéñçü .,;:!?()[]'\"-_/0123456789\t\n€中"
 
 
+@pytest.fixture(scope="module")
+def tf_wordpiece(meta):
+    from dlkit.apps.mlm.data import tf_tokenizer
+
+    return tf_tokenizer(meta["vocab"])
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.text(alphabet=ALPHABET, max_size=60), min_size=1, max_size=6))
-def test_device_wordpiece_matches_tensorflow_text(meta, texts):
-    from dlkit.apps.mlm.data import tokenize
-
+def test_device_wordpiece_matches_tensorflow_text(meta, tf_wordpiece, texts):
+    """The training pipeline's tokenizer (`tf_tokenizer`) and the device's, id for id."""
     texts = [bert_normalize(t) for t in texts]
     ours = WordPiece(meta["vocab"], unknown="[UNK]")
-    assert [ours.encode(t) for t in texts] == tokenize(texts, meta["vocab"])
+    assert [ours.encode(t) for t in texts] == tf_wordpiece.tokenize(texts).to_list()
 
 
 @pytest.mark.realdata
