@@ -201,9 +201,11 @@ class MaskedLMEvaluator(Evaluator):
             self.next_right += (np.argmax(np.asarray(outputs[1]), axis=-1) == labels).tolist()
         valid = targets > 0
         picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]  # (n, slots)
-        rank = (probs > picked[..., None]).sum(axis=-1)  # tokens scored above the truth
-        self.correct += ((rank == 0) & valid).sum(axis=1).tolist()
-        self.top5 += ((rank < 5) & valid).sum(axis=1).tolist()
+        # Ties count against the truth (a quantized softmax rounds many tokens alike): top-1
+        # is argmax's pick, top-5 the five argsort picks.
+        best = np.argsort(-probs, axis=-1, kind="stable")[..., :5]  # (n, slots, 5)
+        self.correct += ((best[..., 0] == targets) & valid).sum(axis=1).tolist()
+        self.top5 += ((best == targets[..., None]).any(axis=-1) & valid).sum(axis=1).tolist()
         self.counts += valid.sum(axis=1).tolist()
         self.nll += (-np.log(np.clip(picked, 1e-12, 1.0)) * valid).sum(axis=1).tolist()
 

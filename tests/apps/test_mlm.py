@@ -271,6 +271,10 @@ def test_evaluator_matches_formulas():
     )
     low, high = report["masked_accuracy_ci95"]
     assert 0 <= low <= 2 / 3 <= high <= 1
+    # A quantized softmax that rounds every token alike predicts nothing right.
+    flat = MaskedLMEvaluator()
+    flat.update([np.full((2, 2, 3), 1 / 3, np.float32)], np.array([[1, 2], [2, 1]]))
+    assert flat.result()["masked_accuracy"] == 0.0
 
 
 def test_unigram_baseline_predicts_the_commonest_training_token():
