@@ -9,7 +9,7 @@ from dlkit.edge.text import BERT_RESERVED
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError, InvalidInputError
 from dlkit.layers import MaskedPositions
-from dlkit.layers.bert import ENCODER_INPUTS, LAYER_NORM_EPSILON, apply_bert_encoder, encoder_inputs
+from dlkit.layers.bert import ENCODER_INPUTS, LAYER_NORM_EPSILON, bert_encoder
 from dlkit.stages import Stage
 
 BOOTSTRAP = 1000  # resamplings of the sequences for the 95% intervals
@@ -91,18 +91,10 @@ def make_meta(config, source):
 def build_model(config, meta, load_weights=True):
     """(token_ids, segment_ids, attention_mask (batch, length), masked_positions (batch,
     slots)) -> logits over the vocabulary at the masked positions (batch, slots, vocab)."""
-    inputs = encoder_inputs(meta["max_length"])
-    positions = keras.Input((meta["max_predictions"],), dtype="int32", name="masked_positions")
-    hidden, token_embedding = apply_bert_encoder(
-        inputs,
-        len(meta["vocab"]),
-        config.hidden_size,
-        config.layers,
-        config.heads,
-        config.intermediate_size,
-        config.max_positions,
-        config.dropout,
+    inputs, hidden, token_embedding = bert_encoder(
+        config, len(meta["vocab"]), meta["max_length"], config.dropout
     )
+    positions = keras.Input((meta["max_predictions"],), dtype="int32", name="masked_positions")
     x = MaskedPositions(name="gather")(hidden, positions)  # (batch, slots, hidden)
     x = layers.Dense(config.hidden_size, activation="gelu", name="mlm_dense")(x)
     x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="mlm_norm")(x)

@@ -113,18 +113,10 @@ def encoder_meta(config, source):
 def build_encoder_model(config, meta):
     """WordPiece ids (+ segments, attention mask) -> BERT encoder -> the mean of its
     token states -> dropout -> class probabilities."""
-    from dlkit.layers.bert import apply_bert_encoder, encoder_inputs, masked_mean
+    from dlkit.layers.bert import bert_encoder, masked_mean
 
-    inputs = encoder_inputs(meta["max_length"])
-    hidden, token_embedding = apply_bert_encoder(
-        inputs,
-        len(meta["vocab"]),
-        config.hidden_size,
-        config.layers,
-        config.heads,
-        config.intermediate_size,
-        config.max_positions,
-        config.encoder_dropout,
+    inputs, hidden, token_embedding = bert_encoder(
+        config, len(meta["vocab"]), meta["max_length"], config.encoder_dropout
     )
     token_embedding.bias.trainable = False  # the MLM output bias: no classifier uses it
     x = masked_mean(hidden, inputs[2])  # (batch, hidden)

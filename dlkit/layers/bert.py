@@ -52,6 +52,24 @@ def encoder_inputs(length):
     return [keras.Input((length,), dtype="int32", name=name) for name in ENCODER_INPUTS]
 
 
+def bert_encoder(config, vocab_size, length, dropout):
+    """(inputs, hidden states, token embedding) of an encoder sized by an app config's
+    fields `hidden_size`, `layers`, `heads`, `intermediate_size` and `max_positions`
+    (the fields an mlm model hands to another app's run)."""
+    inputs = encoder_inputs(length)
+    hidden, token_embedding = apply_bert_encoder(
+        inputs,
+        vocab_size,
+        config.hidden_size,
+        config.layers,
+        config.heads,
+        config.intermediate_size,
+        config.max_positions,
+        dropout,
+    )
+    return inputs, hidden, token_embedding
+
+
 def encoder_view(model):
     """The BERT encoder inside a trained model, as a Keras model sharing its layers (the
     part another app's model copies by layer name): the three inputs -> hidden states."""
