@@ -1,12 +1,12 @@
 """Assembles saved_models/mlm/ from a finished masked-LM run, or only measures it.
 
-Exports float32, dynamic-range and int8 TFLite; scores masked-token accuracy (top-1 and
+Exports float32 and dynamic-range TFLite; scores masked-token accuracy (top-1 and
 top-5) and perplexity with 95% intervals (resampled sequences) on the held-out
 validation and test documents, apart and pooled, for Keras and every TFLite file, beside
 the unigram-frequency baseline; and the share of masked positions where each TFLite
-file's top-1 token is Keras's. Ships the dynamic-range file (or int8 when it agrees
-better), its vocabulary, golden vectors and metrics; the .keras stays in the run (its
-21 MB would break the saved_models budget): `--init` takes the run folder.
+file's top-1 token is Keras's. Ships the dynamic-range file, its vocabulary, golden
+vectors and metrics; the .keras stays in the run (its 21 MB would break the
+saved_models budget): `--init` takes the run folder.
 
     python tools/ship_mlm.py RUN [--measure-only]
 """
@@ -25,7 +25,6 @@ VARIANTS = (
     ("keras", "model.keras"),
     ("tflite_float32", "model.tflite"),
     ("tflite_dynamic", "model.dynamic.tflite"),
-    ("tflite_int8", "model.int8.tflite"),
 )
 HEADLINE = (
     "masked_accuracy",
@@ -35,7 +34,10 @@ HEADLINE = (
     "perplexity_ci95",
     "count",
 )
-SHIPPED = {"dynamic": "model.dynamic.tflite", "int8": "model.int8.tflite"}
+SHIPPED = "model.dynamic.tflite"
+# Full int8 is not measured here: its export gate refuses it (masked-token accuracy 8.1
+# points below Keras on validation: a softmax quantized to 1/256 steps ties the likeliest
+# tokens, and LayerNorm loses precision in int8).
 
 
 def top1(run, split):
@@ -93,26 +95,12 @@ def measure(app, work):
 
 def main(run_dir, measure_only=False):
     app = get_app("mlm")
-    chosen = {}
-
-    def measure_and_choose(work):
-        metrics = measure(app, work)
-        agreement = metrics["top1_agreement_with_keras"]
-        chosen["quantize"] = "int8" if agreement["tflite_int8"] > agreement["tflite_dynamic"] else "dynamic"
-        metrics["shipped"] = SHIPPED[chosen["quantize"]]
-        return metrics
-
     target = ship_run(
         app,
         run_dir,
-        ("float32", "dynamic", "int8"),
-        measure_and_choose,
-        lambda: (
-            SHIPPED[chosen["quantize"]],
-            SHIPPED[chosen["quantize"]].replace(".tflite", ".golden.npz"),
-            "model.json",
-            "vocab.txt",
-        ),
+        ("float32", "dynamic"),
+        lambda work: {**measure(app, work), "shipped": SHIPPED},
+        (SHIPPED, SHIPPED.replace(".tflite", ".golden.npz"), "model.json", "vocab.txt"),
         Path(__file__).parent / "results" / "mlm.json",
         measure_only=measure_only,
     )

@@ -141,8 +141,7 @@ def ship_run(app, run_dir, quantizations, measure, files, results_path, record=N
     """The shipping steps of tools/ship_<app>.py: copies a finished run's model and side
     files into a work folder, exports `quantizations`, measures (`measure(work)` -> a
     metrics dict, which gets the TFLite sizes), writes metrics.json and `results_path`,
-    and installs `files` into saved_models/<app> (unless `measure_only`); `files` may be
-    a function called after measuring, when the measurements pick what ships.
+    and installs `files` into saved_models/<app> (unless `measure_only`).
 
     Returns:
         The shipped folder, or None with `measure_only`.
@@ -167,4 +166,4 @@ def ship_run(app, run_dir, quantizations, measure, files, results_path, record=N
         if measure_only:
             log(f"measured {run_dir}: {results_path}")
             return None
-        return install_bundle(work, shipped_model_dir(app.name), files() if callable(files) else files)
+        return install_bundle(work, shipped_model_dir(app.name), files)
