@@ -67,9 +67,10 @@ def test_wheel_installs_apps_inside_dlkit_and_predicts_with_shipped_models(tmp_p
         f"assert dlkit.__file__.startswith({str(site)!r}), dlkit.__file__\n"
         "print(dlkit.load('translate').predict(['3 May 1979'])[0]['translation'])\n"
         "print(dlkit.load('sentiment').predict(['a wonderful, moving film'])[0]['label'])\n"
+        "print(len(dlkit.load('mlm').predict(['the [MASK] returns a [MASK]'])[0]['masks']))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["1979-05-03", "positive"]  # sentiment reads its vocab.txt
+    assert result.stdout.split() == ["1979-05-03", "positive", "2"]  # sentiment and mlm read their vocab.txt
