@@ -116,3 +116,41 @@ def test_tfds_segmentation_masks_from_trimaps(tmp_path, monkeypatch):
         assert np.unique(mask).tolist() == [0, index % 2 + 1, 255]  # background, species, border void
     with pytest.raises(DlkitError, match="tfds:no_such_set_here: cannot load"):
         open_masks(config, "tfds:no_such_set_here")
+
+
+class DlkitTinyWiki(tfds.core.GeneratorBasedBuilder):
+    """wikipedia's features in miniature: articles with a `title` and a `text` of
+    newline-separated paragraphs, one `train` split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {"title": tfds.features.Text(), "text": tfds.features.Text()}
+            ),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(40)}
+
+    def _generate_examples(self, count):
+        for i in range(count):
+            text = f"Article {i} opens with a sentence.\nIts second paragraph has {i} words more.\n\n"
+            yield str(i), {"title": f"Article {i}", "text": text}
+
+
+def test_tfds_text_articles_become_documents(tmp_path, monkeypatch):
+    from dlkit.apps.mlm.config import Config
+    from dlkit.apps.mlm.data import open_source as open_text
+
+    DlkitTinyWiki(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    source = open_text(Config.tiny(), "tfds:dlkit_tiny_wiki")
+    documents = [doc for split in ("train", "val", "test") for doc in source.documents[split]]
+    assert len(documents) == 40 and all(source.documents[s] for s in ("train", "val", "test"))
+    assert all(len(doc.paragraphs) == 2 for doc in documents)  # blank lines are not paragraphs
+    assert "Article 7 opens with a sentence." in {doc.paragraphs[0] for doc in documents}
+    with pytest.raises(DlkitError, match="cannot load"):
+        open_text(Config.tiny(), "tfds:no_such_text_set")
