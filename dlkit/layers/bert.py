@@ -70,13 +70,21 @@ def bert_encoder(config, vocab_size, length, dropout):
     return inputs, hidden, token_embedding
 
 
+def encoder_blocks(model):
+    """The transformer blocks of a model built with `apply_bert_encoder`, in order."""
+    blocks = {
+        int(layer.name[len("encoder_") :]): layer
+        for layer in model.layers
+        if layer.name.startswith("encoder_") and layer.name[len("encoder_") :].isdigit()
+    }
+    return [blocks[k] for k in sorted(blocks)]
+
+
 def encoder_view(model):
     """The BERT encoder inside a trained model, as a Keras model sharing its layers (the
     part another app's model copies by layer name): the three inputs -> hidden states."""
-    names = [layer.name for layer in model.layers if layer.name.startswith("encoder_")]
-    last = max(names, key=lambda name: int(name.split("_")[1]))
     inputs = [model.get_layer(name).output for name in ENCODER_INPUTS]
-    return keras.Model(inputs, model.get_layer(last).output, name="text_encoder")
+    return keras.Model(inputs, encoder_blocks(model)[-1].output, name="text_encoder")
 
 
 def masked_mean(hidden, attention_mask):

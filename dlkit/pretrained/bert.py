@@ -14,36 +14,34 @@ import numpy as np
 
 from dlkit.errors import DlkitError
 
-# (Keras layer, attribute path, checkpoint name, transpose) per block; "{k}" is the block.
+# (Keras layer, weight attribute, checkpoint name) of the embeddings.
 EMBEDDINGS = (
-    ("token_embedding", "embeddings", "embeddings.word_embeddings.weight", False),
-    ("segment_embedding", "embeddings", "embeddings.token_type_embeddings.weight", False),
-    ("position_embedding", "embeddings", "embeddings.position_embeddings.weight", False),
-    ("embedding_norm", "gamma", "embeddings.LayerNorm.weight", False),
-    ("embedding_norm", "beta", "embeddings.LayerNorm.bias", False),
+    ("token_embedding", "embeddings", "embeddings.word_embeddings.weight"),
+    ("segment_embedding", "embeddings", "embeddings.token_type_embeddings.weight"),
+    ("position_embedding", "embeddings", "embeddings.position_embeddings.weight"),
+    ("embedding_norm", "gamma", "embeddings.LayerNorm.weight"),
+    ("embedding_norm", "beta", "embeddings.LayerNorm.bias"),
 )
-BLOCK = (
-    ("attention.query", "self.query"),
-    ("attention.key", "self.key"),
-    ("attention.value", "self.value"),
-    ("attention.output_dense", "output.dense"),
-    ("intermediate", "../intermediate.dense"),
-    ("output_dense", "../output.dense"),
+# Per encoder block: (sublayer path in dlkit's TransformerEncoder, checkpoint name under
+# `encoder.layer.{k}.`), for the dense layers and the LayerNorms.
+BLOCK_DENSE = (
+    ("attention.query", "attention.self.query"),
+    ("attention.key", "attention.self.key"),
+    ("attention.value", "attention.self.value"),
+    ("attention.output_dense", "attention.output.dense"),
+    ("intermediate", "intermediate.dense"),
+    ("output_dense", "output.dense"),
 )
-BLOCK_NORMS = (("attention_norm", "output.LayerNorm"), ("output_norm", "../output.LayerNorm"))
-
-
-def _checkpoint_name(k, relative):
-    base = f"encoder.layer.{k}.attention."
-    return f"encoder.layer.{k}.{relative[3:]}" if relative.startswith("../") else base + relative
+BLOCK_NORMS = (("attention_norm", "attention.output.LayerNorm"), ("output_norm", "output.LayerNorm"))
 
 
 def assignments(model, weights, prefix=""):
     """[(Keras variable, array)] for every encoder weight of `model`, checked against the
     checkpoint's names and shapes (DlkitError naming the first problem)."""
-    names = {layer.name for layer in model.layers}
-    blocks = sorted(int(n.split("_")[1]) for n in names if n.startswith("encoder_") and n[8:].isdigit())
-    if not blocks or "token_embedding" not in names:
+    from dlkit.layers.bert import encoder_blocks
+
+    blocks = encoder_blocks(model)
+    if not blocks or "token_embedding" not in {layer.name for layer in model.layers}:
         raise DlkitError("the model has no BERT encoder (token_embedding, encoder_0, ...) to port into")
     pairs = []
 
@@ -64,27 +62,27 @@ def assignments(model, weights, prefix=""):
             )
         pairs.append((variable, value))
 
-    for layer_name, attribute, name, transpose in EMBEDDINGS:
+    for layer_name, attribute, name in EMBEDDINGS:
         variable = getattr(model.get_layer(layer_name), attribute)
         rows = variable.shape[0] if layer_name == "position_embedding" else None
-        take(variable, name, transpose, rows)
+        take(variable, name, rows=rows)
     stored = {int(key.split(".")[2]) for key in weights if key.startswith(prefix + "encoder.layer.")}
     if len(stored) != len(blocks):
         raise DlkitError(
             f"the checkpoint is not the expected architecture: {len(stored)} layers, the model has {len(blocks)}"
         )
-    for k in blocks:
-        block = model.get_layer(f"encoder_{k}")
-        for path, relative in BLOCK:
+    for k, block in enumerate(blocks):
+        base = f"encoder.layer.{k}."
+        for path, name in BLOCK_DENSE:
             dense = block
             for part in path.split("."):
                 dense = getattr(dense, part)
-            take(dense.kernel, _checkpoint_name(k, relative) + ".weight", transpose=True)
-            take(dense.bias, _checkpoint_name(k, relative) + ".bias")
-        for attribute, relative in BLOCK_NORMS:
+            take(dense.kernel, base + name + ".weight", transpose=True)
+            take(dense.bias, base + name + ".bias")
+        for attribute, name in BLOCK_NORMS:
             norm = getattr(block, attribute)
-            take(norm.gamma, _checkpoint_name(k, relative) + ".weight")
-            take(norm.beta, _checkpoint_name(k, relative) + ".bias")
+            take(norm.gamma, base + name + ".weight")
+            take(norm.beta, base + name + ".bias")
     return pairs
 
 
