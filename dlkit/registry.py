@@ -57,9 +57,12 @@ def get_app(name):
 
 
 def presets():
-    """Every pretrained model offered by name to `train --init` ({name: builder}); a
-    name offered by two apps is an error at registration time in tests."""
-    found = {}
+    """Every pretrained model offered by name to `train --init` ({name: builder}); two
+    apps offering one name is a DlkitError naming both."""
+    found, owner = {}, {}
     for name in app_names():
-        found.update(_REGISTRY[name].presets())
+        for preset, build in _REGISTRY[name].presets().items():
+            if preset in found:
+                raise DlkitError(f"--init {preset} is offered by two apps: {owner[preset]} and {name}")
+            found[preset], owner[preset] = build, name
     return found

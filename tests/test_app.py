@@ -43,6 +43,22 @@ def test_registry_fails_loudly():
         register(Duplicate)
 
 
+def test_a_preset_name_offered_twice_is_refused(monkeypatch):
+    from dlkit import registry
+
+    assert "minilm" in registry.presets()
+
+    class Rival(App):
+        name = "rival"
+
+        def presets(self):
+            return {"minilm": lambda: None}
+
+    monkeypatch.setitem(registry._REGISTRY, "rival", Rival())
+    with pytest.raises(DlkitError, match="--init minilm is offered by two apps: mlm and rival"):
+        registry.presets()
+
+
 def test_translate_refuses_int8_in_one_line(tmp_path):
     from conftest import assert_one_line_error, run_cli
 
