@@ -7,20 +7,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlkit.edge.text import WordPiece, bert_inputs, bert_normalize
+from dlkit.edge.text import bert_inputs, bert_normalize, bert_wordpiece
 from dlkit.errors import InvalidInputError
 
 MASK_TEXT = re.compile(r"\[mask\]", re.IGNORECASE)
-_TOKENIZERS = {}
 
 
 def tokenizer_of(meta):
-    """The model's WordPiece tokenizer, built once per vocabulary list."""
-    key = id(meta["vocab"])
-    if key not in _TOKENIZERS:
-        _TOKENIZERS.clear()
-        _TOKENIZERS[key] = (meta["vocab"], WordPiece(meta["vocab"], unknown="[UNK]"))
-    return _TOKENIZERS[key][1]
+    """The model's WordPiece tokenizer."""
+    return bert_wordpiece(meta["vocab"])
 
 
 def special(meta, token):

@@ -21,7 +21,9 @@ from dlkit.registry import register
 @register
 class SentimentApp(App):
     name = "sentiment"
-    summary = "Sentiment of short texts: GloVe Bi-LSTM, or a fine-tuned BERT encoder, against VADER and TF-IDF."
+    summary = (
+        "Sentiment of short texts: GloVe Bi-LSTM, or a fine-tuned BERT encoder, against VADER and TF-IDF."
+    )
     input_kind = "text"
     data_help = (
         "A CSV/TSV/JSONL of text,label rows, a folder of train/val/test files, tweets|amazon|nyt, "

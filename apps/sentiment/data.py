@@ -248,8 +248,7 @@ def _open_tfds(config, name):
 def load_split(config, source, split, meta=None, progress=None):
     """One split as word ids with the model's vocabulary (`meta["vocab"]`); texts without
     a single word (only punctuation...) are left out and reported."""
-    from dlkit.apps.sentiment.edge import has_words
-    from dlkit.edge.text import WordVocab, words
+    from dlkit.apps.sentiment.edge import encode, has_words, split_words
 
     if meta is None or "vocab" not in meta:
         raise DlkitError("sentiment needs the model's vocabulary to encode texts")
@@ -258,18 +257,14 @@ def load_split(config, source, split, meta=None, progress=None):
             f"{source.description}: labels {', '.join(source.labels)} differ from the model's "
             f"({', '.join(meta['labels'])})"
         )
-    from dlkit.apps.sentiment.edge import encode
-
     length = meta["max_length"]
-    wordpiece = meta.get("tokenizer") == "bert_wordpiece"
-    vocab = None if wordpiece else WordVocab(meta["vocab"], meta.get("lowercase", True))
     texts, inputs, targets, kept_ratings = [], [], [], []
     empty = cut = 0
     classes = len(source.labels)
     ratings = source.ratings.get(split)
     soft = ratings is not None and classes == 2 and config.soft_labels > 0
     for k, (text, label) in enumerate(source.rows(split)):
-        tokens = words(text) if wordpiece else vocab.tokenize(text)
+        tokens = split_words(text, meta)
         if not has_words(tokens):
             empty += 1
             continue
@@ -284,7 +279,7 @@ def load_split(config, source, split, meta=None, progress=None):
     if empty:
         skipped.append(f"{split}: {empty} texts without a word left out")
     if cut:
-        unit = "tokens" if wordpiece else "words"
+        unit = "tokens" if meta.get("tokenizer") == "bert_wordpiece" else "words"
         skipped.append(f"{split}: {cut} texts longer than {length} {unit} cut to {length}")
     if not texts:
         raise DlkitError(f"{source.description}: no {split} text has a word")

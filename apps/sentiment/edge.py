@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dlkit.edge.text import WordPiece, WordVocab, bert_inputs, bert_normalize, words
+from dlkit.edge.text import WordVocab, bert_inputs, bert_normalize, bert_wordpiece, words
 from dlkit.errors import InvalidInputError
 
 _VOCABS = {}
@@ -14,15 +14,22 @@ _VOCABS = {}
 def vocab_of(meta):
     """The model's WordVocab (word-vector models) or WordPiece tokenizer (the encoder
     model), built once per vocabulary list."""
+    if meta.get("tokenizer") == "bert_wordpiece":
+        return bert_wordpiece(meta["vocab"])
     key = id(meta["vocab"])
     if key not in _VOCABS:
         _VOCABS.clear()
-        if meta.get("tokenizer") == "bert_wordpiece":
-            tokenizer = WordPiece(meta["vocab"], unknown="[UNK]")
-        else:
-            tokenizer = WordVocab(meta["vocab"], meta.get("lowercase", True))
-        _VOCABS[key] = (meta["vocab"], tokenizer)
+        _VOCABS[key] = (meta["vocab"], WordVocab(meta["vocab"], meta.get("lowercase", True)))
     return _VOCABS[key][1]
+
+
+def split_words(text, meta):
+    """The text's words, for the has-a-word rule and (word-vector models) the ids: the
+    GloVe-style words of the model's vocabulary, or plain words for the encoder model,
+    which reads WordPiece tokens of the whole text instead."""
+    if meta.get("tokenizer") == "bert_wordpiece":
+        return words(text, meta.get("lowercase", True))
+    return vocab_of(meta).tokenize(text)
 
 
 def encode(text, tokens, meta):
@@ -54,8 +61,7 @@ def read_input(text, meta):
     text = str(text)
     if not text.strip():
         raise InvalidInputError("empty text")
-    wordpiece = meta.get("tokenizer") == "bert_wordpiece"
-    tokens = words(text, meta.get("lowercase", True)) if wordpiece else vocab_of(meta).tokenize(text)
+    tokens = split_words(text, meta)
     if not has_words(tokens):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise InvalidInputError(f"{shown!r}: no words to read (only punctuation or symbols)")

@@ -12,6 +12,8 @@ from dlkit.errors import InvalidInputError
 PAD, UNK, START, END = "<pad>", "<unk>", "<s>", "</s>"
 # BERT's reserved tokens, in the order a vocabulary learnt here lists them (ids 0-4).
 BERT_RESERVED = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Reserved tokens that decoding drops (padding, sequence starts and ends).
+_UNSPOKEN = frozenset((PAD, START, END, "[PAD]", "[CLS]", "[SEP]"))
 
 
 def normalize(text, lowercase=True):
@@ -243,7 +245,7 @@ class WordPiece:
         words = []
         for i in ids:
             token = self.vocab[int(i)]
-            if token in (PAD, START, END, *BERT_RESERVED[:1], *BERT_RESERVED[2:4]):
+            if token in _UNSPOKEN:
                 continue
             if token.startswith("##") and words:
                 words[-1] += token[2:]
@@ -253,6 +255,19 @@ class WordPiece:
         for mark in (".", ",", ";", ":", "!", "?", ")", "'"):
             text = text.replace(" " + mark, mark)
         return text.replace("( ", "(")
+
+
+_WORDPIECES = {}
+
+
+def bert_wordpiece(vocab):
+    """The `WordPiece` of a BERT vocabulary (unknown token `[UNK]`), built once per
+    vocabulary list: the tokenizer every input of a model reuses."""
+    key = id(vocab)
+    if key not in _WORDPIECES:
+        _WORDPIECES.clear()
+        _WORDPIECES[key] = (vocab, WordPiece(vocab, unknown="[UNK]"))  # keeps `vocab` alive
+    return _WORDPIECES[key][1]
 
 
 def log_softmax(logits):
