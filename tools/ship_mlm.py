@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.apps.mlm.data import LoadedSplit
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import batches, config_of, runner_for, score_splits
+from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
 from dlkit.registry import get_app
 
@@ -40,13 +41,16 @@ SHIPPED = "model.dynamic.tflite"
 # tokens, and LayerNorm loses precision in int8).
 
 
-def top1(run, split):
-    """Top-1 token ids at the filled slots of a split, in order."""
-    found = []
-    for inputs, targets in batches(split.inputs, split.targets):
-        best = np.argmax(run(inputs)[0], axis=-1)
-        found.append(best[np.asarray(targets) > 0])
-    return np.concatenate(found)
+def recording(run, found):
+    """`run` that also keeps each batch's top-1 token ids (batch, slots) in `found`, so
+    the agreement with Keras needs no second pass over the splits."""
+
+    def run_and_record(inputs):
+        outputs = run(inputs)
+        found.append(np.argmax(outputs[0], axis=-1))
+        return outputs
+
+    return run_and_record
 
 
 def measure(app, work):
@@ -57,18 +61,15 @@ def measure(app, work):
     source = app.open_source(config, None)
     splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
     train = app.load_split(config, source, "train", meta=meta)
+    targets = np.concatenate([split.targets for split in splits.values()])  # score_splits' order
     metrics, picks = {}, {}
     for variant, file_name in VARIANTS:
-        run = runner_for(app, ModelBundle.load(work / file_name, app=app.name), config)
-        reports = score_splits(app, config, meta, run, splits)
+        run, found = runner_for(app, ModelBundle.load(work / file_name, app=app.name), config), []
+        reports = score_splits(app, config, meta, recording(run, found), splits)
         metrics[variant] = {split: {k: r[k] for k in HEADLINE if k in r} for split, r in reports.items()}
-        picks[variant] = np.concatenate([top1(run, split) for split in splits.values()])
+        picks[variant] = np.concatenate(found)[targets > 0]  # the filled slots
         print(variant, {s: round(r["masked_accuracy"], 4) for s, r in metrics[variant].items()}, flush=True)
-    pooled = type(splits["val"])(
-        {k: np.concatenate([s.inputs[k] for s in splits.values()]) for k in splits["val"].inputs},
-        np.concatenate([s.targets for s in splits.values()]),
-        np.concatenate([s.sequences for s in splits.values()]),
-    )
+    pooled = LoadedSplit({}, targets, None)  # the unigram baseline reads only the targets
     metrics["unigram"] = {
         name: unigram_report(train, split, len(meta["vocab"]))
         for name, split in {**splits, "pooled": pooled}.items()
