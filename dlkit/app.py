@@ -292,6 +292,12 @@ class App:
         them with `ModelBundle.asset(name)` (or loads them into the metadata, `into`)."""
         return {}
 
+    def calibrate(self, model, config, meta, split):
+        """What a trained model's metadata needs from its outputs on the validation split
+        (a decision threshold at a target error rate): a dict merged into model.json
+        before it is written. By default nothing."""
+        return {}
+
     def class_weights(self, config, split):
         """Per-class loss weights for `fit`, or None."""
         return None

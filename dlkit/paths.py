@@ -29,6 +29,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DLKIT_CACHE", default))
 
 
+def data_dir() -> Path:
+    """What a user keeps between runs (a face gallery): `$DLKIT_DATA`, else
+    `~/.local/share/dlkit`."""
+    default = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "dlkit"
+    return Path(os.environ.get("DLKIT_DATA", default))
+
+
 def shipped_model_dir(app: str) -> Path:
     return saved_models_dir() / app
 

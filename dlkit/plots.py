@@ -1,5 +1,5 @@
 """PNG plots: training curves, confusion matrices, attention maps, audio with per-step
-scores, DET curves (matplotlib, Agg backend)."""
+scores, DET and ROC curves, embeddings in 2-D (matplotlib, Agg backend)."""
 
 import numpy as np
 
@@ -171,6 +171,56 @@ def det_plot(curves, path, title="DET"):
     ax.set_xlabel("false accepts per hour")
     ax.set_ylabel("miss rate")
     ax.set_xscale("symlog", linthresh=1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def roc_plot(report, path, title="ROC"):
+    """Verification ROC (true accepts against false accepts, log scale) from a
+    dlkit.metrics.verification report, with the model's operating point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    far, tar = np.asarray(report["roc"]["far"]), np.asarray(report["roc"]["tar"])
+    floor = 1.0 / max(report.get("impostor_pairs", 1000), 1) / 2
+    ax.plot(np.maximum(far, floor), tar, label=f"AUC {report['roc_auc']:.4f}, EER {report['eer']:.3f}")
+    if "far" in report and "frr" in report:
+        ax.plot(
+            [max(report["far"], floor)],
+            [1 - report["frr"]],
+            "o",
+            label=f"threshold {report['threshold']:.3f} ({report['threshold_source']})",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("false accept rate (impostor pairs)")
+    ax.set_ylabel("true accept rate (genuine pairs)")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def embedding_plot(projection, path, title="embeddings"):
+    """2-D points ({"points": [[x, y]], "identities": [name]}) coloured by identity; the
+    names are listed when there are few."""
+    plt = _pyplot()
+    points = np.asarray(projection["points"], np.float64).reshape(-1, 2)
+    names = list(projection["identities"])
+    people = sorted(set(names))
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    colours = plt.get_cmap("tab20" if len(people) > 10 else "tab10")
+    for index, person in enumerate(people):
+        mine = np.array([name == person for name in names])
+        ax.scatter(points[mine, 0], points[mine, 1], s=18, color=colours(index % colours.N), label=person)
+    if len(people) <= 12:
+        ax.legend(fontsize=7, loc="best")
+    ax.set_xlabel("principal component 1")
+    ax.set_ylabel("principal component 2")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -12,6 +12,7 @@ from dlkit.errors import DlkitError
 APP_PACKAGES = (
     "dlkit.apps.classify",
     "dlkit.apps.detect",
+    "dlkit.apps.face",
     "dlkit.apps.mlm",
     "dlkit.apps.segment",
     "dlkit.apps.sentiment",

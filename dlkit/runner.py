@@ -186,6 +186,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
 
     best.restore(model)
     save_model(model, run_dir / "model.keras")
+    meta.update(app.calibrate(model, config, meta, val_split))
     for name, asset in app.assets(model, config, meta).items():
         add_asset(run_dir, meta, name, asset.content, asset.file_name, into=asset.into)
     io.write_json(run_dir / "model.json", stored_meta(meta))

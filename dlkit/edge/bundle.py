@@ -9,6 +9,8 @@ from pathlib import Path
 from dlkit.errors import DlkitError, InvalidInputError
 from dlkit.io import atomic_path, sha256_file
 
+# The metadata key that ModelBundle.load fills with {side file name: its path}.
+ASSET_PATHS = "asset_paths"
 # Preference when a directory is given: the smallest fast on-device model first.
 TFLITE_ORDER = ("model.int8.tflite", "model.dynamic.tflite", "model.float16.tflite", "model.tflite")
 
@@ -97,6 +99,10 @@ class ModelBundle:
                 meta[record["into"]] = (
                     bundle.asset(name).read_text(encoding="utf-8").removesuffix("\n").split("\n")
                 )
+        # Where the side files are, for the app's edge code (a second model it runs).
+        meta[ASSET_PATHS] = {
+            name: str(bundle.directory / record["file"]) for name, record in meta.get("assets", {}).items()
+        }  # checked above
         return bundle
 
 
@@ -179,4 +185,5 @@ def copy_assets(bundle, directory, meta):
 def stored_meta(meta):
     """`meta` as model.json stores it: without the keys that side files fill on load."""
     filled = {record["into"] for record in meta.get("assets", {}).values() if record.get("into")}
+    filled.add(ASSET_PATHS)
     return {key: value for key, value in meta.items() if key not in filled}

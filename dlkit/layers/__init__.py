@@ -3,6 +3,7 @@
 from dlkit.layers.attention import AdditiveAttention, PaddingMask
 from dlkit.layers.audio import Spectrogram
 from dlkit.layers.masked_positions import MaskedPositions
+from dlkit.layers.pad_channels import PadChannels
 from dlkit.layers.position_embedding import PositionEmbedding
 from dlkit.layers.reversible_embedding import ReversibleEmbedding
 from dlkit.layers.transformer_encoder import MultiHeadSelfAttention, TransformerEncoder
@@ -14,6 +15,7 @@ __all__ = [
     "LabelMap",
     "MaskedPositions",
     "MultiHeadSelfAttention",
+    "PadChannels",
     "PaddingMask",
     "PositionEmbedding",
     "ReversibleEmbedding",
