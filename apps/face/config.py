@@ -71,7 +71,7 @@ class Config(TransferConfig):
             images_per_identity=2,
             passes=1,
             learning_rate=1e-3,
-            epochs=1,
+            epochs=2,
             fine_tune_epochs=0,
             max_drop=100.0,
         )
