@@ -139,6 +139,8 @@ class App:
         quantizations: tuple of str. The TFLite variants `export` can make.
         provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
+        may_find_nothing: bool. An input may give no model window (a photo without a
+            face): its result is then `combine([], raw, meta)`, not an error.
         meta_keys: tuple of str. What its model.json must hold besides the input spec
             (checked when a model is loaded, so a hand-edited file is refused
             with one line instead of failing mid-prediction).
@@ -157,6 +159,7 @@ class App:
     quantizations = QUANTIZATIONS
     provides = ()
     inherits = ()
+    may_find_nothing = False
     meta_keys = ("labels",)
 
     def check_meta(self, meta, where):

@@ -213,7 +213,7 @@ class Predictor:
                 try:
                     raw = app.read_input(item, meta)
                     parts = app.windows(raw, meta)
-                    if not parts:
+                    if not parts and not app.may_find_nothing:
                         raise InvalidInputError(f"{item_name(item)}: nothing to read")
                 except InvalidInputError as error:
                     ready.append((item, None, 0, shortened(str(error), item)))

@@ -96,6 +96,11 @@ def _masked_positions():
     ]
 
 
+def _pad_channels():
+    x = keras.Input((3, 3, 2))
+    return keras.Model(x, dlkit.layers.PadChannels(3)(x)), [RNG.normal(size=(2, 3, 3, 2))]
+
+
 # Registered name -> fn() returning (a model using the object, its inputs); for losses the
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
@@ -103,6 +108,7 @@ LAYER_EXAMPLES = {
     "dlkit>LabelMap": _label_map,
     "dlkit>MaskedPositions": _masked_positions,
     "dlkit>MultiHeadSelfAttention": _self_attention,
+    "dlkit>PadChannels": _pad_channels,
     "dlkit>PaddingMask": _padding_mask,
     "dlkit>PositionEmbedding": _position_embedding,
     "dlkit>ReversibleEmbedding": _reversible_embedding,
@@ -114,6 +120,7 @@ LAYER_EXAMPLES = {
 LOSS_EXAMPLES = {
     "dlkit>YOLOLoss": lambda: dlkit.losses.YOLOLoss(GRIDS, ANCHORS, box_weight=2.0, noobj_weight=0.5),
     "dlkit>DiceCrossEntropy": lambda: dlkit.losses.DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0),
+    "dlkit>TripletLoss": lambda: dlkit.losses.TripletLoss(margin=0.3, mining="batch_hard"),
 }
 
 
@@ -169,7 +176,17 @@ def mask_batch():
     return y_true, y_pred
 
 
-LOSS_BATCHES = {"dlkit>YOLOLoss": yolo_batch, "dlkit>DiceCrossEntropy": mask_batch}
+def identity_batch():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = RNG.normal(size=(6, 4)).astype(np.float32)
+    return y_true, y_pred / np.linalg.norm(y_pred, axis=1, keepdims=True)
+
+
+LOSS_BATCHES = {
+    "dlkit>YOLOLoss": yolo_batch,
+    "dlkit>DiceCrossEntropy": mask_batch,
+    "dlkit>TripletLoss": identity_batch,
+}
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_EXAMPLES))

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+# Debian source packages too: `dlkit face data fetch` takes dlib's example faces from one.
+if [ -f /etc/apt/sources.list.d/debian.sources ] && ! grep -qs "deb-src" /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; then
+    sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources | $SUDO tee /etc/apt/sources.list.d/debian-src.sources > /dev/null
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv sword-text-sparv sound-theme-freedesktop ktuberling-data klettres-data python3.11-doc fortunes > /dev/null
 pip install -q -e ".[train]"
@@ -14,3 +18,7 @@ dlkit classify train
 dlkit classify export --quantize int8 --max-drop 3
 dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v3/test/birds"
 dlkit translate predict "3 May 1979" "mercredi 1er mars 2023" "Sonntag, 22. November 2026"
+# Faces: enrol one of dlib's Johns from three photos, then name him in two others.
+people="$(dlkit face data fetch)/people"
+dlkit face enroll John_Salley $(ls "$people"/John_Salley/*.jpg | head -3) --gallery runs/face/quickstart_gallery.json
+dlkit face identify $(ls "$people"/John_Salley/*.jpg | tail -1) $(ls "$people"/John_Simm/*.jpg | tail -1) --gallery runs/face/quickstart_gallery.json

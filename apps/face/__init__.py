@@ -26,6 +26,7 @@ class FaceApp(App):
         "Face recognition: BlazeFace detector, dlib's ResNet descriptor in Keras, triplet loss, a gallery."
     )
     input_kind = "image"
+    may_find_nothing = True  # a photo without a face is a result ("no face"), not an error
     data_help = "A folder with a folder of photos per person, or omit for the offline faces."
     meta_keys = ("embedding_size",)
     gate = Metric("roc_auc")
@@ -57,11 +58,17 @@ class FaceApp(App):
     def prepare_meta(self, meta, options):
         """Loads the gallery once (the --gallery file, else the default one if it exists)."""
         from dlkit.apps.face.gallery import Gallery, default_path
+        from dlkit.errors import DlkitError
 
         meta = {**meta, "max_faces": options.get("max_faces") or self.edge.MAX_FACES}
-        path = options.get("gallery") or (default_path() if default_path().exists() else None)
+        given = options.get("gallery")
+        path = given or (default_path() if default_path().exists() else None)
         if path is not None and str(path) != "none":
             gallery = Gallery.load(path)
+            if given and not gallery.people:
+                raise DlkitError(
+                    f"{path}: the gallery is empty; enrol people first: dlkit face enroll NAME PHOTO..."
+                )
             gallery.check_embedder(meta)
             meta["gallery"] = gallery
         return meta
@@ -90,6 +97,13 @@ class FaceApp(App):
         for face in faces:
             face["embedding"] = [round(float(v), 6) for v in face["embedding"]]
         return {"width": int(raw.image.shape[1]), "height": int(raw.image.shape[0]), "faces": faces}
+
+    def annotate(self, report, split):
+        """The projection's points named by person instead of by id."""
+        projection = report.get("projection")
+        if projection and hasattr(split, "names"):
+            projection["identities"] = [split.names.get(int(i), i) for i in projection["identities"]]
+        return report
 
     def plots(self, report, meta, out_dir, title=""):
         return self.model.plots(report, out_dir, title)

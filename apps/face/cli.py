@@ -35,6 +35,9 @@ def _largest_faces(app, model_path, photos):
             click.echo(f"skipped: {prediction.error}", err=True)
             continue
         faces = prediction.result["faces"]
+        if not faces:
+            click.echo(f"skipped: {prediction.name}: no face found", err=True)
+            continue
         found[prediction.name] = (faces[0]["embedding"], len(faces))
     return predictor, found
 

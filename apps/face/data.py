@@ -30,8 +30,8 @@ class FaceSource:
 @dataclass
 class LoadedFaces:
     inputs: np.ndarray  # (n, size, size, 3) uint8 aligned faces
-    targets: np.ndarray  # (n,) int32 identity ids within the split
-    names: list  # identity id -> person name (or photo#face for a pseudo-identity)
+    targets: np.ndarray  # (n,) int32 identity ids (identity_id of the name: the same in every split)
+    names: dict  # identity id -> person name (or photo#face for a pseudo-identity)
     paths: list
     skipped: list = field(default_factory=list)
 
@@ -113,6 +113,12 @@ def split_people(people, val_split, test_split):
     return {split: [(p, n) for n in sorted(chosen[split]) for p in people[n]] for split in SPLITS}
 
 
+def identity_id(name):
+    """A person's id, from their name: the same person has the same id in every split, so
+    splits pool without mixing people up (31 bits of a SHA-1)."""
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:4], "big") & 0x7FFFFFFF
+
+
 def load_split(config, source, split, meta=None, progress=None):
     """Detects and aligns the faces of a split at `image_size` (unreadable photos and
     photos without a face are skipped and reported)."""
@@ -124,9 +130,8 @@ def load_split(config, source, split, meta=None, progress=None):
         raise DlkitError(f"{source.description}: no {split} photos")
     detector = detector_at(str(shipped_detector()))
     size = config.image_size
-    crops, targets, names, paths = [], [], [], []
+    crops, targets, names, paths = [], [], {}, []
     skipped = list(source.skipped if split == "train" else [])
-    ids = {}
     for index, (path, person) in enumerate(items):
         try:
             image = load_image(path)
@@ -139,11 +144,9 @@ def load_split(config, source, split, meta=None, progress=None):
             continue
         for number, face in enumerate(found if person is None else found[:1]):
             name = person if person is not None else f"{Path(path).name}#{number}"
-            if name not in ids:
-                ids[name] = len(names)
-                names.append(name)
+            names[identity_id(name)] = name
             crops.append(align(image, face.keypoints, size))
-            targets.append(ids[name])
+            targets.append(identity_id(name))
             paths.append(str(path))
         if progress and (index + 1) % 50 == 0:
             progress(index + 1, len(items), f"finding faces ({split})")

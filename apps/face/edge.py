@@ -2,12 +2,10 @@
 side model), embed each, match them against the gallery, draw the result."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from dlkit.apps.face.detector import MIN_FACE, align, detector_at, find_faces, shipped_detector
-from dlkit.errors import InvalidInputError
 
 MAX_FACES = 20
 
@@ -32,36 +30,22 @@ def image_size(meta):
 
 
 def read_input(item, meta):
-    """A photo (path or RGB array) -> FacePhoto; raises InvalidInputError when unreadable,
-    too small, or without a face."""
+    """A photo (path or RGB array) -> FacePhoto with its faces (none in a photo without
+    one, or smaller than the smallest face looked for); raises InvalidInputError when
+    the file cannot be read as an image."""
     from dlkit.edge.image import image_array, load_image
 
     image = image_array(item) if hasattr(item, "shape") else load_image(item)
     min_face = int(meta.get("config", {}).get("min_face", MIN_FACE))
-    if min(image.shape[:2]) < min_face:
-        raise InvalidInputError(
-            f"{describe(item)}: a {image.shape[1]}x{image.shape[0]} image is too small to hold a face "
-            f"(at least {min_face} px)"
-        )
-    faces = find_faces(detector_of(meta), image, min_face)[: meta.get("max_faces", MAX_FACES)]
-    if not faces:
-        raise InvalidInputError(
-            f"{describe(item)}: no face found (faces of at least {min_face} px are looked for)"
-        )
+    faces = []
+    if min(image.shape[:2]) >= min_face:
+        faces = find_faces(detector_of(meta), image, min_face)[: meta.get("max_faces", MAX_FACES)]
     size = image_size(meta)
     return FacePhoto(image, faces, [align(image, face.keypoints, size) for face in faces])
 
 
-def describe(item):
-    return str(item) if isinstance(item, (str, Path)) else f"<array {getattr(item, 'shape', '')}>"
-
-
-def preprocess(raw, meta):
-    """The largest face's crop as model input (float32 pixels)."""
-    return raw.crops[0].astype(np.float32)
-
-
 def windows(raw):
+    """Each face's aligned crop as a model input (float32 pixels), largest first."""
     return [crop.astype(np.float32) for crop in raw.crops]
 
 

@@ -1,0 +1,192 @@
+"""Face: the shipped pipeline end to end through the CLI (enroll -> verify -> identify ->
+list -> remove), several faces in a photo, bad input, and on the offline people the
+targets' checks (ROC AUC, rank-1, Keras-vs-TFLite parity). Train/resume/export/edge
+predict of a tiny model are in the contract kit (tests/test_contract.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.apps.face.gallery import Gallery
+from dlkit.paths import shipped_model_dir
+
+SHIPPED = shipped_model_dir("face")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Real faces that Python packages carry: the astronaut, mirrored and darker (the same
+    person, another photo), two different LFW faces, a photo with two people, no face."""
+    import skimage.data
+
+    from dlkit.apps.face.faces import lfw_faces
+
+    folder = tmp_path_factory.mktemp("faces")
+    astronaut = skimage.data.astronaut()
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    other = np.clip(astronaut[:, ::-1].astype(np.int16) - 30, 0, 255).astype(np.uint8)
+    Image.fromarray(other).save(folder / "astronaut_mirrored.png")
+    faces = lfw_faces()
+    Image.fromarray(faces[0]).save(folder / "lfw0.png")
+    Image.fromarray(faces[1]).save(folder / "lfw1.png")
+    pair = np.zeros((512, 1024, 3), np.uint8)
+    pair[:, :512] = astronaut
+    pair[106:406, 600:900] = faces[1]
+    Image.fromarray(pair).save(folder / "two_people.png")
+    Image.fromarray(skimage.data.coffee()).save(folder / "coffee.png")
+    Image.fromarray(astronaut[:12, :12]).save(folder / "tiny.png")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return folder
+
+
+def face_cli(*args):
+    return run_cli("face", *args)
+
+
+def test_enrol_verify_identify_list_remove(photos, tmp_path):
+    gallery = tmp_path / "gallery.json"
+    result = face_cli("enroll", "Eileen", photos / "astronaut.png", "--gallery", gallery)
+    assert result.exit_code == 0 and "enrolled Eileen: 1 photo(s)" in result.output, result.output
+    assert face_cli("enroll", "Lee", photos / "lfw0.png", "--gallery", gallery).exit_code == 0
+    assert face_cli("enroll", "Lee", photos / "lfw0.png", "--gallery", gallery).exit_code == 0  # added again
+    assert {k: len(v) for k, v in Gallery.load(gallery).people.items()} == {"Eileen": 1, "Lee": 2}
+
+    same = face_cli("verify", photos / "astronaut.png", photos / "astronaut_mirrored.png", "--json")
+    record = json.loads(same.output.strip().splitlines()[-1])
+    assert record["same"] is True and record["distance"] <= record["threshold"]
+    different = json.loads(
+        face_cli("verify", photos / "lfw0.png", photos / "lfw1.png", "--json").output.splitlines()[-1]
+    )
+    assert different["same"] is False and different["distance"] > different["threshold"]
+
+    out = tmp_path / "seen"
+    result = face_cli(
+        "identify",
+        photos / "astronaut_mirrored.png",
+        photos / "lfw1.png",
+        "--gallery",
+        gallery,
+        "--json",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [r["faces"][0]["name"] for r in records] == ["Eileen", None]  # the LFW face is nobody enrolled
+    assert records[1]["faces"][0]["distance"] > json.loads((SHIPPED / "model.json").read_text())["threshold"]
+    assert len(records[0]["faces"][0]["embedding"]) == 128
+    assert np.linalg.norm(records[0]["faces"][0]["embedding"]) == pytest.approx(1.0, abs=1e-3)
+    assert (out / "astronaut_mirrored.jpg").exists() and (out / "predictions.json").exists()
+
+    listed = face_cli("list", "--gallery", gallery)
+    assert "Eileen: 1 photo(s)" in listed.output and "Lee: 2 photo(s)" in listed.output
+    assert face_cli("remove", "Lee", "--gallery", gallery).exit_code == 0
+    assert list(Gallery.load(gallery).people) == ["Eileen"]
+    assert_one_line_error(face_cli("remove", "Lee", "--gallery", gallery), "no 'Lee'")
+
+
+def test_several_faces_each_reported_and_the_largest_enrolled(photos, tmp_path):
+    result = face_cli("identify", photos / "two_people.png", "--gallery", "none", "--json")
+    faces = json.loads(result.output.splitlines()[-1])["faces"]
+    assert len(faces) == 2
+    sizes = [face["box"][2] - face["box"][0] for face in faces]
+    assert sizes == sorted(sizes, reverse=True)  # largest first
+    assert faces[0]["box"][0] < 512 <= faces[1]["box"][0]  # the astronaut is the larger face
+    gallery = tmp_path / "gallery.json"
+    result = face_cli("enroll", "Eileen", photos / "two_people.png", "--gallery", gallery)
+    assert result.exit_code == 0 and "2 faces; enrolled the largest" in result.output
+    alone = face_cli("identify", photos / "astronaut.png", "--gallery", gallery, "--json")
+    assert json.loads(alone.output.splitlines()[-1])["faces"][0]["name"] == "Eileen"
+
+
+@pytest.mark.parametrize("name", ["coffee.png", "tiny.png", "corrupt.jpg"])
+def test_photos_without_a_face_enrol_nothing(photos, tmp_path, name):
+    gallery = tmp_path / "gallery.json"
+    result = face_cli("identify", photos / name, "--gallery", "none", "--json")
+    if name == "corrupt.jpg":
+        assert_one_line_error(result, "corrupt image")
+    else:  # a readable photo without a face is a result, not an error
+        assert result.exit_code == 0 and json.loads(result.output.splitlines()[-1])["faces"] == []
+    result = face_cli("enroll", "Nobody", photos / name, "--gallery", gallery)
+    assert result.exit_code == 2 and "nothing enrolled" in result.output
+    assert not gallery.exists()
+    assert_one_line_error(face_cli("verify", photos / name, photos / "astronaut.png"), "no face to compare")
+
+
+def test_gallery_refusals(photos, tmp_path):
+    empty = tmp_path / "empty.json"
+    assert_one_line_error(
+        face_cli("identify", photos / "astronaut.png", "--gallery", empty), "the gallery is empty"
+    )
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(
+        json.dumps(
+            {
+                "format": "dlkit-face-gallery",
+                "version": 1,
+                "embedder": "another-net",
+                "dimension": 128,
+                "people": {"X": [[0.0] * 127 + [1.0]]},
+            }
+        )
+    )
+    assert_one_line_error(
+        face_cli("identify", photos / "astronaut.png", "--gallery", foreign), "not comparable"
+    )
+    before = foreign.read_bytes()
+    assert_one_line_error(
+        face_cli("enroll", "Y", photos / "astronaut.png", "--gallery", foreign), "not comparable"
+    )
+    assert foreign.read_bytes() == before  # nothing lost, nothing added
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert_one_line_error(face_cli("list", "--gallery", broken), "not a face gallery")
+
+
+# --- the offline people (fetched into the cache by `dlkit face data fetch`) ---------------
+@pytest.fixture(scope="module")
+def people():
+    from dlkit.apps.face.config import Config
+    from dlkit.apps.face.data import load_split, open_source
+
+    config = Config()
+    source = open_source(config, None)
+    return {split: load_split(config, source, split) for split in ("val", "test")}
+
+
+@pytest.mark.realdata
+def test_the_shipped_pipeline_separates_the_offline_people(people):
+    from dlkit.edge import EdgeModel
+    from dlkit.metrics.verification import verification_report
+
+    meta = json.loads((SHIPPED / "model.json").read_text())
+    model = EdgeModel(SHIPPED / meta["exports"]["int8"]["file"])
+    inputs = np.concatenate([split.inputs for split in people.values()]).astype(np.float32)
+    targets = np.concatenate([split.targets for split in people.values()])
+    embeddings = np.concatenate([model.predict(inputs[i : i + 16])[0] for i in range(0, len(inputs), 16)])
+    report = verification_report(embeddings, targets, meta["threshold"])
+    assert report["images"] == 59 and report["identities"] == 7
+    assert report["roc_auc"] >= 0.99 and report["rank1"] == 1.0
+    assert report["accuracy"] >= 0.98
+
+
+@pytest.mark.realdata
+def test_keras_and_tflite_embeddings_agree(people):
+    from dlkit.apps.face.config import Config
+    from dlkit.apps.face.model import build_model
+    from dlkit.edge import EdgeModel
+    from dlkit.metrics.verification import pair_distances
+
+    meta = json.loads((SHIPPED / "model.json").read_text())
+    keras_model = build_model(Config(), meta)
+    tflite = EdgeModel(SHIPPED / meta["exports"]["int8"]["file"])
+    inputs = people["val"].inputs.astype(np.float32)
+    a = keras_model.predict(inputs, verbose=0)
+    b = np.concatenate([tflite.predict(inputs[i : i + 16])[0] for i in range(0, len(inputs), 16)])
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).mean() >= 0.99
+    same_a = pair_distances(a, people["val"].targets)[0] <= meta["threshold"]
+    same_b = pair_distances(b, people["val"].targets)[0] <= meta["threshold"]
+    assert (same_a == same_b).mean() >= 0.99
