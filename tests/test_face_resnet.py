@@ -81,7 +81,11 @@ def write_tfjs(folder, seed=0, drop=None, extra=False, truncate=False):
     (folder / "w.bin").write_bytes(blob[:-100] if truncate else blob)
     manifest = folder / "w.json"
     manifest.write_text(json.dumps([{"paths": ["w.bin"], "weights": entries}]))
-    return manifest, {name: value.reshape(shape) for (name, shape) in tensor_specs() if (value := values.get(name)) is not None}
+    return manifest, {
+        name: value.reshape(shape)
+        for (name, shape) in tensor_specs()
+        if (value := values.get(name)) is not None
+    }
 
 
 def face_api_forward(x, w):

@@ -31,7 +31,9 @@ def test_enrol_match_remove_round_trip(tmp_path):
     loaded = Gallery.load(path)
     assert {name: len(rows) for name, rows in loaded.people.items()} == {"ada": 3, "bob": 1}
     name, distance = loaded.match(unit(0.1, 1, 0, 0))
-    assert name == "bob" and distance == pytest.approx(np.linalg.norm(unit(0.1, 1, 0, 0) - unit(0, 1, 0, 0)), abs=1e-6)
+    assert name == "bob" and distance == pytest.approx(
+        np.linalg.norm(unit(0.1, 1, 0, 0) - unit(0, 1, 0, 0)), abs=1e-6
+    )
     with editing(path) as gallery:
         gallery.add("ada", [unit(0, 0, 1, 0)], META, replace=True)
         gallery.remove("bob")
@@ -59,7 +61,10 @@ def test_a_gallery_of_another_embedder_is_refused(tmp_path):
         (b"\xff\xfe", "not a face gallery"),
         (b'{"format": "other"}', "format"),
         (json.dumps({"format": FORMAT, "version": 99}).encode(), "newer"),
-        (json.dumps({"format": FORMAT, "version": 1, "dimension": 4, "people": {"a": [[1, 2]]}}).encode(), "'a'"),
+        (
+            json.dumps({"format": FORMAT, "version": 1, "dimension": 4, "people": {"a": [[1, 2]]}}).encode(),
+            "'a'",
+        ),
     ],
 )
 def test_a_bad_gallery_file_is_one_clear_error(tmp_path, content, message):

@@ -58,6 +58,10 @@ def test_wheel_installs_apps_inside_dlkit_and_predicts_with_shipped_models(tmp_p
         timeout=300,
     )
     assert install.returncode == 0, install.stderr[-2000:]
+    import skimage.data
+    from PIL import Image
+
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "astronaut.png")
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(site)!r})\n"
@@ -68,9 +72,11 @@ def test_wheel_installs_apps_inside_dlkit_and_predicts_with_shipped_models(tmp_p
         "print(dlkit.load('translate').predict(['3 May 1979'])[0]['translation'])\n"
         "print(dlkit.load('sentiment').predict(['a wonderful, moving film'])[0]['label'])\n"
         "print(len(dlkit.load('mlm').predict(['the [MASK] returns a [MASK]'])[0]['masks']))\n"
+        "print(len(dlkit.load('face').predict(['astronaut.png'], gallery='none')[0]['faces']))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["1979-05-03", "positive", "2"]  # sentiment and mlm read their vocab.txt
+    # sentiment and mlm read their vocab.txt; face runs the detector it ships beside its model
+    assert result.stdout.split() == ["1979-05-03", "positive", "2", "1"]

@@ -48,7 +48,9 @@ def test_the_loss_equals_the_enumerated_triplets(mining, seed):
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     loss = TripletLoss(margin=0.2, mining=mining)
     got = float(loss(labels, embeddings))
-    assert got == pytest.approx(reference(embeddings.astype(np.float64), labels, 0.2, mining), rel=1e-4, abs=1e-6)
+    assert got == pytest.approx(
+        reference(embeddings.astype(np.float64), labels, 0.2, mining), rel=1e-4, abs=1e-6
+    )
 
 
 def test_hand_made_cases():

@@ -18,9 +18,11 @@ def gallery_option(function):
 
 
 def _gallery_path(path):
+    from pathlib import Path
+
     from dlkit.apps.face.gallery import default_path
 
-    return path or default_path()
+    return Path(path) if path else default_path()
 
 
 def _largest_faces(app, model_path, photos):

@@ -1,7 +1,7 @@
 """The face gallery: enrolled people's embeddings in one versioned JSON file (numpy only).
 
     {"format": "dlkit-face-gallery", "version": 1, "embedder": "<id>", "dimension": 128,
-     "threshold": 0.52, "people": {"Ada": [[...128 numbers...], ...], ...}}
+     "people": {"Ada": [[...128 numbers...], ...], ...}}
 
 `embedder` names the network that made the embeddings (model.json `embedder_id`);
 embeddings of another network are not comparable, so such a gallery is refused. Every
