@@ -28,7 +28,7 @@ class FaceApp(App):
     input_kind = "image"
     may_find_nothing = True  # a photo without a face is a result ("no face"), not an error
     data_help = "A folder with a folder of photos per person, or omit for the offline faces."
-    meta_keys = ("embedding_size",)
+    meta_keys = ("embedding_size", "threshold", "embedder_id")
     gate = Metric("roc_auc")
     monitor = ("val_loss", "min")
     architecture = ("embedder", "image_size", "embedding_size", "backbone", "alpha")
@@ -58,19 +58,28 @@ class FaceApp(App):
     def prepare_meta(self, meta, options):
         """Loads the gallery once (the --gallery file, else the default one if it exists)."""
         from dlkit.apps.face.gallery import Gallery, default_path
+        from dlkit.console import log
         from dlkit.errors import DlkitError
 
         meta = {**meta, "max_faces": options.get("max_faces") or self.edge.MAX_FACES}
         given = options.get("gallery")
-        path = given or (default_path() if default_path().exists() else None)
-        if path is not None and str(path) != "none":
-            gallery = Gallery.load(path)
-            if given and not gallery.people:
+        if str(given) == "none":
+            return meta
+        if given:
+            gallery = Gallery.load(given)
+            if not gallery.people:
                 raise DlkitError(
-                    f"{path}: the gallery is empty; enrol people first: dlkit face enroll NAME PHOTO..."
+                    f"{given}: the gallery is empty; enrol people first: dlkit face enroll NAME PHOTO..."
                 )
             gallery.check_embedder(meta)
             meta["gallery"] = gallery
+        elif default_path().exists():
+            gallery = Gallery.load(default_path())
+            try:
+                gallery.check_embedder(meta)
+                meta["gallery"] = gallery
+            except DlkitError as error:  # not asked for: the faces are just not named
+                log(f"note: faces not named: {error}")
         return meta
 
     def read_input(self, item, meta):

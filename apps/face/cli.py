@@ -25,14 +25,14 @@ def _gallery_path(path):
     return Path(path) if path else default_path()
 
 
-def _largest_faces(app, model_path, photos):
+def _largest_faces(app, model_path, photos, progress=None):
     """{photo: (embedding of its largest face, faces found)} through the predict pipeline;
     photos without a readable face are reported on stderr and left out."""
     from dlkit.predict import Predictor, expand_sources
 
     predictor = Predictor.load(app, model_path, gallery="none")
     found = {}
-    for prediction in predictor(expand_sources("image", photos)):
+    for prediction in predictor(expand_sources("image", photos), progress=progress):
         if prediction.error:
             click.echo(f"skipped: {prediction.error}", err=True)
             continue
@@ -173,5 +173,60 @@ def add_commands(app, group):
 
         click.echo(default_folder())
 
-    for command in (enroll, verify, list_people, remove, data):
+    @click.command(
+        name="pairs",
+        help="The LFW protocol: 10-fold verification accuracy on a pairs.txt (each fold scored at the "
+        "threshold best on the other nine), with the ROC AUC over all its pairs.",
+    )
+    @click.argument("pairs_file", type=click.Path())
+    @click.option(
+        "--data",
+        "folder",
+        required=True,
+        metavar="DIR",
+        help="The photos, as LFW lays them out: DIR/Name/Name_0001.jpg.",
+    )
+    @model_option
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @handle_errors
+    def pairs(pairs_file, folder, model_path, as_json):
+        import numpy as np
+
+        from dlkit.apps.face.pairs import photo_path, read_pairs, ten_fold
+        from dlkit.console import ProgressPrinter
+        from dlkit.errors import DlkitError
+        from dlkit.metrics.verification import roc_auc
+
+        listed = read_pairs(pairs_file)
+        photos = sorted({photo for _, a, b, _ in listed for photo in (a, b)})
+        paths = {photo: str(photo_path(folder, photo)) for photo in photos}
+        _, found = _largest_faces(app, model_path, list(paths.values()), progress=ProgressPrinter())
+        kept = [(fold, a, b, same) for fold, a, b, same in listed if paths[a] in found and paths[b] in found]
+        if len({fold for fold, *_ in kept}) < 2:
+            raise DlkitError(f"{pairs_file}: fewer than 2 folds with pairs whose photos have a face")
+        embedding = {path: np.asarray(vector) for path, (vector, _) in found.items()}
+        distances = np.array(
+            [np.linalg.norm(embedding[paths[a]] - embedding[paths[b]]) for _, a, b, _ in kept]
+        )
+        same = np.array([s for *_, s in kept])
+        folds = np.array([fold for fold, *_ in kept])
+        mean, std, per_fold, thresholds = ten_fold(distances, same, folds)
+        result = {
+            "accuracy": mean,
+            "accuracy_std": std,
+            "folds": per_fold,
+            "thresholds": thresholds,
+            "roc_auc": roc_auc(distances, same),
+            "pairs": len(kept),
+            "left_out": len(listed) - len(kept),
+        }
+        if as_json:
+            click.echo(json.dumps(result))
+        else:
+            click.echo(
+                f"{len(per_fold)}-fold accuracy {mean:.4f} +- {std:.4f}, ROC AUC {result['roc_auc']:.4f} "
+                f"over {len(kept)} pairs ({result['left_out']} left out: a photo without a face)"
+            )
+
+    for command in (enroll, verify, list_people, remove, pairs, data):
         group.add_command(command)

@@ -7,6 +7,7 @@ seen in training as K augmented views (the offline training data).
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def open_source(config, source, progress=None):
       them: the threshold is calibrated on val, scored on test);
     - a folder of person folders (the LFW layout: `Name/photo.jpg`), split by person with
       `val_split` and `test_split` (training and evaluation people never mix), or with
-      `train/`, `val/`, `test/` folders of person folders.
+      `train/`, `val/`, `test/` folders of person folders;
+    - `tfds:NAME`, a TFDS set of `image` and a person `label` (text or class name:
+      `tfds:lfw`), written once into the dlkit cache as person folders, split by person.
     """
     if source is None:
         from dlkit.apps.face import faces
@@ -80,9 +83,15 @@ def open_source(config, source, progress=None):
         description = f"offline faces ({folder})"
         return FaceSource(description, splits, _fingerprint(splits))
     if str(source).startswith("tfds:"):
-        raise DlkitError(
-            f"{source}: face reads folders of person folders; tfds datasets are not supported yet"
+        from dlkit.data.cache import build_once
+
+        name = str(source)[len("tfds:") :]
+        report = (lambda done, total: progress(done, total, f"writing tfds:{name}")) if progress else None
+        folder = build_once(
+            f"face-tfds-{name.replace('/', '-')}-v1", lambda out: tfds_people(name, out, report)
         )
+        splits = split_people(_people(folder), config.val_split, config.test_split)
+        return FaceSource(f"tfds:{name} ({folder})", splits, _fingerprint(splits))
     folder = Path(source)
     if not folder.is_dir():
         raise DlkitError(f"{folder}: not a folder (face reads a folder with a folder of photos per person)")
@@ -100,6 +109,35 @@ def open_source(config, source, progress=None):
                 "(2 each for train, val and test) or train/, val/ and test/ folders of person folders"
             )
     return FaceSource(f"people in {folder}", splits, _fingerprint(splits))
+
+
+def tfds_people(name, out, progress=None):
+    """Writes every example of a TFDS set (all its splits) as `out/<person>/<n>.png`."""
+    from PIL import Image
+
+    from dlkit.data.tfds_source import prepared_builder
+
+    builder = prepared_builder(name)
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DlkitError(f"tfds:{name}: face needs `image` and `label` (the person) features")
+    names = getattr(features["label"], "names", None)
+    total, counts = sum(split.num_examples for split in builder.info.splits.values()), {}
+    for split in builder.info.splits:
+        for example in builder.as_dataset(split=split).as_numpy_iterator():
+            label = example["label"]
+            person = (
+                names[int(label)]
+                if names
+                else (label.decode("utf-8") if isinstance(label, bytes) else str(label))
+            )
+            person = re.sub(r"[^\w .-]", "_", person).strip().lstrip(".") or "unnamed"  # a folder name
+            counts[person] = counts.get(person, 0) + 1
+            (out / person).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(example["image"]).save(out / person / f"{counts[person]:04d}.png")
+            if progress and sum(counts.values()) % 500 == 0:
+                progress(sum(counts.values()), total)
+    return {"people": len(counts), "photos": sum(counts.values())}
 
 
 def split_people(people, val_split, test_split):

@@ -75,13 +75,6 @@ def backbone_of(model):
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
-def resnet_blocks(model):
-    """The ported network's residual block names, input first."""
-    from dlkit.pretrained.face_resnet import BLOCKS
-
-    return [name for name, _, _ in BLOCKS]
-
-
 def training_stages(config, meta=None):
     """resnet: one fine-tuning stage, the stem and the first `frozen_blocks` blocks kept.
     mobilenet: the transfer recipe (dlkit.transfer), head then top layers."""
@@ -91,8 +84,10 @@ def training_stages(config, meta=None):
 
         return transfer_stages(config, backbone_of, compile_at)
 
+    from dlkit.pretrained.face_resnet import BLOCKS
+
     def prepare(model):
-        frozen = {"normalize", "conv32_down", *resnet_blocks(model)[: config.frozen_blocks]}
+        frozen = {"normalize", "conv32_down", *(name for name, _, _ in BLOCKS[: config.frozen_blocks])}
         for layer in model.layers:
             block = layer.name.rsplit("_", 1)[0] if layer.name.startswith("conv") else layer.name
             layer.trainable = not (block in frozen or layer.name in frozen)
@@ -123,8 +118,8 @@ def calibrate(run, model, config, split):
 
     embeddings = np.concatenate([run(split.inputs[i : i + 64])[0] for i in range(0, len(split.inputs), 64)])
     distances, genuine = pair_distances(embeddings, split.targets)
-    if genuine.all() or not genuine.any():
-        raise DlkitError("the validation split needs genuine and impostor pairs to calibrate the threshold")
+    if genuine.all():  # the impostor pairs set the threshold; genuine ones are not needed
+        raise DlkitError("the validation split needs faces of 2 people or more to calibrate the threshold")
     digest = hashlib.sha256()
     for weights in model.get_weights():
         digest.update(np.ascontiguousarray(weights, np.float32).tobytes())

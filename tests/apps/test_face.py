@@ -228,3 +228,91 @@ def test_init_dlib_fine_tunes_the_ported_descriptor(tmp_path):
             for a, b in zip(before.get_layer(name).get_weights(), after.get_layer(name).get_weights())
         )
         assert same != changed, name  # the first blocks stay as ported; the top ones train
+
+
+def test_a_tfds_set_of_people_becomes_person_folders(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    from dlkit.apps.face.config import Config
+    from dlkit.apps.face.data import load_split, open_source
+    from dlkit.apps.face.faces import lfw_faces
+
+    class DlkitTinyFaces(tfds.core.GeneratorBasedBuilder):
+        """lfw's features in miniature: `image` and the person's name as `label` text."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(
+                builder=self,
+                features=tfds.features.FeaturesDict(
+                    {"image": tfds.features.Image(shape=(None, None, 3)), "label": tfds.features.Text()}
+                ),
+            )
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            faces = lfw_faces(size=96)
+            for person in range(8):
+                for k in range(2):
+                    image = faces[person] if k == 0 else faces[person][:, ::-1]
+                    yield (
+                        f"{person}-{k}",
+                        {"image": np.ascontiguousarray(image), "label": f"Person {person}/../x"},
+                    )
+
+    DlkitTinyFaces(data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    config = Config(val_split=0.25, test_split=0.25)
+    source = open_source(config, "tfds:dlkit_tiny_faces")
+    people = {split: {person for _, person in items} for split, items in source.splits.items()}
+    assert [len(people[s]) for s in ("train", "val", "test")] == [4, 2, 2]
+    assert not (people["train"] & people["val"]) and not (people["val"] & people["test"])
+    assert all("/" not in p and not p.startswith(".") for p in people["train"])  # names made folder-safe
+    assert all(path.is_relative_to(tmp_path / "cache") for path, _ in source.splits["val"])
+    val = load_split(config, source, "val")
+    assert val.inputs.shape[1:] == (150, 150, 3) and len(set(val.targets.tolist())) == 2
+
+
+def test_the_lfw_pairs_protocol(tmp_path):
+    from PIL import ImageOps
+
+    from dlkit.apps.face.detector import detector_at, find_faces, shipped_detector
+    from dlkit.apps.face.faces import lfw_faces
+    from dlkit.apps.face.pairs import read_pairs, ten_fold
+
+    detector = detector_at(str(shipped_detector()))
+    faces = [f for f in lfw_faces(size=96)[:16] if find_faces(detector, f)][:8]
+    folder = tmp_path / "lfw"
+    names = [f"Person_{chr(65 + i)}" for i in range(8)]
+    for name, face in zip(names, faces):
+        (folder / name).mkdir(parents=True)
+        Image.fromarray(face).save(folder / name / f"{name}_0001.jpg")
+        ImageOps.mirror(Image.fromarray(face)).save(folder / name / f"{name}_0002.jpg")
+    lines = ["2\t4"]
+    for fold in range(2):
+        people = names[4 * fold : 4 * fold + 4]
+        lines += [f"{n}\t1\t2" for n in people]
+        lines += [f"{a}\t1\t{b}\t2" for a, b in zip(people, people[1:] + people[:1])]
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    listed = read_pairs(tmp_path / "pairs.txt")
+    assert len(listed) == 16 and listed[0] == (0, ("Person_A", 1), ("Person_A", 2), True)
+    assert listed[4][1:] == (("Person_A", 1), ("Person_B", 2), False)
+    result = face_cli("pairs", tmp_path / "pairs.txt", "--data", folder, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.splitlines()[-1])
+    assert report["pairs"] == 16 and report["left_out"] == 0 and len(report["folds"]) == 2
+    assert report["accuracy"] == pytest.approx(np.mean(report["folds"]))
+    assert report["roc_auc"] >= 0.9  # a photo and its mirror image against other people
+
+    # The protocol on hand-made distances: each fold is scored at the threshold that splits the
+    # other fold perfectly (0.5 and 1.4), which accepts the wrong half of it.
+    distances = np.array([0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 1.8])
+    same = np.array([1, 1, 0, 0, 1, 1, 0, 0], bool)
+    mean, std, per_fold, thresholds = ten_fold(distances, same, np.array([0, 0, 0, 0, 1, 1, 1, 1]))
+    assert thresholds == pytest.approx([1.4, 0.5]) and per_fold == [0.5, 0.5] and mean == 0.5 and std == 0
+    (tmp_path / "bad.txt").write_text("2\t4\nPerson_A\t1\n")
+    assert_one_line_error(face_cli("pairs", tmp_path / "bad.txt", "--data", folder), "promises 16")
