@@ -230,7 +230,11 @@ def report_lines(report):
         if key == "per_class" or not isinstance(value, dict) or not value:
             continue
         rows = value.items() if all(isinstance(v, dict) for v in value.values()) else [(key, value)]
-        lines += [f"{f'{key}: {name}' if name != key else key:>18}: {numbers(row)}" for name, row in rows]
+        lines += [  # a group of lists (a curve, plot points) has no number to show
+            f"{f'{key}: {name}' if name != key else key:>18}: {numbers(row)}"
+            for name, row in rows
+            if numbers(row)
+        ]
     return lines
 
 
