@@ -109,7 +109,6 @@ class Model:
         return _train(self.app, data, run_dir, tiny, overrides, init=self.path, prefer=self.prefer)
 
 
-
 def train(app, data=None, run_dir=None, tiny=False, **overrides):
     """Trains app `app` from its default config (fields as keyword arguments); returns the
     trained model."""

@@ -77,16 +77,25 @@ def model_option(function):
 
 
 def uses_tensorflow(function):
-    """Imports TensorFlow first, its C++ start-up lines silenced (dlkit.quiet)."""
+    """Imports TensorFlow first, its C++ start-up lines silenced (dlkit.quiet); with a
+    `devices` option above 1 and no GPU, the CPU is split into that many logical devices
+    before the runtime starts (dlkit.distribute)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         from dlkit.quiet import import_tensorflow
 
-        import_tensorflow()
+        import_tensorflow(before_start=lambda: split_devices(kwargs.get("devices") or 1))
         return function(*args, **kwargs)
 
     return wrapper
+
+
+def split_devices(devices):
+    if devices > 1:
+        from dlkit.distribute import split_cpu
+
+        split_cpu(devices)
 
 
 def make_app_group(name):
@@ -107,7 +116,7 @@ def make_app_group(name):
         "--seed",
         type=click.IntRange(min=0),
         default=None,
-        help="Seed for Python, numpy and TensorFlow (parallel augmentation is not bit-repeatable).",
+        help="Seed for Python, numpy and TensorFlow (with --deterministic, the same weights every time).",
     )
     @click.option(
         "--epochs",
@@ -126,13 +135,34 @@ def make_app_group(name):
     )
     @click.option("--resume", is_flag=True, help="Continue an interrupted run (--run-dir or the latest).")
     @click.option("--tiny", is_flag=True, help="Use the tiny test configuration (seconds, not minutes).")
+    @click.option(
+        "--deterministic",
+        is_flag=True,
+        help="Deterministic ops and pipeline: the same seed gives the same weights (slower).",
+    )
+    @click.option("--jit", is_flag=True, help="Compile each training step with XLA.")
+    @click.option(
+        "--mixed-precision",
+        is_flag=True,
+        help="Compute in bfloat16 (CPU) or float16 (GPU, loss-scaled); the saved model stays float32.",
+    )
+    @click.option(
+        "--devices",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Train on this many devices (MirroredStrategy): GPUs, or the CPU split in logical devices.",
+    )
     @handle_errors
     @uses_tensorflow
-    def train(data, run_dir, overrides, seed, epochs, weights, init, resume, tiny):
+    def train(data, run_dir, overrides, seed, epochs, weights, init, resume, tiny, **flags):
         from dlkit import runner
+        from dlkit.distribute import TrainOptions
 
         config = resolve_config(app, overrides, seed, epochs, weights, tiny)
-        runner.train(app, config, data=data, run_dir=run_dir, resume=resume, init=init)
+        runner.train(
+            app, config, data=data, run_dir=run_dir, resume=resume, init=init, options=TrainOptions(**flags)
+        )
 
     @group.command(help="Score a .keras or .tflite model on a data split.")
     @model_option

@@ -95,7 +95,9 @@ def expand_sources(kind, inputs, file=None):
         for item in inputs:
             path = Path(str(item))
             if path.suffix.lower() in media and path.is_file():
-                raise DlkitError(f"{path}: this app reads text, not {path.suffix} files; give texts or --file FILE")
+                raise DlkitError(
+                    f"{path}: this app reads text, not {path.suffix} files; give texts or --file FILE"
+                )
         items = [readable(str(i)) for i in inputs]
     elif kind == "pair":
         if len(inputs) % 2:

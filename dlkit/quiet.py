@@ -50,7 +50,7 @@ def native_output_silenced():
                 sys.stderr.write(captured.read().decode("utf-8", "replace"))
 
 
-def import_tensorflow():
+def import_tensorflow(before_start=None):
     """Imports TensorFlow and Keras and initialises the devices (where `failed call to
     cuInit` comes from), with their C++ start-up lines silenced. TensorFlow's own log is
     kept to fatal messages (`--verbose` shows all): its run-time ERROR lines are advice,
@@ -61,4 +61,6 @@ def import_tensorflow():
         import keras  # noqa: F401
         import tensorflow as tf
 
+        if before_start:  # device configuration, which must come before the runtime starts
+            before_start()
         tf.config.list_logical_devices()

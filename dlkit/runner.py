@@ -43,7 +43,7 @@ def next_run_dir(app_name, root="runs"):
     return next_numbered_dir(Path(root) / app_name, "train")
 
 
-def train(app, config, data=None, run_dir=None, resume=False, init=None, callbacks=()):
+def train(app, config, data=None, run_dir=None, resume=False, init=None, callbacks=(), options=None):
     """Trains `app` and writes a complete run directory; returns its path.
 
     Args:
@@ -54,12 +54,13 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         resume: bool. Continue the run in `run_dir` (or the latest) after an interruption.
         init: str or None. A trained model directory or file to start from.
         callbacks: extra Keras callbacks for every stage's `fit`.
+        options: dlkit.distribute.TrainOptions or None: determinism, XLA, mixed precision,
+            devices (a resumed run keeps its own).
     """
-    import keras
-
-    from dlkit.callbacks import BestCheckpoint, JSONLLogger, Progress, ResumeCheckpoint
     from dlkit.callbacks.resume import read_state
+    from dlkit.distribute import TrainOptions, training
 
+    options = options or TrainOptions()
     if resume:
         run_dir = Path(run_dir) if run_dir else latest_run(app.name, marker="config.json")
         if not (run_dir / "config.json").exists():
@@ -67,6 +68,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         saved = io.read_json(run_dir / "config.json")
         config = from_dict(type(config), saved["config"])
         data, init = saved.get("data"), saved.get("init")
+        options = TrainOptions(**saved.get("options", {}))
         state = read_state(run_dir / CHECKPOINT_DIR)
         if state and state.get("complete"):
             log(f"{run_dir} is already complete")
@@ -75,6 +77,19 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
         state = None
+    if options.describe():
+        log(f"training with: {options.describe()}")
+    with training(options):
+        finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
+    # Scored on one device in float32: the saved model, as export and predict see it.
+    return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
+
+
+def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
+    import keras
+
+    from dlkit.callbacks import BestCheckpoint, JSONLLogger, Progress, ResumeCheckpoint
+
     init_bundle, init_parts = None, ()
     if init:
         init_bundle = ModelBundle.load(resolve_init(init), prefer="keras")
@@ -88,7 +103,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
                 config = app.inherit_config(config, init_parts)
     checkpoint_dir = io.check_writable_dir(run_dir, "--run-dir") / CHECKPOINT_DIR
     if not resume:
-        claim_run(run_dir, {"app": app.name, "config": to_dict(config), "data": data, "init": init})
+        record = {"app": app.name, "config": to_dict(config), "data": data, "init": init}
+        claim_run(run_dir, {**record, "options": dataclasses.asdict(options)})
     try:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         keras.utils.set_random_seed(config.seed)
@@ -130,9 +146,18 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
     else:
         start_epoch = 0
         model = initial_model(app, config, meta, init_bundle, init_parts)
+        if options.mixed_precision:
+            from dlkit.distribute import float32_outputs
+
+            model = float32_outputs(model)
 
     train_data = app.make_dataset(config, train_split, training=True, meta=meta)
     val_data = app.make_dataset(config, val_split, meta=meta)
+    if options.devices > 1:
+        from dlkit.distribute import even_batches
+
+        train_data = even_batches(train_data, options.devices, config.batch_size, training=True)
+        val_data = even_batches(val_data, options.devices, config.batch_size)
     monitor, mode = app.monitor
     best = BestCheckpoint(
         checkpoint_dir / "best.npz",
@@ -156,6 +181,8 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         resuming_inside = state is not None and start_epoch > offset
         if not resuming_inside:
             stage.prepare(model)
+        if options.jit:
+            model.jit_compile = True  # after compile, which resets it
         stage_callbacks = [
             Progress(total_epochs, stage=stage.name),
             JSONLLogger(history_path, stage=stage.name),
@@ -186,6 +213,15 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
 
     best.restore(model)
     save_model(model, run_dir / "model.keras")
+    return lambda saved=model: _finish(
+        app, config, run_dir, saved, meta, source, val_split, progress, best.best, total_epochs
+    )
+
+
+def _finish(app, config, run_dir, model, meta, source, val_split, progress, best, total_epochs):
+    """What follows the last epoch: calibration, side files, model.json, plots, scores."""
+    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    history_path = run_dir / "history.jsonl"
     meta.update(app.calibrate(model, config, meta, val_split))
     for name, asset in app.assets(model, config, meta).items():
         add_asset(run_dir, meta, name, asset.content, asset.file_name, into=asset.into)
@@ -206,7 +242,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         log(f"no test evaluation: {error}")
     io.write_json(run_dir / "metrics.json", {"keras": metrics})
     io.write_json(
-        checkpoint_dir / "state.json", {"epochs_done": total_epochs, "complete": True, "best": best.best}
+        checkpoint_dir / "state.json", {"epochs_done": total_epochs, "complete": True, "best": best}
     )
     metric = app.gate_metric(meta).name
     shown = {split: round(m.get(metric, float("nan")), 4) for split, m in metrics.items()}
@@ -367,8 +403,11 @@ def save_model(model, path):
     Rebuilt from the architecture config: `keras.models.clone_model` compiles its clone
     (Keras 3.15), which would write an optimizer into the file.
     """
-    clean = type(model).from_config(model.get_config())
-    clean.set_weights(model.get_weights())
+    from dlkit.distribute import float32_config
+
+    # Trained in mixed precision: rebuilt in float32, so exports stay float32 / int8.
+    clean = type(model).from_config(float32_config(model.get_config()))
+    clean.set_weights([np.asarray(w, np.float32) if w.dtype.kind == "f" else w for w in model.get_weights()])
     with io.atomic_path(path) as tmp:
         clean.save(tmp)
 

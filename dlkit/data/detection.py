@@ -86,13 +86,16 @@ def _read_yaml(path):
         import yaml
     except ImportError:
         raise MissingSourceError("reading data.yaml needs PyYAML: pip install pyyaml") from None
+
     class Loader(yaml.SafeLoader):
         """Refuses aliases: a few lines of them expand to billions of names ("billion laughs")."""
 
         def compose_node(self, parent, index):
             if self.check_event(yaml.events.AliasEvent):
                 event = self.peek_event()
-                raise yaml.YAMLError(f"aliases (*{event.anchor}) are not allowed, line {event.start_mark.line + 1}")
+                raise yaml.YAMLError(
+                    f"aliases (*{event.anchor}) are not allowed, line {event.start_mark.line + 1}"
+                )
             return super().compose_node(parent, index)
 
     try:
@@ -218,7 +221,9 @@ def read_coco_json(json_path, images_dir=None, names=None, skipped=None, warning
             try:
                 x, y, bw, bh = (float(v) for v in ann["bbox"])
             except (KeyError, TypeError, ValueError):
-                skipped.append(f"{where}: annotation {ann.get('id')}: bbox {str(ann.get('bbox'))[:40]} is not [x, y, w, h]")
+                skipped.append(
+                    f"{where}: annotation {ann.get('id')}: bbox {str(ann.get('bbox'))[:40]} is not [x, y, w, h]"
+                )
                 continue
             boxes.append([x / w, y / h, (x + bw) / w, (y + bh) / h])
             name = category_names.get(ann.get("category_id"))

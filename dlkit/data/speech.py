@@ -28,7 +28,9 @@ VARIANTS = (
     "belinda", "benjamin", "boris", "caleb", "david", "edward", "grandma",
 )  # fmt: skip
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
 _LOCK = threading.Lock()
 
 
@@ -39,7 +41,9 @@ class _Engine:
         try:
             import espeakng_loader
         except ImportError:
-            raise MissingSourceError("speech synthesis needs espeak-ng: pip install espeakng-loader") from None
+            raise MissingSourceError(
+                "speech synthesis needs espeak-ng: pip install espeakng-loader"
+            ) from None
         lib = ctypes.cdll.LoadLibrary(espeakng_loader.get_library_path())
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -74,7 +78,10 @@ class _Engine:
         self.chunks = []
         encoded = text.encode("utf-8") + b"\0"
         buffer = ctypes.create_string_buffer(encoded)
-        if lib.espeak_Synth(buffer, len(encoded), 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None) != EE_OK:
+        if (
+            lib.espeak_Synth(buffer, len(encoded), 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
+            != EE_OK
+        ):
             raise DlkitError(f"espeak-ng cannot speak {text!r}")
         lib.espeak_Synchronize()
         return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)

@@ -52,7 +52,9 @@ WORD_PATTERN = re.compile(
     r"|[^\w\s]|_"
 )
 # Typographic quotes and dashes as the plain characters the vectors were trained on.
-_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "--"})
+_PLAIN = str.maketrans(
+    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "--"}
+)
 
 
 def words(text, lowercase=True):
