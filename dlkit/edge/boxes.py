@@ -51,9 +51,19 @@ def nms(boxes, scores, iou_threshold=0.5, score_threshold=-np.inf, max_output=10
 
 
 def class_aware_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=0.0, max_output=100):
-    """NMS within each class: boxes of different classes never suppress each other."""
-    offset = np.asarray(classes, np.float64)[:, None] * (np.max(np.abs(boxes)) + 1.0 if len(boxes) else 0)
-    return nms(np.asarray(boxes, np.float64) + offset, scores, iou_threshold, score_threshold, max_output)
+    """NMS within each class: boxes of different classes never suppress each other.
+
+    Each class is suppressed on its own (not by shifting classes apart, which loses tiny
+    boxes to rounding); the kept boxes are merged best score first, ties by index.
+    """
+    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
+    classes = np.asarray(classes)
+    keep = []
+    for value in np.unique(classes):
+        members = np.flatnonzero(classes == value)
+        keep += members[nms(boxes[members], scores[members], iou_threshold, score_threshold, max_output)].tolist()
+    keep = sorted(keep, key=lambda i: (-scores[i], i))[:max_output]
+    return np.array(keep, np.int64)
 
 
 def shape_iou(wh, anchors):
