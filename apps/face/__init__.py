@@ -10,7 +10,7 @@ Example:
     dlkit face enroll Ada ada1.jpg ada2.jpg
     dlkit face identify group.jpg --out seen/
     dlkit face verify a.jpg b.jpg
-    dlkit face train --data people/ --init saved_models/face
+    dlkit face train --data people/ --init dlib
 """
 
 from pathlib import Path

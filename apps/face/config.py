@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from dlkit.config import AT_LEAST_ONE, POSITIVE, Range, TransferConfig
+from dlkit.errors import DlkitError
 
 EMBEDDERS = ("resnet", "mobilenet")
 MINING = ("semi_hard", "batch_hard")
@@ -57,6 +58,12 @@ class Config(TransferConfig):
     target_far: float = 0.01  # the threshold is calibrated at this false-accept rate (val pairs)
     min_face: int = 20  # pixels: smaller detections are ignored
     max_drop: float = 1.0  # export fails when TFLite ROC AUC drops more (points)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for field, choices in (("embedder", EMBEDDERS), ("mining", MINING)):
+            if getattr(self, field) not in choices:
+                raise DlkitError(f"{field} must be one of {', '.join(choices)}, got {getattr(self, field)!r}")
 
     @classmethod
     def tiny(cls):

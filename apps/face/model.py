@@ -5,7 +5,6 @@ import keras
 import numpy as np
 from keras import layers
 
-from dlkit.apps.face.config import EMBEDDERS
 from dlkit.errors import DlkitError
 from dlkit.losses import TripletLoss
 from dlkit.metrics.verification import VerificationEvaluator, pair_distances, threshold_at_far
@@ -31,9 +30,7 @@ def make_meta(config, source):
 
 def build_model(config, meta, load_weights=True):
     """Pixels (b, S, S, 3) in [0, 255] -> unit-length embeddings (b, embedding_size)."""
-    if config.embedder not in EMBEDDERS:
-        raise DlkitError(f"embedder must be one of {', '.join(EMBEDDERS)}, got {config.embedder!r}")
-    if config.embedder == "resnet":
+    if config.embedder == "resnet":  # Config checked the choices
         from dlkit.pretrained.face_resnet import INPUT_SIZE, build_face_resnet, pretrained_face_resnet
 
         if config.image_size != INPUT_SIZE or config.embedding_size != 128:

@@ -116,6 +116,11 @@ def test_photos_without_a_face_enrol_nothing(photos, tmp_path, name):
     assert_one_line_error(face_cli("verify", photos / name, photos / "astronaut.png"), "no face to compare")
 
 
+@pytest.mark.parametrize("setting", ["mining=hardest", "embedder=vgg", "identities_per_batch=1"])
+def test_a_bad_setting_stops_before_any_work(setting):
+    assert_one_line_error(face_cli("train", "--set", setting), setting.split("=")[0])
+
+
 def test_gallery_refusals(photos, tmp_path):
     empty = tmp_path / "empty.json"
     assert_one_line_error(
