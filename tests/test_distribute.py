@@ -41,8 +41,18 @@ def finished(process):
     return stderr
 
 
-def train(run_dir, data, *flags):
-    return finished(start(run_dir, data, *flags))
+@pytest.fixture(scope="module")
+def runs(sample, tmp_path_factory):
+    """The three training processes, started at once (the options are process-wide, and
+    overlapping their start-up costs less than running them one after another)."""
+    root = tmp_path_factory.mktemp("runs")
+    deterministic = ("--deterministic", "--seed", "3")
+    started = {
+        "a": start(root / "a", sample, *deterministic),
+        "b": start(root / "b", sample, *deterministic),
+        "mirrored": start(root / "mirrored", sample, "--devices", "2", "--mixed-precision"),
+    }
+    return root, {name: finished(process) for name, process in started.items()}
 
 
 def weights(path):
@@ -55,32 +65,28 @@ def policies(path):
     return json.dumps(json.loads(zipfile.ZipFile(path).read("config.json")))
 
 
-def test_deterministic_runs_give_the_same_weights(sample, tmp_path):
-    runs = [
-        start(tmp_path / name, sample, "--deterministic", "--seed", "3") for name in ("a", "b")
-    ]  # at once
-    assert "training with: deterministic" in finished(runs[0])
-    finished(runs[1])
-    first, second = weights(tmp_path / "a" / "model.keras"), weights(tmp_path / "b" / "model.keras")
+def test_deterministic_runs_give_the_same_weights(runs):
+    root, logs = runs
+    assert "training with: deterministic" in logs["a"]
+    first, second = weights(root / "a" / "model.keras"), weights(root / "b" / "model.keras")
     assert len(first) == len(second) and all(np.array_equal(x, y) for x, y in zip(first, second))
-    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    saved = json.loads((root / "a" / "config.json").read_text())
     assert saved["options"] == {"deterministic": True, "jit": False, "mixed_precision": False, "devices": 1}
 
 
-def test_two_devices_in_mixed_precision_save_a_float32_model(sample, tmp_path):
-    log = train(tmp_path / "run", sample, "--devices", "2", "--mixed-precision")
-    assert "training with: mixed_precision, 2 devices" in log
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["keras"]
+def test_two_devices_in_mixed_precision_save_a_float32_model(runs):
+    root, logs = runs
+    run = root / "mirrored"
+    assert "training with: mixed_precision, 2 devices" in logs["mirrored"]
+    metrics = json.loads((run / "metrics.json").read_text())["keras"]
     assert np.isfinite(metrics["val"]["accuracy"]) and np.isfinite(metrics["test"]["accuracy"])
-    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in history if r.get("event") == "epoch")
     # Trained in bfloat16 (the resume checkpoint keeps the policy); saved in float32.
-    checkpoint = next((tmp_path / "run" / "checkpoint").glob("epoch*.keras"))
+    checkpoint = next((run / "checkpoint").glob("epoch*.keras"))
     assert "mixed_bfloat16" in policies(checkpoint)
-    assert "bfloat16" not in policies(tmp_path / "run" / "model.keras")
-    assert all(
-        w.dtype == np.float32 for w in weights(tmp_path / "run" / "model.keras") if w.dtype.kind == "f"
-    )
+    assert "bfloat16" not in policies(run / "model.keras")
+    assert all(w.dtype == np.float32 for w in weights(run / "model.keras") if w.dtype.kind == "f")
 
 
 def test_devices_after_tensorflow_started_is_one_clear_error():
