@@ -83,19 +83,13 @@ def uses_tensorflow(function):
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        from dlkit.distribute import split_cpu
         from dlkit.quiet import import_tensorflow
 
-        import_tensorflow(before_start=lambda: split_devices(kwargs.get("devices") or 1))
+        import_tensorflow(before_start=lambda: split_cpu(kwargs.get("devices") or 1))
         return function(*args, **kwargs)
 
     return wrapper
-
-
-def split_devices(devices):
-    if devices > 1:
-        from dlkit.distribute import split_cpu
-
-        split_cpu(devices)
 
 
 def make_app_group(name):

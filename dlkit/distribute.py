@@ -56,10 +56,10 @@ def mirrored_strategy(devices):
 
 def split_cpu(devices):
     """Splits the CPU into `devices` logical devices (before the runtime starts), unless
-    there is a GPU or it is split already."""
+    one device is asked for, there is a GPU, or it is split already."""
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU"):
+    if devices <= 1 or tf.config.list_physical_devices("GPU"):
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
     if len(tf.config.get_logical_device_configuration(cpu) or []) >= devices:

@@ -407,7 +407,7 @@ def save_model(model, path):
 
     # Trained in mixed precision: rebuilt in float32, so exports stay float32 / int8.
     clean = type(model).from_config(float32_config(model.get_config()))
-    clean.set_weights([np.asarray(w, np.float32) if w.dtype.kind == "f" else w for w in model.get_weights()])
+    clean.set_weights(model.get_weights())  # mixed precision keeps its variables in float32
     with io.atomic_path(path) as tmp:
         clean.save(tmp)
 
