@@ -141,6 +141,8 @@ class App:
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
         may_find_nothing: bool. An input may give no model window (a photo without a
             face): its result is then `combine([], raw, meta)`, not an error.
+        shipped_preset: str or None. The preset (`presets`) that rebuilds the shipped
+            model when its folder holds only `.tflite` files (`dlkit bench` converts it).
         meta_keys: tuple of str. What its model.json must hold besides the input spec
             (checked when a model is loaded, so a hand-edited file is refused
             with one line instead of failing mid-prediction).
@@ -160,6 +162,7 @@ class App:
     provides = ()
     inherits = ()
     may_find_nothing = False
+    shipped_preset = None
     meta_keys = ("labels",)
 
     def check_meta(self, meta, where):

@@ -79,14 +79,20 @@ def model_option(function):
 def uses_tensorflow(function):
     """Imports TensorFlow first, its C++ start-up lines silenced (dlkit.quiet); with a
     `devices` option above 1 and no GPU, the CPU is split into that many logical devices
-    before the runtime starts (dlkit.distribute)."""
+    before the runtime starts, and with `multi_worker` the workers' strategy is made then
+    (dlkit.distribute)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        from dlkit.distribute import split_cpu
+        from dlkit.distribute import split_cpu, worker_strategy
         from dlkit.quiet import import_tensorflow
 
-        import_tensorflow(before_start=lambda: split_cpu(kwargs.get("devices") or 1))
+        def before_start():
+            split_cpu(kwargs.get("devices") or 1)
+            if kwargs.get("multi_worker"):
+                worker_strategy()  # joins the other workers before the runtime starts
+
+        import_tensorflow(before_start=before_start)
         return function(*args, **kwargs)
 
     return wrapper
@@ -146,6 +152,11 @@ def make_app_group(name):
         default=1,
         show_default=True,
         help="Train on this many devices (MirroredStrategy): GPUs, or the CPU split in logical devices.",
+    )
+    @click.option(
+        "--multi-worker",
+        is_flag=True,
+        help="Train on the machines TF_CONFIG names (MultiWorkerMirroredStrategy); run it on each.",
     )
     @handle_errors
     @uses_tensorflow
@@ -351,13 +362,91 @@ def predict_command(app):
     return predict
 
 
+def model_pairs(ctx, param, values):
+    """`--model APP=DIR` values -> {app: dir}."""
+    models = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or name not in app_names():
+            raise click.BadParameter(
+                f"expected APP=DIR with APP one of {', '.join(app_names())}, got {value!r}"
+            )
+        if not (Path(path) / "model.json").exists():
+            raise click.BadParameter(f"{path}: no model.json (not a model directory)")
+        models[name] = path
+    return models
+
+
+def thread_counts(ctx, param, value):
+    """`--threads 1,2` -> (1, 2)."""
+    try:
+        counts = tuple(int(t) for t in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"counts separated by commas (1,2), got {value!r}") from None
+    if min(counts) < 1:
+        raise click.BadParameter(f"counts of at least 1, got {value!r}")
+    return counts
+
+
+@click.command(
+    "bench",
+    help="Measure the apps' shipped models side by side: sizes, FLOPs, latency of Keras and every "
+    "LiteRT variant at 1 and 2 threads, each variant's validation metric, predict process time.",
+)
+@click.option(
+    "--app", "apps", multiple=True, type=click.Choice(app_names()), help="Only this app (repeatable)."
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="APP=DIR",
+    callback=model_pairs,
+    help="Bench this model for APP.",
+)
+@click.option(
+    "--threads",
+    default="1,2",
+    show_default=True,
+    callback=thread_counts,
+    help="Thread counts to time latency at.",
+)
+@click.option(
+    "--repeat", type=click.IntRange(min=1), default=30, show_default=True, help="Timed calls per latency."
+)
+@click.option(
+    "--process-repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="predict processes per file.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Score on the first N validation examples only."
+)
+@click.option(
+    "--out", default="runs/bench", show_default=True, metavar="DIR", help="Writes bench.json and bench.md."
+)
+@handle_errors
+@uses_tensorflow
+def bench_command(apps, models, threads, repeat, process_repeat, limit, out):
+    from dlkit.bench import bench, markdown, write
+
+    results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)
+    click.echo(markdown(results))
+    json_path, md_path = write(results, out)
+    click.echo(f"wrote {json_path} and {md_path}", err=True)
+
+
 class LazyGroup(click.Group):
-    """Builds an app's sub-group only when it is invoked or listed."""
+    """Builds an app's sub-group only when it is invoked or listed; `bench` spans them all."""
 
     def list_commands(self, ctx):
-        return app_names()
+        return [*app_names(), "bench"]
 
     def get_command(self, ctx, name):
+        if name == "bench":
+            return bench_command
         if name not in app_names():
             return None
         return make_app_group(name)

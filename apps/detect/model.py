@@ -188,7 +188,7 @@ def convert(model, config, meta, quantize, representative=None, float_layers=POS
     """TFLite with decode + NMS inside; int8 quantizes the network and keeps decode and
     NMS in float (builtin ops both). Quantized, the decode's chain of 8-bit steps (exp of
     the size logits, scores near 0) cost 4.5 points of val mAP@0.5; in float, 0.6.
-    `float_layers=()` quantizes them too (tools/bench_detect.py compares the two)."""
+    `float_layers=()` quantizes them too (docs/detect.md compares the two)."""
     from dlkit.export.tflite import convert as convert_keras
 
     return convert_keras(

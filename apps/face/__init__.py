@@ -27,6 +27,7 @@ class FaceApp(App):
     )
     input_kind = "image"
     may_find_nothing = True  # a photo without a face is a result ("no face"), not an error
+    shipped_preset = "dlib"  # the shipped model is the port as it is (only its int8 file ships)
     data_help = "A folder with a folder of photos per person, or omit for the offline faces."
     meta_keys = ("embedding_size", "threshold", "embedder_id")
     gate = Metric("roc_auc")

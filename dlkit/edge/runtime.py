@@ -85,7 +85,7 @@ def load_interpreter(path, num_threads=None):
 
     Args:
         path: str. A `.tflite` file.
-        num_threads: int or None. CPU threads; default all cores.
+        num_threads: int or None. CPU threads; default $DLKIT_THREADS, else all cores.
 
     Raises:
         ImportError: when neither runtime is installed; the message says what to install.
@@ -107,7 +107,7 @@ def load_interpreter(path, num_threads=None):
                 f"{path}: needs TFLite runtime {needed} or newer, and tflite-runtime "
                 f"{tflite_runtime.__version__} is installed: pip install ai-edge-litert"
             ) from None
-    num_threads = num_threads or os.cpu_count()
+    num_threads = num_threads or int(os.environ.get("DLKIT_THREADS") or 0) or os.cpu_count()
     try:
         with native_output_silenced():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
             interpreter = Interpreter(model_path=str(path), num_threads=num_threads)

@@ -257,31 +257,6 @@ def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
     assert np.any(loaded != backbone_of(fresh).get_layer("block11_expand_conv").get_weights()[0])
 
 
-def test_bench_tool_times_and_scores_the_three_conversions(detect_run, monkeypatch, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_detect", Path(__file__).parents[2] / "tools" / "bench_detect.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "RESULTS", tmp_path / "bench.json")
-    run_dir, _ = detect_run
-    bench.main(run_dir, repeat=3)
-    result = json.loads((tmp_path / "bench.json").read_text())
-    rows = result["variants"]
-    assert list(rows) == ["float32", bench.EXPORTED, bench.QUANTIZED_DECODE]
-    assert all(row["ms_median"] > 0 and 0 <= row["val_map50"] <= 1 for row in rows.values())
-    assert rows[bench.QUANTIZED_DECODE]["bytes"] < rows["float32"]["bytes"] / 2
-    exported = json.loads((run_dir / "model.json").read_text())["exports"]["int8"]
-    # The benchmark's exported variant is the export's own conversion: same bytes, same score.
-    assert rows[bench.EXPORTED]["bytes"] == exported["bytes"]
-    assert rows[bench.EXPORTED]["val_map50"] == pytest.approx(exported["val"]["tflite"])
-    ratio = rows[bench.EXPORTED]["ms_median"] / rows[bench.QUANTIZED_DECODE]["ms_median"]
-    assert result["float_decode_time_ratio"] == pytest.approx(ratio)
-
-
 def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_path):
     """`dlkit detect predict` right after install: the shipped int8 model on scenes made
     of test cut-outs no training scene uses, scored against the pasted boxes."""

@@ -1,0 +1,103 @@
+"""`dlkit bench`: FLOPs counted against hand arithmetic, and the whole bench on every app's
+tiny contract model (it runs and writes every column; no timing is asserted)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from dlkit.registry import app_names
+
+keras = pytest.importorskip("keras")
+
+
+def test_flops_count_the_multiply_adds_of_convolutions_and_dense_layers(tmp_path):
+    from dlkit.bench import flops
+    from dlkit.export.tflite import convert
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)  # 16*16*8 outputs x 3*3*3 each
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same")(x)  # 8*8*8 x 3*3
+    x = keras.layers.Conv2DTranspose(4, 2, strides=2)(x)  # 8*8*8 inputs x 2*2*4 each
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(5)(x)  # 5 x 16*16*4
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(keras.Model(inputs, outputs), "float32", batch_size=1))
+    counted, complete = flops(path)
+    expected = 2 * (16 * 16 * 8 * 27 + 8 * 8 * 8 * 9 + 8 * 8 * 8 * 16 + 5 * 16 * 16 * 4)
+    assert complete and counted == expected
+
+
+def test_flops_count_a_matrix_product_and_an_lstm(tmp_path):
+    from dlkit.bench import flops
+    from dlkit.export.tflite import convert
+
+    inputs = keras.Input((6, 4))
+    outputs = keras.layers.LSTM(3, return_sequences=True)(inputs)
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(convert(keras.Model(inputs, outputs), "float32", batch_size=1))
+    counted, _ = flops(path)
+    # Per step: four gates of (inputs + units) x units multiply-adds.
+    assert counted == 2 * 6 * 4 * 3 * (4 + 3)
+
+    a = keras.Input((5, 7))
+    b = keras.Input((7, 2))
+    product = keras.layers.Lambda(lambda t: keras.ops.matmul(t[0], t[1]))([a, b])
+    path = tmp_path / "matmul.tflite"
+    path.write_bytes(convert(keras.Model([a, b], product), "float32", batch_size=1))
+    assert flops(path) == (2 * 5 * 2 * 7, True)
+
+
+@pytest.fixture(scope="module")
+def bench_results(contract_run, tmp_path_factory):
+    """The bench over every app's tiny contract model, once: 1 thread, a few calls."""
+    from dlkit.bench import bench, write
+
+    models = {name: contract_run(name).run_dir for name in app_names()}
+    results = bench(app_names(), models, threads=(1,), repeat=2, process_repeat=1, limit=8)
+    out = tmp_path_factory.mktemp("bench")
+    return results, write(results, out)
+
+
+@pytest.mark.parametrize("name", app_names())
+def test_bench_measures_every_variant_of_every_app(bench_results, contract_run, name):
+    from dlkit.registry import get_app
+
+    results, _ = bench_results
+    row, app = results["apps"][name], get_app(name)
+    variants = ["keras", *app.quantizations]
+    assert sorted(row["latency_ms"]["1"]) == sorted(variants)
+    for median, p90 in row["latency_ms"]["1"].values():
+        assert 0 < median <= p90
+    assert sorted(row["metric"]) == sorted(variants)
+    assert all(np.isfinite(value) for value in row["metric"].values())
+    assert row["val_examples"] == 8
+    assert sorted(row["sizes"]) == sorted(app.quantizations)
+    assert row["sizes"]["float32"] > row["sizes"][row["smallest"]]
+    assert row["size_ratio"] == pytest.approx(row["sizes"][row["smallest"]] / row["sizes"]["float32"])
+    assert row["parameters"] > 0 and all(count > 0 for count, _ in row["flops"].values())
+    assert row["speedup"]["1"] == pytest.approx(
+        row["latency_ms"]["1"]["keras"][0] / row["latency_ms"]["1"][row["smallest"]][0]
+    )
+    assert set(row["process_seconds"]) == {"keras", row["smallest"]}
+    assert all(seconds > 0 for seconds in row["process_seconds"].values())
+
+
+def test_bench_writes_json_and_a_markdown_table_with_the_machine_and_peak(bench_results):
+    results, (json_path, md_path) = bench_results
+    assert json.loads(json_path.read_text())["apps"].keys() == results["apps"].keys()
+    peak = results["peak_flops"]["1"]
+    assert peak["float32"] > 1e8 and peak["int8"] > 1e8
+    text = md_path.read_text()
+    assert results["machine"]["cpu"] in text and "GFLOP/s" in text
+    for name in app_names():
+        assert f"| {name} | keras |" in text and f"| {name} | {results['apps'][name]['smallest']} |" in text
+
+
+def test_bench_cli_refuses_bad_arguments_in_one_line():
+    assert_one_line_error(run_cli("bench", "--model", "nosuchapp=x"), "expected APP=DIR")
+    assert_one_line_error(run_cli("bench", "--threads", "0"), "--threads")
+    assert_one_line_error(
+        run_cli("bench", "--app", "classify", "--model", "classify=/nonexistent"), "no model.json"
+    )
