@@ -58,7 +58,7 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
             devices (a resumed run keeps its own).
     """
     from dlkit.callbacks.resume import read_state
-    from dlkit.distribute import TrainOptions, training
+    from dlkit.distribute import TrainOptions, is_chief, training
 
     options = options or TrainOptions()
     if resume:
@@ -79,16 +79,41 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         state = None
     if options.describe():
         log(f"training with: {options.describe()}")
+    if options.multi_worker and not is_chief():
+        return train_worker(app, config, data, run_dir, resume, init, callbacks, options, state)
     with training(options):
         finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
     # Scored on one device in float32: the saved model, as export and predict see it.
     return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
 
 
+def train_worker(app, config, data, run_dir, resume, init, callbacks, options, state):
+    """A multi-worker run's other workers: they train in step with the chief and write
+    into a scratch folder removed at the end (TensorFlow's convention), so the run
+    directory holds the chief's files only. Resumed, they start from the chief's
+    checkpoint (the run directory on storage that every worker reads)."""
+    import shutil
+
+    from dlkit.distribute import training, worker_task
+
+    with io.temp_dir("worker") as scratch:
+        if state:
+            (scratch / CHECKPOINT_DIR).mkdir()
+            for name in ("state.json", state["model"]):
+                shutil.copy2(run_dir / CHECKPOINT_DIR / name, scratch / CHECKPOINT_DIR / name)
+            io.write_json(scratch / "config.json", io.read_json(run_dir / "config.json"))
+        with training(options):
+            _train(app, config, data, scratch, bool(state), init, callbacks, options, state)
+    log(f"worker {worker_task()[1]} done; the chief writes {run_dir}")
+    return run_dir
+
+
 def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
     import keras
+    import tensorflow as tf
 
     from dlkit.callbacks import BestCheckpoint, JSONLLogger, Progress, ResumeCheckpoint
+    from dlkit.distribute import even_batches, fit_workers, synchronize_batch_norm
 
     init_bundle, init_parts = None, ()
     if init:
@@ -153,11 +178,12 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
 
     train_data = app.make_dataset(config, train_split, training=True, meta=meta)
     val_data = app.make_dataset(config, val_split, meta=meta)
-    if options.devices > 1:
-        from dlkit.distribute import even_batches
-
-        train_data = even_batches(train_data, options.devices, config.batch_size, training=True)
-        val_data = even_batches(val_data, options.devices, config.batch_size)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        synchronize_batch_norm(model)
+        train_data = even_batches(train_data, replicas, config.batch_size, training=True)
+        if not options.multi_worker:  # fit_workers scores uneven batches whole
+            val_data = even_batches(val_data, replicas, config.batch_size)
     monitor, mode = app.monitor
     best = BestCheckpoint(
         checkpoint_dir / "best.npz",
@@ -199,23 +225,40 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
         # history line, best weights, sample overlays); a kill before that retrains it.
         stage_callbacks.append(ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}))
         log(f"stage {stage.name}: epochs {max(start_epoch, offset) + 1}-{end} of {total_epochs}")
-        model.fit(
-            train_data,
-            validation_data=val_data,
-            initial_epoch=max(start_epoch, offset),
-            epochs=end,
-            verbose=0,
-            shuffle=False,
-            class_weight=weights_by_class,
-            callbacks=stage_callbacks,
-        )
+        if options.multi_worker:  # Keras' fit fails under MultiWorkerMirroredStrategy
+            fit_workers(
+                model, train_data, val_data, end, max(start_epoch, offset), stage_callbacks, weights_by_class
+            )
+        else:
+            model.fit(
+                train_data,
+                validation_data=val_data,
+                initial_epoch=max(start_epoch, offset),
+                epochs=end,
+                verbose=0,
+                shuffle=False,
+                class_weight=weights_by_class,
+                callbacks=stage_callbacks,
+            )
         offset = end
 
     best.restore(model)
+    if options.multi_worker:  # every worker's line must match: they hold the same model
+        log(f"weights sha256 {weights_digest(model)[:16]}")
     save_model(model, run_dir / "model.keras")
     return lambda saved=model: _finish(
         app, config, run_dir, saved, meta, source, val_split, progress, best.best, total_epochs
     )
+
+
+def weights_digest(model):
+    """SHA-256 of a model's weights (their bytes in order)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def _finish(app, config, run_dir, model, meta, source, val_split, progress, best, total_epochs):

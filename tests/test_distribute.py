@@ -1,11 +1,14 @@
 """Training options of the runner (every app's): two seeded `--deterministic` runs end with
 identical weights; `--devices 2 --mixed-precision` trains in bfloat16 on the CPU split
-into two logical devices (TensorFlow's MirroredStrategy) and saves a float32 model. Each
-run is a process of its own: determinism, the dtype policy and the device split are
-process-wide.
+into two logical devices (TensorFlow's MirroredStrategy) and saves a float32 model;
+`--multi-worker` trains on two workers on 127.0.0.1 (MultiWorkerMirroredStrategy), which
+end with the same weights, equal to one worker's with the same global batch. Each run is
+a process of its own: determinism, the dtype policy and the device split are process-wide.
 """
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -25,14 +28,34 @@ def sample(tmp_path_factory):
     return get_app("classify").write_sample_data(tmp_path_factory.mktemp("data"))
 
 
-def start(run_dir, data, *flags):
+def start(run_dir, data, *flags, env=None):
     command = [sys.executable, "-m", "dlkit.cli", "classify", "train", "--tiny", "--data", str(data)]
     return subprocess.Popen(
         [*command, "--run-dir", str(run_dir), *flags],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def tf_configs(count):
+    """TF_CONFIG of each of `count` workers on 127.0.0.1."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(count)]
+    return [
+        {"TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+        for i in range(count)
+    ]
 
 
 def finished(process):
@@ -47,10 +70,16 @@ def runs(sample, tmp_path_factory):
     overlapping their start-up costs less than running them one after another)."""
     root = tmp_path_factory.mktemp("runs")
     deterministic = ("--deterministic", "--seed", "3")
+    # 18 training images: batches of 6 split evenly over two workers.
+    workers = ("--multi-worker", *deterministic, "--set", "batch_size=6")
+    two, one = tf_configs(2), tf_configs(1)
     started = {
         "a": start(root / "a", sample, *deterministic),
         "b": start(root / "b", sample, *deterministic),
         "mirrored": start(root / "mirrored", sample, "--devices", "2", "--mixed-precision"),
+        "worker0": start(root / "workers", sample, *workers, env=two[0]),
+        "worker1": start(root / "workers", sample, *workers, env=two[1]),
+        "one_worker": start(root / "one_worker", sample, *workers, env=one[0]),
     }
     return root, {name: finished(process) for name, process in started.items()}
 
@@ -71,7 +100,13 @@ def test_deterministic_runs_give_the_same_weights(runs):
     first, second = weights(root / "a" / "model.keras"), weights(root / "b" / "model.keras")
     assert len(first) == len(second) and all(np.array_equal(x, y) for x, y in zip(first, second))
     saved = json.loads((root / "a" / "config.json").read_text())
-    assert saved["options"] == {"deterministic": True, "jit": False, "mixed_precision": False, "devices": 1}
+    assert saved["options"] == {
+        "deterministic": True,
+        "jit": False,
+        "mixed_precision": False,
+        "devices": 1,
+        "multi_worker": False,
+    }
 
 
 def test_two_devices_in_mixed_precision_save_a_float32_model(runs):
@@ -115,3 +150,106 @@ def test_float32_config_replaces_every_policy():
         "layers": [{"config": {"dtype": "float32"}}, {"config": {"dtype": "float32", "units": 3}}]
     }
     assert TrainOptions(jit=True, devices=2).describe() == "jit, 2 devices"
+
+
+def test_multi_worker_without_a_valid_tf_config_is_one_clear_error(monkeypatch):
+    from dlkit.distribute import tf_config
+    from dlkit.errors import DlkitError
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(DlkitError, match="--multi-worker needs TF_CONFIG"):
+        tf_config()
+    for bad in (
+        "{",
+        '{"cluster": {}}',
+        '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+    ):
+        monkeypatch.setenv("TF_CONFIG", bad)
+        with pytest.raises(DlkitError, match="TF_CONFIG must be JSON"):
+            tf_config()
+
+
+def digest(log):
+    return [line for line in log.splitlines() if line.startswith("weights sha256")]
+
+
+def test_two_workers_end_with_the_same_weights_and_only_the_chief_writes(runs):
+    root, logs = runs
+    assert "worker 0 of 2" in logs["worker0"] and "worker 1 of 2" in logs["worker1"]
+    assert len(digest(logs["worker0"])) == 1 and digest(logs["worker0"]) == digest(logs["worker1"])
+    assert "worker 1 done; the chief writes" in logs["worker1"]
+    run = root / "workers"
+    assert (run / "model.json").exists() and (run / "metrics.json").exists()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["options"]["multi_worker"] is True
+    # Two epochs, one history line each: the other worker wrote nothing here.
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert len([r for r in history if r.get("event") == "epoch"]) == 2
+
+
+def test_a_worker_loop_trains_as_keras_fit_and_two_workers_as_one(tmp_path):
+    """The training loop of `fit_workers` on a small network with BatchNorm and class
+    weights: one worker takes Keras `fit`'s steps (no shuffle: fit's reshuffling order
+    is its own), two workers take one worker's (shuffled), to float rounding."""
+    script = tmp_path / "train.py"
+    script.write_text(WORKER_SCRIPT)
+
+    def start_run(count, shuffle, out):
+        return [
+            subprocess.Popen(
+                [sys.executable, str(script), str(count), str(shuffle), str(tmp_path / out)],
+                env={**os.environ, **env},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for env in (tf_configs(count) if count else [{}])
+        ]
+
+    started = {  # at once: each is mostly TensorFlow's start-up
+        "fit": start_run(0, 0, "fit"),
+        "one": start_run(1, 0, "one"),
+        "shuffled": start_run(1, 1, "shuffled"),
+        "two": start_run(2, 1, "two"),
+    }
+    for processes in started.values():
+        for process in processes:
+            finished(process)
+    fit, one, shuffled = (np.load(tmp_path / f"{name}.0.npy") for name in ("fit", "one", "shuffled"))
+    first, second = np.load(tmp_path / "two.0.npy"), np.load(tmp_path / "two.1.npy")
+    np.testing.assert_allclose(one, fit, atol=1e-5)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, shuffled, atol=1e-5)
+    assert np.abs(first - one).max() > 1e-3  # the shuffled runs did train on another order
+
+
+WORKER_SCRIPT = """
+import sys
+count, shuffle, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+from dlkit.distribute import even_batches, fit_workers, synchronize_batch_norm, worker_strategy
+from dlkit.quiet import import_tensorflow
+import_tensorflow(before_start=worker_strategy if count else None)
+import numpy as np, keras, tensorflow as tf
+from dlkit.distribute import worker_task
+tf.config.experimental.enable_op_determinism()
+strategy = worker_strategy() if count else tf.distribute.get_strategy()
+keras.utils.set_random_seed(1)
+x = np.random.default_rng(0).normal(size=(48, 5)).astype("float32")
+y = (x.sum(1) > 0).astype("int32")
+data = tf.data.Dataset.from_tensor_slices((x, y))
+data = (data.shuffle(48, seed=2) if shuffle else data).batch(12)
+with strategy.scope():
+    model = keras.Sequential([
+        keras.Input((5,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    weights = {0: 1.0, 1: 2.0}
+    if count:
+        synchronize_batch_norm(model)
+        train = even_batches(data, strategy.num_replicas_in_sync, 12, training=True)
+        fit_workers(model, train, data, epochs=3, class_weight=weights)
+    else:
+        model.fit(data, validation_data=data, epochs=3, verbose=0, shuffle=False, class_weight=weights)
+index = worker_task()[1] if count else 0
+np.save(f"{out}.{index}.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
+"""
