@@ -47,9 +47,20 @@ def flops(path):
     """(FLOPs of one inference, complete) of a `.tflite` file: 2 x the multiply-adds of
     its convolutions, fully connected layers, matrix products and LSTM/GRU-like cells.
     `complete` is False when the graph holds a loop (its body is not counted)."""
-    from dlkit.edge.runtime import load_interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = load_interpreter(path, 1)
+    # Run once on zeros, without delegates and keeping every tensor: shapes that depend on
+    # the input (a dynamic reshape) are known only then.
+    interpreter = Interpreter(
+        model_path=str(path),
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        experimental_preserve_all_tensors=True,
+    )
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
     shapes = {t["index"]: [int(d) for d in t["shape"]] for t in interpreter.get_tensor_details()}
     total, complete = 0, True
 
@@ -208,7 +219,7 @@ def keras_source(app, directory):
     return None
 
 
-def prepare_app(app, model_dir, work, limit=None):
+def prepare_app(app, model_dir, work, limit=None, variants=None):
     """Copies a model's bundle into `work`, converts the missing variants and scores them.
 
     Returns (row, job): the app's row of results (sizes, parameters, FLOPs, metrics,
@@ -254,7 +265,7 @@ def prepare_app(app, model_dir, work, limit=None):
     if "keras" in files:
         model = load_keras(files["keras"])
         row["parameters"] = parameters(app.inference_model(model, config, bundle.meta))
-        missing = [v for v in app.quantizations if v not in files]
+        missing = [v for v in app.quantizations if v not in files and (variants is None or v in variants)]
         representative = None
         if "int8" in missing:
             train = app.load_split(config, source, "train", meta=bundle.meta)
@@ -266,6 +277,7 @@ def prepare_app(app, model_dir, work, limit=None):
             files[variant] = path
     gate = app.gate_metric(bundle.meta)
     row["metric_name"] = gate.name
+    row["max_drop"] = config.max_drop
     row["higher_is_better"] = gate.higher_is_better
     row["val_examples"] = int(len(val.targets))
     for variant, path in files.items():
@@ -302,12 +314,74 @@ class trimmed:
         return value
 
 
-def smallest(files):
-    """The smallest TFLite variant among `files` (int8 before dynamic before float16)."""
-    for variant in ("int8", "dynamic", "float16", "float32"):
-        if variant in files:
+def smallest(row, max_drop):
+    """The smallest TFLite variant of a row whose metric is within `max_drop` points of
+    the Keras model's (the export gate's rule): what a device would ship."""
+    from dlkit.app import Metric
+
+    gate = Metric(row["metric_name"], row["higher_is_better"])
+    candidates = [v for v in ("int8", "dynamic", "float16", "float32") if v in row["sizes"]]
+    for variant in candidates:
+        if (
+            "keras" not in row["metric"]
+            or gate.drop(row["metric"]["keras"], row["metric"][variant]) <= max_drop
+        ):
             return variant
-    return None
+    return candidates[-1] if candidates else None
+
+
+# --- training input pipeline -----------------------------------------------------------
+def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
+    """Training examples/s of a fresh model of `config` (its first stage) fed by the app's
+    real input pipeline, and fed the same batches cached in memory; returns a dict with
+    both rates and their ratio (1.0: the pipeline never makes the model wait).
+
+    Each is timed over `steps` steps of a `fit` call after its first `warmup` steps
+    (tracing, filling buffers), alternated `rounds` times in this process, the best of
+    each kept. The cached batches are the pipeline's first `steps`, held as tensors.
+    """
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    source = app.open_source(config, data)
+    meta = app.make_meta(config, source)
+    train = app.load_split(config, source, "train", meta=meta)
+    model = app.build_model(config, meta)
+    stage = app.training_stages(config, meta)[0]
+    stage.prepare(model)
+    import tensorflow as tf
+
+    pipeline = app.make_dataset(config, train, training=True, meta=meta).repeat()
+    batches = list(pipeline.take(steps))  # computed once, then held as tensors
+    cached = tf.data.Dataset.from_tensors(batches[0])
+    for batch in batches[1:]:
+        cached = cached.concatenate(tf.data.Dataset.from_tensors(batch))
+    cached = cached.repeat()
+    examples = sum(int(keras.tree.flatten(batch[0])[0].shape[0]) for batch in batches)
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter())
+
+    def rate(dataset):
+        """Examples/s over `steps` steps that follow `warmup` steps of one `fit`."""
+        times.clear()
+        model.fit(
+            dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False, callbacks=[Clock()]
+        )
+        return examples / (times[-1] - times[warmup - 1])
+
+    times = []
+    fed = {"cached": 0.0, "pipeline": 0.0}
+    for _ in range(rounds):  # alternated, best of each: background noise only slows a run down
+        fed = {"cached": max(fed["cached"], rate(cached)), "pipeline": max(fed["pipeline"], rate(pipeline))}
+    return {
+        "stage": stage.name,
+        "batch_size": getattr(config, "batch_size", None),
+        "steps": steps,
+        "examples_per_s": fed,
+        "ratio": fed["pipeline"] / fed["cached"],
+    }
 
 
 # --- the whole run -------------------------------------------------------------------
@@ -332,23 +406,27 @@ def machine():
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), **versions}
 
 
-def bench(apps, models=None, threads=(1, 2), repeat=30, process_repeat=3, limit=None, work=None):
+def bench(
+    apps, models=None, threads=(1, 2), repeat=30, process_repeat=3, limit=None, work=None, variants=None
+):
     """Measures `apps` (names) side by side; returns the results dict (see module doc).
 
     Args:
         models: {app: model directory}; default the shipped model of each app.
         threads: thread counts to time latency at.
         repeat: timed calls per latency.
-        process_repeat: `dlkit <app> predict` processes per model file.
+        process_repeat: `dlkit <app> predict` processes per model file (0: none).
         limit: score on at most this many validation examples (None: the whole split).
         work: a folder for the converted files (default: a temporary one, removed).
+        variants: TFLite variants to convert when the model folder lacks them (default:
+            every one the app supports).
     """
     from dlkit.paths import shipped_model_dir
     from dlkit.registry import get_app
 
     models = dict(models or {})
     results = {"machine": machine(), "threads": list(threads), "repeat": repeat, "apps": {}}
-    results["help_seconds"] = command_seconds(["--help"], process_repeat)
+    results["help_seconds"] = command_seconds(["--help"], process_repeat) if process_repeat else None
     with io.temp_dir("bench") as tmp:
         root = Path(work) if work else tmp
         plan = {"repeat": repeat, "apps": {}}
@@ -367,7 +445,7 @@ def bench(apps, models=None, threads=(1, 2), repeat=30, process_repeat=3, limit=
                 results["apps"][name] = {"model": str(model_dir), "notes": ["no shipped model"]}
                 continue
             log(f"{name}: preparing {model_dir}")
-            row, job = prepare_app(app, model_dir, root / name, limit=limit)
+            row, job = prepare_app(app, model_dir, root / name, limit=limit, variants=variants)
             results["apps"][name] = row
             plan["apps"][name] = job
             app_inputs_folder = root / name / "inputs"
@@ -384,15 +462,33 @@ def bench(apps, models=None, threads=(1, 2), repeat=30, process_repeat=3, limit=
                 results["apps"][name].setdefault("latency_ms", {})[str(count)] = latencies
         for name, job in plan["apps"].items():
             row, files = results["apps"][name], job["files"]
-            small = smallest(files)
+            small = smallest(row, row["max_drop"])
             row["smallest"] = small
-            log(f"{name}: timing `dlkit {name} predict` processes")
-            row["process_seconds"] = {
-                variant: process_seconds(name, job["predict_inputs"], files[variant], process_repeat)
-                for variant in ("keras", small)
-                if variant in files
-            }
+            row["process_seconds"] = {}
+            if process_repeat:
+                log(f"{name}: timing `dlkit {name} predict` processes")
+                row["process_seconds"] = {
+                    variant: process_seconds(name, job["predict_inputs"], files[variant], process_repeat)
+                    for variant in ("keras", small)
+                    if variant in files
+                }
             summarise(row, results["peak_flops"])
+    return results
+
+
+def pipeline_bench(apps, tiny=False, steps=30, warmup=3, rounds=2):
+    """`training_throughput` of every app in `apps`: its default config on its offline
+    default data, or with `tiny` its tiny config on its sample data (what the tests run)."""
+    from dlkit.registry import get_app
+
+    results = {"machine": machine(), "tiny": tiny, "pipeline": {}}
+    with io.temp_dir("bench-data") as tmp:
+        for name in apps:
+            app = get_app(name)
+            data = app.write_sample_data(tmp / name) if tiny else None
+            log(f"{name}: training throughput, input pipeline against cached batches")
+            config = app.default_config(tiny=tiny)
+            results["pipeline"][name] = training_throughput(app, config, data, steps, warmup, rounds)
     return results
 
 
@@ -411,7 +507,8 @@ def summarise(row, peaks):
         for variant, (median, _) in latencies.items():
             count_flops = row["flops"].get(variant if variant != "keras" else "float32")
             if count_flops:
-                peak = peaks[count]["int8" if variant == "int8" else "float32"]
+                # Dynamic-range models multiply in int8 too (weights int8, inputs quantized on the fly).
+                peak = peaks[count]["int8" if variant in ("int8", "dynamic") else "float32"]
                 fractions[variant] = count_flops[0] / (median / 1000) / peak
         row["peak_fraction"][count] = fractions
 
@@ -427,8 +524,8 @@ def markdown(results):
     )
     lines = [
         f"Measured on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, "
-        f"LiteRT {m['ai_edge_litert']}. Peak (a LiteRT matrix product): {peaks}. "
-        f"`dlkit --help`: {results['help_seconds']:.2f} s.",
+        f"LiteRT {m['ai_edge_litert']}. Peak (a LiteRT matrix product): {peaks}."
+        + (f" `dlkit --help`: {results['help_seconds']:.2f} s." if results["help_seconds"] else ""),
         "",
         "| app | variant | size | params | FLOPs | "
         + " | ".join(f"latency {t}t ms (p90)" for t in threads)
@@ -479,11 +576,7 @@ def markdown(results):
         speedup = ", ".join(f"{row['speedup'][t]:.1f}x" for t in threads if t in row["speedup"]) or "-"
         process = row["process_seconds"]
         small = row["smallest"]
-        process_text = (
-            f"{process['keras']:.2f} s / {process[small]:.2f} s"
-            if "keras" in process
-            else f"- / {process[small]:.2f} s"
-        )
+        process_text = " / ".join(f"{process[v]:.2f} s" if v in process else "-" for v in ("keras", small))
         ratio = f"{row['size_ratio']:.1%}" if "size_ratio" in row else "-"
         lines.append(
             f"| {name} | {small} | {ratio} | {speedup} | {process_text} | {'; '.join(row['notes'])} |"
@@ -491,14 +584,39 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def pipeline_markdown(results):
+    """The training input pipeline table."""
+    m = results["machine"]
+    lines = [
+        f"Training input pipeline on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}"
+        f"{', tiny configs' if results['tiny'] else ', default configs and offline data'}: examples/s of "
+        "each app's first training stage fed by its tf.data pipeline and by the same batches cached "
+        "in memory.",
+        "",
+        "| app | stage | batch | pipeline ex/s | cached ex/s | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in results["pipeline"].items():
+        rates = row["examples_per_s"]
+        lines.append(
+            f"| {name} | {row['stage']} | {row['batch_size'] or 'auto'} | {rates['pipeline']:.1f} | "
+            f"{rates['cached']:.1f} | {row['ratio']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def write(results, out_dir):
-    """bench.json and bench.md into `out_dir`; returns their paths."""
+    """bench.json and bench.md (pipeline.json and .md for `pipeline_bench` results) into
+    `out_dir`; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "bench.json", out_dir / "bench.md"
+    stem = "pipeline" if "pipeline" in results else "bench"
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
     io.write_json(json_path, results)
     with io.atomic_path(md_path) as tmp:
-        tmp.write_text(markdown(results), encoding="utf-8")
+        tmp.write_text(
+            pipeline_markdown(results) if stem == "pipeline" else markdown(results), encoding="utf-8"
+        )
     return json_path, md_path
 
 

@@ -89,8 +89,10 @@ def uses_tensorflow(function):
 
         def before_start():
             split_cpu(kwargs.get("devices") or 1)
-            if kwargs.get("multi_worker"):
-                worker_strategy()  # joins the other workers before the runtime starts
+            # A multi-worker run, or one resumed in a cluster (TF_CONFIG set, as at its start),
+            # joins the other workers before the runtime starts.
+            if kwargs.get("multi_worker") or (kwargs.get("resume") and os.environ.get("TF_CONFIG")):
+                worker_strategy()
 
         import_tensorflow(before_start=before_start)
         return function(*args, **kwargs)
@@ -425,15 +427,29 @@ def thread_counts(ctx, param, value):
     "--limit", type=click.IntRange(min=1), default=None, help="Score on the first N validation examples only."
 )
 @click.option(
-    "--out", default="runs/bench", show_default=True, metavar="DIR", help="Writes bench.json and bench.md."
+    "--pipeline",
+    is_flag=True,
+    help="Measure the training input pipeline instead: examples/s fed by tf.data against cached batches.",
+)
+@click.option("--tiny", is_flag=True, help="With --pipeline: tiny configs on sample data (seconds).")
+@click.option(
+    "--out",
+    default="runs/bench",
+    show_default=True,
+    metavar="DIR",
+    help="Writes bench.json/.md (pipeline.json/.md).",
 )
 @handle_errors
 @uses_tensorflow
-def bench_command(apps, models, threads, repeat, process_repeat, limit, out):
-    from dlkit.bench import bench, markdown, write
+def bench_command(apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, out):
+    from dlkit.bench import bench, markdown, pipeline_bench, pipeline_markdown, write
 
-    results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)
-    click.echo(markdown(results))
+    if pipeline:
+        results = pipeline_bench(list(apps) or app_names(), tiny=tiny)
+        click.echo(pipeline_markdown(results))
+    else:
+        results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)
+        click.echo(markdown(results))
     json_path, md_path = write(results, out)
     click.echo(f"wrote {json_path} and {md_path}", err=True)
 
