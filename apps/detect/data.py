@@ -107,7 +107,9 @@ def make_dataset(config, loaded, training=False, meta=None):
     Augmentation (flip, zoom in/out, colour) runs in numpy on each epoch's images, boxes
     moving with the pixels; targets are encoded after it. When the split can make new
     scenes (the offline default), a `fresh_scenes` fraction of each training epoch's
-    images are new scenes instead of the stored ones.
+    images are new scenes instead of the stored ones. Each example is made in a parallel
+    `map` from a seed of its own (the run's seed, the epoch, its index), so the examples
+    are the same whatever the number of threads, and the model does not wait for them.
     """
     import tensorflow as tf
 
@@ -116,38 +118,45 @@ def make_dataset(config, loaded, training=False, meta=None):
     grids, anchors = meta["grids"], meta["anchors"]
     rows = anchor_table(grids, anchors).shape[0] + config.max_boxes
     count = len(loaded.inputs)
-    epoch = [0]
-
-    def generate():
-        rng = np.random.default_rng([config.seed, epoch[0]])
-        epoch[0] += 1
-        order = rng.permutation(count) if training else np.arange(count)
-        fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
-        for i in order:
-            if fresh and rng.random() < fresh:
-                image, boxes, classes = loaded.scenes(rng)
-            else:
-                image, (boxes, classes) = loaded.inputs[i], loaded.targets[i]
-            if training and config.augment:
-                image, boxes, classes = detection.augment(
-                    image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color
-                )
-            y = detection.encode_targets(
-                boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
-            )
-            yield image.astype(np.float32), y
-
     size = config.image_size
-    dataset = tf.data.Dataset.from_generator(
-        generate,
-        output_signature=(
-            tf.TensorSpec((size, size, 3), tf.float32),
-            tf.TensorSpec((rows, 6), tf.float32),
-        ),
+    fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
+    epochs = [0]
+
+    def order():
+        epoch = epochs[0]
+        epochs[0] += 1
+        indices = np.random.default_rng([config.seed, epoch]).permutation(count) if training else range(count)
+        for index in indices:
+            yield epoch, index
+
+    def example(epoch, index):
+        rng = np.random.default_rng([config.seed, int(epoch), int(index)])
+        if fresh and rng.random() < fresh:
+            image, boxes, classes = loaded.scenes(rng)
+        else:
+            image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
+        if training and config.augment:
+            image, boxes, classes = detection.augment(
+                image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color
+            )
+        y = detection.encode_targets(
+            boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
+        )
+        return image.astype(np.float32), y.astype(np.float32)
+
+    def make(epoch, index):
+        image, y = tf.numpy_function(example, [epoch, index], (tf.float32, tf.float32), stateful=False)
+        return tf.ensure_shape(image, (size, size, 3)), tf.ensure_shape(y, (rows, 6))
+
+    indices = tf.data.Dataset.from_generator(
+        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
     )
+    dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = -(-count // config.batch_size)
     return (
-        dataset.batch(config.batch_size).apply(tf.data.experimental.assert_cardinality(batches)).prefetch(2)
+        dataset.batch(config.batch_size)
+        .apply(tf.data.experimental.assert_cardinality(batches))
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 

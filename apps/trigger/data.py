@@ -364,12 +364,19 @@ def load_split(config, source, split, meta=None, progress=None):
 
 
 def make_dataset(config, split, training=False, meta=None):
+    """Batches of (audio, per-step labels). The clips stay in one tensor and each batch
+    is gathered from it by index; training shuffles the indices (a shuffle buffer of
+    whole clips would copy the whole split, about 2 GB by default, at every epoch start)."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((split.inputs, split.targets[..., None]))
+    audio, labels = tf.constant(split.inputs), tf.constant(split.targets[..., None])
+    indices = tf.data.Dataset.range(len(split.inputs))
     if training:
-        dataset = dataset.shuffle(len(split.inputs), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        indices = indices.shuffle(len(split.inputs), seed=config.seed, reshuffle_each_iteration=True)
+    dataset = indices.batch(config.batch_size).map(
+        lambda index: (tf.gather(audio, index), tf.gather(labels, index)), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def write_sample_audio(folder, word="activate", sample_rate=16000):

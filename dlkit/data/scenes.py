@@ -15,6 +15,7 @@ classes drawn evenly and each object's shape and colour varied: ~120 training cu
 then look like many more objects, while validation and test stay the fixed files.
 """
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +224,7 @@ class TrainingScenes:
         self.image_size, self.balanced, self.varied = image_size, balanced, varied
         self.labels = sorted(PHOTO_CLASSES)  # the stored scenes' class ids; no disk access
         self._objects = self._backgrounds = None
+        self._lock = threading.Lock()  # tf.data's parallel map calls it from several threads
 
     def _load(self):
         splits = split_cutouts(find_cutouts())
@@ -240,8 +242,9 @@ class TrainingScenes:
 
     def scene(self, rng):
         """A fresh Scene (pixel boxes, instance and class masks)."""
-        if self._objects is None:
-            self._load()
+        with self._lock:
+            if self._objects is None:
+                self._load()
         return compose(
             self._backgrounds, self._objects, rng, self.image_size, balanced=self.balanced, varied=self.varied
         )
