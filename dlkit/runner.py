@@ -97,10 +97,8 @@ def train_worker(app, config, data, run_dir, resume, init, callbacks, options, s
     from dlkit.distribute import training, worker_task
 
     with io.temp_dir("worker") as scratch:
-        if state:
-            (scratch / CHECKPOINT_DIR).mkdir()
-            for name in ("state.json", state["model"]):
-                shutil.copy2(run_dir / CHECKPOINT_DIR / name, scratch / CHECKPOINT_DIR / name)
+        if state:  # the chief's checkpoint: the epoch model, the best weights, the state
+            shutil.copytree(run_dir / CHECKPOINT_DIR, scratch / CHECKPOINT_DIR)
             io.write_json(scratch / "config.json", io.read_json(run_dir / "config.json"))
         with training(options):
             _train(app, config, data, scratch, bool(state), init, callbacks, options, state)
