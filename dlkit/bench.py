@@ -138,6 +138,7 @@ def measure_latencies(plan_path, threads):
     os.environ[THREADS_ENV] = str(threads)
     from dlkit.edge.bundle import ModelBundle
     from dlkit.engine import runner_for, tflite_runner
+    from dlkit.export.bundle import inputs_of_golden
     from dlkit.registry import get_app
 
     if any("keras" in job["files"] for job in plan["apps"].values()):
@@ -153,12 +154,7 @@ def measure_latencies(plan_path, threads):
         results["peak"][quantize] = 2 * rows * inner * columns / (median / 1000)
     for name, job in plan["apps"].items():
         app = get_app(name)
-        sample = dict(np.load(job["input"]))
-        x = (
-            sample["inputs"]
-            if "inputs" in sample
-            else {k.removeprefix("input_"): v for k, v in sample.items()}
-        )
+        x = inputs_of_golden(dict(np.load(job["input"])))
         results[name] = {}
         for variant, path in job["files"].items():
             bundle = ModelBundle.load(path, app=app)

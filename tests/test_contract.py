@@ -15,6 +15,7 @@ import pytest
 
 from conftest import run_cli, run_without_tensorflow
 from dlkit import io
+from dlkit.export.bundle import inputs_of_golden
 from dlkit.registry import app_names
 
 pytest.importorskip("keras")
@@ -105,11 +106,7 @@ def test_exports_pass_the_gate_and_replay_their_golden_vectors(trained):
         record = meta["exports"][quantize]
         assert record["val"]["drop_points"] <= record["val"]["max_drop"]
         golden = np.load(trained.run_dir / record["golden"], allow_pickle=False)
-        inputs = (
-            golden["inputs"]
-            if "inputs" in golden
-            else {key[len("input_") :]: golden[key] for key in golden if key.startswith("input_")}
-        )
+        inputs = inputs_of_golden(golden)
         outputs = trained.app.tflite_runner(trained.run_dir / record["file"], meta)(inputs)
         for k, output in enumerate(outputs):
             np.testing.assert_allclose(output, golden[f"tflite_output_{k}"], atol=1e-5)

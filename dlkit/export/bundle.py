@@ -120,6 +120,13 @@ def golden_inputs(inputs):
     return {"inputs": inputs}
 
 
+def inputs_of_golden(arrays):
+    """The inputs `golden_inputs` stored, from the loaded npz `arrays`."""
+    if "inputs" in arrays:
+        return arrays["inputs"]
+    return {key.removeprefix("input_"): arrays[key] for key in arrays if key.startswith("input_")}
+
+
 def install_bundle(work, target, files):
     """Copies a measured bundle into `target` (a shipped-model folder): only `files`, its
     side files and metrics.json, with model.json listing only the exports among them."""
