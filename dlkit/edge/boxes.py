@@ -61,7 +61,8 @@ def class_aware_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=0
     keep = []
     for value in np.unique(classes):
         members = np.flatnonzero(classes == value)
-        keep += members[nms(boxes[members], scores[members], iou_threshold, score_threshold, max_output)].tolist()
+        kept = nms(boxes[members], scores[members], iou_threshold, score_threshold, max_output)
+        keep += members[kept].tolist()
     keep = sorted(keep, key=lambda i: (-scores[i], i))[:max_output]
     return np.array(keep, np.int64)
 
