@@ -46,20 +46,20 @@ def write_sample_folder(root, per_class=8, size=40, classes=("red", "green", "bl
 def make_dataset(config, loaded, training=False, meta=None):
     """A batched `tf.data.Dataset` of (float32 pixels in [0, 255], class id).
 
-    Training data is shuffled each epoch and augmented with Keras preprocessing layers
-    in the pipeline, so augmentation never ends up in the exported model.
+    Training data is shuffled each epoch and augmented in the pipeline, a batch at a time
+    (`dlkit.data.augment.ImageAugment`: one resampling pass, one colour product), from a
+    seed per batch that changes every epoch; augmentation never ends up in the exported
+    model.
     """
     import tensorflow as tf
 
-    from dlkit.data.augment import image_augmenter
+    from dlkit.data.augment import ImageAugment
+    from dlkit.data.batches import gathered_batches
 
-    dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
-    if training:
-        dataset = dataset.shuffle(len(loaded.targets), seed=config.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(config.batch_size)
-    dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    seed = config.seed if training else None
+    dataset = gathered_batches((loaded.inputs, loaded.targets), config.batch_size, shuffle_seed=seed)
     if training and config.augment:
-        augment = image_augmenter(
+        augment = ImageAugment(
             flip=config.flip,
             rotation=config.rotation,
             zoom=config.zoom,
@@ -68,10 +68,11 @@ def make_dataset(config, loaded, training=False, meta=None):
             brightness=config.brightness,
             saturation=config.saturation,
             hue=config.hue,
-            seed=config.seed,
         )
-        dataset = dataset.map(
-            lambda x, y: (tf.clip_by_value(augment(x, training=True), 0.0, 255.0), y),
-            num_parallel_calls=tf.data.AUTOTUNE,
+        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, seed: (augment(batch[0], seed), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
         )
+    else:
+        dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

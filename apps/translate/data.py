@@ -191,14 +191,14 @@ def make_dataset(config, loaded, training=False, meta=None):
     import tensorflow as tf
 
     from dlkit.apps.translate.config import setting
+    from dlkit.data.batches import gathered_batches
 
     kind = "attention" if loaded.decoder_targets is None else "seq2seq"
     batch_size = setting(config, kind, "batch_size")
     if loaded.decoder_targets is None:
-        dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
+        arrays = (loaded.inputs, loaded.targets)
     else:
         decoder = loaded.decoder_targets
-        dataset = tf.data.Dataset.from_tensor_slices(((loaded.inputs, decoder[:, :-1]), decoder[:, 1:]))
-    if training:
-        dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        arrays = ((loaded.inputs, decoder[:, :-1]), decoder[:, 1:])
+    seed = config.seed if training else None
+    return gathered_batches(arrays, batch_size, shuffle_seed=seed).prefetch(tf.data.AUTOTUNE)

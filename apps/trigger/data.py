@@ -364,18 +364,15 @@ def load_split(config, source, split, meta=None, progress=None):
 
 
 def make_dataset(config, split, training=False, meta=None):
-    """Batches of (audio, per-step labels). The clips stay in one tensor and each batch
-    is gathered from it by index; training shuffles the indices (a shuffle buffer of
-    whole clips would copy the whole split, about 2 GB by default, at every epoch start)."""
+    """Batches of (audio, per-step labels), gathered by index from tensors holding the
+    split; training shuffles the indices (a shuffle buffer of whole clips would copy the
+    whole split, about 2 GB by default, at every epoch start)."""
     import tensorflow as tf
 
-    audio, labels = tf.constant(split.inputs), tf.constant(split.targets[..., None])
-    indices = tf.data.Dataset.range(len(split.inputs))
-    if training:
-        indices = indices.shuffle(len(split.inputs), seed=config.seed, reshuffle_each_iteration=True)
-    dataset = indices.batch(config.batch_size).map(
-        lambda index: (tf.gather(audio, index), tf.gather(labels, index)), num_parallel_calls=tf.data.AUTOTUNE
-    )
+    from dlkit.data.batches import gathered_batches
+
+    seed = config.seed if training else None
+    dataset = gathered_batches((split.inputs, split.targets[..., None]), config.batch_size, shuffle_seed=seed)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
