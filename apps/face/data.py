@@ -243,9 +243,10 @@ def make_dataset(config, loaded, training=False, meta=None):
     size = config.image_size
 
     def gather(index):
-        batch = tf.cast(tf.gather(images, index), tf.float32)
-        if config.augment:
-            batch = augment(batch, size, config.zoom, config.color)
+        batch = tf.gather(images, index)
+        batch = (
+            augment(batch, size, config.zoom, config.color) if config.augment else tf.cast(batch, tf.float32)
+        )
         return batch, tf.gather(targets, index)
 
     dataset = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((None,), tf.int64))
@@ -254,18 +255,20 @@ def make_dataset(config, loaded, training=False, meta=None):
 
 
 def augment(batch, size, zoom, color):
-    """Per-image mirror, zoom-and-shift (one crop_and_resize) and colour jitter."""
+    """Per-image mirror and zoom-and-shift in one `crop_and_resize` (a box whose left edge
+    is right of its right edge is read mirrored), then colour jitter; uint8 or float
+    pixels in, float32 out."""
     import tensorflow as tf
 
     count = tf.shape(batch)[0]
-    flip = tf.random.uniform((count, 1, 1, 1)) < 0.5
-    batch = tf.where(flip, tf.reverse(batch, [2]), batch)
-    if zoom > 0:
-        side = 1.0 / tf.random.uniform((count,), 1.0, 1.0 + zoom)  # the crop's side, as a fraction
-        top = tf.random.uniform((count,)) * (1.0 - side)
-        left = tf.random.uniform((count,)) * (1.0 - side)
-        boxes = tf.stack([top, left, top + side, left + side], axis=1)
-        batch = tf.image.crop_and_resize(batch, boxes, tf.range(count), (size, size))
+    side = 1.0 / tf.random.uniform((count,), 1.0, 1.0 + zoom)  # the crop's side, as a fraction
+    top = tf.random.uniform((count,)) * (1.0 - side)
+    left = tf.random.uniform((count,)) * (1.0 - side)
+    mirror = tf.random.uniform((count,)) < 0.5
+    x1, x2 = tf.where(mirror, left + side, left), tf.where(mirror, left, left + side)
+    # Corners are sampled at pixel centres: a full box maps pixel i to i (no blur).
+    boxes = tf.stack([top, x1, top + side, x2], axis=1)
+    batch = tf.image.crop_and_resize(batch, boxes, tf.range(count), (size, size))
     if color > 0:
         mean = tf.reduce_mean(batch, axis=[1, 2, 3], keepdims=True)
         contrast = tf.random.uniform((count, 1, 1, 1), 1 - color, 1 + color)
