@@ -129,7 +129,7 @@ def test_pipeline_bench_feeds_apps_from_their_pipeline_and_from_cached_batches(t
     for name in PIPELINES:
         row = results["pipeline"][name]
         rates = row["examples_per_s"]
-        assert rates["pipeline"] > 0 and rates["cached"] > 0
+        assert rates["pipeline"] > 0 and rates["cached"] > 0 and rates["alone"] > 0
         assert row["ratio"] == pytest.approx(rates["pipeline"] / rates["cached"])
     json_path, md_path = write(results, tmp_path)
     assert json_path.name == "pipeline.json"
