@@ -95,3 +95,10 @@ def test_everything_off_is_the_identity():
     )
     assert not off.geometric and not off.colour
     np.testing.assert_array_equal(off(IMAGES, [0, 0]), IMAGES)
+
+
+def test_the_xla_compiled_transform_equals_the_plain_one():
+    augment = ImageAugment(rotation=0.1, zoom=0.2, translation=0.1, contrast=0.3, hue=0.05)
+    plain = ImageAugment(rotation=0.1, zoom=0.2, translation=0.1, contrast=0.3, hue=0.05, jit=False)
+    images = IMAGES.astype(np.uint8)
+    np.testing.assert_allclose(augment(images, [5, 6]), plain(images, [5, 6]), atol=1e-3)

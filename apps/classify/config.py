@@ -32,6 +32,7 @@ class Config(TransferConfig):
     brightness: float = 0.15
     saturation: float = 0.3
     hue: float = 0.02
+    augment_jit: bool = True  # XLA-compile the augmentation (a second or two per batch shape)
     top_k: int = 3
 
     @classmethod
@@ -46,5 +47,6 @@ class Config(TransferConfig):
             fine_tune_epochs=1,
             fine_tune_layers=10,
             augment=True,
+            augment_jit=False,
             max_drop=100.0,
         )

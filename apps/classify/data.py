@@ -68,6 +68,7 @@ def make_dataset(config, loaded, training=False, meta=None):
             brightness=config.brightness,
             saturation=config.saturation,
             hue=config.hue,
+            jit=config.augment_jit,
         )
         seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(

@@ -30,6 +30,9 @@ class ImageAugment:
             pixel blended with its luma (0: grey).
         hue: float. Hue rotation, at most this fraction of the colour circle.
         value_range: float. The largest pixel value; outputs are clipped to [0, it].
+        jit: bool. XLA-compile the whole transform into one kernel per input shape:
+            about 3x faster on batches of 32 160-pixel images, after a compilation of
+            a second or two per shape (not worth it on tiny images).
 
     Example:
         >>> augment = ImageAugment(rotation=0.05)
@@ -47,6 +50,7 @@ class ImageAugment:
     saturation: float = 0.2
     hue: float = 0.02
     value_range: float = 255.0
+    jit: bool = True
 
     @property
     def geometric(self):
@@ -63,7 +67,9 @@ class ImageAugment:
         (radians)."""
         import tensorflow as tf
 
-        u = tf.random.stateless_uniform((9, count), seed=tf.cast(seed, tf.int64), minval=-1.0, maxval=1.0)
+        u = tf.random.stateless_uniform(
+            (9, count), seed=tf.cast(seed, tf.int64), minval=-1.0, maxval=1.0, alg="philox"
+        )  # one algorithm named: the default differs between XLA and the CPU kernel
         return {
             "flip": tf.cast(u[0] > 0, tf.float32) if self.flip else tf.zeros((count,)),
             "angle": u[1] * (2 * math.pi * self.rotation),
@@ -78,8 +84,8 @@ class ImageAugment:
 
     def __call__(self, images, seed):
         """`images` (batch, height, width, 3), any dtype, augmented (float32) with the
-        draws of `seed`; XLA-compiled into one kernel per input shape."""
-        return compiled(self)(images, seed)
+        draws of `seed`."""
+        return compiled(self)(images, seed) if self.jit else self.apply(images, seed)
 
     def apply(self, images, seed):
         """`__call__` without XLA."""
