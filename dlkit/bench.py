@@ -114,7 +114,8 @@ def timed(run, x, repeat):
 
 
 def peak_models(folder):
-    """float32 and int8 `.tflite` files of one matrix product (PEAK_SHAPE) and its input."""
+    """float32 and int8 `.tflite` files of one matrix product (PEAK_SHAPE) and its input,
+    written into `folder` (once per cache: `build_once`); returns their names."""
     import keras
 
     from dlkit.export.tflite import convert
@@ -123,12 +124,12 @@ def peak_models(folder):
     inputs = keras.Input((inner,), name="x")
     model = keras.Model(inputs, keras.layers.Dense(columns, use_bias=False)(inputs))
     x = np.random.default_rng(0).normal(size=(rows, inner)).astype("float32")
-    paths = {}
+    names = {}
     for quantize in ("float32", "int8"):
-        paths[quantize] = Path(folder) / f"peak.{quantize}.tflite"
-        paths[quantize].write_bytes(convert(model, quantize, x, batch_size=rows))
+        names[quantize] = f"peak.{quantize}.tflite"
+        (Path(folder) / names[quantize]).write_bytes(convert(model, quantize, x, batch_size=rows))
     np.save(Path(folder) / "peak.npy", x)
-    return paths
+    return names
 
 
 def measure_latencies(plan_path, threads):
@@ -442,6 +443,7 @@ def bench(
         variants: TFLite variants to convert when the model folder lacks them (default:
             every one the app supports).
     """
+    from dlkit.data.cache import build_once
     from dlkit.paths import shipped_model_dir
     from dlkit.registry import get_app
 
@@ -451,10 +453,9 @@ def bench(
     with io.temp_dir("bench") as tmp:
         root = Path(work) if work else tmp
         plan = {"repeat": repeat, "apps": {}}
-        peak = root / "peak"
-        peak.mkdir(parents=True, exist_ok=True)
+        peak = build_once("bench-peak-{}x{}x{}".format(*PEAK_SHAPE), peak_models, marker="peak.json")
         plan["peak"] = {
-            "files": {k: str(v) for k, v in peak_models(peak).items()},
+            "files": {quantize: str(peak / f"peak.{quantize}.tflite") for quantize in ("float32", "int8")},
             "input": str(peak / "peak.npy"),
         }
         for name in apps:
@@ -619,9 +620,10 @@ def pipeline_markdown(results):
     ]
     for name, row in results["pipeline"].items():
         rates = row["examples_per_s"]
+        alone = f"{rates['alone']:.1f}" if "alone" in rates else ""  # older results lack it
         lines.append(
             f"| {name} | {row['stage']} | {row['batch_size'] or 'auto'} | {rates['pipeline']:.1f} | "
-            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {rates['alone']:.1f} |"
+            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {alone} |"
         )
     return "\n".join(lines) + "\n"
 
