@@ -13,9 +13,10 @@ $SUDO apt-get install -y -qq tuxpaint-stamps-default opencv-doc sword-text-kjv s
 pip install -q -e ".[train]"
 dlkit classify train
 # The validation split has 135 photos (0.74 points each): a retrained model's int8 copy
-# lands a photo or two either side of Keras (measured -1.48 and +1.48 points in two runs),
-# so the main job allows 3 points; the default budget (1 point) stays for users.
-dlkit classify export --quantize int8 --max-drop 3
+# lands a few photos either side of Keras (measured -1.48, +1.48 and +2.96 points in three
+# runs; training is not seeded for determinism here), so the main job allows 5 points; the
+# default budget (1 point) stays for users.
+dlkit classify export --quantize int8 --max-drop 5
 dlkit classify predict --model last "${DLKIT_CACHE:-$HOME/.cache/dlkit}/datasets/tuxpaint-photos-v3/test/birds"
 dlkit translate predict "3 May 1979" "mercredi 1er mars 2023" "Sonntag, 22. November 2026"
 # Faces: enrol one of dlib's Johns from three photos, then name him in two others.
