@@ -454,8 +454,9 @@ def bench(
         root = Path(work) if work else tmp
         plan = {"repeat": repeat, "apps": {}}
         peak = build_once("bench-peak-{}x{}x{}".format(*PEAK_SHAPE), peak_models, marker="peak.json")
+        names = json.loads((peak / "peak.json").read_text())  # what peak_models returned
         plan["peak"] = {
-            "files": {quantize: str(peak / f"peak.{quantize}.tflite") for quantize in ("float32", "int8")},
+            "files": {quantize: str(peak / name) for quantize, name in names.items()},
             "input": str(peak / "peak.npy"),
         }
         for name in apps:
