@@ -1,6 +1,7 @@
 """Atomic file writes and small JSON helpers (no TensorFlow)."""
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -62,6 +63,18 @@ def _running(pid):
     except PermissionError:  # another user's process
         return True
     return True
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Holds an exclusive lock on `path` (created if missing) for the `with` block; a
+    second process waits. The kernel releases it when a holder dies."""
+    with open(path, "a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

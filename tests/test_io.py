@@ -108,3 +108,30 @@ def test_a_run_folder_is_claimed_once_and_released_when_setup_fails(tmp_path):
         claim_run(run_dir, {"app": "classify"})
     release_run(run_dir)
     assert not run_dir.exists()
+
+
+def test_build_once_builds_once_when_two_processes_ask_together(tmp_path, monkeypatch):
+    """Two processes asking for the same dataset at once: one builds, the other waits for
+    it and reuses the result (no second build, no folder removed under a reader)."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    log = tmp_path / "builds.log"
+    script = f"""
+import os, time
+from dlkit.data.cache import build_once
+def build(folder):
+    with open({str(log)!r}, "a") as f:
+        f.write(str(os.getpid()) + "\\n")
+    time.sleep(1.0)
+    (folder / "data.txt").write_text("ok")
+    return {{"pid": os.getpid()}}
+print(build_once("shared", build))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs[0] == outs[1] == str(tmp_path / "cache" / "datasets" / "shared")
+    assert len(log.read_text().split()) == 1
+    assert (tmp_path / "cache" / "datasets" / "shared" / "data.txt").read_text() == "ok"

@@ -20,6 +20,13 @@ def build_once(name, build, marker="counts.json"):
     if (target / marker).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with io.locked(target.parent / f".{name}.lock"):
+        if (target / marker).exists():  # another process built it while this one waited
+            return target
+        return _build(target, build, marker)
+
+
+def _build(target, build, marker):
     io.sweep(target.parent, ".building-")  # what a killed build left
     tmp = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}.", dir=target.parent))
     try:
