@@ -32,3 +32,54 @@ def test_masks_agree_with_boxes_classes_and_pixels():
         image, boxes, classes = scene  # detection code unpacks a scene as a triple
         assert image is scene.image and boxes is scene.boxes
     assert seen > 30
+
+
+def test_varying_a_shrunk_object_matches_varying_it_at_full_size_then_shrinking():
+    """`vary` shrinks first, then stretches and rotates: the object it returns has the
+    size and shape of the one the same draws give at full size, shrunk after (what
+    the training scenes pasted before), within the rounding of a small image."""
+    from dlkit.data.scenes import vary
+
+    block = np.zeros((120, 200, 4), np.uint8)
+    block[20:100, 30:170] = (200, 90, 40, 255)  # an opaque rectangle with a margin
+    obj = Image.fromarray(block, "RGBA")
+    for seed in range(12):
+        for longest in (40, 90, 150):
+            varied = vary(obj, np.random.default_rng(seed), longest, color=0.0)
+            rng = np.random.default_rng(seed)  # the same draws, at full size
+            aspect = rng.uniform(0.75, 1.25)
+            big = obj.resize((int(200 * aspect), 120), Image.BILINEAR)
+            if rng.random() < 0.5:
+                big = big.rotate(rng.uniform(-15, 15), Image.BILINEAR, expand=True)
+            factor = longest / max(big.size)
+            shrunk = big.resize((round(big.size[0] * factor), round(big.size[1] * factor)), Image.LANCZOS)
+            assert abs(varied.size[0] - shrunk.size[0]) <= 2 and abs(varied.size[1] - shrunk.size[1]) <= 2
+            width, height = min(varied.size[0], shrunk.size[0]), min(varied.size[1], shrunk.size[1])
+            a = np.asarray(varied)[:height, :width, 3] > 127
+            b = np.asarray(shrunk)[:height, :width, 3] > 127
+            # The same opaque area, in the same place (a pixel's shift costs a small
+            # object more of its overlap).
+            assert abs(int(a.sum()) - int(b.sum())) < 0.08 * b.sum(), (seed, longest)
+            assert (a & b).sum() / (a | b).sum() > 0.8, (seed, longest)
+
+
+def test_a_varied_objects_colour_follows_its_saturation_contrast_and_brightness():
+    """Inside a plain object, `vary`'s colour is saturation about the pixel's grey, then
+    contrast about the opaque mean and brightness as a factor on that mean."""
+    from dlkit.data.scenes import vary
+
+    block = np.zeros((60, 60, 4), np.uint8)
+    block[...] = (200, 90, 40, 255)
+    obj = Image.fromarray(block, "RGBA")
+    for seed in range(10):
+        varied = np.asarray(vary(obj, np.random.default_rng(seed), 60, color=0.3)).astype(float)
+        rng = np.random.default_rng(seed)  # the same draws
+        rng.uniform()
+        if rng.random() < 0.5:
+            rng.uniform()
+        saturation, contrast, brightness = rng.uniform(0.7, 1.3, 3)
+        x = np.array([200.0, 90.0, 40.0])
+        y = x.mean() + (x - x.mean()) * saturation
+        expected = np.clip((y - x.mean()) * contrast + x.mean() * brightness, 0, 255)
+        centre = varied[varied.shape[0] // 2, varied.shape[1] // 2, :3]
+        np.testing.assert_allclose(centre, expected, atol=1.01)

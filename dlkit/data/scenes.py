@@ -34,25 +34,42 @@ from dlkit.data.tuxpaint import (
 MIN_VISIBLE = 0.35
 
 
-def vary(obj, rng, stretch=0.25, angle=15.0, color=0.25):
-    """One object's appearance varied (RGBA in, RGBA out): aspect ratio by up to
-    1 +- `stretch`, rotation by up to `angle` degrees (half the time), brightness, contrast
-    and saturation by up to 1 +- `color`, and a slight blur a fifth of the time."""
+def vary(obj, rng, longest, stretch=0.25, angle=15.0, color=0.25):
+    """One object's appearance varied (RGBA in, RGBA out), returned with its longest side
+    about `longest` pixels: aspect ratio by up to 1 +- `stretch`, rotation by up to `angle`
+    degrees (half the time), brightness, contrast and saturation by up to 1 +- `color`,
+    and a slight blur a fifth of the time.
+
+    The object is shrunk to its final size first (the size its rotated, stretched shape
+    will have) and varied there: the same object as varying it at full size and shrinking
+    it after, for a fraction of the pixels."""
     from PIL import ImageFilter
 
     aspect = rng.uniform(1 - stretch, 1 + stretch)
-    obj = obj.resize((max(4, int(obj.size[0] * aspect)), obj.size[1]), Image.BILINEAR)
-    if angle and rng.random() < 0.5:
-        obj = obj.rotate(rng.uniform(-angle, angle), Image.BILINEAR, expand=True)
-    pixels = np.asarray(obj).astype(np.float32)
-    rgb, alpha = pixels[..., :3], pixels[..., 3:]
+    turn = rng.uniform(-angle, angle) if angle and rng.random() < 0.5 else 0.0
+    width, height = obj.size[0] * aspect, obj.size[1]
+    cos, sin = abs(np.cos(np.radians(turn))), abs(np.sin(np.radians(turn)))
+    factor = longest / max(width * cos + height * sin, width * sin + height * cos)
+    obj = obj.resize((max(4, round(width * factor)), max(4, round(height * factor))), Image.LANCZOS)
+    if turn:
+        obj = obj.rotate(turn, Image.BILINEAR, expand=True)
+    pixels = np.asarray(obj)
+    rgb = pixels[..., :3].astype(np.float32)
+    saturation, contrast, brightness = (rng.uniform(1 - color, 1 + color) for _ in range(3))
+    # Saturation (a blend with each pixel's grey) keeps the mean, so contrast about the
+    # opaque pixels' mean and brightness fold into one linear map of (rgb, grey).
+    opaque = pixels[..., 3] > 127
+    mean = float(rgb[opaque].mean()) if opaque.any() else 127.0
     gray = rgb.mean(axis=-1, keepdims=True)
-    rgb = gray + (rgb - gray) * rng.uniform(1 - color, 1 + color)
-    mean = rgb[alpha[..., 0] > 127].mean() if (alpha > 127).any() else 127.0
-    rgb = (rgb - mean) * rng.uniform(1 - color, 1 + color) + mean * rng.uniform(1 - color, 1 + color)
-    obj = Image.fromarray(np.concatenate([np.clip(rgb, 0, 255), alpha], -1).astype(np.uint8), "RGBA")
+    rgb *= contrast * saturation
+    rgb += gray * (contrast * (1 - saturation)) + mean * (brightness - contrast)
+    out = np.empty(pixels.shape, np.uint8)
+    out[..., :3] = np.clip(rgb, 0, 255)
+    out[..., 3] = pixels[..., 3]
+    obj = Image.fromarray(out, "RGBA")
     if rng.random() < 0.2:
-        obj = obj.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
+        # The radius a full-size blur would have once shrunk.
+        obj = obj.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2) * factor)))
     return obj
 
 
@@ -61,12 +78,16 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     marks its opaque pixels with `index` in `ids`. Returns its full (unclipped) pixel count.
     `varied` changes its shape and colour first (`vary`)."""
     size = canvas.size[0]
-    if varied:
-        obj = vary(obj, rng)
     scale = rng.uniform(*scale_range)
-    factor = scale * size / max(obj.size)
-    width, height = max(6, int(obj.size[0] * factor)), max(6, int(obj.size[1] * factor))
-    obj = obj.resize((width, height), Image.LANCZOS)
+    if varied:
+        obj = vary(obj, rng, scale * size)  # already at its size
+        width, height = obj.size
+    else:
+        factor = scale * size / max(obj.size)
+        width, height = max(6, int(obj.size[0] * factor)), max(6, int(obj.size[1] * factor))
+    if min(obj.size) < 6 or not varied:
+        width, height = max(6, width), max(6, height)
+        obj = obj.resize((width, height), Image.LANCZOS)
     if rng.random() < 0.5:
         obj = obj.transpose(Image.FLIP_LEFT_RIGHT)
     # Up to 30% of the object may fall outside the image (partial crops).
