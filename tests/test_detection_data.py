@@ -154,3 +154,28 @@ def test_a_data_yaml_with_bad_names_is_one_line(yolo_dir, names, message):
     with pytest.raises(InvalidInputError, match=message) as error:
         detection.read_yolo(yaml_path)
     assert str(yaml_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_recolor_against_the_formula_and_the_batched_version():
+    """`recolor` (numpy, one image) is saturation about each pixel's grey, contrast about
+    the image mean, then a brightness shift; the training pipeline's batched TensorFlow
+    version gives the same pixels (float rounding can move one truncation by 1)."""
+    from dlkit.apps.detect.data import recolor_batch
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (4, 9, 7, 3), dtype=np.uint8)
+    factors = np.stack([detection.color_factors(rng, 0.4) for _ in range(4)])
+    assert np.all(np.abs(factors[:, :2] - 1) <= 0.4) and np.all(np.abs(factors[:, 2]) <= 0.4)
+    saturation, contrast, brightness = factors[0]
+    x = images[0].astype(np.float64)
+    grey = x.mean(-1, keepdims=True)
+    x = grey + saturation * (x - grey)
+    x = contrast * (x - x.mean()) + x.mean() + brightness * 127.5
+    expected = np.clip(x, 0, 255).astype(np.uint8)
+    numpy_out = np.stack([detection.recolor(i, f) for i, f in zip(images, factors)])
+    assert np.abs(numpy_out[0].astype(int) - expected).max() <= 1
+    batched = recolor_batch(images, factors).numpy()
+    assert batched.dtype == np.float32 and np.all(batched == np.floor(batched))
+    assert np.abs(batched - numpy_out).max() <= 1 and np.mean(batched == numpy_out) > 0.99
+    identity = detection.color_factors(rng, 0.0)
+    assert np.array_equal(detection.recolor(images[1], identity), images[1])

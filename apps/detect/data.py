@@ -135,29 +135,58 @@ def make_dataset(config, loaded, training=False, meta=None):
             image, boxes, classes = loaded.scenes(rng)
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
+        colors = detection.color_factors(None, 0.0)
         if training and config.augment:
-            image, boxes, classes = detection.augment(
-                image, boxes, classes, rng, scale=(config.zoom_min, config.zoom_max), color=config.color
-            )
+            scale = (config.zoom_min, config.zoom_max)
+            image, boxes, classes = detection.augment(image, boxes, classes, rng, scale=scale, color=0.0)
+            colors = detection.color_factors(rng, config.color)  # applied to the batch
         y = detection.encode_targets(
             boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
         )
-        return image.astype(np.float32), y.astype(np.float32)
+        return np.ascontiguousarray(image), y.astype(np.float32), colors
 
     def make(epoch, index):
-        image, y = tf.numpy_function(example, [epoch, index], (tf.float32, tf.float32), stateful=False)
-        return tf.ensure_shape(image, (size, size, 3)), tf.ensure_shape(y, (rows, 6))
+        image, y, colors = tf.numpy_function(
+            example, [epoch, index], (tf.uint8, tf.float32, tf.float32), stateful=False
+        )
+        return (
+            tf.ensure_shape(image, (size, size, 3)),
+            tf.ensure_shape(y, (rows, 6)),
+            tf.ensure_shape(colors, (3,)),
+        )
 
     indices = tf.data.Dataset.from_generator(
         order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
     )
     dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = -(-count // config.batch_size)
+
+    def finish(images, y, colors):
+        if training and config.augment and config.color:
+            return recolor_batch(images, colors), y
+        return tf.cast(images, tf.float32), y
+
     return (
         dataset.batch(config.batch_size)
+        .map(finish, num_parallel_calls=tf.data.AUTOTUNE)
         .apply(tf.data.experimental.assert_cardinality(batches))
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def recolor_batch(images, factors):
+    """`dlkit.data.detection.recolor` on a batch, in TensorFlow: (n, h, w, 3) uint8 images
+    and (n, 3) (saturation, contrast, brightness) factors -> float32 pixels in [0, 255]
+    (whole numbers, as the uint8 result of `recolor`)."""
+    import tensorflow as tf
+
+    x = tf.cast(images, tf.float32)
+    saturation, contrast, brightness = (tf.reshape(factors[:, i], (-1, 1, 1, 1)) for i in range(3))
+    gray = tf.reduce_mean(x, axis=-1, keepdims=True)
+    x = gray + (x - gray) * saturation
+    mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * contrast + mean + brightness * (255 * 0.5)
+    return tf.floor(tf.clip_by_value(x, 0.0, 255.0))
 
 
 SAMPLE_COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}

@@ -456,13 +456,31 @@ def augment(image, boxes, classes, rng, flip=True, scale=(0.6, 1.4), color=0.25,
         )
         boxes, classes = clipped[keep], classes[keep]
     if color:
-        x = image.astype(np.float32)
-        gray = x.mean(axis=-1, keepdims=True)
-        x = gray + (x - gray) * rng.uniform(1 - color, 1 + color)  # saturation
-        x = (x - x.mean()) * rng.uniform(1 - color, 1 + color) + x.mean()  # contrast
-        x = x + rng.uniform(-color, color) * 255 * 0.5  # brightness
-        image = np.clip(x, 0, 255).astype(np.uint8)
+        image = recolor(image, color_factors(rng, color))
     return image, boxes.astype(np.float32), classes
+
+
+def color_factors(rng, color):
+    """(saturation, contrast, brightness) drawn for `recolor`: factors within 1 +- `color`,
+    and a brightness shift within +- `color` of half the range."""
+    if not color:
+        return np.array([1.0, 1.0, 0.0], np.float32)
+    return np.array(
+        [rng.uniform(1 - color, 1 + color), rng.uniform(1 - color, 1 + color), rng.uniform(-color, color)],
+        np.float32,
+    )
+
+
+def recolor(image, factors):
+    """A uint8 image's saturation (a blend with its grey), contrast (about its mean) and
+    brightness changed by `color_factors`. `apps.detect.data` does the same on batches."""
+    saturation, contrast, brightness = (float(f) for f in factors)
+    x = image.astype(np.float32)
+    gray = x.mean(axis=-1, keepdims=True)
+    x = gray + (x - gray) * saturation
+    x = (x - x.mean()) * contrast + x.mean()
+    x = x + brightness * 255 * 0.5
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=None):
