@@ -133,3 +133,46 @@ def test_named_inputs_convert_calibrate_and_run_by_name(tmp_path):
         np.testing.assert_allclose(edge.predict(swapped)[0], expected, atol=atol)
     with pytest.raises(DlkitError, match="missing mask"):
         edge.predict({"token_ids": data["token_ids"]})
+
+
+def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatch):
+    """A table looked up by token ids and reused as the output layer's weight (tied,
+    `ReversibleEmbedding`): the dynamic-range file keeps one int8 copy of it, the lookup
+    dequantizing that copy, and gives the float model's logits within int8 error."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from dlkit.export.tflite import share_tied_tables
+    from dlkit.layers.reversible_embedding import ReversibleEmbedding
+
+    keras.utils.set_random_seed(0)
+    vocab, width = 300, 32
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    embedding = ReversibleEmbedding(vocab, width, name="tokens")
+    hidden = keras.layers.Dense(width, activation="gelu", name="mix")(embedding(ids))
+    model = keras.Model(ids, embedding(hidden, reverse=True))
+    tokens = np.random.default_rng(1).integers(0, vocab, (20, 6)).astype("int32")
+
+    def tables(flatbuffer):  # constant tensors holding the (vocab, width) table
+        parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+        graph = parsed.subgraphs[0]
+        return [
+            t
+            for t in graph.tensors
+            if list(t.shape) == [vocab, width] and parsed.buffers[t.buffer].data is not None
+        ]
+
+    from dlkit.export import tflite
+
+    with monkeypatch.context() as patch:  # the converter alone quantizes the table twice
+        patch.setattr(tflite, "share_tied_tables", lambda flatbuffer: flatbuffer)
+        assert len(tables(convert(model, "dynamic"))) == 2
+    shared = convert(model, "dynamic")
+    assert len(tables(shared)) == 1 and tables(shared)[0].type == 9  # one int8 table
+    path = tmp_path / "model.dynamic.tflite"
+    path.write_bytes(shared)
+    out = EdgeModel(path).predict(tokens)[0]
+    reference = model.predict(tokens, verbose=0)
+    assert np.abs(out - reference).max() < 0.02 * np.abs(reference).max()
+    # Sharing nothing is a no-op: the float model has one table already.
+    float32 = convert(model, "float32")
+    assert share_tied_tables(float32) == float32 and len(tables(float32)) == 1

@@ -80,7 +80,96 @@ def convert(
             raise DlkitError(conversion_error(model, error)) from None
     if quantize == "int8" and float_layers:
         flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
+    if quantize == "dynamic":
+        flatbuffer = share_tied_tables(flatbuffer)
     return flatbuffer
+
+
+def share_tied_tables(flatbuffer):
+    """Stores a tied embedding once in a dynamic-range model.
+
+    A table that is both looked up (GATHER: token ids -> vectors) and used as a dense
+    layer's weight (FULLY_CONNECTED: vectors -> vocabulary logits), as a masked language
+    model ties them, is quantized twice by the converter: per tensor for the lookup, per
+    row for the layer. This keeps the per-row int8 copy only: the lookup reads a
+    DEQUANTIZE of it (run once, its input being constant) instead of dequantizing the
+    rows it gathered. The file loses one int8 copy of the table, and the looked-up
+    vectors keep per-row precision. Returns the model unchanged when no table is shared.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    ops = schema.BuiltinOperator
+
+    def code(op):
+        found = model.operatorCodes[op.opcodeIndex]
+        return max(found.builtinCode, found.deprecatedBuiltinCode)
+
+    shared = 0
+    for graph in model.subgraphs:
+
+        def constant_int8(index, graph=graph):
+            tensor = graph.tensors[index]
+            data = model.buffers[tensor.buffer].data
+            return tensor.type == schema.TensorType.INT8 and data is not None and len(data) > 0
+
+        def dequantized(index, graph=graph):
+            tensor = graph.tensors[index]
+            quant = tensor.quantization
+            values = np.frombuffer(bytes(model.buffers[tensor.buffer].data), np.int8).reshape(tensor.shape)
+            shape = [1] * values.ndim
+            if len(quant.scale) > 1:
+                shape[quant.quantizedDimension] = -1
+            scale = np.asarray(quant.scale, np.float32).reshape(shape)
+            zero = np.asarray(quant.zeroPoint, np.float32).reshape(shape)
+            return (values - zero) * scale, float(scale.max())
+
+        weights = [
+            int(op.inputs[1])
+            for op in graph.operators
+            if code(op) == ops.FULLY_CONNECTED and op.inputs[1] >= 0 and constant_int8(int(op.inputs[1]))
+        ]
+        for gather in list(graph.operators):
+            table = int(gather.inputs[0])
+            if code(gather) != ops.GATHER or not constant_int8(table):
+                continue
+            users = [op for op in graph.operators if gather.outputs[0] in op.inputs]
+            if (
+                len(users) != 1
+                or code(users[0]) != ops.DEQUANTIZE
+                or len(graph.tensors[table].quantization.scale) != 1
+            ):
+                continue
+            lookup, lookup_step = dequantized(table)
+            for weight in weights:
+                if list(graph.tensors[weight].shape) != list(graph.tensors[table].shape):
+                    continue
+                layer, layer_step = dequantized(weight)
+                # Two int8 copies of one float table differ by less than a step of the
+                # coarser; different tables differ by far more.
+                if np.abs(lookup - layer).max() > max(lookup_step, layer_step):
+                    continue
+                whole = schema.TensorT()
+                whole.name = graph.tensors[table].name + b"/dequantized"
+                whole.shape = np.array(graph.tensors[table].shape, np.int32)
+                whole.type = schema.TensorType.FLOAT32
+                whole.buffer = 0  # the empty buffer: computed at run time
+                graph.tensors.append(whole)
+                dequantize = schema.OperatorT()
+                dequantize.opcodeIndex = users[0].opcodeIndex
+                dequantize.inputs = np.array([weight], np.int32)
+                dequantize.outputs = np.array([len(graph.tensors) - 1], np.int32)
+                gather.inputs[0] = len(graph.tensors) - 1
+                gather.outputs[0] = users[0].outputs[0]  # it now gathers floats
+                graph.operators.remove(users[0])
+                graph.operators.insert(graph.operators.index(gather), dequantize)
+                model.buffers[graph.tensors[table].buffer].data = None
+                shared += 1
+                break
+    if not shared:
+        return flatbuffer
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def quantize_except(calibrated, float_layers, int8_input=None):
