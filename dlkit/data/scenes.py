@@ -75,8 +75,9 @@ def vary(obj, rng, longest, stretch=0.25, angle=15.0, color=0.25):
 
 def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     """Pastes `obj` (RGBA) at a random scale/position, possibly partly outside the canvas;
-    marks its opaque pixels with `index` in `ids`. Returns its full (unclipped) pixel count.
-    `varied` changes its shape and colour first (`vary`)."""
+    marks its opaque pixels with `index` in `ids`. Returns its full (unclipped) pixel count
+    and the window of the canvas it covers, as slices (rows, columns). `varied` changes
+    its shape and colour first (`vary`)."""
     size = canvas.size[0]
     scale = rng.uniform(*scale_range)
     if varied:
@@ -98,7 +99,7 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     x0, y0 = max(left, 0), max(top, 0)
     x1, y1 = min(left + width, size), min(top + height, size)
     ids[y0:y1, x0:x1][alpha[y0 - top : y1 - top, x0 - left : x1 - left]] = index
-    return int(alpha.sum())
+    return int(alpha.sum()), (slice(y0, max(y0, y1)), slice(x0, max(x0, x1)))
 
 
 @dataclass
@@ -147,19 +148,22 @@ def compose(
         ]
     else:
         picks = [objects[int(rng.integers(len(objects)))] for _ in range(count)]
-    full = [place(canvas, ids, image, k + 1, rng, scale_range, varied) for k, (image, _) in enumerate(picks)]
+    placed = [
+        place(canvas, ids, image, k + 1, rng, scale_range, varied) for k, (image, _) in enumerate(picks)
+    ]
     boxes, classes = [], []
     instances = np.zeros_like(ids)
     class_mask = np.zeros_like(ids)
-    for k, ((_, label), total) in enumerate(zip(picks, full)):
-        visible = ids == k + 1
-        class_mask[visible] = label + 1
+    for k, ((_, label), (total, (rows, columns))) in enumerate(zip(picks, placed)):
+        visible = ids[rows, columns] == k + 1  # an object's pixels lie in its window
+        class_mask[rows, columns][visible] = label + 1
         ys, xs = np.nonzero(visible)
         if len(xs) < MIN_VISIBLE * total or len(xs) == 0:
             continue
+        xs, ys = xs + columns.start, ys + rows.start
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         classes.append(label)
-        instances[visible] = len(boxes)
+        instances[rows, columns][visible] = len(boxes)
     return Scene(
         np.asarray(canvas.convert("RGB")),
         np.array(boxes, np.float32).reshape(-1, 4),
