@@ -179,3 +179,43 @@ def test_recolor_against_the_formula_and_the_batched_version():
     assert np.abs(batched - numpy_out).max() <= 1 and np.mean(batched == numpy_out) > 0.99
     identity = detection.color_factors(rng, 0.0)
     assert np.array_equal(detection.recolor(images[1], identity), images[1])
+
+
+def test_the_batched_zoom_moves_pixels_as_the_numpy_augment_does():
+    """The training pipeline's `crop_and_resize` zoom gives the pixels of
+    `detection.zoom_image` (PIL) for the same draws: mirrored or not, zoomed in (crop)
+    or out (padded with the mean colour); and the boxes `zoom_boxes` moves still frame
+    their objects in the batched output."""
+    from PIL import Image
+
+    from dlkit.apps.detect.data import NO_ZOOM, zoom_batch
+
+    size = 48
+    rng = np.random.default_rng(0)
+    smooth = np.asarray(
+        Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).resize((size, size), Image.BICUBIC)
+    )
+    image = smooth.copy()
+    image[10:20, 6:30] = (255, 255, 255)  # a white box at x 6-30, y 10-20
+    box = np.array([[6 / size, 10 / size, 30 / size, 20 / size]], np.float32)
+    views = [NO_ZOOM] + [detection.zoom_draws(rng, scale=(0.6, 1.4)) for _ in range(30)]
+    assert {bool(v[0]) for v in views} == {True, False} and min(v[3] for v in views) < 1 < max(
+        v[3] for v in views
+    )
+    batched = zoom_batch(np.stack([image] * len(views)), np.stack(views)).numpy()
+    assert np.array_equal(batched[0], image)  # the whole image, unmoved
+    for view, out in zip(views, batched):
+        reference = detection.zoom_image(image, view).astype(np.float32)
+        # The same pixels to within rounding, except on the lines where the image's edge
+        # lands (PIL reads half a pixel past the edge as the edge, TF as the fill).
+        _, x0, y0, side = view
+        edges = np.concatenate([(np.array([0.0, 1.0]) - start) / side * size for start in (x0, y0)])
+        lines = np.arange(size) + 0.5
+        near_x = np.min(np.abs(lines[None, :] - edges[:2, None]), axis=0) < 1.5
+        near_y = np.min(np.abs(lines[:, None] - edges[None, 2:]), axis=1) < 1.5
+        away = ~near_y[:, None] & ~near_x[None, :]
+        assert np.abs(out - reference)[away].max() <= 2.0, view
+        boxes, _ = detection.zoom_boxes(box, np.array([0]), view)
+        if len(boxes):
+            x0, y0, x1, y1 = np.round(boxes[0] * size).astype(int)
+            assert out[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].mean() > 200, view

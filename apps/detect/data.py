@@ -135,23 +135,24 @@ def make_dataset(config, loaded, training=False, meta=None):
             image, boxes, classes = loaded.scenes(rng)
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
-        colors = detection.color_factors(None, 0.0)
-        if training and config.augment:
-            scale = (config.zoom_min, config.zoom_max)
-            image, boxes, classes = detection.augment(image, boxes, classes, rng, scale=scale, color=0.0)
-            colors = detection.color_factors(rng, config.color)  # applied to the batch
+        view, colors = NO_ZOOM, detection.color_factors(None, 0.0)
+        if training and config.augment:  # drawn here, applied to the batch in `finish`
+            view = detection.zoom_draws(rng, scale=(config.zoom_min, config.zoom_max))
+            boxes, classes = detection.zoom_boxes(boxes, classes, view)
+            colors = detection.color_factors(rng, config.color)
         y = detection.encode_targets(
             boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
         )
-        return np.ascontiguousarray(image), y.astype(np.float32), colors
+        return np.ascontiguousarray(image), y.astype(np.float32), view, colors
 
     def make(epoch, index):
-        image, y, colors = tf.numpy_function(
-            example, [epoch, index], (tf.uint8, tf.float32, tf.float32), stateful=False
+        image, y, view, colors = tf.numpy_function(
+            example, [epoch, index], (tf.uint8, tf.float32, tf.float32, tf.float32), stateful=False
         )
         return (
             tf.ensure_shape(image, (size, size, 3)),
             tf.ensure_shape(y, (rows, 6)),
+            tf.ensure_shape(view, (4,)),
             tf.ensure_shape(colors, (3,)),
         )
 
@@ -161,9 +162,9 @@ def make_dataset(config, loaded, training=False, meta=None):
     dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = -(-count // config.batch_size)
 
-    def finish(images, y, colors):
-        if training and config.augment and config.color:
-            return recolor_batch(images, colors), y
+    def finish(images, y, view, colors):
+        if training and config.augment:
+            return recolor_batch(zoom_batch(images, view), colors), y
         return tf.cast(images, tf.float32), y
 
     return (
@@ -174,13 +175,45 @@ def make_dataset(config, loaded, training=False, meta=None):
     )
 
 
+NO_ZOOM = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # (mirror, x0, y0, side): the whole image
+
+
+def zoom_batch(images, views):
+    """`dlkit.data.detection.zoom_image` on a batch, in TensorFlow: one `crop_and_resize`
+    of (n, s, s, 3) images by (n, 4) (mirror, x0, y0, side) windows -> float32 pixels.
+    Output pixel centres map to the same source points as PIL's `EXTENT` transform; a
+    mirrored window is read right to left; outside the image is its mean colour."""
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    mirror, x0, y0, side = (views[:, i] for i in range(4))
+    fill = tf.floor(tf.reduce_mean(images, axis=(1, 2), keepdims=True))  # PIL's integer fill
+
+    def corners(start):  # first and last output pixel centres, in crop_and_resize's units
+        first = start * size + 0.5 * side - 0.5
+        last = start * size + (size - 0.5) * side - 0.5
+        return first / (size - 1), last / (size - 1)
+
+    left, right = corners(x0)
+    top, bottom = corners(y0)
+    left, right = tf.where(mirror > 0.5, 1.0 - left, left), tf.where(mirror > 0.5, 1.0 - right, right)
+    boxes = tf.stack([top, left, bottom, right], axis=1)
+    count = tf.shape(images)[0]
+    size_int = tf.shape(images)[1:3]
+    zoomed = tf.image.crop_and_resize(
+        images - fill, boxes, tf.range(count), size_int, extrapolation_value=0.0
+    )
+    return zoomed + fill
+
+
 def recolor_batch(images, factors):
     """`dlkit.data.detection.recolor` on a batch, in TensorFlow: (n, h, w, 3) uint8 images
     and (n, 3) (saturation, contrast, brightness) factors -> float32 pixels in [0, 255]
     (whole numbers, as the uint8 result of `recolor`)."""
     import tensorflow as tf
 
-    x = tf.cast(images, tf.float32)
+    x = tf.cast(images, tf.float32)  # uint8 or float pixels
     saturation, contrast, brightness = (tf.reshape(factors[:, i], (-1, 1, 1, 1)) for i in range(3))
     gray = tf.reduce_mean(x, axis=-1, keepdims=True)
     x = gray + (x - gray) * saturation

@@ -421,43 +421,62 @@ def augment(image, boxes, classes, rng, flip=True, scale=(0.6, 1.4), color=0.25,
     horizontal flip, random zoom in (crop) or out (pad), brightness/contrast/saturation.
 
     Boxes follow the image; boxes cut to less than `min_visible` of their area are dropped.
+    The training pipeline draws the same numbers (`zoom_draws`, `color_factors`) and
+    moves the pixels of a whole batch at once (`apps.detect.data`).
     """
+    view = zoom_draws(rng, flip, scale)
+    image = zoom_image(image, view)
+    boxes, classes = zoom_boxes(boxes, classes, view, min_visible)
+    if color:
+        image = recolor(image, color_factors(rng, color))
+    return image, boxes, classes
+
+
+def zoom_draws(rng, flip=True, scale=(0.6, 1.4)):
+    """(mirror, x0, y0, side) as float32: mirror 1 half the time (with `flip`), then a
+    square window of side 1 / zoom (zoom within `scale`: > 1 zooms in, < 1 out) at
+    (x0, y0), in image units, of the mirrored image."""
+    mirror = bool(flip and rng.random() < 0.5)
+    side = 1.0 / rng.uniform(*scale)
+    x0 = rng.uniform(min(0.0, 1 - side), max(0.0, 1 - side))
+    y0 = rng.uniform(min(0.0, 1 - side), max(0.0, 1 - side))
+    return np.array([mirror, x0, y0, side], np.float32)
+
+
+def zoom_image(image, view):
+    """The `zoom_draws` window of a square uint8 image, resized back to its size; what
+    falls outside the image is its mean colour."""
     from PIL import Image
 
+    mirror, x0, y0, side = (float(v) for v in view)
     size = image.shape[0]
-    boxes = boxes.copy()
-    if flip and rng.random() < 0.5:
+    if mirror:
         image = image[:, ::-1]
-        boxes[:, [0, 2]] = 1.0 - boxes[:, [2, 0]]
-    zoom = rng.uniform(*scale)  # > 1 zooms in (crop), < 1 zooms out (pad with the mean)
-    view = 1.0 / zoom  # side of the source window, in image units
-    x0 = rng.uniform(min(0.0, 1 - view), max(0.0, 1 - view))
-    y0 = rng.uniform(min(0.0, 1 - view), max(0.0, 1 - view))
     pixels = Image.fromarray(np.ascontiguousarray(image))
     fill = tuple(int(v) for v in image.reshape(-1, 3).mean(0))
-    image = np.asarray(
-        pixels.transform(
-            (size, size),
-            Image.EXTENT,
-            (x0 * size, y0 * size, (x0 + view) * size, (y0 + view) * size),
-            Image.BILINEAR,
-            fillcolor=fill,
-        )
-    )
+    extent = (x0 * size, y0 * size, (x0 + side) * size, (y0 + side) * size)
+    return np.asarray(pixels.transform((size, size), Image.EXTENT, extent, Image.BILINEAR, fillcolor=fill))
+
+
+def zoom_boxes(boxes, classes, view, min_visible=0.4):
+    """Normalised xyxy boxes moved with `zoom_image`; those cut to less than
+    `min_visible` of their area (or thinner than 1% of the image) are dropped."""
+    mirror, x0, y0, side = (float(v) for v in view)
+    boxes = boxes.astype(np.float32, copy=True)
+    if mirror:
+        boxes[:, [0, 2]] = 1.0 - boxes[:, [2, 0]]
     if len(boxes):
         before = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        boxes = (boxes - [x0, y0, x0, y0]) / view
+        boxes = (boxes - [x0, y0, x0, y0]) / side
         clipped = np.clip(boxes, 0.0, 1.0)
-        after = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) * view**2
+        after = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) * side**2
         keep = (
             (after >= min_visible * before)
             & (clipped[:, 2] - clipped[:, 0] > 0.01)
             & (clipped[:, 3] - clipped[:, 1] > 0.01)
         )
         boxes, classes = clipped[keep], classes[keep]
-    if color:
-        image = recolor(image, color_factors(rng, color))
-    return image, boxes.astype(np.float32), classes
+    return boxes.astype(np.float32), classes
 
 
 def color_factors(rng, color):
