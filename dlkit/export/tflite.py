@@ -85,6 +85,19 @@ def convert(
     return flatbuffer
 
 
+def _opcode(model, builtin, version):
+    """The index of `model`'s operator code for `builtin` at `version`, added if missing."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.version == version:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
 def share_tied_tables(flatbuffer):
     """Stores a tied embedding once in a dynamic-range model.
 
@@ -157,7 +170,7 @@ def share_tied_tables(flatbuffer):
                 whole.buffer = 0  # the empty buffer: computed at run time
                 graph.tensors.append(whole)
                 dequantize = schema.OperatorT()
-                dequantize.opcodeIndex = users[0].opcodeIndex
+                dequantize.opcodeIndex = _opcode(model, ops.DEQUANTIZE, version=5)  # 5: per channel
                 dequantize.inputs = np.array([weight], np.int32)
                 dequantize.outputs = np.array([len(graph.tensors) - 1], np.int32)
                 gather.inputs[0] = len(graph.tensors) - 1
