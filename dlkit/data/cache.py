@@ -20,7 +20,9 @@ def build_once(name, build, marker="counts.json"):
     if (target / marker).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with io.locked(target.parent / f".{name}.lock"):
+    locks = cache_dir() / "locks"  # kept apart: a build that fails leaves `datasets` as it was
+    locks.mkdir(exist_ok=True)
+    with io.locked(locks / f"{name}.lock"):
         if (target / marker).exists():  # another process built it while this one waited
             return target
         return _build(target, build, marker)
