@@ -140,7 +140,9 @@ def train_contract_run(app, root):
     killed = kill_training(app, data, run_dir)
     order = CheckpointOrder(run_dir / "checkpoint")
     runner.train(app, config, run_dir=run_dir, resume=True, callbacks=[order])
-    assert order.early == [], f"{app.name}: epochs checkpointed before their other callbacks ran: {order.early}"
+    assert order.early == [], (
+        f"{app.name}: epochs checkpointed before their other callbacks ran: {order.early}"
+    )
     smallest = "int8" if "int8" in app.quantizations else app.quantizations[-1]
     exports = ("float32", smallest)
     for quantize in exports:
@@ -148,17 +150,59 @@ def train_contract_run(app, root):
     return ContractRun(app, run_dir, data, folder, exports, killed)
 
 
+def shared_temp_dir(tmp_path_factory):
+    """A folder every process of this test session sees: pytest's base temp folder, or
+    under pytest-xdist (`-n 2`) the folder all workers' base temp folders sit in."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def contract_run(tmp_path_factory):
-    """contract_run(name) -> the app's ContractRun, trained once per session."""
+    """contract_run(name) -> the app's ContractRun, trained once per session: under
+    pytest-xdist the first worker to ask trains it (holding a lock) and the others read
+    what it recorded."""
+    import json
+
+    from dlkit import io
     from dlkit.registry import get_app
 
+    shared = shared_temp_dir(tmp_path_factory)
     runs = {}
 
     def get(name):
-        if name not in runs:
-            runs[name] = train_contract_run(get_app(name), tmp_path_factory.mktemp(f"contract_{name}"))
-        return runs[name]
+        if name in runs:
+            return runs[name]
+        app = get_app(name)
+        record = shared / f"contract_{name}.json"
+        with io.locked(shared / f".contract_{name}.lock"):
+            fields = json.loads(record.read_text()) if record.exists() else None
+            if fields is None:
+                try:
+                    run = train_contract_run(app, tmp_path_factory.mktemp(f"contract_{name}"))
+                except BaseException as error:  # recorded: the app's other tests fail at once
+                    io.write_json(record, {"error": f"{type(error).__name__}: {error}"[:3000]})
+                    raise
+                fields = {
+                    "run_dir": str(run.run_dir),
+                    "data": run.data and str(run.data),
+                    "folder": str(run.folder),
+                    "exports": list(run.exports),
+                    "killed": run.killed,
+                }
+                io.write_json(record, fields)
+        if "error" in fields:
+            pytest.fail(f"the {name} contract run failed earlier in this session: {fields['error']}")
+        run = ContractRun(
+            app,
+            Path(fields["run_dir"]),
+            fields["data"],
+            Path(fields["folder"]),
+            tuple(fields["exports"]),
+            fields["killed"],
+        )
+        runs[name] = run
+        return run
 
     return get
 
@@ -240,3 +284,55 @@ def pytest_terminal_summary(terminalreporter):
 
     if hostile.TALLY.inputs:
         terminalreporter.write_line(hostile.TALLY.line())
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its part of the tally to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        import hostile
+
+        output["hostile_tally"] = hostile.TALLY.state()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist's controller adds up its workers' tallies."""
+    state = getattr(node, "workeroutput", {}).get("hostile_tally")
+    if state:
+        import hostile
+
+        hostile.TALLY.merge(state)
+
+
+# How pytest-xdist (`-n 2 --dist loadgroup`) shares the tests out. Every test of one app
+# runs on one worker: its module in tests/apps, and the tests of the modules below
+# parametrized with its name; so the app's contract run is trained where it is used and
+# no worker waits for another to finish training it. Any other module runs whole on one
+# worker, so its module-scoped fixtures are built once; the modules below share none, so
+# their remaining tests spread one by one.
+BY_APP_MODULES = {
+    "tests/test_contract.py",
+    "tests/test_hostile.py",
+    "tests/test_cli.py",
+    "tests/test_config.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(config, items):
+    from dlkit.registry import app_names
+
+    names = set(app_names())
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module.startswith("tests/apps/"):
+            app = Path(module).stem.removeprefix("test_").split("_")[0]
+        elif module in BY_APP_MODULES:
+            params = item.callspec.params.values() if hasattr(item, "callspec") else ()
+            app = next((v for v in params if isinstance(v, str) and v in names), None)
+            if app is None:
+                continue
+        else:
+            app = None
+        item.add_marker(pytest.mark.xdist_group(f"app:{app}" if app else module))

@@ -226,6 +226,15 @@ class Tally:
         self.failures += int(failed)
         self.verbs.add((app, verb))
 
+    def state(self):
+        """What a pytest-xdist worker sends its controller (JSON-able)."""
+        return {"inputs": self.inputs, "failures": self.failures, "verbs": sorted(self.verbs)}
+
+    def merge(self, state):
+        self.inputs += state["inputs"]
+        self.failures += state["failures"]
+        self.verbs.update(tuple(verb) for verb in state["verbs"])
+
     def line(self):
         apps = len({app for app, _ in self.verbs})
         return (
