@@ -9,6 +9,13 @@ vectors and metrics; the .keras stays in the run (its 21 MB would break the
 saved_models budget): `--init` takes the run folder.
 
     python tools/ship_mlm.py RUN [--measure-only]
+    python tools/ship_mlm.py --share-tables
+
+`--share-tables` rewrites the shipped dynamic-range file with its tied token embedding
+stored once (`dlkit.export.tflite.share_tied_tables`, which exports since do themselves),
+and re-measures it on the held-out documents against the file it replaces: the same
+masked tokens, top-1 agreement between the two files, and the golden vectors' Keras
+outputs (recorded when the model was exported) against the new file's.
 """
 
 import sys
@@ -109,7 +116,87 @@ def main(run_dir, measure_only=False):
         print(f"shipped to {target}")
 
 
+def share_tables():
+    from dlkit import io
+    from dlkit.export.bundle import inputs_of_golden
+    from dlkit.export.tflite import share_tied_tables
+    from dlkit.paths import shipped_model_dir
+
+    app = get_app("mlm")
+    folder = shipped_model_dir("mlm")
+    path = folder / SHIPPED
+    before = path.read_bytes()
+    after = share_tied_tables(before)
+    if after == before:
+        print(f"{path}: no table to share (already shared?)")
+        return
+    meta = ModelBundle.load(path, app=app.name).meta
+    config = config_of(app, meta)
+    source = app.open_source(config, None)
+    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    targets = np.concatenate([split.targets for split in splits.values()])
+    with io.temp_dir("share") as tmp:
+        import shutil
+
+        for side in ("model.json", "vocab.txt"):
+            shutil.copy(folder / side, tmp / side)
+        (tmp / SHIPPED).write_bytes(after)
+        reports, picks = {}, {}
+        for name, file in (("before", path), ("after", tmp / SHIPPED)):
+            found = []
+            run = recording(runner_for(app, ModelBundle.load(file, app=app.name), config), found)
+            reports[name] = score_splits(app, config, meta, run, splits)
+            picks[name] = np.concatenate(found)[targets > 0]
+            print(name, {k: round(r["masked_accuracy"], 4) for k, r in reports[name].items()}, flush=True)
+        golden_path = folder / SHIPPED.replace(".tflite", ".golden.npz")
+        golden = dict(np.load(golden_path))
+        outputs = runner_for(app, ModelBundle.load(tmp / SHIPPED, app=app.name), config)(
+            inputs_of_golden(golden)
+        )
+        keras_picks = golden["keras_output_0"].argmax(-1)
+        agreement = {
+            "previous_file": float(np.mean(picks["after"] == picks["before"])),
+            "keras_on_golden_rows": float(np.mean(outputs[0].argmax(-1) == keras_picks)),
+        }
+        for k, output in enumerate(outputs):
+            golden[f"tflite_output_{k}"] = np.asarray(output)
+        with io.atomic_path(golden_path) as out, open(out, "wb") as f:
+            np.savez_compressed(f, **golden)
+        with io.atomic_path(path) as out:
+            out.write_bytes(after)
+    stored = json_load(folder / "model.json")
+    record = stored["exports"]["dynamic"]
+    record["bytes"] = len(after)
+    record["val"]["tflite"] = reports["after"]["val"]["masked_accuracy"]
+    record["val"]["drop_points"] = 100 * (record["val"]["keras"] - record["val"]["tflite"])
+    record["max_abs_diff"] = float(np.max(np.abs(golden["keras_output_0"] - golden["tflite_output_0"])))
+    io.write_json(folder / "model.json", stored)
+    metrics = json_load(folder / "metrics.json")
+    metrics["tflite_dynamic"] = {
+        s: {k: r[k] for k in HEADLINE if k in r} for s, r in reports["after"].items()
+    }
+    metrics["tflite_dynamic_before_sharing"] = {
+        s: {k: r[k] for k in HEADLINE if k in r} for s, r in reports["before"].items()
+    }
+    metrics["top1_agreement_with_keras"]["tflite_dynamic_before_sharing"] = metrics[
+        "top1_agreement_with_keras"
+    ].pop("tflite_dynamic")
+    metrics["top1_agreement_tflite_dynamic"] = agreement
+    metrics["sizes"][SHIPPED] = len(after)
+    io.write_json(folder / "metrics.json", metrics)
+    print(agreement, f"{len(before)} -> {len(after)} bytes", flush=True)
+
+
+def json_load(path):
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--share-tables"]:
+        share_tables()
+        sys.exit()
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
     if len(args) != 1:
         sys.exit(__doc__)
