@@ -129,7 +129,9 @@ def build(folder):
     return {{"pid": os.getpid()}}
 print(build_once("shared", build))
 """
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs[0] == outs[1] == str(tmp_path / "cache" / "datasets" / "shared")
