@@ -82,12 +82,11 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     scale = rng.uniform(*scale_range)
     if varied:
         obj = vary(obj, rng, scale * size)  # already at its size
-        width, height = obj.size
+        width, height = max(6, obj.size[0]), max(6, obj.size[1])
     else:
         factor = scale * size / max(obj.size)
         width, height = max(6, int(obj.size[0] * factor)), max(6, int(obj.size[1] * factor))
-    if min(obj.size) < 6 or not varied:
-        width, height = max(6, width), max(6, height)
+    if (width, height) != obj.size:
         obj = obj.resize((width, height), Image.LANCZOS)
     if rng.random() < 0.5:
         obj = obj.transpose(Image.FLIP_LEFT_RIGHT)
