@@ -77,11 +77,15 @@ def open_source(config, data, progress=None):
                 f"corpus names {', '.join(unknown) or 'nothing'}; choose from {', '.join(corpus.SOURCES)}"
             )
         docs = corpus.documents(names)
+        found = [n for n in names if any(d.name.startswith(n + "/") for d in docs)]
         if config.max_documents:
             step = max(1, len(docs) // config.max_documents)
             docs = docs[::step][: config.max_documents]
         splits = split_documents(docs, config)
-        return CorpusSource(f"offline corpus ({', '.join(names)})", splits, fingerprint(splits))
+        # A source whose Debian package is missing yields nothing: train on the others,
+        # but say so (the vocabulary and the model then differ from the shipped ones).
+        missing = [f"corpus source {n}: not installed ({corpus.INSTALL})" for n in names if n not in found]
+        return CorpusSource(f"offline corpus ({', '.join(found)})", splits, fingerprint(splits), missing)
     data = str(data)
     if data.startswith("tfds:"):
         return _open_tfds(config, data[5:])

@@ -66,6 +66,17 @@ def test_documents_split_by_name_stably():
     assert abs(share["val"] - 0.05) < 0.015 and abs(share["test"] - 0.05) < 0.015
 
 
+def test_a_missing_corpus_source_is_reported_not_silently_dropped(monkeypatch):
+    from dataclasses import replace
+
+    monkeypatch.setattr(corpus, "fortunes", lambda: iter(()))  # its package not installed
+    config = replace(Config.tiny(), corpus="docstrings,fortunes")
+    source = open_source(config, None)
+    assert source.description == "offline corpus (docstrings)"
+    assert source.skipped == [f"corpus source fortunes: not installed ({corpus.INSTALL})"]
+    assert all(d.name.startswith("docstrings/") for docs in source.documents.values() for d in docs)
+
+
 # --- tokenizer parity ----------------------------------------------------------------
 ALPHABET = "abcdefghilmnoprstuyABCDÉéñçü .,;:!?()[]'\"-_/0123456789\t\n€中"
 
