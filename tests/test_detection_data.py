@@ -181,6 +181,32 @@ def test_recolor_against_the_formula_and_the_batched_version():
     assert np.array_equal(detection.recolor(images[1], identity), images[1])
 
 
+def test_the_batched_zoom_and_colour_pass_is_the_same_with_xla_and_without():
+    """The training pipeline's one call (resize, fill, colours; XLA with `jit`) gives the
+    pixels of the zoom followed by `recolor_batch`, to rounding."""
+    from dlkit.apps.detect.data import NO_ZOOM, recolor_batch, zoom_batch
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    views = np.stack([NO_ZOOM] + [detection.zoom_draws(rng, scale=(0.6, 1.4)) for _ in range(5)])
+    factors = np.stack([detection.color_factors(rng, 0.25) for _ in range(6)])
+    steps = recolor_batch(zoom_batch(images, views), factors).numpy()
+    for jit in (False, True):
+        once = zoom_batch(images, views, factors, jit=jit).numpy()
+        assert once.shape == images.shape and once.dtype == np.float32
+        assert np.abs(once - steps).max() <= 1 and np.mean(once == steps) > 0.999
+    zoomed = zoom_batch(images, views, jit=True).numpy()
+    assert np.array_equal(zoomed[0], images[0])  # the whole image, unmoved
+    fill = np.floor(images[1:].reshape(5, -1, 3).mean(axis=1))
+    plain = zoom_batch(images, views).numpy()
+    assert np.abs(zoomed - plain).max() <= 1e-3
+    # Zoomed out, the corners lie outside the image: its mean colour.
+    assert any(view[3] > 1.1 and view[1] < 0 and view[2] < 0 for view in views[1:])
+    for k, view in enumerate(views[1:], 1):
+        if view[3] > 1.1 and view[1] < 0 and view[2] < 0:
+            np.testing.assert_allclose(zoomed[k, 0, 0], fill[k - 1], atol=1e-3)
+
+
 def test_the_batched_zoom_moves_pixels_as_the_numpy_augment_does():
     """The training pipeline's `crop_and_resize` zoom gives the pixels of
     `detection.zoom_image` (PIL) for the same draws: mirrored or not, zoomed in (crop)

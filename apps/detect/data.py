@@ -1,5 +1,6 @@
 """Data for detect: sources in any common format, decoded splits, augmented tf.data pipelines."""
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -164,7 +165,7 @@ def make_dataset(config, loaded, training=False, meta=None):
 
     def finish(images, y, view, colors):
         if training and config.augment:
-            return recolor_batch(zoom_batch(images, view), colors), y
+            return zoom_batch(images, view, colors, jit=config.augment_jit), y
         return tf.cast(images, tf.float32), y
 
     return (
@@ -178,17 +179,18 @@ def make_dataset(config, loaded, training=False, meta=None):
 NO_ZOOM = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # (mirror, x0, y0, side): the whole image
 
 
-def zoom_batch(images, views):
+def zoom_batch(images, views, factors=None, jit=False):
     """`dlkit.data.detection.zoom_image` on a batch, in TensorFlow: one `crop_and_resize`
-    of (n, s, s, 3) images by (n, 4) (mirror, x0, y0, side) windows -> float32 pixels.
-    Output pixel centres map to the same source points as PIL's `EXTENT` transform; a
-    mirrored window is read right to left; outside the image is its mean colour."""
+    of (n, s, s, 3) images by (n, 4) (mirror, x0, y0, side) windows -> float32 pixels,
+    then `recolor_batch` by `factors` when given. Output pixel centres map to the same
+    source points as PIL's `EXTENT` transform; a mirrored window is read right to left;
+    outside the image is its mean colour. The resize reads the images as they are (uint8:
+    no float copy); the fill and the colours are one elementwise pass, compiled by XLA
+    into one kernel with `jit`."""
     import tensorflow as tf
 
-    images = tf.cast(images, tf.float32)
     size = tf.cast(tf.shape(images)[1], tf.float32)
     mirror, x0, y0, side = (views[:, i] for i in range(4))
-    fill = tf.floor(tf.reduce_mean(images, axis=(1, 2), keepdims=True))  # PIL's integer fill
 
     def corners(start):  # first and last output pixel centres, in crop_and_resize's units
         first = start * size + 0.5 * side - 0.5
@@ -199,12 +201,42 @@ def zoom_batch(images, views):
     top, bottom = corners(y0)
     left, right = tf.where(mirror > 0.5, 1.0 - left, left), tf.where(mirror > 0.5, 1.0 - right, right)
     boxes = tf.stack([top, left, bottom, right], axis=1)
-    count = tf.shape(images)[0]
-    size_int = tf.shape(images)[1:3]
     zoomed = tf.image.crop_and_resize(
-        images - fill, boxes, tf.range(count), size_int, extrapolation_value=0.0
+        images, boxes, tf.range(tf.shape(images)[0]), tf.shape(images)[1:3], extrapolation_value=0.0
     )
-    return zoomed + fill
+    return (_compiled_fill() if jit else _fill_and_recolor)(zoomed, images, boxes, factors)
+
+
+def _fill_and_recolor(zoomed, images, boxes, factors):
+    """`zoomed` with its samples outside the image set to the image's mean colour (PIL's
+    integer fill), then recoloured by `factors` (None: not)."""
+    import tensorflow as tf
+
+    fill = tf.floor(tf.reduce_mean(tf.cast(images, tf.float32), axis=(1, 2), keepdims=True))
+    rows = _inside(boxes[:, 0], boxes[:, 2], tf.shape(images)[1], tf.shape(zoomed)[1])
+    columns = _inside(boxes[:, 1], boxes[:, 3], tf.shape(images)[2], tf.shape(zoomed)[2])
+    outside = 1.0 - rows[:, :, None, None] * columns[:, None, :, None]
+    out = zoomed + outside * fill
+    return out if factors is None else recolor_batch(out, factors)
+
+
+def _inside(start, stop, source, count):
+    """(n, count) 1.0 where `crop_and_resize` samples inside the source (its own formula:
+    start * (source - 1) + k * (stop - start) * (source - 1) / (count - 1)), else 0.0."""
+    import tensorflow as tf
+
+    extent = tf.cast(source - 1, tf.float32)
+    scale = (stop - start) * extent / tf.cast(count - 1, tf.float32)
+    points = start[:, None] * extent + tf.range(tf.cast(count, tf.float32))[None] * scale[:, None]
+    return tf.cast((points >= 0) & (points <= extent), tf.float32)
+
+
+@functools.cache
+def _compiled_fill():
+    """`_fill_and_recolor` as one XLA-compiled function."""
+    import tensorflow as tf
+
+    return tf.function(_fill_and_recolor, jit_compile=True)
 
 
 def recolor_batch(images, factors):
