@@ -8,7 +8,7 @@ file's top-1 token is Keras's. Ships the dynamic-range file, its vocabulary, gol
 vectors and metrics; the .keras stays in the run (its 21 MB would break the
 saved_models budget): `--init` takes the run folder.
 
-    python tools/ship_mlm.py RUN [--measure-only]
+    python tools/ship_mlm.py RUN [--measure-only [RESULTS.json]]
     python tools/ship_mlm.py --share-tables
 
 `--share-tables` rewrites the shipped dynamic-range file with its tied token embedding
@@ -108,7 +108,7 @@ def measure(app, work):
     return metrics
 
 
-def main(run_dir, measure_only=False):
+def main(run_dir, measure_only=False, results=None):
     app = get_app("mlm")
     target = ship_run(
         app,
@@ -116,7 +116,7 @@ def main(run_dir, measure_only=False):
         ("float32", "dynamic"),
         lambda work: {**measure(app, work), "shipped": SHIPPED},
         (SHIPPED, SHIPPED.replace(".tflite", ".golden.npz"), *SIDE_FILES),
-        Path(__file__).parent / "results" / "mlm.json",
+        Path(results) if results else Path(__file__).parent / "results" / "mlm.json",
         measure_only=measure_only,
     )
     if target:
@@ -192,6 +192,6 @@ if __name__ == "__main__":
         share_tables()
         sys.exit()
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
-    if len(args) != 1:
+    if not 1 <= len(args) <= 1 + ("--measure-only" in sys.argv):
         sys.exit(__doc__)
-    main(*args, measure_only="--measure-only" in sys.argv)
+    main(args[0], measure_only="--measure-only" in sys.argv, results=args[1] if len(args) > 1 else None)
