@@ -139,6 +139,7 @@ def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatc
     """A table looked up by token ids and reused as the output layer's weight (tied,
     `ReversibleEmbedding`): the dynamic-range file keeps one int8 copy of it, the lookup
     dequantizing that copy, and gives the float model's logits within int8 error."""
+    from tensorflow.lite.python.schema_py_generated import BuiltinOperator
     from tensorflow.lite.tools import flatbuffer_utils
 
     from dlkit.export.tflite import share_tied_tables
@@ -165,14 +166,31 @@ def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatc
 
     with monkeypatch.context() as patch:  # the converter alone quantizes the table twice
         patch.setattr(tflite, "share_tied_tables", lambda flatbuffer: flatbuffer)
-        assert len(tables(convert(model, "dynamic"))) == 2
+        unshared = convert(model, "dynamic")
+        assert len(tables(unshared)) == 2
     shared = convert(model, "dynamic")
     assert len(tables(shared)) == 1 and tables(shared)[0].type == 9  # one int8 table
-    path = tmp_path / "model.dynamic.tflite"
-    path.write_bytes(shared)
-    out = EdgeModel(path).predict(tokens)[0]
+    # The lookup and the output layer both read the one DEQUANTIZE of that table.
+    parsed = flatbuffer_utils.convert_bytearray_to_object(bytearray(shared))
+    graph = parsed.subgraphs[0]
+    (dequantized,) = [
+        int(op.outputs[0])
+        for op in graph.operators
+        if list(graph.tensors[int(op.outputs[0])].shape) == [vocab, width]
+    ]
+    readers = {
+        parsed.operatorCodes[op.opcodeIndex].builtinCode for op in graph.operators if dequantized in op.inputs
+    }
+    assert readers == {BuiltinOperator.GATHER, BuiltinOperator.FULLY_CONNECTED}
     reference = model.predict(tokens, verbose=0)
-    assert np.abs(out - reference).max() < 0.02 * np.abs(reference).max()
+    errors = {}
+    for name, flatbuffer in (("unshared", unshared), ("shared", shared)):
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(flatbuffer)
+        errors[name] = np.abs(EdgeModel(path).predict(tokens)[0] - reference).max()
+    assert errors["shared"] < 0.02 * np.abs(reference).max()
+    # The output layer in float: its input is no longer quantized on the fly.
+    assert errors["shared"] < errors["unshared"]
     # Sharing nothing is a no-op: the float model has one table already.
     float32 = convert(model, "float32")
     assert share_tied_tables(float32) == float32 and len(tables(float32)) == 1

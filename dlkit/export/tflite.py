@@ -104,10 +104,12 @@ def share_tied_tables(flatbuffer):
     A table that is both looked up (GATHER: token ids -> vectors) and used as a dense
     layer's weight (FULLY_CONNECTED: vectors -> vocabulary logits), as a masked language
     model ties them, is quantized twice by the converter: per tensor for the lookup, per
-    row for the layer. This keeps the per-row int8 copy only: the lookup reads a
-    DEQUANTIZE of it (run once, its input being constant) instead of dequantizing the
-    rows it gathered. The file loses one int8 copy of the table, and the looked-up
-    vectors keep per-row precision. Returns the model unchanged when no table is shared.
+    row for the layer. This keeps the per-row int8 copy only: the lookup and the layer
+    both read a DEQUANTIZE of it (run once, its input being constant). The file loses one
+    int8 copy of the table, the looked-up vectors keep per-row precision, and the layer
+    runs in float: its input is not quantized on the fly, as a dynamic-range layer's is,
+    so the logits differ from the float model's by the table's rounding only. Returns the
+    model unchanged when no table is shared.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -175,6 +177,9 @@ def share_tied_tables(flatbuffer):
                 dequantize.outputs = np.array([len(graph.tensors) - 1], np.int32)
                 gather.inputs[0] = len(graph.tensors) - 1
                 gather.outputs[0] = users[0].outputs[0]  # it now gathers floats
+                for op in graph.operators:  # the layer, too: float, its input unquantized
+                    if code(op) == ops.FULLY_CONNECTED and op.inputs[1] == weight:
+                        op.inputs[1] = len(graph.tensors) - 1
                 graph.operators.remove(users[0])
                 graph.operators.insert(graph.operators.index(gather), dequantize)
                 model.buffers[graph.tensors[table].buffer].data = None
