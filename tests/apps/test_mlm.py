@@ -199,6 +199,23 @@ def test_held_out_masking_follows_the_same_rule_and_repeats():
     assert abs(masked - 0.8) < 0.03 and abs(other - 0.1) < 0.02 and abs(unchanged - 0.1) < 0.02
 
 
+def test_held_out_masking_does_not_follow_the_training_seed(meta, run):
+    """Models trained with different seeds are scored on the same masked positions."""
+    from dataclasses import replace
+
+    from dlkit.apps.mlm.data import load_split
+    from dlkit.engine import config_of
+    from dlkit.registry import get_app
+
+    config = config_of(get_app("mlm"), meta)
+    source = open_source(config, None)
+    splits = [load_split(replace(config, seed=seed), source, "val", meta=meta) for seed in (0, 7)]
+    assert splits[0].targets.any()
+    np.testing.assert_array_equal(splits[0].targets, splits[1].targets)
+    for name, values in splits[0].inputs.items():
+        np.testing.assert_array_equal(values, splits[1].inputs[name])
+
+
 def test_next_sentence_pairs_are_half_true_continuations():
     from dlkit.apps.mlm.corpus import Document
     from dlkit.apps.mlm.data import pair
