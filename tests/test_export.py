@@ -182,6 +182,15 @@ def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatc
         parsed.operatorCodes[op.opcodeIndex].builtinCode for op in graph.operators if dequantized in op.inputs
     }
     assert readers == {BuiltinOperator.GATHER, BuiltinOperator.FULLY_CONNECTED}
+    assert share_tied_tables(shared) == shared  # nothing left to share
+    # A file shared before the layer read the dequantized table: its layer moves over.
+    (dequantize,) = [op for op in graph.operators if int(op.outputs[0]) == dequantized]
+    for op in graph.operators:
+        if parsed.operatorCodes[op.opcodeIndex].builtinCode == BuiltinOperator.FULLY_CONNECTED:
+            if op.inputs[1] == dequantized:
+                op.inputs[1] = dequantize.inputs[0]
+    older = bytes(flatbuffer_utils.convert_object_to_bytearray(parsed))
+    assert older != shared and share_tied_tables(older) == shared
     reference = model.predict(tokens, verbose=0)
     errors = {}
     for name, flatbuffer in (("unshared", unshared), ("shared", shared)):

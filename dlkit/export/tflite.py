@@ -177,14 +177,20 @@ def share_tied_tables(flatbuffer):
                 dequantize.outputs = np.array([len(graph.tensors) - 1], np.int32)
                 gather.inputs[0] = len(graph.tensors) - 1
                 gather.outputs[0] = users[0].outputs[0]  # it now gathers floats
-                for op in graph.operators:  # the layer, too: float, its input unquantized
-                    if code(op) == ops.FULLY_CONNECTED and op.inputs[1] == weight:
-                        op.inputs[1] = len(graph.tensors) - 1
                 graph.operators.remove(users[0])
                 graph.operators.insert(graph.operators.index(gather), dequantize)
                 model.buffers[graph.tensors[table].buffer].data = None
                 shared += 1
                 break
+        # The layer reads the dequantized table too (also in a file shared before it
+        # did): in float, its input is not quantized on the fly.
+        for dequantize in graph.operators:
+            if code(dequantize) != ops.DEQUANTIZE or not constant_int8(int(dequantize.inputs[0])):
+                continue
+            for op in graph.operators:
+                if code(op) == ops.FULLY_CONNECTED and op.inputs[1] == dequantize.inputs[0]:
+                    op.inputs[1] = dequantize.outputs[0]
+                    shared += 1
     if not shared:
         return flatbuffer
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
