@@ -1,0 +1,160 @@
+"""Does masked-LM pretraining help sentiment? The small encoder of an mlm run fine-tuned
+on the rated movie sentences, against the same architecture trained from scratch, and
+after further masked-LM pretraining on the sentiment training sentences themselves
+(domain-adaptive pretraining: their text only, no labels).
+
+    python tools/mlm_sentiment.py MLM_RUN [--epochs 8] [--adapt-epochs 2] [--work DIR]
+        [--out tools/results/mlm_sentiment.json] [--skip scratch,...]
+
+Every step is a dlkit command (run folders under --work):
+- scratch:    dlkit sentiment train --set model=encoder --epochs E
+- pretrained: dlkit sentiment train --init MLM_RUN --epochs E
+- adapted:    dlkit mlm train --data <training sentences> --init MLM_RUN --epochs A, then
+              dlkit sentiment train --init <that run> --epochs E
+Each model's test predictions (`dlkit sentiment predict --file --json`) are scored
+against the hard labels: accuracy with a Wilson 95% interval, and each pretrained
+model's difference to scratch with a paired bootstrap 95% interval (the same sentences
+resampled for both).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.apps.sentiment import reviews
+from dlkit.metrics.intervals import wilson_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dlkit(*arguments):
+    command = [sys.executable, "-m", "dlkit.cli", *map(str, arguments)]
+    print("$ dlkit " + " ".join(map(str, arguments)), flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if done.returncode:
+        sys.exit(f"dlkit {arguments[0]} {arguments[1]} failed (exit {done.returncode})")
+    return done.stdout
+
+
+def rated_splits():
+    """{split: [(text, label)]} of the offline binary task (sentences rated 0 left out)."""
+    rows = reviews.load_sets()["movie"]
+    splits = reviews.split_rows(rows)
+    return {
+        split: [(text, "positive" if rating > 0 else "negative") for text, rating in items if rating != 0]
+        for split, items in splits.items()
+    }
+
+
+def predictions(run, texts_file):
+    lines = dlkit("sentiment", "predict", "--model", run, "--file", texts_file, "--json").splitlines()
+    return [json.loads(line)["label"] for line in lines if line.startswith("{")]
+
+
+def paired_difference(a, b, rounds=2000, seed=0):
+    """Mean of a - b (0/1 per sentence) and its bootstrap 95% interval."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(a), size=(rounds, len(a)))
+    diffs = (a[picks] - b[picks]).mean(axis=1)
+    return float((a - b).mean()), [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mlm_run", type=Path)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--adapt-epochs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "mlm_sentiment")
+    parser.add_argument("--out", type=Path, default=ROOT / "tools" / "results" / "mlm_sentiment.json")
+    parser.add_argument("--skip", default="", help="comma-separated: scratch, pretrained, adapted")
+    args = parser.parse_args()
+    skip = {s for s in args.skip.split(",") if s}
+    args.work.mkdir(parents=True, exist_ok=True)
+    splits = rated_splits()
+    train_text = args.work / "train_sentences.txt"
+    train_text.write_text("\n\n".join(text for text, _ in splits["train"]) + "\n", encoding="utf-8")
+    test_file = args.work / "test_sentences.txt"
+    test_file.write_text("\n".join(text for text, _ in splits["test"]) + "\n", encoding="utf-8")
+    truth = [label for _, label in splits["test"]]
+
+    runs = {}
+    if "scratch" not in skip:
+        runs["scratch"] = args.work / "scratch"
+        dlkit(
+            "sentiment",
+            "train",
+            "--set",
+            "model=encoder",
+            "--epochs",
+            args.epochs,
+            "--run-dir",
+            runs["scratch"],
+        )
+    if "pretrained" not in skip:
+        runs["pretrained"] = args.work / "pretrained"
+        dlkit(
+            "sentiment",
+            "train",
+            "--init",
+            args.mlm_run,
+            "--epochs",
+            args.epochs,
+            "--run-dir",
+            runs["pretrained"],
+        )
+    if "adapted" not in skip:
+        adapted_mlm = args.work / "mlm_adapted"
+        dlkit("mlm", "train", "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs,
+              "--run-dir", adapted_mlm)  # fmt: skip
+        runs["adapted"] = args.work / "adapted"
+        dlkit(
+            "sentiment", "train", "--init", adapted_mlm, "--epochs", args.epochs, "--run-dir", runs["adapted"]
+        )
+
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = {
+        **previous,
+        "mlm_run": str(args.mlm_run),
+        "epochs": args.epochs,
+        "adapt_epochs": args.adapt_epochs,
+    }
+    for name, run in runs.items():
+        labels = predictions(run, test_file)
+        if len(labels) != len(truth):
+            sys.exit(f"{name}: {len(labels)} predictions for {len(truth)} test sentences")
+        right = [p == t for p, t in zip(labels, truth)]
+        results[name] = {
+            "run": str(run),
+            "test_accuracy": sum(right) / len(truth),
+            "test_accuracy_ci95": wilson_interval(sum(right), len(truth)),
+            "count": len(truth),
+            "correct": "".join("1" if c else "0" for c in right),
+        }
+
+    def hits(name):  # per test sentence, 1 when right (kept in the results as a string)
+        return [c == "1" for c in results[name]["correct"]]
+
+    for name in ("pretrained", "adapted"):
+        if name in results and "scratch" in results:
+            diff, interval = paired_difference(hits(name), hits("scratch"))
+            results[name]["minus_scratch"] = diff
+            results[name]["minus_scratch_ci95"] = interval
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for name in ("scratch", "pretrained", "adapted"):
+        if name in results:
+            row = results[name]
+            low, high = row["test_accuracy_ci95"]
+            extra = ""
+            if "minus_scratch" in row:
+                extra = f", {100 * row['minus_scratch']:+.1f} points vs scratch {[round(100 * v, 1) for v in row['minus_scratch_ci95']]}"
+            print(f"{name}: test accuracy {row['test_accuracy']:.3f} [{low:.3f}, {high:.3f}]{extra}")
+
+
+if __name__ == "__main__":
+    main()
