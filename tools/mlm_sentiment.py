@@ -83,38 +83,20 @@ def main():
     truth = [label for _, label in splits["test"]]
 
     runs = {}
+
+    def fine_tune(name, *start):  # start: how the encoder begins (--set model=encoder: scratch)
+        runs[name] = args.work / name
+        dlkit("sentiment", "train", *start, "--epochs", args.epochs, "--run-dir", runs[name])
+
     if "scratch" not in skip:
-        runs["scratch"] = args.work / "scratch"
-        dlkit(
-            "sentiment",
-            "train",
-            "--set",
-            "model=encoder",
-            "--epochs",
-            args.epochs,
-            "--run-dir",
-            runs["scratch"],
-        )
+        fine_tune("scratch", "--set", "model=encoder")
     if "pretrained" not in skip:
-        runs["pretrained"] = args.work / "pretrained"
-        dlkit(
-            "sentiment",
-            "train",
-            "--init",
-            args.mlm_run,
-            "--epochs",
-            args.epochs,
-            "--run-dir",
-            runs["pretrained"],
-        )
+        fine_tune("pretrained", "--init", args.mlm_run)
     if "adapted" not in skip:
         adapted_mlm = args.work / "mlm_adapted"
         dlkit("mlm", "train", "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs,
               "--run-dir", adapted_mlm)  # fmt: skip
-        runs["adapted"] = args.work / "adapted"
-        dlkit(
-            "sentiment", "train", "--init", adapted_mlm, "--epochs", args.epochs, "--run-dir", runs["adapted"]
-        )
+        fine_tune("adapted", "--init", adapted_mlm)
 
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     results = {
