@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.config import HELD_OUT_SEED
 from dlkit.edge.text import bert_normalize
 from dlkit.errors import DlkitError, InvalidInputError
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 PARAGRAPHS_PER_DOCUMENT = 20  # a single user file is cut into documents of this many paragraphs
 MIN_TOKENS = 8  # a document's last, shorter sequence is kept from this many tokens
-# The fixed masking of each split does not follow the training seed: every model is scored
-# on the same masked positions (42, the default seed, kept the shipped model's numbers).
-MASK_SEED = 42
 
 
 @dataclass
@@ -299,14 +297,15 @@ def mask_sequences(sequences, meta, rate, rng):
 
 
 def load_split(config, source, split, meta=None, progress=None):
-    """Packed sequences of one split, masked once with a fixed seed (`MASK_SEED`, per split); held-out
+    """Packed sequences of one split, masked once with a fixed seed (`HELD_OUT_SEED`, per split); held-out
     splits keep at most `eval_sequences` sequences (a fixed random sample)."""
     if meta is None:
         raise DlkitError("mlm needs the model's vocabulary to encode text")
     docs = source.documents.get(split) or []
     if not docs:
         raise DlkitError(f"{source.description}: no {split} documents")
-    rng = np.random.default_rng(MASK_SEED + {"train": 0, "val": 1, "test": 2}.get(split, 3))
+    # Not the run's seed: every model is scored on the same masked positions.
+    rng = np.random.default_rng(HELD_OUT_SEED + {"train": 0, "val": 1, "test": 2}.get(split, 3))
     if meta.get("next_sentence"):
         sequences, segments, labels = pair(docs, meta["vocab"], meta, rng)
     else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.config import HELD_OUT_SEED
 from dlkit.data.masks import VOID, check_same_size, pair_images_and_masks, read_mask
 from dlkit.errors import DlkitError, InvalidInputError
 
@@ -88,7 +89,7 @@ def open_source(config, source, progress=None):
 def _three_splits(config, pairs, splits=None):
     """Missing val (and test) splits carved from `pairs` by `val_split` / `test_split`."""
     splits = dict(splits or {})
-    order = np.random.default_rng(config.seed).permutation(len(pairs))
+    order = np.random.default_rng(HELD_OUT_SEED).permutation(len(pairs))  # not the run's seed
     n_val = round(len(pairs) * config.val_split)
     n_test = 0 if "test" in splits else round(len(pairs) * config.test_split)
     splits["val"] = [pairs[i] for i in sorted(order[:n_val])]

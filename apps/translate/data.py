@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.config import HELD_OUT_SEED
 from dlkit.edge.text import normalize
 from dlkit.errors import DlkitError, InvalidInputError
 
@@ -65,7 +66,12 @@ def open_source(config, source, progress=None):
 
         sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
         splits = {
-            split: dates.generate(split, n, seed=config.seed, max_length=config.input_length)
+            split: dates.generate(
+                split,
+                n,
+                seed=config.seed if split == "train" else HELD_OUT_SEED,
+                max_length=config.input_length,
+            )
             for split, n in sizes.items()
         }
         description = f"generated dates ({len(dates.LOCALES)} locales, years 1500-2100, seed {config.seed})"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.apps.trigger import sounds
+from dlkit.config import HELD_OUT_SEED
 from dlkit.data.speech import trim_silence
 from dlkit.errors import DlkitError, InvalidInputError
 
@@ -345,7 +346,7 @@ def load_split(config, source, split, meta=None, progress=None):
         count = 0
         if not pools.recorded:
             raise DlkitError(f"{source.description}: no {split} recordings of the trigger word")
-    rng = np.random.default_rng([config.seed, SPLIT_SEEDS[split]])
+    rng = np.random.default_rng([config.seed if split == "train" else HELD_OUT_SEED, SPLIT_SEEDS[split]])
     samples = int(config.clip_seconds * config.sample_rate)
     total = count + len(pools.recorded)
     inputs = np.zeros((total, samples), np.float32)

@@ -29,7 +29,9 @@ def test_training_writes_sample_overlays_every_epoch(segment_run):
     epochs = sum(1 for line in (run_dir / "history.jsonl").read_text().splitlines() if '"epoch"' in line)
     samples = sorted((run_dir / "samples").glob("epoch_*.png"))
     assert epochs and len(samples) == epochs
-    with Image.open(samples[-1]) as image:  # 4 validation images (fewer if the split is smaller), 3 panels each
+    with Image.open(
+        samples[-1]
+    ) as image:  # 4 validation images (fewer if the split is smaller), 3 panels each
         size = json.loads((run_dir / "model.json").read_text())["input"]["shape"][0]
         assert image.width == 3 * size and image.height % size == 0 and 1 <= image.height // size <= 4
 
@@ -67,9 +69,10 @@ def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, t
     assert record["class_confidence"].keys() == present.keys()
     for label, value in present.items():
         assert record["class_confidence"][label] == pytest.approx(value, abs=2e-3)
-    assert f"pixel confidence {record['confidence']:.2f}" in run_cli(
-        "segment", "predict", image, "--model", run_dir / "model.tflite"
-    ).output
+    assert (
+        f"pixel confidence {record['confidence']:.2f}"
+        in run_cli("segment", "predict", image, "--model", run_dir / "model.tflite").output
+    )
 
 
 def test_flips_and_zooms_keep_image_and_mask_aligned(tmp_path):
@@ -292,3 +295,15 @@ def test_coco_polygons_and_rle_become_class_masks(tmp_path, monkeypatch):
         open_source(
             config, str(tmp_path / "coco" / "annotations" / "instances_train2017.json")
         )  # images elsewhere
+
+
+def test_the_split_of_user_data_does_not_follow_the_training_seed():
+    """A run fine-tuned (--init) with another seed validates and tests on the same images,
+    never on images the first run trained on."""
+    from dlkit.apps.segment.data import _three_splits
+
+    pairs = [(f"image{k}.jpg", f"mask{k}.png") for k in range(40)]
+    first, second = (_three_splits(dataclasses.replace(Config.tiny(), seed=s), pairs) for s in (0, 7))
+    assert first == second
+    assert len(first["val"]) == 6 and len(first["test"]) == 6
+    assert not set(first["train"]) & (set(first["val"]) | set(first["test"]))

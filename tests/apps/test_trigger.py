@@ -363,3 +363,22 @@ def test_user_folders_and_labelled_recordings_become_clips(tmp_path):
     result = run_cli(*train)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_held_out_clips_do_not_follow_the_training_seed(tmp_path):
+    """Models trained with different seeds are scored on the same validation and test
+    clips; the training clips follow the seed."""
+    from dlkit.apps.trigger.data import load_split, open_source
+
+    _user_folder(tmp_path / "data")
+    configs = [Config(clip_seconds=10.0, train_clips=5, val_clips=2, test_clips=2, seed=s) for s in (0, 7)]
+    splits = [
+        {
+            name: load_split(config, open_source(config, tmp_path / "data"), name)
+            for name in ("train", "val", "test")
+        }
+        for config in configs
+    ]
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(splits[0][name].inputs, splits[1][name].inputs)
+    assert not np.array_equal(splits[0]["train"].inputs[:5], splits[1]["train"].inputs[:5])
