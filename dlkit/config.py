@@ -55,7 +55,7 @@ NON_NEGATIVE = Range(0)  # every number without a declared range
 # Held-out data an app makes or draws (generated validation and test sets, the split of
 # user data without one, fixed masks) comes from this seed, not the run's `seed`: models
 # trained with different seeds are scored on the same examples, and a run fine-tuned
-# from another (`--init`) with another seed never validates on what the first trained on.
+# from another (`--init`) on the same data never validates on what the first trained on.
 # 42, the default seed, keeps what the shipped models were scored on.
 HELD_OUT_SEED = 42
 
