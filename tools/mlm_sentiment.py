@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit import io
 from dlkit.apps.sentiment import reviews
 from dlkit.metrics.intervals import wilson_interval
 
@@ -41,12 +42,14 @@ def dlkit(*arguments):
 
 
 def rated_splits():
-    """{split: [(text, label)]} of the offline binary task (sentences rated 0 left out)."""
-    rows = reviews.load_sets()["movie"]
-    splits = reviews.split_rows(rows)
+    """{split: [(text, label name)]} of the offline binary task, as the sentiment app reads
+    it (its fixed split; sentences rated exactly 0 left out)."""
+    from dlkit.apps.sentiment.config import Config
+    from dlkit.apps.sentiment.data import rated_source
+
+    source = rated_source(Config(), "movie", reviews.load_sets())
     return {
-        split: [(text, "positive" if rating > 0 else "negative") for text, rating in items if rating != 0]
-        for split, items in splits.items()
+        split: [(text, source.labels[label]) for text, label in rows] for split, rows in source.splits.items()
     }
 
 
@@ -98,7 +101,7 @@ def main():
               "--run-dir", adapted_mlm)  # fmt: skip
         fine_tune("adapted", "--init", adapted_mlm)
 
-    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    previous = io.read_json(args.out) if args.out.exists() else {}
     results = {
         **previous,
         "mlm_run": str(args.mlm_run),
@@ -127,7 +130,7 @@ def main():
             results[name]["minus_scratch"] = diff
             results[name]["minus_scratch_ci95"] = interval
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    io.write_json(args.out, results)
     for name in ("scratch", "pretrained", "adapted"):
         if name in results:
             row = results[name]
