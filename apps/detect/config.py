@@ -46,6 +46,9 @@ class Config(TransferConfig):
     }
 
     image_size: int = 256
+    # Grids: 2 (strides 16 and 32) or 3 (and a stride-8 grid for small objects and tight
+    # boxes, its head half as wide).
+    levels: int = 2
     anchors_per_scale: int = 3
     head_channels: int = 128
     max_boxes: int = 30  # boxes per image kept for the loss's ignore rule
@@ -77,6 +80,8 @@ class Config(TransferConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.levels not in (2, 3):
+            raise DlkitError(f"levels must be 2 (strides 16 and 32) or 3 (and 8), got {self.levels}")
         if self.zoom_min > self.zoom_max:
             raise DlkitError(f"zoom_min ({self.zoom_min}) must not exceed zoom_max ({self.zoom_max})")
 

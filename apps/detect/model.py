@@ -1,5 +1,6 @@
-"""Detect model: MobileNetV2 (or EfficientNet-Lite0) features at strides 16 and 32, a small
-feature pyramid and YOLO heads; decode and NMS are layers of the exported model."""
+"""Detect model: MobileNetV2 (or EfficientNet-Lite0) features at strides 16 and 32 (and 8
+with `levels=3`), a small feature pyramid and YOLO heads; decode and NMS are layers of the
+exported model."""
 
 import keras
 import numpy as np
@@ -12,17 +13,28 @@ from dlkit.losses import YOLOLoss
 from dlkit.pretrained import build_backbone
 from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
-# Backbone layers whose outputs feed the heads (strides 16 and 32): the expansion of the
-# first stride-32 block (the richest stride-16 tensor) and the last activation.
+# Backbone layers whose outputs feed the heads (strides 8, 16 and 32): the expansion of
+# the first block of the next stride (the richest tensor at each stride) and the last
+# activation.
 FEATURES = {
-    "mobilenet_v2": ("block_13_expand_relu", "out_relu"),
-    "efficientnet_lite0": ("block11_expand_relu", "top_relu"),
+    "mobilenet_v2": ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
+    "efficientnet_lite0": ("block5_expand_relu", "block11_expand_relu", "top_relu"),
 }
-STRIDES = (16, 32)
-HEADS = ("p4", "p5")  # one per stride
-# The first layers of the exported graph after the network: an int8 model keeps them, and
-# everything after them (concatenation, NMS), in float.
-POSTPROCESS_LAYERS = tuple(f"decode_{name}" for name in HEADS)
+STRIDES = (8, 16, 32)
+HEADS = ("p3", "p4", "p5")  # one per stride
+
+
+def levels_of(count):
+    """(strides, head names) of a model with `count` levels: the coarsest ones."""
+    if count not in (2, 3):
+        raise DlkitError(f"detect has 2 or 3 levels (strides 16, 32 and 8), got {count}")
+    return STRIDES[-count:], HEADS[-count:]
+
+
+def postprocess_layers(meta):
+    """The first layers of the exported graph after the network: an int8 model keeps them,
+    and everything after them (concatenation, NMS), in float."""
+    return tuple(f"decode_{name}" for name in levels_of(len(meta["grids"]))[1])
 
 
 def make_meta(config, source):
@@ -34,15 +46,17 @@ def make_meta(config, source):
     if not boxes:
         raise DlkitError(f"{source.description}: the training split has no boxes")
     boxes = np.concatenate(boxes)
-    k = config.anchors_per_scale * len(STRIDES)
+    strides, _ = levels_of(config.levels)
+    k = config.anchors_per_scale * len(strides)
     if len(boxes) < k:
         raise DlkitError(
             f"{source.description}: {len(boxes)} training boxes, need at least {k} for the anchors"
         )
     anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], k, seed=config.seed)
-    grids = [config.image_size // s for s in STRIDES]
+    grids = [config.image_size // s for s in strides]
     per_scale = [
-        anchors[i * config.anchors_per_scale : (i + 1) * config.anchors_per_scale].tolist() for i in range(2)
+        anchors[i * config.anchors_per_scale : (i + 1) * config.anchors_per_scale].tolist()
+        for i in range(len(strides))
     ]
     size = config.image_size
     return {
@@ -71,22 +85,37 @@ def build_model(config, meta, load_weights=True):
         raise DlkitError(f"detect supports backbones {', '.join(FEATURES)}, got {config.backbone!r}")
     weights = config.weights if load_weights else "none"
     backbone = build_backbone(config.backbone, (size, size, 3), config.alpha, weights)
-    c4_name, c5_name = FEATURES[config.backbone]
+    _, heads = levels_of(len(meta["grids"]))
+    names = FEATURES[config.backbone][-len(heads) :]
     features = keras.Model(
-        backbone.input,
-        [backbone.get_layer(c4_name).output, backbone.get_layer(c5_name).output],
-        name="backbone",
+        backbone.input, [backbone.get_layer(name).output for name in names], name="backbone"
     )
     inputs = keras.Input((size, size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs)
-    c4, c5 = apply_backbone(features, x, from_scratch(config))
+    c = apply_backbone(features, x, from_scratch(config))
     width = config.head_channels
-    p5 = _conv(c5, width, 1, "lateral5")
-    p4 = layers.Add(name="fpn_add")([_conv(c4, width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p5)])
+    # Top-down pyramid: each finer level adds its lateral to the coarser one upsampled.
+    # (The two-level model keeps its layer names, so its trained files load.)
+    p = [_conv(c[-1], width, 1, "lateral5")]
+    p.insert(
+        0,
+        layers.Add(name="fpn_add")(
+            [_conv(c[-2], width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p[0])]
+        ),
+    )
+    if len(heads) == 3:
+        p.insert(
+            0,
+            layers.Add(name="fpn_add3")(
+                [_conv(c[0], width, 1, "lateral3"), layers.UpSampling2D(name="fpn_up3")(p[0])]
+            ),
+        )
     raws = []
-    for name, p, grid in (("p4", p4, meta["grids"][0]), ("p5", p5, meta["grids"][1])):
-        h = _conv(p, width, 3, f"{name}_head1")
-        h = _conv(h, width, 3, f"{name}_head2")
+    for name, level, grid in zip(heads, p, meta["grids"]):
+        # The stride-8 head works on 4x the cells of the stride-16 one: half as wide.
+        head_width = width // 2 if name == "p3" else width
+        h = _conv(level, head_width, 3, f"{name}_head1")
+        h = _conv(h, head_width, 3, f"{name}_head2")
         raws.append(_predict(h, name, grid, config.anchors_per_scale, classes))
     raw = layers.Concatenate(axis=1, name="raw")(raws)
     model = keras.Model(inputs, raw, name=f"yolo_{config.backbone}")
@@ -153,7 +182,7 @@ def inference_model(model, config, meta):
     from its per-field predictions (not the concatenated raw output), so an int8 model
     quantizes box offsets, sizes, objectness and class logits each on its own scale."""
     decoded = []
-    for index, name in enumerate(HEADS):
+    for index, name in enumerate(levels_of(len(meta["grids"]))[1]):
         fields = [model.get_layer(f"{name}_{field}_flat").output for field, _ in FIELDS]
         grids, anchors = [meta["grids"][index]], [meta["anchors"][index]]
         decoded.append(YOLODecode(grids, anchors, name=f"decode_{name}")(fields))
@@ -184,13 +213,16 @@ def adapt_model(model, model_meta, config, meta, log=print):
     return fresh
 
 
-def convert(model, config, meta, quantize, representative=None, float_layers=POSTPROCESS_LAYERS):
+def convert(model, config, meta, quantize, representative=None, float_layers=None):
     """TFLite with decode + NMS inside; int8 quantizes the network and keeps decode and
     NMS in float (builtin ops both). Quantized, the decode's chain of 8-bit steps (exp of
     the size logits, scores near 0) cost 4.5 points of val mAP@0.5; in float, 0.6.
-    `float_layers=()` quantizes them too (docs/detect.md compares the two)."""
+    `float_layers=()` quantizes them too (docs/detect.md compares the two); None keeps the
+    decode layers in float."""
     from dlkit.export.tflite import convert as convert_keras
 
+    if float_layers is None:
+        float_layers = postprocess_layers(meta)
     return convert_keras(
         inference_model(model, config, meta),
         quantize,

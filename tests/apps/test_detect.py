@@ -223,18 +223,73 @@ def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
     )
 
 
+@pytest.mark.parametrize("levels", [2, 3])
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
-def test_each_backbone_feeds_the_heads_at_strides_16_and_32(backbone):
+def test_each_backbone_feeds_the_heads_at_strides_8_16_and_32(backbone, levels):
     from dlkit.apps.detect.model import backbone_of, build_model
 
     alpha = 0.35 if backbone == "mobilenet_v2" else 1.0
-    config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=alpha)
-    fine, coarse = config.image_size // 16, config.image_size // 32
-    meta = {"labels": ["a", "b"], "grids": [fine, coarse], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
-    model = build_model(config, meta)
-    c4, c5 = backbone_of(model).outputs
-    assert tuple(c4.shape[1:3]) == (fine, fine) and tuple(c5.shape[1:3]) == (coarse, coarse)
-    assert tuple(model.output.shape[1:]) == (3 * (fine * fine + coarse * coarse), 5 + 2)
+    config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=alpha, levels=levels)
+    grids = [config.image_size // s for s in (8, 16, 32)[-levels:]]
+    anchors = [[[0.1 * (k + 1)] * 2] * 3 for k in range(levels)]
+    model = build_model(config, {"labels": ["a", "b"], "grids": grids, "anchors": anchors})
+    features = backbone_of(model).outputs
+    assert [tuple(f.shape[1:3]) for f in features] == [(g, g) for g in grids]
+    assert tuple(model.output.shape[1:]) == (3 * sum(g * g for g in grids), 5 + 2)
+    heads = {layer.name for layer in model.layers if layer.name.endswith("_head2_conv")}
+    assert heads == {f"p{k}_head2_conv" for k in (3, 4, 5)[-levels:]}
+    if levels == 3:  # the stride-8 head is half as wide
+        assert model.get_layer("p3_head2_conv").filters == config.head_channels // 2
+
+
+def test_three_levels_give_the_smallest_anchors_to_the_stride_8_grid():
+    from types import SimpleNamespace
+
+    from dlkit.apps.detect.model import make_meta
+
+    rng = np.random.default_rng(0)
+    records = []
+    for _ in range(40):
+        xy = rng.uniform(0, 0.5, (3, 2))
+        records.append(SimpleNamespace(boxes=np.concatenate([xy, xy + rng.uniform(0.02, 0.5, (3, 2))], 1)))
+    source = SimpleNamespace(records={"train": records}, labels=["a", "b"], description="boxes")
+    config = dataclasses.replace(Config.tiny(), image_size=128, levels=3)
+    meta = make_meta(config, source)
+    assert meta["grids"] == [16, 8, 4]
+    areas = np.array(meta["anchors"]).prod(-1)  # (levels, anchors)
+    assert areas.shape == (3, 3) and areas[0].max() <= areas[1].min() and areas[1].max() <= areas[2].min()
+
+
+def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from dlkit.apps.detect.model import build_model, convert
+
+    config = dataclasses.replace(Config.tiny(), levels=3)
+    meta = {
+        "labels": ["a", "b"],
+        "grids": [8, 4, 2],
+        "anchors": [[[0.1 * (k + 1)] * 2] * 3 for k in range(3)],
+    }
+    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
+    path = tmp_path / "model.int8.tflite"
+    path.write_bytes(convert(build_model(config, meta), config, meta, "int8", images))
+    interpreter = Interpreter(model_path=str(path))
+    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    by_op = {}
+    for op in interpreter._get_ops_details():
+        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    assert set(by_op["CONV_2D"]) == {np.int8}
+    # Each of the three scales decodes its sizes (EXP) and scores (LOGISTIC) in float.
+    assert len(by_op["EXP"]) == 3 and set(by_op["EXP"]) == {np.float32}
+    assert set(by_op["LOGISTIC"]) == {np.float32}
+
+
+def test_levels_other_than_2_or_3_are_a_one_line_error():
+    from dlkit.errors import DlkitError
+
+    with pytest.raises(DlkitError, match="levels must be 2"):
+        dataclasses.replace(Config.tiny(), levels=4)
 
 
 def test_backbone_weights_come_from_a_trained_classifier_file(tmp_path):
