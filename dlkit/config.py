@@ -48,6 +48,7 @@ class Range:
 
 
 AT_LEAST_ONE = Range(1)
+IMAGE_DATA = Range(1, 2)  # versions of the offline image data (dlkit.data.tuxpaint.VERSIONS)
 POSITIVE = Range(0, low_open=True)
 FRACTION = Range(0, 1, high_open=True)  # a share of something that must leave a rest
 PROBABILITY = Range(0, 1)

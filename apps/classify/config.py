@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlkit.config import AT_LEAST_ONE, FRACTION, Range, TransferConfig
+from dlkit.config import AT_LEAST_ONE, FRACTION, IMAGE_DATA, Range, TransferConfig
 
 
 @dataclass
@@ -17,7 +17,12 @@ class Config(TransferConfig):
     `dlkit.config.TransferConfig`.
     """
 
-    LIMITS: ClassVar[dict] = {"dropout": FRACTION, "hue": Range(0, 0.5), "top_k": AT_LEAST_ONE}
+    LIMITS: ClassVar[dict] = {
+        "dropout": FRACTION,
+        "hue": Range(0, 0.5),
+        "top_k": AT_LEAST_ONE,
+        "image_data": IMAGE_DATA,
+    }
 
     feature_layer: str = ""  # cut the backbone at this layer ("" = its full depth)
     dropout: float = 0.3
@@ -34,6 +39,9 @@ class Config(TransferConfig):
     hue: float = 0.02
     augment_jit: bool = True  # XLA-compile the augmentation (a second or two per batch shape)
     top_k: int = 3
+    # Offline default data (ignored with --data): version 1, or 2 with more fish, unlabelled
+    # distractor objects and held-out backgrounds (dlkit.data.tuxpaint).
+    image_data: int = 1
 
     @classmethod
     def tiny(cls):

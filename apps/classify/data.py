@@ -6,7 +6,11 @@ from dlkit.data import image_classes
 def open_source(config, source, progress=None):
     """Resolves `--data` (None/default, `tfds:NAME`, or a class-per-folder directory)."""
     return image_classes.open_source(
-        source, val_split=config.val_split, test_split=config.test_split, progress=progress
+        source,
+        val_split=config.val_split,
+        test_split=config.test_split,
+        progress=progress,
+        image_data=config.image_data,
     )
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlkit.config import AT_LEAST_ONE, POSITIVE, PROBABILITY, TransferConfig
+from dlkit.config import AT_LEAST_ONE, IMAGE_DATA, POSITIVE, PROBABILITY, TransferConfig
 from dlkit.errors import DlkitError
 
 
@@ -43,6 +43,7 @@ class Config(TransferConfig):
             PROBABILITY,
         ),
         "zoom_min": POSITIVE,
+        "image_data": IMAGE_DATA,
     }
 
     image_size: int = 256
@@ -73,6 +74,9 @@ class Config(TransferConfig):
     score_threshold: float = 0.001  # COCO-style evaluation; predict filters with --conf
     iou_threshold: float = 0.5
     max_detections: int = 50
+    # Offline default data (ignored with --data): version 1, or 2 with more fish, unlabelled
+    # distractor objects and held-out backgrounds (dlkit.data.tuxpaint).
+    image_data: int = 1
     train_images: int = 3000  # offline default scenes per split
     val_images: int = 300
     test_images: int = 300

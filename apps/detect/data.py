@@ -9,6 +9,8 @@ from dlkit.data import detection
 from dlkit.errors import DlkitError, InvalidInputError
 
 DEFAULT_VERSION = "tuxpaint-scenes-v1"
+# Cache names of the offline scenes per image data version (dlkit.data.tuxpaint).
+DEFAULT_VERSIONS = {1: DEFAULT_VERSION, 2: "image-data-v2-scenes"}
 
 
 @dataclass
@@ -27,10 +29,11 @@ def default_data(config, progress=None):
     from dlkit.data.scenes import build_detection
 
     counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
+    version = DEFAULT_VERSIONS[config.image_data]
     name = (
-        DEFAULT_VERSION
+        version
         if counts == {"train": 3000, "val": 300, "test": 300}
-        else (f"{DEFAULT_VERSION}-{counts['train']}-{counts['val']}-{counts['test']}")
+        else (f"{version}-{counts['train']}-{counts['val']}-{counts['test']}")
     )
 
     def build(folder):
@@ -38,6 +41,7 @@ def default_data(config, progress=None):
             folder,
             counts=counts,
             progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None,
+            version=config.image_data,
         )
 
     return build_once(name, build)
@@ -52,7 +56,7 @@ def open_source(config, source, progress=None):
     if source is None and config.fresh_scenes > 0:
         from dlkit.data.scenes import TrainingScenes
 
-        found.scenes = TrainingScenes(config.image_size)
+        found.scenes = TrainingScenes(config.image_size, version=config.image_data)
     return found
 
 

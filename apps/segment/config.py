@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlkit.config import AT_LEAST_ONE, PROBABILITY, TransferConfig
+from dlkit.config import AT_LEAST_ONE, IMAGE_DATA, PROBABILITY, TransferConfig
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Config(TransferConfig):
             ("encoder_filters", "decoder_filters", "train_images", "val_images", "test_images"), AT_LEAST_ONE
         ),
         "color": PROBABILITY,
+        "image_data": IMAGE_DATA,
     }
 
     image_size: int = 224  # 160 px: foreground IoU 0.825, mean IoU 0.611 (224: 0.858, 0.646)
@@ -39,6 +40,9 @@ class Config(TransferConfig):
     augment: bool = True  # flips and zooms applied to image and mask together
     zoom: float = 0.5  # zoom in by up to 1 + zoom, then a random crop back to image_size
     color: float = 0.2  # brightness and contrast jitter (image only)
+    # Offline default data (ignored with --data): version 1, or 2 with more fish, unlabelled
+    # distractor objects and held-out backgrounds (dlkit.data.tuxpaint).
+    image_data: int = 1
     train_images: int = 1500  # offline default scenes per split
     val_images: int = 300
     test_images: int = 300

@@ -13,6 +13,8 @@ from dlkit.data.masks import VOID, check_same_size, pair_images_and_masks, read_
 from dlkit.errors import DlkitError, InvalidInputError
 
 DEFAULT_VERSION = "tuxpaint-masks-v1"
+# Cache names of the offline scenes per image data version (dlkit.data.tuxpaint).
+DEFAULT_VERSIONS = {1: DEFAULT_VERSION, 2: "image-data-v2-masks"}
 SPLITS = ("train", "val", "test")
 
 
@@ -39,11 +41,11 @@ def default_data(config, progress=None):
     from dlkit.data.scenes import build_segmentation
 
     counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
-    name = f"{DEFAULT_VERSION}-{counts['train']}-{counts['val']}-{counts['test']}"
+    name = f"{DEFAULT_VERSIONS[config.image_data]}-{counts['train']}-{counts['val']}-{counts['test']}"
 
     def build(folder):
         report = (lambda d, t: progress(d, t, "compositing scenes")) if progress else None
-        return build_segmentation(folder, counts=counts, progress=report)
+        return build_segmentation(folder, counts=counts, progress=report, version=config.image_data)
 
     return build_once(name, build)
 
@@ -66,7 +68,10 @@ def open_source(config, source, progress=None):
     from dlkit.data.masks import find_voc_root, tfds_mask_folder
 
     if source is None:
-        return _folder_source(config, default_data(config, progress), "default (Tux Paint scenes with masks)")
+        version = "" if config.image_data == 1 else ", image data v2"
+        return _folder_source(
+            config, default_data(config, progress), f"default (Tux Paint scenes with masks{version})"
+        )
     source = str(source)
     if source.startswith("tfds:"):
         name = source[5:]

@@ -20,6 +20,8 @@ SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}
 DEFAULT_NAMES = (None, "", "default", "tuxpaint")
 DEFAULT_VERSION = "tuxpaint-photos-v3"
+# Cache names of the offline default per image data version (dlkit.data.tuxpaint).
+DEFAULT_VERSIONS = {1: DEFAULT_VERSION, 2: "image-data-v2-photos"}
 
 
 @dataclass
@@ -42,7 +44,7 @@ class ImageClassSource:
     fingerprint: str = ""
 
 
-def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None):
+def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None, image_data=1):
     """Resolves a `--data` value to an `ImageClassSource`.
 
     Args:
@@ -50,10 +52,12 @@ def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None):
         val_split, test_split: float. Fractions held out when the folder has no split folders.
         seed: int. Only the default dataset's compositing uses it.
         progress: callable(done, total, what) or None.
+        image_data: int. The offline default's version (dlkit.data.tuxpaint).
     """
     if source in DEFAULT_NAMES:
+        description = "default (Tux Paint photos)" if image_data == 1 else "default (image data v2 photos)"
         return open_folder(
-            default_dataset(progress=progress), val_split, test_split, "default (Tux Paint photos)"
+            default_dataset(progress=progress, image_data=image_data), val_split, test_split, description
         )
     source = str(source)
     if source.startswith("tfds:"):
@@ -61,17 +65,21 @@ def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None):
     return open_folder(Path(source), val_split, test_split)
 
 
-def default_dataset(progress=None) -> Path:
+def default_dataset(progress=None, image_data=1) -> Path:
     """Builds the offline default dataset once into the cache and returns its folder."""
     from dlkit.data import tuxpaint
     from dlkit.data.cache import build_once
 
+    tuxpaint.check_version(image_data)
+
     def build(folder):
         return tuxpaint.build_classification(
-            folder, progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None
+            folder,
+            progress=(lambda d, t: progress(d, t, "compositing scenes")) if progress else None,
+            version=image_data,
         )
 
-    return build_once(DEFAULT_VERSION, build)
+    return build_once(DEFAULT_VERSIONS[image_data], build)
 
 
 def _class_folders(folder: Path):

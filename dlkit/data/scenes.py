@@ -25,6 +25,7 @@ from PIL import Image
 from dlkit.data.tuxpaint import (
     PHOTO_CLASSES,
     find_cutouts,
+    find_distractors,
     load_backgrounds,
     load_cutout,
     random_background,
@@ -126,12 +127,23 @@ class Scene:
 
 
 def compose(
-    backgrounds, objects, rng, size, max_objects=6, scale_range=(0.18, 0.6), balanced=False, varied=False
+    backgrounds,
+    objects,
+    rng,
+    size,
+    max_objects=6,
+    scale_range=(0.18, 0.6),
+    balanced=False,
+    varied=False,
+    distractors=None,
+    max_distractors=2,
 ):
     """One Scene (image, boxes, classes, instance and class masks).
 
     `objects` is a list of (RGBA image, class id). `balanced` draws each object's class
     evenly, then a cut-out of it (instead of a cut-out evenly); `varied`: see `vary`.
+    `distractors`, a list of RGBA images: 0 to `max_distractors` of them are pasted too,
+    in front of or behind the objects, unlabelled: no box, background in the masks.
     """
     canvas = random_background(backgrounds, rng, size)
     ids = np.zeros((size, size), np.int32)
@@ -147,6 +159,10 @@ def compose(
         ]
     else:
         picks = [objects[int(rng.integers(len(objects)))] for _ in range(count)]
+    if distractors:
+        others = int(rng.integers(0, max_distractors + 1))
+        picks += [(distractors[int(rng.integers(len(distractors)))], None) for _ in range(others)]
+        picks = [picks[k] for k in rng.permutation(len(picks))]  # stacking order
     placed = [
         place(canvas, ids, image, k + 1, rng, scale_range, varied) for k, (image, _) in enumerate(picks)
     ]
@@ -154,6 +170,8 @@ def compose(
     instances = np.zeros_like(ids)
     class_mask = np.zeros_like(ids)
     for k, ((_, label), (total, (rows, columns))) in enumerate(zip(picks, placed)):
+        if label is None:  # a distractor
+            continue
         visible = ids[rows, columns] == k + 1  # an object's pixels lie in its window
         class_mask[rows, columns][visible] = label + 1
         ys, xs = np.nonzero(visible)
@@ -172,22 +190,29 @@ def compose(
     )
 
 
-def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=None):
+def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=None, version=1):
     """Composites the scenes of every split and hands each to `write(out_dir, split, name,
     scene)`; returns the class names and counts. Detection and segmentation write the same
-    scenes (same seed, same cut-outs per split), each in its own format."""
+    scenes (same seed, same cut-outs per split), each in its own format. `version`: the
+    image data's (`dlkit.data.tuxpaint`); 2 adds distractors and splits the backgrounds."""
     counts = counts or {"train": 3000, "val": 300, "test": 300}
     out_dir = Path(out_dir)
-    cutouts = find_cutouts()
+    cutouts = find_cutouts(version=version)
     labels = sorted(cutouts)
     splits = split_cutouts(cutouts)
-    backgrounds = load_backgrounds()
+    backgrounds = load_backgrounds(version)
+    others = split_cutouts({"other": find_distractors()}) if version == 2 else None
     total, done = sum(counts.values()), 0
     for split_index, (split, number) in enumerate(counts.items()):
         objects = [(load_cutout(c.path), labels.index(c.label)) for c in splits[split]]
+        extra = {}
+        if others is not None:
+            extra["distractors"] = [load_cutout(c.path) for c in others[split]]
+        scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
         rng = np.random.default_rng([seed, split_index])
         for index in range(number):
-            write(out_dir, split, f"{split}_{index:05d}", compose(backgrounds, objects, rng, image_size))
+            scene = compose(scene_backgrounds, objects, rng, image_size, **extra)
+            write(out_dir, split, f"{split}_{index:05d}", scene)
             done += 1
             if progress and (done % 50 == 0 or done == total):
                 progress(done, total)
@@ -217,19 +242,19 @@ def write_mask_scene(out_dir, split, name, scene):
     Image.fromarray(scene.class_mask.astype(np.uint8), "L").save(masks / f"{name}.png")
 
 
-def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None):
+def build_detection(out_dir, image_size=256, counts=None, seed=0, progress=None, version=1):
     """Writes the scenes in the YOLO layout under `out_dir`; returns counts per split."""
-    summary = build_scenes(out_dir, write_yolo_scene, image_size, counts, seed, progress)
+    summary = build_scenes(out_dir, write_yolo_scene, image_size, counts, seed, progress, version)
     lines = ["path: .", *(f"{split}: images/{split}" for split in summary if split != "labels"), "names:"]
     lines += [f"  {i}: {name}" for i, name in enumerate(summary["labels"])]
     (Path(out_dir) / "data.yaml").write_text("\n".join(lines) + "\n")
     return summary
 
 
-def build_segmentation(out_dir, image_size=256, counts=None, seed=0, progress=None):
+def build_segmentation(out_dir, image_size=256, counts=None, seed=0, progress=None, version=1):
     """Writes the same scenes as images and class masks (`labels.txt`: background, then
     the classes) under `out_dir`; returns counts per split."""
-    summary = build_scenes(out_dir, write_mask_scene, image_size, counts, seed, progress)
+    summary = build_scenes(out_dir, write_mask_scene, image_size, counts, seed, progress, version)
     (Path(out_dir) / "labels.txt").write_text("\n".join(["background", *summary["labels"]]) + "\n")
     return summary
 
@@ -244,25 +269,32 @@ class TrainingScenes:
     loaded on first use, cut-outs shrunk once to the largest size a scene uses.
     """
 
-    def __init__(self, image_size=256, balanced=True, varied=True):
+    def __init__(self, image_size=256, balanced=True, varied=True, version=1):
         self.image_size, self.balanced, self.varied = image_size, balanced, varied
+        self.version = version
         self.labels = sorted(PHOTO_CLASSES)  # the stored scenes' class ids; no disk access
         self._objects = self._backgrounds = None
+        self._extra = {}
         self._lock = threading.Lock()  # tf.data's parallel map calls it from several threads
 
+    def _shrunk(self, path):
+        image = load_cutout(path)
+        factor = 0.7 * self.image_size / max(image.size)  # pasted at most 0.6 x 1.25
+        if factor < 1:
+            image = image.resize(
+                (max(1, round(image.size[0] * factor)), max(1, round(image.size[1] * factor))), Image.LANCZOS
+            )
+        return image
+
     def _load(self):
-        splits = split_cutouts(find_cutouts())
-        objects = []
-        for cutout in splits["train"]:
-            image = load_cutout(cutout.path)
-            factor = 0.7 * self.image_size / max(image.size)  # pasted at most 0.6 x 1.25
-            if factor < 1:
-                image = image.resize(
-                    (max(1, round(image.size[0] * factor)), max(1, round(image.size[1] * factor))),
-                    Image.LANCZOS,
-                )
-            objects.append((image, self.labels.index(cutout.label)))
-        self._objects, self._backgrounds = objects, load_backgrounds()
+        splits = split_cutouts(find_cutouts(version=self.version))
+        objects = [(self._shrunk(c.path), self.labels.index(c.label)) for c in splits["train"]]
+        backgrounds = load_backgrounds(self.version)
+        if self.version == 2:
+            others = split_cutouts({"other": find_distractors()})["train"]
+            self._extra = {"distractors": [self._shrunk(c.path) for c in others]}
+            backgrounds = backgrounds["train"]
+        self._objects, self._backgrounds = objects, backgrounds
 
     def scene(self, rng):
         """A fresh Scene (pixel boxes, instance and class masks)."""
@@ -270,7 +302,13 @@ class TrainingScenes:
             if self._objects is None:
                 self._load()
         return compose(
-            self._backgrounds, self._objects, rng, self.image_size, balanced=self.balanced, varied=self.varied
+            self._backgrounds,
+            self._objects,
+            rng,
+            self.image_size,
+            balanced=self.balanced,
+            varied=self.varied,
+            **self._extra,
         )
 
     def __call__(self, rng):

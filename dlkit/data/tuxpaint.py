@@ -6,6 +6,14 @@ real photos (scikit-image's bundled images and the opencv-doc sample photos) giv
 natural-looking scenes whose labels, masks and boxes are exact. The split is by source
 cut-out, so no object is seen in two splits and the held-out score measures
 generalisation to unseen objects, not to unseen backgrounds.
+
+Version 2 of the image data (`version=2`) widens it with real material from other Debian
+packages: 26 fish cut-outs from GCompris (`dlkit.data.gcompris`; the fish class had 11),
+about 75 Tux Paint photo cut-outs of other things (insects, tools, instruments, trees and
+mushrooms, planets, vehicles, sports gear, nuts) pasted unlabelled as distractors, and
+underwater and nature photos (GCompris, `mate-backgrounds`) as more backgrounds. In
+version 2 the backgrounds are split like the cut-outs, so validation and test scenes
+also use backgrounds no training scene uses. Version 1 stays as it was, scene for scene.
 """
 
 import hashlib
@@ -15,12 +23,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dlkit.errors import MissingSourceError
+from dlkit.errors import DlkitError, MissingSourceError
 
 STAMPS_ROOT = Path("/usr/share/tuxpaint/stamps")
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 INSTALL_HINT = "sudo apt-get install -y tuxpaint-stamps-default"
 BACKGROUNDS_HINT = "sudo apt-get install -y opencv-doc"
+MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate/nature")
+MATE_HINT = "sudo apt-get install -y mate-backgrounds"
+VERSIONS = (1, 2)
 
 # Class name -> stamp folders (recursive). Only photographs: cartoon, toy and plastic
 # sub-folders are drawings or figurines and are left out. Fruit and vegetables are one
@@ -75,18 +86,66 @@ OPENCV_BACKGROUNDS = (
 )
 
 
+# Version 2's distractors: photo cut-outs of things outside the classes (folders not
+# searched recursively, so their cartoon sub-folders stay out).
+DISTRACTOR_FOLDERS = (
+    "animals/amphibians",
+    "animals/insects",
+    "animals/lizards",
+    "food/nuts",
+    "hobbies/music/brass",
+    "hobbies/music/percussion",
+    "hobbies/music/string",
+    "hobbies/music/wind",
+    "household/tools",
+    "military/vehicles",
+    "plants/mushrooms",
+    "plants/trees",
+    "space/planets",
+    "sports",
+    "vehicles/auto",
+    "vehicles/construction",
+    "vehicles/emergency",
+)
+# A fruit filed among trees, a glow and a goal's thin lines are no objects to ignore;
+# "*_mirror" stamps are flipped copies of others.
+NOT_DISTRACTORS = {"plants/trees/rambutan.png", "space/planets/0_sun.png", "sports/rugby_goal_posts.png"}
+# Nature photos of mate-backgrounds without flowers or insects in them.
+MATE_NATURE = (
+    "Aqua.jpg",
+    "Blinds.jpg",
+    "Dune.jpg",
+    "GreenMeadow.jpg",
+    "RainDrops.jpg",
+    "Storm.jpg",
+    "Wood.jpg",
+)
+
+
 @dataclass(frozen=True)
 class Cutout:
     path: Path
     label: str
+    ident: str = ""  # what the split hashes; by default the path under STAMPS_ROOT
 
     @property
     def key(self) -> str:
-        return hashlib.sha1(str(self.path.relative_to(STAMPS_ROOT)).encode()).hexdigest()
+        ident = self.ident or str(self.path.relative_to(STAMPS_ROOT))
+        return hashlib.sha1(ident.encode()).hexdigest()
 
 
-def find_cutouts(classes=None, root=STAMPS_ROOT):
-    """Lists the photo cut-outs per class, sorted. Raises MissingSourceError if absent."""
+def check_version(version):
+    if version not in VERSIONS:
+        raise DlkitError(
+            f"image data version {version!r}: there are versions {', '.join(map(str, VERSIONS))}"
+        )
+    return version
+
+
+def find_cutouts(classes=None, root=STAMPS_ROOT, version=1):
+    """Lists the photo cut-outs per class, sorted. Raises MissingSourceError if absent.
+
+    Version 2 adds GCompris's fish (written once as PNG files under the dlkit cache)."""
     if not root.is_dir():
         raise MissingSourceError(f"Tux Paint stamps not found in {root}; install them: {INSTALL_HINT}")
     classes = classes or sorted(PHOTO_CLASSES)
@@ -101,6 +160,31 @@ def find_cutouts(classes=None, root=STAMPS_ROOT):
         if not paths:
             raise MissingSourceError(f"no photos for class {name!r} under {root}; {INSTALL_HINT}")
         found[name] = paths
+    if check_version(version) == 2 and "fish" in found:
+        found["fish"] = found["fish"] + gcompris_fish()
+    return found
+
+
+def gcompris_fish():
+    """GCompris's fish cut-outs as Cutouts (PNG files in the dlkit cache, made once)."""
+    from dlkit.data import gcompris
+    from dlkit.paths import cache_dir
+
+    files = gcompris.export_fish(cache_dir() / "gcompris-fish")
+    return [Cutout(path, "fish", f"gcompris/clickgame/{path.stem}") for path in sorted(files)]
+
+
+def find_distractors(root=STAMPS_ROOT):
+    """Version 2's unlabelled photo cut-outs of other things, sorted, as Cutouts labelled
+    "other"."""
+    if not root.is_dir():
+        raise MissingSourceError(f"Tux Paint stamps not found in {root}; install them: {INSTALL_HINT}")
+    found = []
+    for folder in DISTRACTOR_FOLDERS:
+        for path in sorted((root / folder).glob("*.png")):
+            relative = str(path.relative_to(root))
+            if relative not in NOT_DISTRACTORS and not path.stem.endswith("_mirror"):
+                found.append(Cutout(path, "other", relative))
     return found
 
 
@@ -121,27 +205,61 @@ def split_cutouts(cutouts, val_fraction=0.15, test_fraction=0.15):
     return splits
 
 
-def load_backgrounds():
-    """Real background photos as RGB uint8 arrays: scikit-image's and opencv-doc's.
+def load_backgrounds(version=1):
+    """Real background photos as RGB uint8 arrays: scikit-image's and opencv-doc's; in
+    version 2 also GCompris's underwater photos and mate-backgrounds' nature photos (a
+    dict split -> list, split by a stable hash of each photo's name: 70/15/15).
 
     All are required, so the dataset is the same on every machine.
     """
+    if check_version(version) == 2:
+        return _split_backgrounds(_named_backgrounds())
+    return list(_named_backgrounds(v1_only=True).values())
+
+
+def _named_backgrounds(v1_only=False):
     try:
         import skimage.data
     except ImportError:
         raise MissingSourceError("scikit-image is needed for backgrounds: pip install scikit-image") from None
-    backgrounds = []
+    backgrounds = {}
     for name in SKIMAGE_BACKGROUNDS:
         image = np.asarray(getattr(skimage.data, name)())
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
-        backgrounds.append(image[..., :3].astype(np.uint8))
+        backgrounds[f"skimage/{name}"] = image[..., :3].astype(np.uint8)
     for name in OPENCV_BACKGROUNDS:
         path = OPENCV_DATA / name
         if not path.exists():
             raise MissingSourceError(f"background photo {path} not found; install it: {BACKGROUNDS_HINT}")
-        backgrounds.append(np.asarray(Image.open(path).convert("RGB")))
+        backgrounds[f"opencv/{name}"] = np.asarray(Image.open(path).convert("RGB"))
+    if v1_only:
+        return backgrounds
+    from dlkit.data import gcompris
+
+    backgrounds.update(gcompris.sea_backgrounds())
+    for name in MATE_NATURE:
+        path = MATE_BACKGROUNDS / name
+        if not path.exists():
+            raise MissingSourceError(f"background photo {path} not found; install it: {MATE_HINT}")
+        with Image.open(path) as image:
+            image.draft("RGB", (image.size[0] // 4, image.size[1] // 4))  # 4K photos: decode at 1/4
+            backgrounds[f"mate/{name}"] = np.asarray(image.convert("RGB"))
     return backgrounds
+
+
+def _split_backgrounds(named, val_fraction=0.15, test_fraction=0.15):
+    """{name: image} -> {split: [images]} by a stable hash of the names (at least one per
+    held-out split)."""
+    ordered = sorted(named, key=lambda name: hashlib.sha1(name.encode()).hexdigest())
+    n_test = max(1, round(len(ordered) * test_fraction))
+    n_val = max(1, round(len(ordered) * val_fraction))
+    parts = {
+        "test": ordered[:n_test],
+        "val": ordered[n_test : n_test + n_val],
+        "train": ordered[n_test + n_val :],
+    }
+    return {split: [named[name] for name in names] for split, names in parts.items()}
 
 
 def random_background(backgrounds, rng, size):
@@ -184,7 +302,9 @@ def paste(canvas: Image.Image, cutout: Image.Image, rng, scale_range=(0.45, 0.9)
     return left, top, left + width, top + height
 
 
-def build_classification(out_dir, image_size=224, views=None, seed=0, scale_range=(0.6, 0.95), progress=None):
+def build_classification(
+    out_dir, image_size=224, views=None, seed=0, scale_range=(0.6, 0.95), progress=None, version=1
+):
     """Writes the composited classification dataset as `out_dir/<split>/<class>/*.jpg`.
 
     Args:
@@ -195,14 +315,15 @@ def build_classification(out_dir, image_size=224, views=None, seed=0, scale_rang
         scale_range: (low, high). The object's longer side as a fraction of the scene: the
             object dominates, as in a photo of it, while the background stays in view.
         progress: callable(done, total) or None.
+        version: int. The image data's version (module docstring).
 
     Returns:
         dict with counts per split and class.
     """
     views = views or {"train": 10, "val": 5, "test": 6}
     out_dir = Path(out_dir)
-    splits = split_cutouts(find_cutouts())
-    backgrounds = load_backgrounds()
+    splits = split_cutouts(find_cutouts(version=version))
+    backgrounds = load_backgrounds(version)
     total = sum(len(items) * views[split] for split, items in splits.items())
     done = 0
     counts = {}
@@ -213,7 +334,9 @@ def build_classification(out_dir, image_size=224, views=None, seed=0, scale_rang
             folder = out_dir / split / cutout.label
             folder.mkdir(parents=True, exist_ok=True)
             for view in range(views[split]):
-                canvas = random_background(backgrounds, rng, image_size)
+                canvas = random_background(
+                    backgrounds if version == 1 else backgrounds[split], rng, image_size
+                )
                 paste(canvas, obj, rng, scale_range)
                 name = f"{cutout.path.stem}_{view}.jpg"
                 canvas.convert("RGB").save(folder / name, quality=92)
