@@ -21,7 +21,9 @@ BLEU = Metric("bleu", points=1.0)
 @register
 class TranslateApp(App):
     name = "translate"
-    summary = "Translation with attention: human-readable dates to ISO, and sentences (seq2seq + beam search)."
+    summary = (
+        "Translation with attention: human-readable dates to ISO, and sentences (seq2seq + beam search)."
+    )
     meta_keys = ("model", "source_vocab", "target_vocab")
     input_kind = "text"
     data_help = (
@@ -55,7 +57,9 @@ class TranslateApp(App):
     def meta_parts(self, meta):
         """Its source-side tokenizer: characters (date model) or WordPiece (sentences)."""
         kind = "char" if meta["model"] == "attention" else meta.get("tokenizer", "wordpiece")
-        return {"tokenizer": {"tokenizer": kind, "vocab": meta["source_vocab"], "lowercase": meta["lowercase"]}}
+        return {
+            "tokenizer": {"tokenizer": kind, "vocab": meta["source_vocab"], "lowercase": meta["lowercase"]}
+        }
 
     def gate_metric(self, meta):
         return EXACT_MATCH if meta["model"] == "attention" else BLEU

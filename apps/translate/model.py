@@ -44,8 +44,12 @@ def make_meta(config, source):
         max_tokens=config.max_tokens,
         beam_width=config.beam_width,
         length_alpha=config.length_alpha,
-        source_vocab=build_vocab([normalize(s, config.lowercase) for s, _ in train], config.tokenizer, config.vocab_size),
-        target_vocab=build_vocab([normalize(t, config.lowercase) for _, t in train], config.tokenizer, config.vocab_size),
+        source_vocab=build_vocab(
+            [normalize(s, config.lowercase) for s, _ in train], config.tokenizer, config.vocab_size
+        ),
+        target_vocab=build_vocab(
+            [normalize(t, config.lowercase) for _, t in train], config.tokenizer, config.vocab_size
+        ),
         input={"name": "source_ids", "shape": [config.max_tokens], "dtype": "int32"},
     )
     return meta
