@@ -1,4 +1,4 @@
-"""Object detection (YOLO, two scales over MobileNetV2) with decode and NMS inside the model.
+"""Object detection (YOLO, two or three scales over MobileNetV2) with decode and NMS inside the model.
 
 Data: a YOLO dataset (`data.yaml` + `images/` + `labels/`), a COCO JSON (file or
 `annotations/` folder), a Pascal VOC folder (`Annotations/` + `JPEGImages/`),
@@ -17,7 +17,9 @@ from dlkit.registry import register
 @register
 class DetectApp(App):
     name = "detect"
-    summary = "Object detection (YOLO, two scales over MobileNetV2) with decode and NMS inside the model."
+    summary = (
+        "Object detection (YOLO over MobileNetV2 or EfficientNet-Lite0) with decode and NMS inside the model."
+    )
     input_kind = "image"
     data_help = (
         "A YOLO data.yaml or folder, a COCO JSON or folder, a VOC folder, tfds:voc/2007, "
