@@ -187,9 +187,7 @@ def test_classify_builds_version_2_photos_under_their_own_name(tmp_path, monkeyp
 
     def build(folder, progress=None, version=1):  # one view per cut-out, 32 px: seconds
         calls.append(version)
-        return original(
-            folder, image_size=32, views={"train": 1, "val": 1, "test": 1}, version=version
-        )
+        return original(folder, image_size=32, views={"train": 1, "val": 1, "test": 1}, version=version)
 
     monkeypatch.setattr(tuxpaint, "build_classification", build)
     app = get_app("classify")
@@ -203,3 +201,28 @@ def test_classify_builds_version_2_photos_under_their_own_name(tmp_path, monkeyp
     }
     assert fish == {c.path.stem for c in tuxpaint.find_cutouts(version=2)["fish"]}
     assert len(fish) == len(tuxpaint.find_cutouts()["fish"]) + 26
+
+
+@has_v2
+def test_unreadable_v2_material_is_skipped_and_reported(monkeypatch, tmp_path, capsys):
+    """A damaged wallpaper or GCompris bundle leaves its photos out and says so; the rest
+    of the data is still made."""
+    mate = tmp_path / "mate"
+    mate.mkdir()
+    for name in tuxpaint.MATE_NATURE:
+        (mate / name).symlink_to(tuxpaint.MATE_BACKGROUNDS / name)
+    (mate / "Storm.jpg").unlink()
+    (mate / "Storm.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+    bundles = tmp_path / "gcompris"
+    bundles.mkdir()
+    (bundles / "clickgame.rcc").write_bytes(b"qres" + bytes(30))
+    monkeypatch.setattr(tuxpaint, "MATE_BACKGROUNDS", mate)
+    monkeypatch.setattr(gcompris, "GCOMPRIS_ROOT", bundles)
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    backgrounds = tuxpaint.load_backgrounds(2)
+    assert sum(len(v) for v in backgrounds.values()) == 43 - 5 - 1  # no sea photos, no Storm
+    fish = tuxpaint.find_cutouts(version=2)["fish"]
+    assert fish == tuxpaint.find_cutouts()["fish"]
+    err = capsys.readouterr().err
+    assert "skipped: " in err and "Storm.jpg" in err and "clickgame.rcc" in err
+    assert "Traceback" not in err

@@ -60,8 +60,10 @@ def parse_readme(text):
     return licences
 
 
-def open_bundle(name, root=GCOMPRIS_ROOT):
-    """The bundle `root/name`; MissingSourceError when GCompris's data is not installed."""
+def open_bundle(name, root=None):
+    """The bundle `root/name` (GCOMPRIS_ROOT by default); MissingSourceError when
+    GCompris's data is not installed."""
+    root = GCOMPRIS_ROOT if root is None else root
     path = Path(root) / name
     if not Path(root).is_dir():
         raise MissingSourceError(f"GCompris's photos not found in {root}; install them: {INSTALL_HINT}")
@@ -76,7 +78,7 @@ def sprite_frames(script):
     return {name: int(frames) for name, frames in entries}
 
 
-def export_fish(out_dir, root=GCOMPRIS_ROOT, skipped=None):
+def export_fish(out_dir, root=None, skipped=None):
     """Writes each fish sprite's first frame as `out_dir/<name>.png` (RGBA) once; returns
     {path: Licence} of the files written or already there. Unreadable sprites are left
     out and described in `skipped` (a list)."""
@@ -109,7 +111,7 @@ def export_fish(out_dir, root=GCOMPRIS_ROOT, skipped=None):
     return found
 
 
-def sea_backgrounds(root=GCOMPRIS_ROOT, skipped=None):
+def sea_backgrounds(root=None, skipped=None):
     """The underwater background photos as RGB uint8 arrays, {name: array}."""
     import numpy as np
     from PIL import Image

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dlkit.console import report_skipped
+from dlkit.data.rcc import RccError
 from dlkit.errors import DlkitError, MissingSourceError
 
 STAMPS_ROOT = Path("/usr/share/tuxpaint/stamps")
@@ -170,7 +172,12 @@ def gcompris_fish():
     from dlkit.data import gcompris
     from dlkit.paths import cache_dir
 
-    files = gcompris.export_fish(cache_dir() / "gcompris-fish")
+    skipped = []
+    try:
+        files = gcompris.export_fish(cache_dir() / "gcompris-fish", skipped=skipped)
+    except RccError as error:  # a damaged bundle: no GCompris fish (a missing one stops)
+        files, skipped = {}, [str(error)]
+    report_skipped(skipped)
     return [Cutout(path, "fish", f"gcompris/clickgame/{path.stem}") for path in sorted(files)]
 
 
@@ -237,14 +244,22 @@ def _named_backgrounds(v1_only=False):
         return backgrounds
     from dlkit.data import gcompris
 
-    backgrounds.update(gcompris.sea_backgrounds())
+    skipped = []
+    try:
+        backgrounds.update(gcompris.sea_backgrounds(skipped=skipped))
+    except RccError as error:  # a damaged bundle: no underwater photos (a missing one stops)
+        skipped.append(str(error))
     for name in MATE_NATURE:
         path = MATE_BACKGROUNDS / name
         if not path.exists():
             raise MissingSourceError(f"background photo {path} not found; install it: {MATE_HINT}")
-        with Image.open(path) as image:
-            image.draft("RGB", (image.size[0] // 4, image.size[1] // 4))  # 4K photos: decode at 1/4
-            backgrounds[f"mate/{name}"] = np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (image.size[0] // 4, image.size[1] // 4))  # 4K photos: decode at 1/4
+                backgrounds[f"mate/{name}"] = np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            skipped.append(f"{path}: {str(error).splitlines()[0] if str(error) else type(error).__name__}")
+    report_skipped(skipped)
     return backgrounds
 
 
