@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkit.config import HELD_OUT_SEED
 from dlkit.data.masks import VOID, check_same_size, pair_images_and_masks, read_mask
 from dlkit.errors import DlkitError, InvalidInputError
 
@@ -92,15 +91,18 @@ def open_source(config, source, progress=None):
 
 
 def _three_splits(config, pairs, splits=None):
-    """Missing val (and test) splits carved from `pairs` by `val_split` / `test_split`."""
+    """Missing val (and test) splits carved from `pairs` by `val_split` / `test_split`, by
+    a hash of each image's file name (`dlkit.data.splits`): not the run's seed, and a
+    growing folder keeps every image in its split."""
+    from pathlib import Path
+
+    from dlkit.data.splits import hash_split
+
     splits = dict(splits or {})
-    order = np.random.default_rng(HELD_OUT_SEED).permutation(len(pairs))  # not the run's seed
-    n_val = round(len(pairs) * config.val_split)
-    n_test = 0 if "test" in splits else round(len(pairs) * config.test_split)
-    splits["val"] = [pairs[i] for i in sorted(order[:n_val])]
-    if "test" not in splits:
-        splits["test"] = [pairs[i] for i in sorted(order[n_val : n_val + n_test])]
-    splits["train"] = [pairs[i] for i in sorted(order[n_val + n_test :])]
+    test_fraction = 0.0 if "test" in splits else config.test_split
+    carved = hash_split(pairs, lambda pair: Path(pair[0]).name, config.val_split, test_fraction)
+    splits["val"], splits["train"] = carved["val"], carved["train"]
+    splits.setdefault("test", carved["test"])
     return splits
 
 

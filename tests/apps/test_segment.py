@@ -242,7 +242,9 @@ def test_pascal_voc_folders_read_with_void_borders_kept(tmp_path):
     config = dataclasses.replace(Config.tiny(), image_size=48, val_split=0.25)
     source = open_source(config, str(tmp_path / "VOCdevkit"))
     assert source.labels == VOC_CLASSES and len(source.labels) == 21
-    assert [len(source.splits[s]) for s in ("train", "val", "test")] == [6, 2, 4]  # VOC val is the test split
+    # VOC's val list is the test split; validation is carved from its train list (8 images).
+    assert len(source.splits["test"]) == 4 and len(source.splits["val"]) >= 1
+    assert len(source.splits["train"]) + len(source.splits["val"]) == 8
     test = load_split(config, source, "test")
     assert set(np.unique(test.targets)) <= {0, 1, 2, 255} and (test.targets == 255).any()
     # void stays void at the model's size; objects keep their palette index
@@ -297,13 +299,16 @@ def test_coco_polygons_and_rle_become_class_masks(tmp_path, monkeypatch):
         )  # images elsewhere
 
 
-def test_the_split_of_user_data_does_not_follow_the_training_seed():
-    """A run fine-tuned (--init) with another seed validates and tests on the same images,
-    never on images the first run trained on."""
+def test_the_split_of_user_data_does_not_follow_the_training_seed_nor_the_folder_size():
+    """A run fine-tuned (--init) with another seed, or on the folder grown, validates and
+    tests on the same images, never on images the first run trained on."""
     from dlkit.apps.segment.data import _three_splits
 
-    pairs = [(f"image{k}.jpg", f"mask{k}.png") for k in range(40)]
-    first, second = (_three_splits(dataclasses.replace(Config.tiny(), seed=s), pairs) for s in (0, 7))
+    pairs = [(Path(f"images/image{k}.jpg"), Path(f"masks/image{k}.png")) for k in range(60)]
+    first, second = (_three_splits(dataclasses.replace(Config.tiny(), seed=s), pairs[:40]) for s in (0, 7))
     assert first == second
-    assert len(first["val"]) == 6 and len(first["test"]) == 6
+    assert 2 <= len(first["val"]) <= 12 and 2 <= len(first["test"]) <= 12
     assert not set(first["train"]) & (set(first["val"]) | set(first["test"]))
+    grown = _three_splits(Config.tiny(), pairs)
+    for split in ("train", "val", "test"):
+        assert set(first[split]) == set(grown[split]) & set(pairs[:40])
