@@ -203,13 +203,22 @@ def split_cutouts(cutouts, val_fraction=0.15, test_fraction=0.15):
     """
     splits = {"train": [], "val": [], "test": []}
     for items in cutouts.values():
-        ordered = sorted(items, key=lambda c: c.key)
-        n_test = max(1, round(len(ordered) * test_fraction))
-        n_val = max(1, round(len(ordered) * val_fraction))
-        splits["test"] += ordered[:n_test]
-        splits["val"] += ordered[n_test : n_test + n_val]
-        splits["train"] += ordered[n_test + n_val :]
+        for split, part in _ranked_split(items, lambda c: c.key, val_fraction, test_fraction).items():
+            splits[split] += part
     return splits
+
+
+def _ranked_split(items, key, val_fraction, test_fraction):
+    """{split: items}: sorted by `key` (a hash), the first round(n * test_fraction) go to
+    test, the next round(n * val_fraction) to val (at least one each), the rest to train."""
+    ordered = sorted(items, key=key)
+    n_test = max(1, round(len(ordered) * test_fraction))
+    n_val = max(1, round(len(ordered) * val_fraction))
+    return {
+        "test": ordered[:n_test],
+        "val": ordered[n_test : n_test + n_val],
+        "train": ordered[n_test + n_val :],
+    }
 
 
 def load_backgrounds(version=1):
@@ -264,16 +273,11 @@ def _named_backgrounds(v1_only=False):
 
 
 def _split_backgrounds(named, val_fraction=0.15, test_fraction=0.15):
-    """{name: image} -> {split: [images]} by a stable hash of the names (at least one per
-    held-out split)."""
-    ordered = sorted(named, key=lambda name: hashlib.sha1(name.encode()).hexdigest())
-    n_test = max(1, round(len(ordered) * test_fraction))
-    n_val = max(1, round(len(ordered) * val_fraction))
-    parts = {
-        "test": ordered[:n_test],
-        "val": ordered[n_test : n_test + n_val],
-        "train": ordered[n_test + n_val :],
-    }
+    """{name: image} -> {split: [images]} by a stable hash of the names, as the cut-outs
+    are split (at least one per held-out split)."""
+    parts = _ranked_split(
+        named, lambda name: hashlib.sha1(name.encode()).hexdigest(), val_fraction, test_fraction
+    )
     return {split: [named[name] for name in names] for split, names in parts.items()}
 
 
