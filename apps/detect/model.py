@@ -95,21 +95,13 @@ def build_model(config, meta, load_weights=True):
     c = apply_backbone(features, x, from_scratch(config))
     width = config.head_channels
     # Top-down pyramid: each finer level adds its lateral to the coarser one upsampled.
-    # (The two-level model keeps its layer names, so its trained files load.)
+    # (The stride-16 step keeps its first names, fpn_add and fpn_up, so trained two-level
+    # files load.)
     p = [_conv(c[-1], width, 1, "lateral5")]
-    p.insert(
-        0,
-        layers.Add(name="fpn_add")(
-            [_conv(c[-2], width, 1, "lateral4"), layers.UpSampling2D(name="fpn_up")(p[0])]
-        ),
-    )
-    if len(heads) == 3:
-        p.insert(
-            0,
-            layers.Add(name="fpn_add3")(
-                [_conv(c[0], width, 1, "lateral3"), layers.UpSampling2D(name="fpn_up3")(p[0])]
-            ),
-        )
+    for level, suffix in ((4, ""), (3, "3"))[: len(heads) - 1]:
+        lateral = _conv(c[-1 - len(p)], width, 1, f"lateral{level}")
+        upsampled = layers.UpSampling2D(name=f"fpn_up{suffix}")(p[0])
+        p.insert(0, layers.Add(name=f"fpn_add{suffix}")([lateral, upsampled]))
     raws = []
     for name, level, grid in zip(heads, p, meta["grids"]):
         # The stride-8 head works on 4x the cells of the stride-16 one: half as wide.

@@ -94,8 +94,6 @@ def _three_splits(config, pairs, splits=None):
     """Missing val (and test) splits carved from `pairs` by `val_split` / `test_split`, by
     a hash of each image's file name (`dlkit.data.splits`): not the run's seed, and a
     growing folder keeps every image in its split."""
-    from pathlib import Path
-
     from dlkit.data.splits import hash_split
 
     splits = dict(splits or {})
