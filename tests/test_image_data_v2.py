@@ -199,8 +199,18 @@ def test_classify_builds_version_2_photos_under_their_own_name(tmp_path, monkeyp
         for p, label in split
         if source.labels[label] == "fish"
     }
-    assert fish == {c.path.stem for c in tuxpaint.find_cutouts(version=2)["fish"]}
-    assert len(fish) == len(tuxpaint.find_cutouts()["fish"]) + 26
+    photos = tuxpaint.gcompris_photos()
+    assert fish == {c.path.stem for c in tuxpaint.find_cutouts(version=2)["fish"] + photos["fish"]}
+    assert len(fish) == len(tuxpaint.find_cutouts()["fish"]) + 26 + 28
+    # Every split has whole photos of each class that has them, and no photo is in two.
+    for label in ("birds", "fish", "mammals"):
+        stems = {c.path.stem for c in photos[label]}
+        seen = [
+            {p.stem.rsplit("_", 1)[0] for p, y in source.files[split] if source.labels[y] == label} & stems
+            for split in ("train", "val", "test")
+        ]
+        assert all(seen) and not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+        assert set.union(*seen) == stems
 
 
 @has_v2
@@ -226,3 +236,45 @@ def test_unreadable_v2_material_is_skipped_and_reported(monkeypatch, tmp_path, c
     err = capsys.readouterr().err
     assert "skipped: " in err and "Storm.jpg" in err and "clickgame.rcc" in err
     assert "Traceback" not in err
+
+
+@has_gcompris
+def test_gcompris_whole_photos_are_exported_once_with_their_licences(tmp_path):
+    skipped = []
+    found = gcompris.export_photos(tmp_path, skipped=skipped)
+    labels = [label for label, _ in found.values()]
+    assert not skipped and {k: labels.count(k) for k in set(labels)} == {
+        "fish": 28,
+        "mammals": 17,
+        "birds": 4,
+    }
+    assert all(licence.licence in ("Public Domain", "CC0-1.0") for _, licence in found.values())
+    assert not any(stem in str(path) for path in found for stem in ("chameleon", "crocodile", "dragon"))
+    for path in found:
+        with Image.open(path) as image:
+            assert image.mode == "RGB" and max(image.size) <= gcompris.PHOTO_SIDE
+    stamps = {path: path.stat().st_mtime_ns for path in found}
+    assert gcompris.export_photos(tmp_path) == found  # read from the cache, not written again
+    assert {path: path.stat().st_mtime_ns for path in found} == stamps
+
+
+def test_unreadable_photo_bundles_are_skipped_and_reported(tmp_path):
+    for name in {bundle for bundle, _ in gcompris.PHOTO_SETS}:
+        (tmp_path / name).write_bytes(b"qres" + bytes(30))
+    skipped = []
+    assert gcompris.export_photos(tmp_path / "out", root=tmp_path, skipped=skipped) == {}
+    assert len(skipped) == 3 and all("rcc" in line for line in skipped)
+
+
+def test_a_photo_view_keeps_most_of_the_photo_at_the_model_size():
+    pixels = np.zeros((40, 100, 3), np.uint8)
+    pixels[:, :50] = 255  # left half white
+    photo = Image.fromarray(pixels)
+    for seed in range(20):
+        view = np.asarray(tuxpaint.photo_view(photo, np.random.default_rng(seed), 32))
+        assert view.shape == (32, 32, 3)
+        # At least 80% of the width stays: both halves are always in view.
+        white = (view[..., 0] > 200).mean()
+        assert 0.3 < white < 0.7
+    a, b = (np.asarray(tuxpaint.photo_view(photo, np.random.default_rng(3), 32)) for _ in range(2))
+    assert np.array_equal(a, b)

@@ -6,7 +6,10 @@ What the image data takes from it:
   24 fish, a shark and a manta ray with an alpha mask; the first frame of each sprite
   sheet (the game's table gives the number of frames);
 - underwater background photos (CC0 and public domain; the one of a starfish is left
-  out: sea creatures are fish here).
+  out: sea creatures are fish here);
+- whole-scene photos of the classes, for classification only (no mask): the 28 fish
+  photos of the categorization game and the mammals and birds of the two animal
+  explorers (public domain and CC0; the three reptiles are left out).
 
 Files are cached as PNG under the dlkit cache the first time, so later runs read plain
 files. A bundle that cannot be read is skipped and reported; a missing package is a
@@ -29,6 +32,26 @@ NOT_FISH = {"teeth"}
 # Underwater backgrounds: no fish, coral or sea creature in the foreground (sea6 is a
 # basket starfish).
 SEA_BACKGROUNDS = ("sea1", "sea2", "sea3", "sea4", "sea5")
+# Whole-scene photos: (bundle, folder) -> {file stem: class}; None takes every .webp.
+WORLD_ANIMALS = "gcompris/src/activities/explore_world_animals/resource/animals"
+FARM_ANIMALS = "gcompris/src/activities/explore_farm_animals/resource/animals"
+PHOTO_SETS = {
+    ("categorization.rcc", "gcompris/src/activities/categorization/resource/images/fishes"): "fish",
+    ("explore_world_animals.rcc", WORLD_ANIMALS): {
+        **dict.fromkeys(
+            ("bison", "giraffe", "hedgehog", "jaguar", "kangaroo", "koala", "lemur", "moose")
+            + ("narwhal", "panda", "polar_bear"),
+            "mammals",
+        ),
+        "scarlet_macaw": "birds",
+    },
+    ("explore_farm_animals.rcc", FARM_ANIMALS): {
+        **dict.fromkeys(("cat", "cow", "dog", "horse", "pig", "sheep"), "mammals"),
+        **dict.fromkeys(("chicken", "duck", "owl"), "birds"),
+    },
+}
+# Photos are stored with their longer side at most this (the animals are 1024 wide).
+PHOTO_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -126,3 +149,43 @@ def sea_backgrounds(root=None, skipped=None):
             if skipped is not None:
                 skipped.append(f"gcompris {stem}.webp: {str(error).splitlines()[0]}")
     return images
+
+
+def export_photos(out_dir, root=None, skipped=None):
+    """Writes the whole-scene photos as `out_dir/<class>/<bundle>-<name>.jpg` once (longer
+    side at most PHOTO_SIDE); returns {path: (class, Licence)} of the files written or
+    already there. A bundle or photo that cannot be read is left out and described in
+    `skipped` (a list)."""
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    found = {}
+    for (bundle_name, folder), classes in PHOTO_SETS.items():
+        try:
+            bundle = open_bundle(bundle_name, root)
+            names = [f for f in bundle.files() if f.startswith(f"{folder}/") and f.endswith(".webp")]
+            licences = parse_readme(bundle.read(f"{folder}/README").decode("utf-8", "replace"))
+        except (RccError, OSError, KeyError) as error:
+            if skipped is not None:
+                skipped.append(f"gcompris {bundle_name}: {str(error).splitlines()[0]}")
+            continue
+        for name in sorted(names):
+            stem = Path(name).stem
+            label = classes if isinstance(classes, str) else classes.get(stem)
+            if label is None:
+                continue
+            path = out_dir / label / f"{Path(bundle_name).stem}-{stem}.jpg"
+            if not path.exists():
+                try:
+                    image = Image.open(io.BytesIO(bundle.read(name))).convert("RGB")
+                except (RccError, OSError, ValueError) as error:
+                    if skipped is not None:
+                        skipped.append(f"gcompris {Path(name).name}: {str(error).splitlines()[0]}")
+                    continue
+                image.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.LANCZOS)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.jpg")
+                image.save(tmp, quality=92)
+                tmp.replace(path)
+            found[path] = (label, licences.get(Path(name).name, Licence("", "")))
+    return found

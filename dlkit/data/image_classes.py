@@ -21,7 +21,7 @@ SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validation", "valid"), "te
 DEFAULT_NAMES = (None, "", "default", "tuxpaint")
 DEFAULT_VERSION = "tuxpaint-photos-v3"
 # Cache names of the offline default per image data version (dlkit.data.tuxpaint).
-DEFAULT_VERSIONS = {1: DEFAULT_VERSION, 2: "image-data-v2-photos"}
+DEFAULT_VERSIONS = {1: DEFAULT_VERSION, 2: "image-data-v2-classes"}
 
 
 @dataclass

@@ -13,7 +13,9 @@ about 75 Tux Paint photo cut-outs of other things (insects, tools, instruments, 
 mushrooms, planets, vehicles, sports gear, nuts) pasted unlabelled as distractors, and
 underwater and nature photos (GCompris, `mate-backgrounds`) as more backgrounds. In
 version 2 the backgrounds are split like the cut-outs, so validation and test scenes
-also use backgrounds no training scene uses. Version 1 stays as it was, scene for scene.
+also use backgrounds no training scene uses, and classification also gets 49 whole-scene
+photos of fish, mammals and birds from GCompris (crops of real photos, split by photo
+like the cut-outs). Version 1 stays as it was, scene for scene.
 """
 
 import hashlib
@@ -181,6 +183,34 @@ def gcompris_fish():
     return [Cutout(path, "fish", f"gcompris/clickgame/{path.stem}") for path in sorted(files)]
 
 
+def gcompris_photos():
+    """Version 2's whole-scene photos (classification only): {class: [Cutout]} (JPEG
+    files in the dlkit cache, made once)."""
+    from dlkit.data import gcompris
+    from dlkit.paths import cache_dir
+
+    skipped = []
+    files = gcompris.export_photos(cache_dir() / "gcompris-photos", skipped=skipped)
+    report_skipped(skipped)
+    found = {}
+    for path, (label, _) in sorted(files.items()):
+        found.setdefault(label, []).append(Cutout(path, label, f"gcompris/photos/{path.stem}"))
+    return found
+
+
+def photo_view(image, rng, size):
+    """A view of a whole photo as a user's photo reaches the model: a random crop keeping
+    80-100% of its width and height, flipped half the time, resized to (size, size)."""
+    width, height = image.size
+    crop_w, crop_h = (int(round(side * rng.uniform(0.8, 1.0))) for side in (width, height))
+    left = int(rng.integers(0, width - crop_w + 1))
+    top = int(rng.integers(0, height - crop_h + 1))
+    view = image.crop((left, top, left + crop_w, top + crop_h))
+    if rng.random() < 0.5:
+        view = view.transpose(Image.FLIP_LEFT_RIGHT)
+    return view.resize((size, size), Image.BILINEAR)
+
+
 def find_distractors(root=STAMPS_ROOT):
     """Version 2's unlabelled photo cut-outs of other things, sorted, as Cutouts labelled
     "other"."""
@@ -342,26 +372,33 @@ def build_classification(
     views = views or {"train": 10, "val": 5, "test": 6}
     out_dir = Path(out_dir)
     splits = split_cutouts(find_cutouts(version=version))
+    photos = split_cutouts(gcompris_photos()) if version == 2 else {}
     backgrounds = load_backgrounds(version)
-    total = sum(len(items) * views[split] for split, items in splits.items())
+    total = sum(len(items) * views[split] for part in (splits, photos) for split, items in part.items())
     done = 0
     counts = {}
-    for split, items in splits.items():
-        for cutout in items:
-            rng = np.random.default_rng([seed, int(cutout.key[:12], 16)])
-            obj = load_cutout(cutout.path)
-            folder = out_dir / split / cutout.label
-            folder.mkdir(parents=True, exist_ok=True)
-            for view in range(views[split]):
-                canvas = random_background(
-                    backgrounds if version == 1 else backgrounds[split], rng, image_size
-                )
-                paste(canvas, obj, rng, scale_range)
-                name = f"{cutout.path.stem}_{view}.jpg"
-                canvas.convert("RGB").save(folder / name, quality=92)
-                done += 1
-                counts.setdefault(split, {}).setdefault(cutout.label, 0)
-                counts[split][cutout.label] += 1
-            if progress:
-                progress(done, total)
+    for part in (splits, photos):
+        for split, items in part.items():
+            for item in items:
+                rng = np.random.default_rng([seed, int(item.key[:12], 16)])
+                if part is photos:
+                    image = Image.open(item.path).convert("RGB")
+                else:
+                    obj = load_cutout(item.path)
+                folder = out_dir / split / item.label
+                folder.mkdir(parents=True, exist_ok=True)
+                for view in range(views[split]):
+                    if part is photos:
+                        canvas = photo_view(image, rng, image_size)
+                    else:
+                        canvas = random_background(
+                            backgrounds if version == 1 else backgrounds[split], rng, image_size
+                        )
+                        paste(canvas, obj, rng, scale_range)
+                    canvas.convert("RGB").save(folder / f"{item.path.stem}_{view}.jpg", quality=92)
+                    done += 1
+                    counts.setdefault(split, {}).setdefault(item.label, 0)
+                    counts[split][item.label] += 1
+                if progress:
+                    progress(done, total)
     return counts
