@@ -60,6 +60,45 @@ def test_wilson_interval_solves_its_defining_equation():
     assert all(np.isnan(wilson_interval(0, 0)))
 
 
+def test_cluster_bootstrap_agrees_with_scipy_resampling_the_groups():
+    from scipy.stats import bootstrap
+
+    from dlkit.metrics.intervals import cluster_bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    skill = rng.uniform(0.3, 1.0, 60)  # each object's chance of being named right
+    sizes = rng.integers(3, 8, 60)  # views per object
+    groups = np.repeat(np.arange(60), sizes)
+    hits = rng.random(len(groups)) < skill[groups]
+    ours = cluster_bootstrap_interval(hits, groups, rounds=8000)
+    sums, counts = np.bincount(groups, weights=hits), np.bincount(groups)
+    reference = bootstrap(
+        (sums, counts),
+        lambda s, n: s.sum() / n.sum(),
+        paired=True,
+        vectorized=False,
+        n_resamples=8000,
+        method="percentile",
+        rng=1,
+    ).confidence_interval
+    assert ours[0] < hits.mean() < ours[1]
+    assert abs(ours[0] - reference.low) < 0.015 and abs(ours[1] - reference.high) < 0.015
+
+
+def test_cluster_bootstrap_is_wider_when_views_repeat_one_outcome():
+    """Five identical views of each of 40 objects carry the information of 40 trials,
+    not 200: the interval matches the one of the 40 objects alone."""
+    from dlkit.metrics.intervals import cluster_bootstrap_interval
+
+    outcomes = np.arange(40) % 4 != 0  # 30 of 40 objects right
+    alone = cluster_bootstrap_interval(outcomes, np.arange(40))
+    views = cluster_bootstrap_interval(np.repeat(outcomes, 5), np.repeat(np.arange(40), 5))
+    independent = cluster_bootstrap_interval(np.repeat(outcomes, 5), np.arange(200))
+    assert np.allclose(alone, views, atol=0.02)
+    assert views[1] - views[0] > 1.8 * (independent[1] - independent[0])
+    assert all(np.isnan(cluster_bootstrap_interval([], [])))
+
+
 def test_poisson_interval_bounds_have_the_tail_probabilities():
     from scipy.stats import poisson
 

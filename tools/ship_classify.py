@@ -1,50 +1,130 @@
 """Assembles saved_models/classify/ from a finished training run.
 
 Exports int8 (shipped) and float32 (measured, not shipped: `dlkit classify export` makes
-it again), scores Keras, TFLite float32 and TFLite int8 on the held-out test split, and
-copies model.keras (no optimizer state), model.int8.tflite, its golden vectors,
-model.json and metrics.json.
+it again), scores Keras, TFLite float32 and TFLite int8 on the held-out validation and
+test splits, apart and pooled, each accuracy with a 95% interval from resampling the
+objects (the views of one object are not independent trials), and copies model.keras
+(no optimizer state), model.int8.tflite, its golden vectors, model.json and
+metrics.json.
 
-    python tools/ship_classify.py runs/classify/train
+    python tools/ship_classify.py runs/classify/train [--measure-only]
 """
 
+import argparse
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from dlkit import io, runner
+import numpy as np
+
+from dlkit import io
+from dlkit.apps.classify.data import object_groups
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import config_of, runner_for, score_splits
+from dlkit.errors import DlkitError
 from dlkit.export.bundle import export, install_bundle
+from dlkit.metrics.intervals import cluster_bootstrap_interval
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
 
+RUN_FILES = ("model.keras", "model.json", "metrics.json")
 FILES = ("model.keras", "model.int8.tflite", "model.int8.golden.npz", "model.json")
+VARIANTS = (
+    ("keras", "model.keras"),
+    ("tflite_float32", "model.tflite"),
+    ("tflite_int8", "model.int8.tflite"),
+)
 
 
-def main(run_dir):
+def recording(run, outputs):
+    """`run` that also appends each batch's class probabilities to `outputs`."""
+
+    def recorded(inputs):
+        result = run(inputs)
+        outputs.append(np.asarray(result[0]))
+        return result
+
+    return recorded
+
+
+def with_object_intervals(reports, splits, probs, default_data=True):
+    """Adds `objects` and `accuracy_ci95_objects` to each report ({split: report} with
+    "pooled"); `probs` are the outputs over the splits in order. In the default data the
+    views of one object are grouped (`object_groups`); in a user's folder every image is
+    its own object."""
+    targets = np.concatenate([split.targets for split in splits.values()])
+    group = object_groups if default_data else (lambda paths: list(paths))
+    # Prefixed by split: the same object name in two splits is two objects.
+    groups = np.array([f"{name}:{g}" for name, split in splits.items() for g in group(split.paths)])
+    hits = np.argmax(probs, axis=1) == targets
+    start = 0
+    bounds = {}
+    for name, split in splits.items():
+        bounds[name] = slice(start, start + len(split.targets))
+        start += len(split.targets)
+    bounds["pooled"] = slice(0, start)
+    for name, part in bounds.items():
+        reports[name]["objects"] = int(len(np.unique(groups[part])))
+        reports[name]["accuracy_ci95_objects"] = cluster_bootstrap_interval(hits[part], groups[part])
+    return reports
+
+
+def main(run_dir, measure_only=False):
     app = get_app("classify")
     run_dir = Path(run_dir)
+    missing = [n for n in RUN_FILES if not (run_dir / n).exists()]
+    if missing:
+        raise DlkitError(f"{run_dir}: not a finished classify run (no {', '.join(missing)})")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name in ("model.keras", "model.json", "metrics.json"):
+        for name in RUN_FILES:
             shutil.copy2(run_dir / name, work / name)
         for quantize in ("float32", "int8"):
-            export(app, work, quantize)
+            export(app, work, quantize, max_drop=100.0 if measure_only else None)
         metrics = io.read_json(work / "metrics.json")
-        for label, name in (("tflite_float32", "model.tflite"), ("tflite_int8", "model.int8.tflite")):
-            metrics[label] = {
-                split: runner.evaluate(app, work / name, split=split) for split in ("val", "test")
-            }
+        meta = io.read_json(work / "model.json")
+        config = config_of(app, meta)
+        source = app.open_source(config, meta.get("data"))
+        splits = {split: app.load_split(config, source, split, meta=meta) for split in ("val", "test")}
+        for label, name in VARIANTS:
+            outputs = []
+            run = recording(runner_for(app, ModelBundle.load(work / name, app=app.name), config), outputs)
+            reports = score_splits(app, config, meta, run, splits)
+            metrics[label] = with_object_intervals(
+                reports, splits, np.concatenate(outputs), default_data=meta.get("data") is None
+            )
         metrics["sizes"] = {
             name: (work / name).stat().st_size for name in ("model.tflite", "model.int8.tflite")
         }
         io.write_json(work / "metrics.json", metrics)
-        target = install_bundle(work, shipped_model_dir("classify"), FILES)
-    summary = {label: round(m["test"]["accuracy"], 4) for label, m in metrics.items() if label != "sizes"}
-    print(f"shipped to {target}: test accuracy {summary}, sizes {metrics['sizes']}")
+        if not measure_only:
+            target = install_bundle(work, shipped_model_dir("classify"), FILES)
+            print(f"shipped to {target}")
+        else:
+            io.write_json(run_dir / "ship_metrics.json", metrics)
+    for label, _ in VARIANTS:
+        print(
+            label,
+            {
+                split: f"{r['accuracy']:.4f} {np.round(r['accuracy_ci95_objects'], 3).tolist()}"
+                for split, r in metrics[label].items()
+            },
+        )
+    print("sizes", metrics["sizes"])
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    main(sys.argv[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir")
+    parser.add_argument(
+        "--measure-only", action="store_true", help="write run_dir/ship_metrics.json, ship nothing"
+    )
+    args = parser.parse_args()
+    try:
+        main(args.run_dir, args.measure_only)
+    except DlkitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -25,3 +25,26 @@ def poisson_interval(count, exposure=1.0, confidence=0.95):
     low = chi2.ppf(tail, 2 * count) / 2 if count else 0.0
     high = chi2.ppf(1 - tail, 2 * count + 2) / 2
     return [float(low / exposure), float(high / exposure)]
+
+
+def cluster_bootstrap_interval(hits, groups, rounds=2000, seed=0):
+    """The 95% percentile-bootstrap interval of a proportion whose trials come in groups
+    (several views of one object): the groups are resampled with replacement, not the
+    trials, so correlated views do not narrow the interval. [low, high].
+
+    Args:
+        hits: (n,) bool or 0/1. One trial each.
+        groups: (n,) hashable. The group of each trial.
+        rounds: int. Resamplings.
+        seed: int.
+    """
+    hits = np.asarray(hits, dtype=np.float64)
+    if not len(hits):
+        return [float("nan"), float("nan")]
+    _, index = np.unique(np.asarray(groups), return_inverse=True)
+    sums = np.bincount(index, weights=hits)  # (groups,) hits per group
+    sizes = np.bincount(index).astype(np.float64)  # (groups,) trials per group
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(sums), (rounds, len(sums)))  # (rounds, groups)
+    samples = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    return np.percentile(samples, [2.5, 97.5]).tolist()

@@ -1,6 +1,7 @@
 """The classify app end to end on a tiny dataset: train, evaluate, export, predict."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,7 +93,12 @@ def test_cli_predict_folder_skips_and_reports_bad_files(tiny_run, bad_files):
     good = [r for r in records if "label" in r]
     bad = [r for r in records if "error" in r]
     assert {r["input"].rsplit("/", 1)[-1] for r in good} == {"good.jpg", "gray.png", "rgba.png", "deep.png"}
-    assert {r["input"].rsplit("/", 1)[-1] for r in bad} == {"corrupt.jpg", "empty.jpg", "text.png", "bomb.png"}
+    assert {r["input"].rsplit("/", 1)[-1] for r in bad} == {
+        "corrupt.jpg",
+        "empty.jpg",
+        "text.png",
+        "bomb.png",
+    }
     assert "Traceback" not in result.output
     assert "4 input(s) could not be read" in result.output
 
@@ -250,7 +256,15 @@ def test_an_unreadable_test_image_is_reported_at_the_end_of_training(tmp_path):
         write_tiny_folder(data / split, per_class=4)
     (data / "test" / "red" / "broken.png").write_bytes(b"\x89PNG broken")
     result = run_cli(
-        "classify", "train", "--tiny", "--data", data, "--run-dir", tmp_path / "run", "--set", "fine_tune_epochs=0"
+        "classify",
+        "train",
+        "--tiny",
+        "--data",
+        data,
+        "--run-dir",
+        tmp_path / "run",
+        "--set",
+        "fine_tune_epochs=0",
     )
     assert result.exit_code == 0, result.output
     assert any(line.startswith("skipped: ") and "broken.png" in line for line in result.output.splitlines())
@@ -329,3 +343,58 @@ def test_early_stopping_watches_the_checkpoint_metric(tmp_path, tiny_folder, mon
     runner.train(get_app("classify"), config, data=str(tiny_folder), run_dir=tmp_path / "run")
     assert seen == [{"monitor": "val_accuracy", "mode": "max", "patience": 1}]
     assert (tmp_path / "run" / "model.keras").exists()
+
+
+def test_object_groups_join_the_views_of_one_object():
+    from dlkit.apps.classify.data import object_groups
+
+    paths = ["d/val/fish/f08_0.jpg", "d/val/fish/f08_4.jpg", "d/val/fish/categorization-fish14_2.jpg"]
+    paths += ["d/val/birds/f08_1.jpg", "d/val/birds/duck.jpg", "d/val/birds/blue_tit.jpg"]
+    assert object_groups(paths) == [
+        "fish/f08",
+        "fish/f08",
+        "fish/categorization-fish14",
+        "birds/f08",
+        "birds/duck",
+        "birds/blue_tit",
+    ]
+
+
+def test_ship_tool_scores_every_variant_apart_and_pooled_with_object_intervals(tmp_path, tiny_run):
+    """`tools/ship_classify.py --measure-only` on a finished run: Keras and both TFLite
+    files on val, test and pooled, each accuracy with its interval; nothing shipped."""
+    import shutil
+    import subprocess
+    import sys
+
+    from dlkit import io
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.keras", "model.json", "metrics.json"):
+        shutil.copy2(Path(tiny_run) / name, run / name)
+    tool = Path(__file__).parents[2] / "tools" / "ship_classify.py"
+    done = subprocess.run(
+        [sys.executable, str(tool), str(run), "--measure-only"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = io.read_json(run / "ship_metrics.json")
+    for variant in ("keras", "tflite_float32", "tflite_int8"):
+        reports = metrics[variant]
+        assert reports["pooled"]["count"] == reports["val"]["count"] + reports["test"]["count"]
+        hits = sum(reports[s]["accuracy"] * reports[s]["count"] for s in ("val", "test"))
+        assert abs(reports["pooled"]["accuracy"] - hits / reports["pooled"]["count"]) < 1e-9
+        for report in reports.values():
+            low, high = report["accuracy_ci95_objects"]
+            assert low <= report["accuracy"] <= high
+            assert report["objects"] == report["count"]  # a user's folder: each image alone
+    assert metrics["sizes"]["model.int8.tflite"] < metrics["sizes"]["model.tflite"]
+    assert not (run / "model.int8.tflite").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    done = subprocess.run([sys.executable, str(tool), str(broken)], capture_output=True, text=True)
+    assert (
+        done.returncode == 2
+        and "not a finished classify run" in done.stderr
+        and "Traceback" not in done.stderr
+    )
