@@ -131,15 +131,20 @@ def test_shipped_models_on_the_frozen_runtime(name, old_runtime, tmp_path):
         assert np.mean(np.asarray(Image.open(old_map)) == new_map) >= 0.9, old_map.name
 
 
-def assert_close(a, b, tolerance=0.05, path="result"):
+def assert_close(a, b, tolerance=0.1, path="result"):
     """Same keys, labels and strings; numbers within `tolerance`. The int8 kernels of the
-    two runtimes round differently: a probability moves by a quantization step or two, and
-    on the noise images here up to 4% of segment's pixels change class (0.3-2% on real
-    scenes), which moves its class shares by up to 3 points."""
+    two runtimes round differently: on 39 held-out classify photos the top probability
+    moved by 0.009-0.016 on average and by up to 0.074 (19 steps of 1/256), for the
+    v1 and the v2 model alike, with every label the same; on the noise images here up to
+    4% of segment's pixels change class (0.3-2% on real scenes), which moves its class
+    shares by up to 3 points."""
     if isinstance(a, dict):
         assert set(a) == set(b), path
         for key in a:
-            assert_close(a[key], b[key], tolerance, f"{path}.{key}")
+            if key == "top_k":
+                assert_ranking_close(a[key], b[key], tolerance, f"{path}.{key}")
+            else:
+                assert_close(a[key], b[key], tolerance, f"{path}.{key}")
     elif isinstance(a, list):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
@@ -148,3 +153,19 @@ def assert_close(a, b, tolerance=0.05, path="result"):
         assert abs(a - b) <= tolerance, f"{path}: {a} vs {b}"
     else:
         assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+def assert_ranking_close(a, b, tolerance, path):
+    """Two top-k lists of {label, score}: scores rank by rank within `tolerance`, and each
+    label's score within it too. Near-tied labels may swap places (the classes after the
+    first, at probabilities near 0), and a label that left the list scores at most its
+    last entry."""
+    assert len(a) == len(b), path
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert abs(x["score"] - y["score"]) <= tolerance, f"{path}[{i}]: {x} vs {y}"
+    scores_a = {e["label"]: e["score"] for e in a}
+    scores_b = {e["label"]: e["score"] for e in b}
+    for label in scores_a.keys() | scores_b.keys():
+        x = scores_a.get(label, a[-1]["score"])
+        y = scores_b.get(label, b[-1]["score"])
+        assert abs(x - y) <= tolerance, f"{path}: {label} {x} vs {y}"
