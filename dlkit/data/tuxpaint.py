@@ -375,27 +375,33 @@ def build_classification(
     photos = split_cutouts(gcompris_photos()) if version == 2 else {}
     backgrounds = load_backgrounds(version)
     total = sum(len(items) * views[split] for part in (splits, photos) for split, items in part.items())
+
+    def cutout_views(item, split):  # the cut-out pasted on a background of its split
+        obj = load_cutout(item.path)
+        pool = backgrounds if version == 1 else backgrounds[split]
+
+        def draw(rng):
+            canvas = random_background(pool, rng, image_size)
+            paste(canvas, obj, rng, scale_range)
+            return canvas
+
+        return draw
+
+    def whole_photo_views(item, split):
+        image = Image.open(item.path).convert("RGB")
+        return lambda rng: photo_view(image, rng, image_size)
+
     done = 0
     counts = {}
-    for part in (splits, photos):
+    for part, views_of in ((splits, cutout_views), (photos, whole_photo_views)):
         for split, items in part.items():
             for item in items:
                 rng = np.random.default_rng([seed, int(item.key[:12], 16)])
-                if part is photos:
-                    image = Image.open(item.path).convert("RGB")
-                else:
-                    obj = load_cutout(item.path)
+                draw = views_of(item, split)
                 folder = out_dir / split / item.label
                 folder.mkdir(parents=True, exist_ok=True)
                 for view in range(views[split]):
-                    if part is photos:
-                        canvas = photo_view(image, rng, image_size)
-                    else:
-                        canvas = random_background(
-                            backgrounds if version == 1 else backgrounds[split], rng, image_size
-                        )
-                        paste(canvas, obj, rng, scale_range)
-                    canvas.convert("RGB").save(folder / f"{item.path.stem}_{view}.jpg", quality=92)
+                    draw(rng).convert("RGB").save(folder / f"{item.path.stem}_{view}.jpg", quality=92)
                     done += 1
                     counts.setdefault(split, {}).setdefault(item.label, 0)
                     counts[split][item.label] += 1
