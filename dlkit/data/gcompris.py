@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dlkit.data.rcc import RccBundle, RccError
 from dlkit.errors import MissingSourceError
+from dlkit.io import atomic_path
 
 GCOMPRIS_ROOT = Path("/usr/share/gcompris-qt/rcc")
 INSTALL_HINT = "sudo apt-get install -y gcompris-qt-data"
@@ -126,10 +127,8 @@ def export_fish(out_dir, root=None, skipped=None):
                     skipped.append(f"gcompris {file}: {str(error).splitlines()[0]}")
                 continue
             frame = image.crop((0, 0, image.size[0] // max(1, count), image.size[1]))
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.png")
-            frame.save(tmp)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                frame.save(tmp)
         found[path] = licences.get(file, Licence("xfishtank", "Public domain"))
     return found
 
@@ -165,7 +164,7 @@ def export_photos(out_dir, root=None, skipped=None):
             bundle = open_bundle(bundle_name, root)
             names = [f for f in bundle.files() if f.startswith(f"{folder}/") and f.endswith(".webp")]
             licences = parse_readme(bundle.read(f"{folder}/README").decode("utf-8", "replace"))
-        except (RccError, OSError, KeyError) as error:
+        except (RccError, OSError) as error:
             if skipped is not None:
                 skipped.append(f"gcompris {bundle_name}: {str(error).splitlines()[0]}")
             continue
@@ -183,9 +182,7 @@ def export_photos(out_dir, root=None, skipped=None):
                         skipped.append(f"gcompris {Path(name).name}: {str(error).splitlines()[0]}")
                     continue
                 image.thumbnail((PHOTO_SIDE, PHOTO_SIDE), Image.LANCZOS)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.jpg")
-                image.save(tmp, quality=92)
-                tmp.replace(path)
+                with atomic_path(path) as tmp:
+                    image.save(tmp, quality=92)
             found[path] = (label, licences.get(Path(name).name, Licence("", "")))
     return found
