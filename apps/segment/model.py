@@ -28,6 +28,15 @@ SKIPS = {
         "block_13_expand_relu",
         "block_16_project",
     ),
+    # The same places in EfficientNet-Lite0 (blocks numbered through, 0-15); the bottom is
+    # its last activation, what the classifier's head reads.
+    "efficientnet_lite0": (
+        "block1_expand_relu",
+        "block3_expand_relu",
+        "block5_expand_relu",
+        "block11_expand_relu",
+        "top_relu",
+    ),
 }
 ENCODERS = ("backbone", "unet")
 

@@ -128,6 +128,19 @@ def test_both_encoders_and_the_no_skip_baseline_give_per_pixel_probabilities(siz
         build_model(dataclasses.replace(config, image_size=size + 8), {"labels": ["background", "a"]})
 
 
+def test_efficientnet_lite0_encoder_skips_sit_at_strides_2_to_16():
+    from dlkit.apps.segment.model import build_model
+
+    config = dataclasses.replace(Config.tiny(), backbone="efficientnet_lite0", alpha=1.0, image_size=64)
+    model = build_model(config, {"labels": ["background", "a"]})
+    encoder = model.get_layer("encoder")
+    shapes = [tuple(output.shape[1:]) for output in encoder.outputs]
+    # The expansions before each downsampling block, then the last activation.
+    assert shapes == [(32, 32, 96), (16, 16, 144), (8, 8, 240), (4, 4, 672), (2, 2, 1280)]
+    probs = np.asarray(model(np.zeros((1, 64, 64, 3), np.float32)))
+    assert probs.shape == (1, 64, 64, 2)
+
+
 def test_a_classifier_hands_its_backbone_to_segment(tiny_run):
     from dlkit.edge.bundle import ModelBundle
     from dlkit.registry import get_app
