@@ -29,7 +29,16 @@ class DetectApp(App):
     monitor = ("val_loss", "min")
     provides = ("image_backbone",)
     inherits = ("image_backbone",)
-    architecture = ("backbone", "alpha", "image_size", "levels", "anchors_per_scale", "head_channels")
+    architecture = (
+        "backbone",
+        "alpha",
+        "image_size",
+        "levels",
+        "head",
+        "reg_max",
+        "anchors_per_scale",
+        "head_channels",
+    )
     predict_options = (Option("--conf", float, 0.25, "Minimum score to report.", min=0, max=1),)
     saves_predictions = True
 

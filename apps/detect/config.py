@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlkit.config import AT_LEAST_ONE, IMAGE_DATA, POSITIVE, PROBABILITY, TransferConfig
+from dlkit.config import AT_LEAST_ONE, IMAGE_DATA, POSITIVE, PROBABILITY, Range, TransferConfig
 from dlkit.errors import DlkitError
+
+HEADS = ("anchors", "anchor_free")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Config(TransferConfig):
             PROBABILITY,
         ),
         "zoom_min": POSITIVE,
+        "reg_max": Range(2),  # bins per box side
         "image_data": IMAGE_DATA,
     }
 
@@ -50,6 +53,11 @@ class Config(TransferConfig):
     # Grids: 2 (strides 16 and 32) or 3 (and a stride-8 grid for small objects and tight
     # boxes, its head half as wide).
     levels: int = 2
+    # anchors: YOLOv3-style anchor boxes (k-means shapes), objectness and softmax classes;
+    # anchor_free: YOLOv8's decoupled head, each box side a distribution over `reg_max`
+    # bins (distribution focal loss), task-aligned assignment, sigmoid classes.
+    head: str = "anchors"
+    reg_max: int = 16  # anchor_free: bins per side, one cell each (15 cells at most)
     anchors_per_scale: int = 3
     head_channels: int = 128
     max_boxes: int = 30  # boxes per image kept for the loss's ignore rule
@@ -59,9 +67,12 @@ class Config(TransferConfig):
     epochs: int = 17
     fine_tune_epochs: int = 7
     fine_tune_layers: int = 60
-    box_weight: float = 5.0
+    # Loss weights; 0 takes the head's default: anchors box 5, class 1; anchor_free box
+    # 7.5, class 0.5 (YOLOv8's), DFL 1.5.
+    box_weight: float = 0.0
     noobj_weight: float = 1.0
-    class_weight: float = 1.0
+    class_weight: float = 0.0
+    dfl_weight: float = 1.5
     ignore_threshold: float = 0.5
     augment: bool = True
     zoom_min: float = 0.6
@@ -86,6 +97,8 @@ class Config(TransferConfig):
         super().__post_init__()
         if self.levels not in (2, 3):
             raise DlkitError(f"levels must be 2 (strides 16 and 32) or 3 (and 8), got {self.levels}")
+        if self.head not in HEADS:
+            raise DlkitError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.zoom_min > self.zoom_max:
             raise DlkitError(f"zoom_min ({self.zoom_min}) must not exceed zoom_max ({self.zoom_max})")
 

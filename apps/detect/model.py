@@ -8,8 +8,8 @@ from keras import layers
 
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
-from dlkit.layers import YOLODecode, YOLOPostprocess
-from dlkit.losses import YOLOLoss
+from dlkit.layers import AnchorFreeDecode, YOLODecode, YOLOPostprocess
+from dlkit.losses import TaskAlignedLoss, YOLOLoss
 from dlkit.pretrained import build_backbone
 from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
@@ -47,23 +47,27 @@ def make_meta(config, source):
         raise DlkitError(f"{source.description}: the training split has no boxes")
     boxes = np.concatenate(boxes)
     strides, _ = levels_of(config.levels)
-    k = config.anchors_per_scale * len(strides)
-    if len(boxes) < k:
-        raise DlkitError(
-            f"{source.description}: {len(boxes)} training boxes, need at least {k} for the anchors"
-        )
-    anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], k, seed=config.seed)
     grids = [config.image_size // s for s in strides]
-    per_scale = [
-        anchors[i * config.anchors_per_scale : (i + 1) * config.anchors_per_scale].tolist()
-        for i in range(len(strides))
-    ]
+    if config.head == "anchor_free":
+        per_scale = [[] for _ in strides]  # no anchor shapes: every cell predicts distances
+    else:
+        k = config.anchors_per_scale * len(strides)
+        if len(boxes) < k:
+            raise DlkitError(
+                f"{source.description}: {len(boxes)} training boxes, need at least {k} for the anchors"
+            )
+        anchors = kmeans_anchors(boxes[:, 2:] - boxes[:, :2], k, seed=config.seed)
+        per_scale = [
+            anchors[i * config.anchors_per_scale : (i + 1) * config.anchors_per_scale].tolist()
+            for i in range(len(strides))
+        ]
     size = config.image_size
     return {
         "app": "detect",
         "task": "object detection",
         "labels": list(source.labels),
         "num_classes": len(source.labels),  # what the head predicts: checked against labels on load
+        "head": {"type": config.head, "reg_max": config.reg_max},
         "grids": grids,
         "anchors": per_scale,
         "input": {"name": "image", "shape": [size, size, 3], "dtype": "float32", "range": [0, 255]},
@@ -103,9 +107,13 @@ def build_model(config, meta, load_weights=True):
         upsampled = layers.UpSampling2D(name=f"fpn_up{suffix}")(p[0])
         p.insert(0, layers.Add(name=f"fpn_add{suffix}")([lateral, upsampled]))
     raws = []
+    anchor_free = head_type(meta) == "anchor_free"
     for name, level, grid in zip(heads, p, meta["grids"]):
         # The stride-8 head works on 4x the cells of the stride-16 one: half as wide.
         head_width = width // 2 if name == "p3" else width
+        if anchor_free:
+            raws.append(_predict_distances(level, head_width, name, grid, config.reg_max, classes))
+            continue
         h = _conv(level, head_width, 3, f"{name}_head1")
         h = _conv(h, head_width, 3, f"{name}_head2")
         raws.append(_predict(h, name, grid, config.anchors_per_scale, classes))
@@ -141,13 +149,42 @@ def _predict(h, name, grid, anchors, classes, prior=0.01):
     return layers.Concatenate(axis=-1, name=f"{name}_raw")(parts)
 
 
+def head_type(meta):
+    """ "anchors" or "anchor_free" (models saved before the choice have anchors)."""
+    return meta.get("head", {}).get("type", "anchors")
+
+
+def _predict_distances(level, width, name, grid, reg_max, classes, prior=0.01):
+    """Raw (b, S * S, 4 * reg_max + C) of one scale of the anchor-free head: YOLOv8's
+    decoupled branches, two 3x3 convolutions each, for the box sides' bin logits and for
+    the class logits (which start at probability `prior`)."""
+    parts = []
+    for field, filters in (("box", 4 * reg_max), ("cls", classes)):
+        h = _conv(level, width, 3, f"{name}_{field}1")
+        h = _conv(h, width, 3, f"{name}_{field}2")
+        bias = -np.log((1 - prior) / prior) if field == "cls" else 0.0
+        out = layers.Conv2D(
+            filters, 1, name=f"{name}_{field}", bias_initializer=keras.initializers.Constant(bias)
+        )(h)
+        parts.append(layers.Reshape((grid * grid, filters), name=f"{name}_{field}_flat")(out))
+    return layers.Concatenate(axis=-1, name=f"{name}_raw")(parts)
+
+
 def make_loss(config, meta):
+    if head_type(meta) == "anchor_free":
+        return TaskAlignedLoss(
+            meta["grids"],
+            reg_max=meta["head"]["reg_max"],
+            box_weight=config.box_weight or 7.5,
+            class_weight=config.class_weight or 0.5,
+            dfl_weight=config.dfl_weight,
+        )
     return YOLOLoss(
         meta["grids"],
         meta["anchors"],
-        box_weight=config.box_weight,
+        box_weight=config.box_weight or 5.0,
         noobj_weight=config.noobj_weight,
-        class_weight=config.class_weight,
+        class_weight=config.class_weight or 1.0,
         ignore_threshold=config.ignore_threshold,
     )
 
@@ -174,10 +211,16 @@ def inference_model(model, config, meta):
     from its per-field predictions (not the concatenated raw output), so an int8 model
     quantizes box offsets, sizes, objectness and class logits each on its own scale."""
     decoded = []
+    anchor_free = head_type(meta) == "anchor_free"
     for index, name in enumerate(levels_of(len(meta["grids"]))[1]):
-        fields = [model.get_layer(f"{name}_{field}_flat").output for field, _ in FIELDS]
-        grids, anchors = [meta["grids"][index]], [meta["anchors"][index]]
-        decoded.append(YOLODecode(grids, anchors, name=f"decode_{name}")(fields))
+        grids = [meta["grids"][index]]
+        if anchor_free:
+            fields = [model.get_layer(f"{name}_{field}_flat").output for field in ("box", "cls")]
+            decode = AnchorFreeDecode(grids, meta["head"]["reg_max"], name=f"decode_{name}")
+        else:
+            fields = [model.get_layer(f"{name}_{field}_flat").output for field, _ in FIELDS]
+            decode = YOLODecode(grids, [meta["anchors"][index]], name=f"decode_{name}")
+        decoded.append(decode(fields))
     boxes, objectness, class_probs = (
         layers.Concatenate(axis=1, name=f"all_{part}")([d[i] for d in decoded])
         for i, part in enumerate(("boxes", "objectness", "classes"))

@@ -503,13 +503,14 @@ def recolor(image, factors):
 
 
 def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=None):
-    """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`.
+    """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`
+    (with no anchors, the (max_boxes, 6) list of `dlkit.losses.TaskAlignedLoss`).
 
-    Each box goes to the grid cell holding its centre, at the scale and anchor whose
-    shape has the best IoU with the box's shape. With `assign_threshold`, it also goes to
-    every other anchor (at that anchor's scale) whose shape IoU reaches the threshold
-    (YOLOv4's multi-anchor assignment): a box halfway between two anchor shapes then
-    trains both, instead of teaching one "object" and the other "nothing here".
+        Each box goes to the grid cell holding its centre, at the scale and anchor whose
+        shape has the best IoU with the box's shape. With `assign_threshold`, it also goes to
+        every other anchor (at that anchor's scale) whose shape IoU reaches the threshold
+        (YOLOv4's multi-anchor assignment): a box halfway between two anchor shapes then
+        trains both, instead of teaching one "object" and the other "nothing here".
     """
     from dlkit.edge.boxes import shape_iou, xyxy_to_cxcywh
 
@@ -519,7 +520,7 @@ def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=N
     scale_of = np.repeat(np.arange(len(grids)), [len(a) for a in anchors])
     first = np.concatenate([[0], np.cumsum([len(a) for a in anchors])])
     y = np.zeros((offsets[-1] + max_boxes, 6), np.float32)
-    if len(boxes):
+    if len(boxes) and len(flat):  # no anchors (an anchor-free head): the list only
         centre = xyxy_to_cxcywh(boxes)
         ious = shape_iou(centre[:, 2:], flat)
         best = np.argmax(ious, axis=1)
@@ -537,6 +538,7 @@ def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=N
                 row = min(int(box[1] * grid), grid - 1)
                 index = offsets[s] + (row * grid + col) * len(anchors[s]) + (anchor - first[s])
                 y[index] = [*box, 1.0, cls]
+    if len(boxes):
         n = min(len(boxes), max_boxes)
         y[offsets[-1] : offsets[-1] + n] = np.concatenate(
             [boxes[:n], np.ones((n, 1)), np.asarray(classes[:n], np.float32)[:, None]], axis=1

@@ -8,10 +8,11 @@ from dlkit.layers.position_embedding import PositionEmbedding
 from dlkit.layers.reversible_embedding import ReversibleEmbedding
 from dlkit.layers.transformer_encoder import MultiHeadSelfAttention, TransformerEncoder
 from dlkit.layers.unet import LabelMap
-from dlkit.layers.yolo import YOLODecode, YOLOPostprocess
+from dlkit.layers.yolo import AnchorFreeDecode, YOLODecode, YOLOPostprocess
 
 __all__ = [
     "AdditiveAttention",
+    "AnchorFreeDecode",
     "LabelMap",
     "MaskedPositions",
     "MultiHeadSelfAttention",

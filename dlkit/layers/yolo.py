@@ -1,4 +1,5 @@
-"""YOLO layers: box decoding (grid offsets, anchors, sigmoid/exp) and in-graph NMS.
+"""YOLO layers: box decoding (grid offsets, anchors, sigmoid/exp; or anchor-free
+distances from a distribution over bins) and in-graph NMS.
 
 Anchor layout shared by the layers, `dlkit.losses.YOLOLoss` and the target encoder: the
 model's raw output is (batch, A, 5 + C), A = sum over scales of S * S * B, ordered by
@@ -83,6 +84,61 @@ class YOLODecode(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "grids": self.grids, "anchors": self.anchors}
+
+
+def point_table(grids):
+    """(P, 3) float32 rows `[cx, cy, grid]` of an anchor-free head: each cell's centre,
+    normalised to the image, in the output order (finest grid first, then row, column)."""
+    rows = []
+    for grid in grids:
+        centres = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+        cy, cx = np.meshgrid(centres, centres, indexing="ij")
+        rows.append(np.stack([cx.ravel(), cy.ravel(), np.full(grid * grid, grid, np.float32)], axis=1))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def decode_distances(box_logits, table, reg_max):
+    """Anchor-free box decode (YOLOv8's distribution focal loss head): box_logits (b, P,
+    4 * reg_max) -> normalised xyxy boxes (b, P, 4).
+
+    Each side's distance from the cell centre (left, top, right, bottom, in cells) is the
+    expectation of a softmax over `reg_max` bins 0, 1, ..., reg_max - 1; one cell is
+    1 / grid of the image."""
+    table = ops.convert_to_tensor(table)
+    logits = ops.reshape(box_logits, (-1, table.shape[0], 4, reg_max))
+    bins = ops.arange(reg_max, dtype=logits.dtype)
+    distances = ops.sum(ops.softmax(logits, axis=-1) * bins, axis=-1) / table[:, 2:3]  # (b, P, 4)
+    centre = table[:, 0:2]
+    return ops.concatenate([centre - distances[..., 0:2], centre + distances[..., 2:4]], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="dlkit")
+class AnchorFreeDecode(layers.Layer):
+    """`[box logits (b, P, 4 * reg_max), class logits (b, P, C)]` of an anchor-free head ->
+    boxes (b, P, 4) normalised xyxy, objectness (b, P) (all ones: the class scores carry
+    the confidence), class probabilities (b, P, C) (independent sigmoids, as trained)."""
+
+    def __init__(self, grids, reg_max=16, **kwargs):
+        super().__init__(**kwargs)
+        self.grids = [int(g) for g in grids]
+        self.reg_max = int(reg_max)
+        self.table = point_table(self.grids)
+
+    def call(self, fields):
+        box_logits, class_logits = fields
+        boxes = decode_distances(box_logits, self.table, self.reg_max)
+        return boxes, ops.ones_like(class_logits[..., 0]), ops.sigmoid(class_logits)
+
+    def compute_output_spec(self, fields):
+        batch, count, classes = fields[1].shape
+        return (
+            keras.KerasTensor((batch, count, 4), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, count), dtype=self.compute_dtype),
+            keras.KerasTensor((batch, count, classes), dtype=self.compute_dtype),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "grids": self.grids, "reg_max": self.reg_max}
 
 
 @keras.saving.register_keras_serializable(package="dlkit")

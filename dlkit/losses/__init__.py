@@ -2,6 +2,6 @@
 
 from dlkit.losses.dice import DiceCrossEntropy, soft_dice_loss
 from dlkit.losses.triplet import TripletLoss
-from dlkit.losses.yolo import YOLOLoss
+from dlkit.losses.yolo import TaskAlignedLoss, YOLOLoss
 
-__all__ = ["DiceCrossEntropy", "TripletLoss", "YOLOLoss", "soft_dice_loss"]
+__all__ = ["DiceCrossEntropy", "TaskAlignedLoss", "TripletLoss", "YOLOLoss", "soft_dice_loss"]

@@ -4,6 +4,7 @@ int8 with decode + NMS inside), Keras/TFLite parity, predict with drawn boxes, b
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from dlkit.apps.detect.config import Config
 from dlkit.apps.detect.data import write_sample_yolo
 from dlkit.cli import cli
 from dlkit.edge.bundle import ModelBundle
+from dlkit.errors import DlkitError
 from dlkit.registry import get_app
 
 keras = pytest.importorskip("keras")
@@ -285,9 +287,59 @@ def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
     assert set(by_op["LOGISTIC"]) == {np.float32}
 
 
-def test_levels_other_than_2_or_3_are_a_one_line_error():
-    from dlkit.errors import DlkitError
+def test_an_anchor_free_model_exports_int8_with_its_decode_in_float(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
 
+    from dlkit.apps.detect.model import adapt_model, build_model, convert
+
+    config = dataclasses.replace(Config.tiny(), levels=3, head="anchor_free", reg_max=8)
+    meta = {
+        "labels": ["a", "b"],
+        "grids": [8, 4, 2],
+        "anchors": [[], [], []],
+        "head": {"type": "anchor_free", "reg_max": 8},
+    }
+    model = build_model(config, meta)
+    assert tuple(model.output.shape[1:]) == (64 + 16 + 4, 4 * 8 + 2)  # per cell: bins, classes
+    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
+    path = tmp_path / "model.int8.tflite"
+    path.write_bytes(convert(model, config, meta, "int8", images))
+    interpreter = Interpreter(model_path=str(path))
+    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    by_op = {}
+    for op in interpreter._get_ops_details():
+        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    assert set(by_op["CONV_2D"]) == {np.int8}
+    # Each scale's bins (SOFTMAX) and class scores (LOGISTIC) are decoded in float.
+    assert len(by_op["SOFTMAX"]) == 3 and set(by_op["SOFTMAX"]) == {np.float32}
+    assert set(by_op["LOGISTIC"]) == {np.float32} and "EXP" not in by_op
+    # New classes: only the class predictions start again.
+    other = adapt_model(model, meta, config, {**meta, "labels": ["a", "b", "c"]}, log=lambda _: None)
+    for name in ("p3_box", "p3_cls1_conv", "p5_box2_conv"):
+        np.testing.assert_array_equal(
+            other.get_layer(name).get_weights()[0], model.get_layer(name).get_weights()[0]
+        )
+    assert other.get_layer("p3_cls").get_weights()[0].shape[-1] == 3
+
+
+def test_an_anchor_free_head_needs_no_anchor_shapes():
+    from dlkit.apps.detect.model import make_meta
+
+    config = dataclasses.replace(Config.tiny(), head="anchor_free")
+    source = SimpleNamespace(
+        labels=["a"],
+        description="one box",
+        records={"train": [SimpleNamespace(boxes=np.array([[0.1, 0.1, 0.3, 0.3]]))]},
+    )
+    meta = make_meta(config, source)  # one box: too few for k-means anchors, enough here
+    assert meta["head"] == {"type": "anchor_free", "reg_max": 16} and meta["anchors"] == [[], []]
+    with pytest.raises(DlkitError, match="need at least 6 for the anchors"):
+        make_meta(Config.tiny(), source)
+    with pytest.raises(DlkitError, match="head must be one of anchors, anchor_free"):
+        Config(head="anchorless")
+
+
+def test_levels_other_than_2_or_3_are_a_one_line_error():
     with pytest.raises(DlkitError, match="levels must be 2"):
         dataclasses.replace(Config.tiny(), levels=4)
 
