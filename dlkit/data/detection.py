@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.data.splits import hash_split as split_by_name
 from dlkit.edge.image import IMAGE_SUFFIXES
 from dlkit.errors import InvalidInputError, MissingSourceError
 
@@ -52,14 +53,10 @@ def _fingerprint(records):
 
 
 def hash_split(records, val_fraction=0.15, test_fraction=0.15):
-    out = {split: [] for split in SPLITS}
-    for record in records:
-        value = int.from_bytes(hashlib.sha1(Path(record.image).name.encode()).digest()[:4], "big") / 2**32
-        split = (
-            "test" if value < test_fraction else "val" if value < test_fraction + val_fraction else "train"
-        )
-        out[split].append(record)
-    return out
+    """Records of a dataset without held-out splits, split by a hash of each image's file
+    name (`dlkit.data.splits.hash_split`: stable as the folder grows, no split left empty
+    when it can spare one)."""
+    return split_by_name(records, lambda record: Path(record.image).name, val_fraction, test_fraction)
 
 
 def check_boxes(boxes, classes, num_classes, where, skipped, tolerance=1e-3):
