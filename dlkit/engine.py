@@ -113,14 +113,26 @@ class Evaluator:
     """Scores a split batch by batch: `update` keeps only what the final figures need.
 
     Subclasses implement `update(outputs, targets)` and `result()`; the engine never holds
-    a whole split's outputs, so dense masks and long audio score in bounded memory.
+    a whole split's outputs, so dense masks and long audio score in bounded memory. The
+    engine calls `begin(split)` before a split's batches (a pooled evaluator sees several),
+    for what the split knows beyond its targets (which examples show one object).
     """
+
+    def begin(self, split):
+        """Called before `split`'s batches are scored; by default nothing."""
 
     def update(self, outputs, targets):
         raise NotImplementedError
 
     def result(self):
         raise NotImplementedError
+
+
+def begin(evaluator, split):
+    """`evaluator.begin(split)` for evaluators that have it (an Evaluator, or any class
+    with `update` and `result`)."""
+    if hasattr(evaluator, "begin"):
+        evaluator.begin(split)
 
 
 def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
@@ -131,6 +143,7 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
             vectors), as (report, outputs).
     """
     evaluator = app.evaluator(config, meta)
+    begin(evaluator, split)
     kept = None
     for inputs, targets in batches(split.inputs, split.targets, batch_size):
         outputs = run(inputs)
@@ -149,6 +162,8 @@ def score_splits(app, config, meta, run, splits):
     reports = {}
     for name, split in splits.items():
         evaluator = app.evaluator(config, meta)
+        begin(evaluator, split)
+        begin(pooled, split)
         for inputs, targets in batches(split.inputs, split.targets):
             outputs = run(inputs)
             evaluator.update(outputs, targets)

@@ -140,3 +140,39 @@ def test_classification_report_has_the_ece_of_its_confidences():
     reference = Calibration()
     reference.update(probs.max(axis=1), probs.argmax(axis=1) == labels)
     assert evaluator.result()["ece"] == pytest.approx(reference.ece())
+
+
+def test_splits_that_list_objects_get_an_interval_over_objects():
+    """Through the engine: each split's `groups` reach the evaluator, apart and pooled; the
+    interval resamples objects (the same name in two splits is two objects)."""
+    from types import SimpleNamespace
+
+    from dlkit.engine import score_splits
+    from dlkit.metrics.intervals import cluster_bootstrap_interval, wilson_interval
+
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name in ("val", "test"):
+        targets = rng.integers(0, 2, 60)
+        splits[name] = SimpleNamespace(
+            inputs=rng.uniform(size=(60, 2)), targets=targets, groups=[f"obj{k // 5}" for k in range(60)]
+        )
+    app = SimpleNamespace(
+        evaluator=lambda config, meta: ClassificationEvaluator(["a", "b"]), annotate=lambda r, s: r
+    )
+    reports = score_splits(app, None, None, lambda inputs: [inputs], splits)
+    hits = {name: np.argmax(split.inputs, 1) == split.targets for name, split in splits.items()}
+    for name, split in splits.items():
+        assert reports[name]["objects"] == 12
+        assert reports[name]["accuracy_ci95"] == cluster_bootstrap_interval(hits[name], split.groups)
+        assert reports[name]["accuracy_ci95_images"] == wilson_interval(int(hits[name].sum()), 60)
+    # Numbered by split, as the evaluator keeps them apart.
+    pooled_groups = [f"{k + 1}:{g}" for k, split in enumerate(splits.values()) for g in split.groups]
+    assert reports["pooled"]["objects"] == 24
+    assert reports["pooled"]["accuracy_ci95"] == cluster_bootstrap_interval(
+        np.concatenate(list(hits.values())), pooled_groups
+    )
+    # A split without objects: the Wilson interval over examples, as before.
+    plain = {"val": SimpleNamespace(inputs=splits["val"].inputs, targets=splits["val"].targets)}
+    report = score_splits(app, None, None, lambda inputs: [inputs], plain)["val"]
+    assert "objects" not in report and report["accuracy_ci95"] == wilson_interval(int(hits["val"].sum()), 60)

@@ -81,17 +81,3 @@ def make_dataset(config, loaded, training=False, meta=None):
     else:
         dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def object_groups(paths):
-    """The object each image of the offline default data shows, from its file name
-    (`<class>/<object>_<view>.jpg`): views of one object share a group, so intervals
-    resample objects, not views. A name without a `_<view>` suffix is its own object."""
-    from pathlib import Path
-
-    groups = []
-    for path in paths:
-        path = Path(path)
-        stem, _, view = path.stem.rpartition("_")
-        groups.append(f"{path.parent.name}/{stem if stem and view.isdigit() else path.stem}")
-    return groups

@@ -34,6 +34,8 @@ class ImageClassSource:
         files: dict split -> list of (path, class id), for folder sources.
         tfds_splits: dict split -> TFDS split string, for `tfds:` sources.
         fingerprint: str. Changes when the data changes.
+        views: bool. File names are `<object>_<view>`: images of one object share a
+            prefix (the offline default), so intervals can resample objects.
     """
 
     description: str
@@ -42,6 +44,7 @@ class ImageClassSource:
     tfds_name: str = ""
     tfds_splits: dict = field(default_factory=dict)
     fingerprint: str = ""
+    views: bool = False
 
 
 def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None, image_data=1):
@@ -56,9 +59,11 @@ def open_source(source, val_split=0.15, test_split=0.15, seed=0, progress=None, 
     """
     if source in DEFAULT_NAMES:
         description = "default (Tux Paint photos)" if image_data == 1 else "default (image data v2 photos)"
-        return open_folder(
+        found = open_folder(
             default_dataset(progress=progress, image_data=image_data), val_split, test_split, description
         )
+        found.views = True
+        return found
     source = str(source)
     if source.startswith("tfds:"):
         return open_tfds(source[len("tfds:") :], val_split, test_split)
@@ -209,6 +214,7 @@ class LoadedSplit:
     paths: list
     skipped: list  # one-line messages for files that could not be read
     source_labels: list  # class names of the source, which `labels` index
+    groups: list | None = None  # the object each image shows, when the source says (views)
 
     @property
     def inputs(self):
@@ -250,7 +256,22 @@ def load_split(source: ImageClassSource, split, image_size, progress=None) -> Lo
         raise DlkitError(f"{source.description}: no readable image in the {split!r} split")
     if split == "train":
         check_every_class_trains(source, items, labels)
-    return LoadedSplit(np.stack(images), np.asarray(labels, np.int32), paths, skipped, list(source.labels))
+    groups = object_groups(paths) if source.views else None
+    return LoadedSplit(
+        np.stack(images), np.asarray(labels, np.int32), paths, skipped, list(source.labels), groups
+    )
+
+
+def object_groups(paths):
+    """The object each image of the offline default data shows, from its file name
+    (`<class>/<object>_<view>.jpg`): views of one object share a group, so intervals
+    resample objects, not views. A name without a `_<view>` suffix is its own object."""
+    groups = []
+    for path in paths:
+        path = Path(path)
+        stem, _, view = path.stem.rpartition("_")
+        groups.append(f"{path.parent.name}/{stem if stem and view.isdigit() else path.stem}")
+    return groups
 
 
 def check_every_class_trains(source, items, labels):

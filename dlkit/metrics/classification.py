@@ -3,7 +3,7 @@
 import numpy as np
 
 from dlkit.metrics.calibration import Calibration
-from dlkit.metrics.intervals import wilson_interval
+from dlkit.metrics.intervals import cluster_bootstrap_interval, wilson_interval
 
 
 def top_k_accuracy(y_true, probs, k=1):
@@ -63,6 +63,11 @@ def classification_report(y_true, probs, labels, k=3):
 class ClassificationEvaluator:
     """Accumulates a confusion matrix and top-k hits batch by batch (a dlkit Evaluator).
 
+    When a scored split lists the object each example shows (`split.groups`: several
+    views of one object), `accuracy_ci95` is a bootstrap over objects, not examples (views
+    of one object are not independent trials), `accuracy_ci95_images` keeps the Wilson
+    interval over examples, and `objects` counts them.
+
     Args:
         labels: list of str, one per class.
         k: int. For top-k accuracy.
@@ -74,6 +79,16 @@ class ClassificationEvaluator:
         self.matrix = np.zeros((len(self.labels), len(self.labels)), dtype=np.int64)
         self.top_k_hits = 0
         self.calibration = Calibration()
+        self.hits, self.groups, self.grouped, self.parts = [], [], False, 0
+
+    def begin(self, split):
+        """Takes the split's object of each example, if it lists them; groups of different
+        splits stay apart (a pooled evaluator sees several splits)."""
+        groups = getattr(split, "groups", None)
+        self.grouped |= groups is not None
+        self.parts += 1
+        names = groups if groups is not None else range(len(split.targets))
+        self.groups += [f"{self.parts}:{name}" for name in names]
 
     def update(self, outputs, targets):
         """outputs: [(batch, classes) probabilities]; targets: (batch,) class ids."""
@@ -82,6 +97,7 @@ class ClassificationEvaluator:
         y_pred = np.argmax(probs, axis=1)
         self.matrix += confusion_matrix(y_true, y_pred, len(self.labels))
         self.calibration.update(probs.max(axis=1), y_pred == y_true)
+        self.hits.append(y_pred == y_true)
         top = np.argsort(-probs, axis=1, kind="stable")[:, : self.k]  # (batch, k)
         self.top_k_hits += int(np.sum(np.any(top == y_true[:, None], axis=1)))
 
@@ -91,10 +107,20 @@ class ClassificationEvaluator:
         precision, recall, f1, support = precision_recall_f1(matrix)
         present = support > 0
         nan = float("nan")
+        images = wilson_interval(int(np.trace(matrix)), total)
+        objects = {}
+        if self.grouped and len(self.groups) == total:  # every scored example has its object
+            hits = np.concatenate(self.hits) if self.hits else np.zeros(0, bool)
+            objects = {
+                "objects": len(set(self.groups)),
+                "accuracy_ci95": cluster_bootstrap_interval(hits, self.groups),
+                "accuracy_ci95_images": images,
+            }
         return {
             "count": total,
             "accuracy": float(np.trace(matrix) / total) if total else nan,
-            "accuracy_ci95": wilson_interval(int(np.trace(matrix)), total),
+            "accuracy_ci95": images,
+            **objects,
             f"top_{self.k}_accuracy": self.top_k_hits / total if total else nan,
             "ece": self.calibration.ece(),  # how far the shown confidence is from the hit rate
             "macro_precision": float(precision[present].mean()) if present.any() else 0.0,
