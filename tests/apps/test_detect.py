@@ -262,10 +262,26 @@ def test_three_levels_give_the_smallest_anchors_to_the_stride_8_grid():
     assert areas.shape == (3, 3) and areas[0].max() <= areas[1].min() and areas[1].max() <= areas[2].min()
 
 
-def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
+def int8_output_types(model, config, meta, folder):
+    """{TFLite op name: [output dtype of each such op]} of the model converted to int8
+    (calibrated on noise images)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from dlkit.apps.detect.model import build_model, convert
+    from dlkit.apps.detect.model import convert
+
+    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
+    path = folder / "model.int8.tflite"
+    path.write_bytes(convert(model, config, meta, "int8", images))
+    interpreter = Interpreter(model_path=str(path))
+    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    by_op = {}
+    for op in interpreter._get_ops_details():
+        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    return by_op
+
+
+def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
+    from dlkit.apps.detect.model import build_model
 
     config = dataclasses.replace(Config.tiny(), levels=3)
     meta = {
@@ -273,14 +289,7 @@ def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
         "grids": [8, 4, 2],
         "anchors": [[[0.1 * (k + 1)] * 2] * 3 for k in range(3)],
     }
-    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
-    path = tmp_path / "model.int8.tflite"
-    path.write_bytes(convert(build_model(config, meta), config, meta, "int8", images))
-    interpreter = Interpreter(model_path=str(path))
-    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-    by_op = {}
-    for op in interpreter._get_ops_details():
-        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    by_op = int8_output_types(build_model(config, meta), config, meta, tmp_path)
     assert set(by_op["CONV_2D"]) == {np.int8}
     # Each of the three scales decodes its sizes (EXP) and scores (LOGISTIC) in float.
     assert len(by_op["EXP"]) == 3 and set(by_op["EXP"]) == {np.float32}
@@ -288,9 +297,7 @@ def test_a_three_level_model_exports_int8_with_every_decode_in_float(tmp_path):
 
 
 def test_an_anchor_free_model_exports_int8_with_its_decode_in_float(tmp_path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    from dlkit.apps.detect.model import adapt_model, build_model, convert
+    from dlkit.apps.detect.model import adapt_model, build_model
 
     config = dataclasses.replace(Config.tiny(), levels=3, head="anchor_free", reg_max=8)
     meta = {
@@ -301,14 +308,7 @@ def test_an_anchor_free_model_exports_int8_with_its_decode_in_float(tmp_path):
     }
     model = build_model(config, meta)
     assert tuple(model.output.shape[1:]) == (64 + 16 + 4, 4 * 8 + 2)  # per cell: bins, classes
-    images = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype(np.float32)
-    path = tmp_path / "model.int8.tflite"
-    path.write_bytes(convert(model, config, meta, "int8", images))
-    interpreter = Interpreter(model_path=str(path))
-    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-    by_op = {}
-    for op in interpreter._get_ops_details():
-        by_op.setdefault(op["op_name"], []).append(dtype[op["outputs"][0]])
+    by_op = int8_output_types(model, config, meta, tmp_path)
     assert set(by_op["CONV_2D"]) == {np.int8}
     # Each scale's bins (SOFTMAX) and class scores (LOGISTIC) are decoded in float.
     assert len(by_op["SOFTMAX"]) == 3 and set(by_op["SOFTMAX"]) == {np.float32}
