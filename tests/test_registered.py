@@ -40,6 +40,15 @@ def _decode():
     return keras.Model(raw, list(outputs)), [RNG.normal(size=(2, 8, 8))]
 
 
+def _anchor_free_decode():
+    box_logits, class_logits = keras.Input((4 + 1, 4 * 6)), keras.Input((4 + 1, 3))
+    outputs = dlkit.layers.AnchorFreeDecode([2, 1], reg_max=6)([box_logits, class_logits])
+    return keras.Model([box_logits, class_logits], list(outputs)), [
+        RNG.normal(size=(2, 5, 24)),
+        RNG.normal(size=(2, 5, 3)),
+    ]
+
+
 def _postprocess():
     boxes, objectness, probs = keras.Input((6, 4)), keras.Input((6,)), keras.Input((6, 3))
     outputs = dlkit.layers.YOLOPostprocess(max_detections=4, score_threshold=0.1)(boxes, objectness, probs)
@@ -105,6 +114,7 @@ def _pad_channels():
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
     "dlkit>AdditiveAttention": _attention,
+    "dlkit>AnchorFreeDecode": _anchor_free_decode,
     "dlkit>LabelMap": _label_map,
     "dlkit>MaskedPositions": _masked_positions,
     "dlkit>MultiHeadSelfAttention": _self_attention,
@@ -121,6 +131,7 @@ LOSS_EXAMPLES = {
     "dlkit>YOLOLoss": lambda: dlkit.losses.YOLOLoss(GRIDS, ANCHORS, box_weight=2.0, noobj_weight=0.5),
     "dlkit>DiceCrossEntropy": lambda: dlkit.losses.DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0),
     "dlkit>TripletLoss": lambda: dlkit.losses.TripletLoss(margin=0.3, mining="batch_hard"),
+    "dlkit>TaskAlignedLoss": lambda: dlkit.losses.TaskAlignedLoss([4, 2], reg_max=6, top_k=3, dfl_weight=2.0),
 }
 
 
@@ -170,6 +181,13 @@ def yolo_batch():
     return y_true, y_pred
 
 
+def anchor_free_batch():
+    y_true = np.zeros((2, 3, 6), np.float32)  # image 0: two boxes; image 1: one
+    y_true[0, :2] = [[0.1, 0.1, 0.45, 0.4, 1, 0], [0.5, 0.4, 0.95, 0.9, 1, 2]]
+    y_true[1, 0] = [0.2, 0.3, 0.7, 0.8, 1, 1]
+    return y_true, RNG.normal(size=(2, 16 + 4, 4 * 6 + 3)).astype(np.float32)
+
+
 def mask_batch():
     y_true = RNG.integers(0, 3, (2, 5, 5))
     y_pred = RNG.dirichlet(np.ones(3), (2, 5, 5)).astype(np.float32)
@@ -186,6 +204,7 @@ LOSS_BATCHES = {
     "dlkit>YOLOLoss": yolo_batch,
     "dlkit>DiceCrossEntropy": mask_batch,
     "dlkit>TripletLoss": identity_batch,
+    "dlkit>TaskAlignedLoss": anchor_free_batch,
 }
 
 
