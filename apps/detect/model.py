@@ -112,7 +112,7 @@ def build_model(config, meta, load_weights=True):
         # The stride-8 head works on 4x the cells of the stride-16 one: half as wide.
         head_width = width // 2 if name == "p3" else width
         if anchor_free:
-            raws.append(_predict_distances(level, head_width, name, grid, config.reg_max, classes))
+            raws.append(_predict_distances(level, head_width, name, grid, meta["head"]["reg_max"], classes))
             continue
         h = _conv(level, head_width, 3, f"{name}_head1")
         h = _conv(h, head_width, 3, f"{name}_head2")

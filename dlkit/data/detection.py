@@ -500,14 +500,15 @@ def recolor(image, factors):
 
 
 def encode_targets(boxes, classes, grids, anchors, max_boxes, assign_threshold=None):
-    """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`
-    (with no anchors, the (max_boxes, 6) list of `dlkit.losses.TaskAlignedLoss`).
+    """Normalised xyxy boxes -> the (A + max_boxes, 6) `y_true` of `dlkit.losses.YOLOLoss`.
 
-        Each box goes to the grid cell holding its centre, at the scale and anchor whose
-        shape has the best IoU with the box's shape. With `assign_threshold`, it also goes to
-        every other anchor (at that anchor's scale) whose shape IoU reaches the threshold
-        (YOLOv4's multi-anchor assignment): a box halfway between two anchor shapes then
-        trains both, instead of teaching one "object" and the other "nothing here".
+    Each box goes to the grid cell holding its centre, at the scale and anchor whose
+    shape has the best IoU with the box's shape. With `assign_threshold`, it also goes to
+    every other anchor (at that anchor's scale) whose shape IoU reaches the threshold
+    (YOLOv4's multi-anchor assignment): a box halfway between two anchor shapes then
+    trains both, instead of teaching one "object" and the other "nothing here". With no
+    anchors (an anchor-free head) A is 0: the (max_boxes, 6) box list of
+    `dlkit.losses.TaskAlignedLoss`.
     """
     from dlkit.edge.boxes import shape_iou, xyxy_to_cxcywh
 

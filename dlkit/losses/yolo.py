@@ -217,7 +217,7 @@ class TaskAlignedLoss(keras.losses.Loss):
         count = self.table.shape[0]
         box_logits, class_logits = y_pred[..., : 4 * self.reg_max], y_pred[..., 4 * self.reg_max :]
         boxes = decode_distances(box_logits, self.table, self.reg_max)
-        target_boxes, target_scores, foreground = task_aligned_assignment(
+        target_boxes, target_scores, _ = task_aligned_assignment(
             ops.sigmoid(class_logits),
             boxes,
             table[:, :2],
@@ -226,16 +226,16 @@ class TaskAlignedLoss(keras.losses.Loss):
             y_true[..., 4],
             top_k=self.top_k,
         )
-        weight = ops.sum(target_scores, axis=-1)  # (b, P), 0 off the foreground
+        weight = ops.sum(target_scores, axis=-1)  # (b, P), 0 off the foreground cells
         bce = ops.softplus(class_logits) - class_logits * target_scores
         cls = ops.sum(bce, axis=(1, 2))
-        box = ops.sum(weight * foreground * (1.0 - ciou(boxes, target_boxes)), axis=1)
+        box = ops.sum(weight * (1.0 - ciou(boxes, target_boxes)), axis=1)
         centre, grid = table[:, 0:2], table[:, 2:3]
         sides = (
             ops.concatenate([centre - target_boxes[..., :2], target_boxes[..., 2:] - centre], axis=-1) * grid
         )
         logits = ops.reshape(box_logits, (-1, count, 4, self.reg_max))
-        dfl = ops.sum(weight * foreground * distribution_focal_loss(logits, sides, self.reg_max), axis=1)
+        dfl = ops.sum(weight * distribution_focal_loss(logits, sides, self.reg_max), axis=1)
         return box, cls, dfl, ops.sum(weight, axis=1)
 
     def call(self, y_true, y_pred):
