@@ -12,8 +12,11 @@ environment of its own and name its Python with --python. On this machine's Pyth
 
     python -m venv ~/peer && ~/peer/bin/pip install torch==2.14.1 torchvision==0.29.1 ultralytics
     python tools/peer_ultralytics.py --python ~/peer/bin/python --minutes 54 --out runs/peer
+    python tools/peer_ultralytics.py --python ~/peer/bin/python --minutes 65 --image-data 2 --out runs/peer_v2
 
-The dlkit side (scenes, scoring) runs in dlkit's Python; only the training and the
+`--image-data 2` trains and scores on image data v2's scenes (distractors, held-out
+backgrounds), the data the shipped detector is measured on; its results go to
+tools/results/detect_peer_v2.json. The dlkit side (scenes, scoring) runs in dlkit's Python; only the training and the
 predictions run in the peer's, as `peer_ultralytics.py train-and-predict` (a JSON file of
 predictions passes between them). Results go to tools/results/detect_peer.json.
 """
@@ -102,7 +105,7 @@ def _epochs_done(csv_path):
         return None
 
 
-def main(python, minutes, out_dir, seed):
+def main(python, minutes, out_dir, seed, image_data=1):
     """dlkit's side: the default scenes, the peer run in its own Python, the scores."""
     from dlkit import io
     from dlkit.apps.detect.config import Config
@@ -110,7 +113,8 @@ def main(python, minutes, out_dir, seed):
     from dlkit.registry import get_app
 
     app = get_app("detect")
-    config = Config()
+    config = Config(image_data=image_data)
+    results_path = RESULTS if image_data == 1 else RESULTS.with_name(f"detect_peer_v{image_data}.json")
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(default_data(config))
@@ -137,8 +141,9 @@ def main(python, minutes, out_dir, seed):
         config.image_size,
         config.batch_size,
     )
+    results["image_data"] = image_data
     results.update(score(peer["predictions"], {split: loaded[split].targets for split in SPLITS}, labels))
-    io.write_json(RESULTS, results)
+    io.write_json(results_path, results)
     for split in (*SPLITS, "pooled"):
         scores = results[split]
         print(
@@ -146,7 +151,7 @@ def main(python, minutes, out_dir, seed):
             f"mAP@0.5:0.95 {scores['map50_95']:.3f} {_interval(scores['map50_95_ci95'])}, "
             f"class-agnostic {scores['class_agnostic_map50']:.3f} / {scores['class_agnostic_map50_95']:.3f}"
         )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results_path}")
 
 
 def score(predictions, targets, labels):
@@ -213,8 +218,11 @@ if __name__ == "__main__":
         )
         parser.add_argument("--out", default="runs/peer_ultralytics", help="work folder")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--image-data", type=int, choices=(1, 2), default=1, help="the offline image data's version"
+        )
         args = parser.parse_args()
         try:
-            main(args.python, args.minutes, args.out, args.seed)
+            main(args.python, args.minutes, args.out, args.seed, args.image_data)
         except subprocess.CalledProcessError as error:
             sys.exit(f"error: the peer run failed (exit {error.returncode}); its output is above")
