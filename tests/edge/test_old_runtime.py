@@ -125,10 +125,28 @@ def test_shipped_models_on_the_frozen_runtime(name, old_runtime, tmp_path):
     assert new.returncode == 0, new.stderr[-2000:]
     assert len(old_records) == len(new_records) == len(inputs)
     for a, b in zip(old_records, new_records):
-        assert_close(a, b)
+        assert_records_close(a, b)
     for old_map in (tmp_path / "old").glob("*_labels.png"):  # segment: pixel by pixel
         new_map = np.asarray(Image.open(tmp_path / "new" / old_map.name))
         assert np.mean(np.asarray(Image.open(old_map)) == new_map) >= 0.9, old_map.name
+
+
+def assert_records_close(a, b, tolerance=0.1):
+    """`assert_close`, except that segment's `class_confidence` (the mean confidence of
+    each class's pixels, for the classes with any pixel) may list a class in one record
+    only when it covers under 5% of the image in both: a few pixels the two runtimes'
+    rounding moved to a class (on a noise image, for the EfficientNet-Lite0 U-Net)."""
+    if "class_confidence" in a and "class_confidence" in b:
+        a, b = dict(a), dict(b)
+        ours, theirs = a.pop("class_confidence"), b.pop("class_confidence")
+        for name in ours.keys() ^ theirs.keys():
+            share = max(a["classes"].get(name, 0.0), b["classes"].get(name, 0.0))
+            assert share < 0.05, f"result.class_confidence: {name} covers {share:.1%} in one record only"
+        both = ours.keys() & theirs.keys()
+        assert_close(
+            {k: ours[k] for k in both}, {k: theirs[k] for k in both}, tolerance, "result.class_confidence"
+        )
+    assert_close(a, b, tolerance)
 
 
 def assert_close(a, b, tolerance=0.1, path="result"):
