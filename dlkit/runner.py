@@ -117,7 +117,13 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
     if init:
         init_bundle = ModelBundle.load(resolve_init(init), prefer="keras")
         if init_bundle.is_tflite:
-            raise DlkitError(f"{init_bundle.path}: --init needs a .keras model, not a TFLite file")
+            where = init_bundle.path
+            if where.parent.is_dir() and not any(where.parent.glob("*.keras")):
+                raise DlkitError(
+                    f"{where.parent}: --init needs a .keras model, and this folder holds TFLite files only; "
+                    "start from a pretrained backbone instead (--weights, or the default)"
+                )
+            raise DlkitError(f"{where}: --init needs a .keras model, not a TFLite file")
         init_parts = inheritable_parts(app, init_bundle)
         if not resume:  # A resumed run's saved config already holds the inherited fields.
             fields = app.architecture if not init_parts else part_fields(init_parts)

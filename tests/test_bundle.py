@@ -104,6 +104,16 @@ def test_init_from_an_app_with_nothing_to_inherit_is_a_one_line_error(tiny_run, 
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
+def test_init_from_a_folder_of_tflite_files_only_says_what_to_start_from(tiny_run, tmp_path):
+    shipped = tmp_path / "shipped"  # a shipped-model folder without a .keras (segment's)
+    shipped.mkdir()
+    for name in ("model.json", "model.int8.tflite"):
+        shutil.copy2(tiny_run / name, shipped / name)
+    result = run_cli("classify", "train", "--tiny", "--init", shipped, "--run-dir", tmp_path / "run")
+    assert_one_line_error(result, "holds TFLite files only; start from a pretrained backbone")
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
 def test_a_tokenizer_is_handed_over_as_metadata(contract_run, monkeypatch):
     from dlkit import registry
     from dlkit.app import App

@@ -26,6 +26,16 @@ def test_every_package_folder_is_listed():
     assert listed == found
 
 
+def test_saved_models_stay_within_their_budget():
+    """DESIGN's budget for every shipped model together: 150 MiB of files in the tree."""
+    files = [p for p in (ROOT / "saved_models").rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    largest = sorted(files, key=lambda p: p.stat().st_size)[-3:]
+    assert total <= 150 * 2**20, [
+        f"{p.relative_to(ROOT)}: {p.stat().st_size / 2**20:.1f} MiB" for p in largest
+    ]
+
+
 def test_wheel_installs_apps_inside_dlkit_and_predicts_with_shipped_models(tmp_path):
     build = subprocess.run(
         [
