@@ -120,8 +120,8 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
             where = init_bundle.path
             if where.parent.is_dir() and not any(where.parent.glob("*.keras")):
                 raise DlkitError(
-                    f"{where.parent}: --init needs a .keras model, and this folder holds TFLite files only; "
-                    "start from a pretrained backbone instead (--weights, or the default)"
+                    f"{where.parent}: --init needs a .keras model, and this folder holds TFLite files "
+                    "only; --init a training run's folder instead, or train without --init"
                 )
             raise DlkitError(f"{where}: --init needs a .keras model, not a TFLite file")
         init_parts = inheritable_parts(app, init_bundle)

@@ -110,7 +110,7 @@ def test_init_from_a_folder_of_tflite_files_only_says_what_to_start_from(tiny_ru
     for name in ("model.json", "model.int8.tflite"):
         shutil.copy2(tiny_run / name, shipped / name)
     result = run_cli("classify", "train", "--tiny", "--init", shipped, "--run-dir", tmp_path / "run")
-    assert_one_line_error(result, "holds TFLite files only; start from a pretrained backbone")
+    assert_one_line_error(result, "holds TFLite files only; --init a training run")
     assert not (tmp_path / "run" / "model.keras").exists()
 
 

@@ -14,11 +14,11 @@ environment of its own and name its Python with --python. On this machine's Pyth
     python tools/peer_ultralytics.py --python ~/peer/bin/python --minutes 54 --out runs/peer
     python tools/peer_ultralytics.py --python ~/peer/bin/python --minutes 65 --image-data 2 --out runs/peer_v2
 
-`--image-data 2` trains and scores on image data v2's scenes (distractors, held-out
-backgrounds), the data the shipped detector is measured on; its results go to
-tools/results/detect_peer_v2.json. The dlkit side (scenes, scoring) runs in dlkit's Python; only the training and the
+The dlkit side (scenes, scoring) runs in dlkit's Python; only the training and the
 predictions run in the peer's, as `peer_ultralytics.py train-and-predict` (a JSON file of
-predictions passes between them). Results go to tools/results/detect_peer.json.
+predictions passes between them). Results go to tools/results/detect_peer.json, or with
+`--image-data 2` (image data v2's scenes: distractors, held-out backgrounds; the data the
+shipped detector is measured on) to tools/results/detect_peer_v2.json.
 """
 
 import argparse
