@@ -115,15 +115,15 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
 
     init_bundle, init_parts = None, ()
     if init:
-        init_bundle = ModelBundle.load(resolve_init(init), prefer="keras")
+        source = resolve_init(init)
+        init_bundle = ModelBundle.load(source, prefer="keras")
         if init_bundle.is_tflite:
-            where = init_bundle.path
-            if where.parent.is_dir() and not any(where.parent.glob("*.keras")):
+            if Path(source).is_dir():  # prefer="keras": the folder holds no .keras
                 raise DlkitError(
-                    f"{where.parent}: --init needs a .keras model, and this folder holds TFLite files "
+                    f"{source}: --init needs a .keras model, and this folder holds TFLite files "
                     "only; --init a training run's folder instead, or train without --init"
                 )
-            raise DlkitError(f"{where}: --init needs a .keras model, not a TFLite file")
+            raise DlkitError(f"{init_bundle.path}: --init needs a .keras model, not a TFLite file")
         init_parts = inheritable_parts(app, init_bundle)
         if not resume:  # A resumed run's saved config already holds the inherited fields.
             fields = app.architecture if not init_parts else part_fields(init_parts)
