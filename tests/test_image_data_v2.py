@@ -48,6 +48,8 @@ def test_distractors_get_no_box_and_stay_background_in_the_masks():
         red = (scene.image[..., 0] > 200) & (scene.image[..., 2] < 50)
         seen_distractor |= blue.any()
         assert np.all(scene.class_mask[blue] == 0) and np.all(scene.instances[blue] == 0)
+        # The scene keeps the distractors' visible pixels: the blue ones, not the rest.
+        np.testing.assert_array_equal(scene.distractors, blue)
         assert np.all(scene.class_mask[red] == 1) and np.all(scene.classes == 0)
         # Every box is the extent of one red object's visible pixels, never a blue one.
         for k, (x0, y0, x1, y1) in enumerate(scene.boxes.astype(int)):

@@ -83,3 +83,19 @@ def test_a_varied_objects_colour_follows_its_saturation_contrast_and_brightness(
         expected = np.clip((y - x.mean()) * contrast + x.mean() * brightness, 0, 255)
         centre = varied[varied.shape[0] // 2, varied.shape[1] // 2, :3]
         np.testing.assert_allclose(centre, expected, atol=1.01)
+
+
+def test_split_scenes_composites_again_the_scenes_build_writes(tmp_path):
+    """A held-out split composited again gives the written scenes (masks exactly, images
+    up to JPEG), each with what the files do not keep: its distractors' pixels."""
+    from dlkit.data.scenes import build_segmentation, split_scenes
+
+    build_segmentation(tmp_path, image_size=64, counts={"train": 3, "val": 4, "test": 4})
+    again = list(split_scenes("test", 4, image_size=64))
+    assert [name for name, _ in again] == [f"test_{k:05d}" for k in range(4)]
+    for name, scene in again:
+        mask = np.asarray(Image.open(tmp_path / "masks" / "test" / f"{name}.png"))
+        np.testing.assert_array_equal(mask, scene.class_mask)
+        image = np.asarray(Image.open(tmp_path / "images" / "test" / f"{name}.jpg")).astype(float)
+        assert np.abs(image - scene.image).mean() < 8  # JPEG at quality 92
+        assert not scene.distractors.any()  # version 1 pastes none

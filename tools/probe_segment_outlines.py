@@ -10,7 +10,12 @@ where "object or not" is wrong):
   1, 2 or 4 pixels of an outline were forgiven (the outline's share of the gap to 1.0);
 - by object: true objects the model finds less than half of (missed) and predicted
   blobs with almost nothing true under them (invented), and the foreground IoU with those
-  objects' errors forgiven.
+  objects' errors forgiven;
+- on image data v2's scenes, by distractor: the held-out scenes are composited again
+  (their masks checked against the stored ones) for the pixels of the unlabelled
+  distractor objects the files do not keep: the share of those painted as objects, the
+  invented blobs lying mostly on a distractor, and the foreground IoU with those
+  pixels forgiven.
 
     python tools/probe_segment_outlines.py [MODEL_DIR ...] [--out tools/results/segment_outlines.json]
 
@@ -45,13 +50,14 @@ def upsample(probs, height, width, how):
     return np.argmax(tf.image.resize(probs[None], (height, width), method="bilinear").numpy()[0], axis=-1)
 
 
-def lonely_regions(mask, other, share, whole, error):
+def lonely_regions(mask, other, share, whole, error, near=None):
     """(regions of `mask` of MIN_OBJECT pixels or more, those with less than `share` of
-    their pixels in `other`); the error pixels of the lonely ones are added to `whole`."""
+    their pixels in `other`, the lonely ones with at least half their pixels in `near`);
+    the error pixels of the lonely ones are added to `whole`."""
     from scipy import ndimage
 
     regions, count = ndimage.label(mask)
-    found = lonely = 0
+    found = lonely = lonely_near = 0
     for index in range(1, count + 1):
         pixels = regions == index
         if pixels.sum() < MIN_OBJECT:
@@ -60,7 +66,9 @@ def lonely_regions(mask, other, share, whole, error):
         if (pixels & other).sum() < share * pixels.sum():
             lonely += 1
             whole |= pixels & error
-    return found, lonely
+            if near is not None and (pixels & near).sum() >= 0.5 * pixels.sum():
+                lonely_near += 1
+    return found, lonely, lonely_near
 
 
 class OutlineErrors:
@@ -71,8 +79,10 @@ class OutlineErrors:
         self.errors_within = dict.fromkeys(BANDS, 0)
         self.object_errors = 0
         self.true_objects = self.missed = self.predicted_blobs = self.invented = 0
+        self.distractor_pixels = self.distractor_errors = self.invented_on_distractors = None
 
-    def update(self, truth, predicted):
+    def update(self, truth, predicted, distractors=None):
+        """`distractors`: (h, w) bool, the pixels of unlabelled distractor objects, or None."""
         from scipy import ndimage
 
         valid = truth != VOID
@@ -87,11 +97,15 @@ class OutlineErrors:
         for band in BANDS:
             self.errors_within[band] += int((error & (distance <= band)).sum())
         whole = np.zeros_like(error)
-        found, missed = lonely_regions(true_fg, predicted_fg, 0.5, whole, error)
+        found, missed, _ = lonely_regions(true_fg, predicted_fg, 0.5, whole, error)
         self.true_objects, self.missed = self.true_objects + found, self.missed + missed
-        found, invented = lonely_regions(predicted_fg, true_fg, 0.1, whole, error)
+        found, invented, on = lonely_regions(predicted_fg, true_fg, 0.1, whole, error, distractors)
         self.predicted_blobs, self.invented = self.predicted_blobs + found, self.invented + invented
         self.object_errors += int(whole.sum())
+        if distractors is not None:
+            self.distractor_pixels = (self.distractor_pixels or 0) + int((distractors & valid).sum())
+            self.distractor_errors = (self.distractor_errors or 0) + int((distractors & error).sum())
+            self.invented_on_distractors = (self.invented_on_distractors or 0) + int(on)
 
     def result(self):
         iou = self.intersection / self.union
@@ -113,7 +127,38 @@ class OutlineErrors:
             "invented_blobs": self.invented,
             "share_of_errors_in_missed_or_invented": self.object_errors / errors,
             "iou_if_missed_and_invented_forgiven": forgiven(self.object_errors),
+            **(
+                {
+                    "distractor_pixels": self.distractor_pixels,
+                    "share_of_distractor_pixels_painted": self.distractor_errors / self.distractor_pixels,
+                    "share_of_errors_on_distractors": self.distractor_errors / errors,
+                    "invented_blobs_on_distractors": self.invented_on_distractors,
+                    "iou_if_distractor_errors_forgiven": forgiven(self.distractor_errors),
+                }
+                if self.distractor_pixels is not None
+                else {}
+            ),
         }
+
+
+def held_out_distractors(config, pairs):
+    """{scene name: its distractors' pixels} of the offline v2 scenes in `pairs` (none on
+    v1, which pastes no distractors), composited again; each scene's class mask must equal
+    the stored one, or the scenes are not the ones scored."""
+    from dlkit.data.scenes import split_scenes
+
+    if config.image_data != 2:
+        return {}
+    stored = {Path(image).stem: mask for image, mask in pairs}
+    found = {}
+    for split, number in (("val", config.val_images), ("test", config.test_images)):
+        for name, scene in split_scenes(split, number, version=2):
+            if name not in stored:
+                continue
+            if not np.array_equal(scene.class_mask, read_mask(stored[name])):
+                raise SystemExit(f"{name}: composited again, its mask differs from the stored one")
+            found[name] = scene.distractors
+    return found
 
 
 def probe(app, model_dir):
@@ -126,16 +171,17 @@ def probe(app, model_dir):
     evaluators = {how: SegmentationEvaluator(meta["labels"]) for how in ("nearest", "bilinear")}
     outlines = {how: OutlineErrors() for how in evaluators}
     pairs = [pair for split in ("val", "test") for pair in source.splits[split]]
+    distractors = held_out_distractors(config, pairs) if meta.get("data") is None else {}
     for start in range(0, len(pairs), 32):
         chunk = pairs[start : start + 32]
         images = [load_image(image) for image, _ in chunk]
         masks = [read_mask(mask) for _, mask in chunk]
         probs = run(np.stack([resize(image, (size, size)).astype(np.float32) for image in images]))[0]
-        for scores, mask in zip(np.asarray(probs), masks):
+        for scores, mask, (image, _) in zip(np.asarray(probs), masks, chunk):
             for how, evaluator in evaluators.items():
                 labels = upsample(scores, *mask.shape, how)
                 evaluator.update([labels[None]], mask[None])
-                outlines[how].update(mask, labels)
+                outlines[how].update(mask, labels, distractors.get(Path(image).stem))
     result = {
         "model": str(model_dir),
         "image_size": size,

@@ -117,6 +117,8 @@ class Scene:
         instances: (size, size) int32: 0 background, k for the pixels of object k - 1
             (the k-th row of `boxes`).
         class_mask: (size, size) int32: 0 background, c + 1 for the pixels of class c.
+        distractors: (size, size) bool: the visible pixels of the unlabelled distractor
+            objects (background in the masks; the written files do not keep them).
     """
 
     image: np.ndarray
@@ -124,6 +126,7 @@ class Scene:
     classes: np.ndarray
     instances: np.ndarray
     class_mask: np.ndarray
+    distractors: np.ndarray = None
 
     def __iter__(self):
         # (image, boxes, classes), as the detection code unpacks a scene.
@@ -173,8 +176,10 @@ def compose(
     boxes, classes = [], []
     instances = np.zeros_like(ids)
     class_mask = np.zeros_like(ids)
+    others = np.zeros(ids.shape, bool)
     for k, ((_, label), (total, (rows, columns))) in enumerate(zip(picks, placed)):
         if label is None:  # a distractor
+            others[rows, columns] |= ids[rows, columns] == k + 1
             continue
         visible = ids[rows, columns] == k + 1  # an object's pixels lie in its window
         class_mask[rows, columns][visible] = label + 1
@@ -191,7 +196,38 @@ def compose(
         np.array(classes, np.int64),
         instances,
         class_mask,
+        others,
     )
+
+
+SPLITS = ("train", "val", "test")  # build_scenes' order: each split's scenes draw from its own seed
+
+
+def _scene_sources(version):
+    """(class names, cut-outs per split, backgrounds, distractor cut-outs per split or None)."""
+    cutouts = find_cutouts(version=version)
+    others = split_cutouts({"other": find_distractors()}) if version == 2 else None
+    return sorted(cutouts), split_cutouts(cutouts), load_backgrounds(version), others
+
+
+def _split_scenes(sources, split, number, image_size, seed, version):
+    """(name, Scene) of one split's `number` scenes, as `build_scenes` composites them."""
+    labels, splits, backgrounds, others = sources
+    objects = [(load_cutout(c.path), labels.index(c.label)) for c in splits[split]]
+    extra = {}
+    if others is not None:
+        extra["distractors"] = [load_cutout(c.path) for c in others[split]]
+    scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    for index in range(number):
+        yield f"{split}_{index:05d}", compose(scene_backgrounds, objects, rng, image_size, **extra)
+
+
+def split_scenes(split, number, image_size=256, seed=0, version=1):
+    """The first `number` scenes of `split` that `build_scenes` writes, composited again,
+    with what the written files do not keep (each Scene's `distractors`): (name, Scene)
+    pairs, in order."""
+    return _split_scenes(_scene_sources(version), split, number, image_size, seed, version)
 
 
 def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=None, version=1):
@@ -201,26 +237,15 @@ def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=N
     image data's (`dlkit.data.tuxpaint`); 2 adds distractors and splits the backgrounds."""
     counts = counts or {"train": 3000, "val": 300, "test": 300}
     out_dir = Path(out_dir)
-    cutouts = find_cutouts(version=version)
-    labels = sorted(cutouts)
-    splits = split_cutouts(cutouts)
-    backgrounds = load_backgrounds(version)
-    others = split_cutouts({"other": find_distractors()}) if version == 2 else None
+    sources = _scene_sources(version)
     total, done = sum(counts.values()), 0
-    for split_index, (split, number) in enumerate(counts.items()):
-        objects = [(load_cutout(c.path), labels.index(c.label)) for c in splits[split]]
-        extra = {}
-        if others is not None:
-            extra["distractors"] = [load_cutout(c.path) for c in others[split]]
-        scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
-        rng = np.random.default_rng([seed, split_index])
-        for index in range(number):
-            scene = compose(scene_backgrounds, objects, rng, image_size, **extra)
-            write(out_dir, split, f"{split}_{index:05d}", scene)
+    for split, number in counts.items():
+        for name, scene in _split_scenes(sources, split, number, image_size, seed, version):
+            write(out_dir, split, name, scene)
             done += 1
             if progress and (done % 50 == 0 or done == total):
                 progress(done, total)
-    return {"labels": labels, **counts}
+    return {"labels": sources[0], **counts}
 
 
 def write_yolo_scene(out_dir, split, name, scene):
