@@ -23,6 +23,7 @@ class Config(TransferConfig):
             ("encoder_filters", "decoder_filters", "train_images", "val_images", "test_images"), AT_LEAST_ONE
         ),
         "color": PROBABILITY,
+        "fresh_scenes": PROBABILITY,
         "image_data": IMAGE_DATA,
     }
 
@@ -44,6 +45,9 @@ class Config(TransferConfig):
     # distractor objects and held-out backgrounds (dlkit.data.tuxpaint).
     image_data: int = 1
     train_images: int = 1500  # offline default scenes per split
+    # Offline default data: the fraction of each training epoch's scenes composited anew
+    # (classes drawn evenly, each object's shape and colour varied), as detect does.
+    fresh_scenes: float = 0.0
     val_images: int = 300
     test_images: int = 300
     max_drop: float = 2.0  # export fails when TFLite mean IoU drops more (points)

@@ -24,6 +24,7 @@ class MaskSource:
     splits: dict  # split -> [(image path, mask path)]
     fingerprint: str = ""
     skipped: list = field(default_factory=list)
+    scenes: object = None  # dlkit.data.scenes.TrainingScenes of the offline default, or None
 
 
 @dataclass
@@ -32,6 +33,7 @@ class LoadedMasks:
     targets: np.ndarray  # (n, size, size) uint8 class ids in the model's order
     paths: list
     skipped: list = field(default_factory=list)
+    scenes: object = None  # callable(rng) -> a fresh (image, mask) like inputs[k], targets[k]
 
 
 def default_data(config, progress=None):
@@ -68,9 +70,14 @@ def open_source(config, source, progress=None):
 
     if source is None:
         version = "" if config.image_data == 1 else ", image data v2"
-        return _folder_source(
+        found = _folder_source(
             config, default_data(config, progress), f"default (Tux Paint scenes with masks{version})"
         )
+        if config.fresh_scenes > 0:
+            from dlkit.data.scenes import TrainingScenes
+
+            found.scenes = TrainingScenes(version=config.image_data)  # at the stored scenes' size
+        return found
     source = str(source)
     if source.startswith("tfds:"):
         name = source[5:]
@@ -227,6 +234,11 @@ def load_split(config, source, split, meta=None, progress=None):
     lookup[: len(mapping)] = np.maximum(mapping, 0)
     lookup[VOID] = VOID  # kept: neither trained (dlkit.losses.DiceCrossEntropy) nor scored
     size = config.image_size
+
+    def decode(image, mask):
+        small = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+        return resize(image, (size, size)), lookup[small]
+
     images, masks, paths, skipped = [], [], [], list(source.skipped if split == "train" else [])
     for index, (image_path, mask_path) in enumerate(pairs):
         try:
@@ -236,15 +248,22 @@ def load_split(config, source, split, meta=None, progress=None):
         except InvalidInputError as error:
             skipped.append(str(error))
             continue
-        images.append(resize(image, (size, size)))
-        small = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
-        masks.append(lookup[small])
+        image, mask = decode(image, mask)
+        images.append(image)
+        masks.append(mask)
         paths.append(str(image_path))
         if progress and (index + 1) % 200 == 0:
             progress(index + 1, len(pairs), f"decoding {split}")
     if not images:
         raise DlkitError(f"{source.description}: no readable {split} image and mask")
-    return LoadedMasks(np.stack(images), np.stack(masks), paths, skipped)
+    fresh = None
+    if split == "train" and source.scenes is not None:
+
+        def fresh(rng):
+            scene = source.scenes.scene(rng)
+            return decode(scene.image, scene.class_mask.astype(np.uint8))
+
+    return LoadedMasks(np.stack(images), np.stack(masks), paths, skipped, scenes=fresh)
 
 
 def make_dataset(config, loaded, training=False, meta=None):
@@ -252,13 +271,18 @@ def make_dataset(config, loaded, training=False, meta=None):
     Training data is shuffled and augmented, image and mask together: a left-right flip,
     a zoom in by up to `1 + zoom` with a random crop back to size (bilinear for the
     image, nearest neighbour for the mask, so labels stay labels); brightness and
-    contrast by up to `color` on the image only."""
+    contrast by up to `color` on the image only. On the offline default data a
+    `fresh_scenes` fraction of each epoch's training scenes are new ones."""
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
-    if training:
-        dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
     size = config.image_size
+    fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
+    if fresh:
+        dataset = _fresh_examples(config, loaded, fresh)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
+        if training:
+            dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
 
     def prepare(image, mask):
         image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.int32)
@@ -285,6 +309,38 @@ def make_dataset(config, loaded, training=False, meta=None):
 
     dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _fresh_examples(config, loaded, fresh):
+    """(uint8 image, uint8 mask) of one training epoch: the stored scenes in a new order,
+    each replaced by a new scene with probability `fresh`. Every example comes from a seed
+    of its own (the run's seed, the epoch, its index), in a parallel `map`."""
+    import tensorflow as tf
+
+    count, size = len(loaded.inputs), config.image_size
+    epochs = [0]
+
+    def order():
+        epoch = epochs[0]
+        epochs[0] += 1
+        for index in np.random.default_rng([config.seed, epoch]).permutation(count):
+            yield epoch, index
+
+    def example(epoch, index):
+        rng = np.random.default_rng([config.seed, int(epoch), int(index)])
+        if rng.random() < fresh:
+            return loaded.scenes(rng)
+        return loaded.inputs[index], loaded.targets[index]
+
+    def make(epoch, index):
+        image, mask = tf.numpy_function(example, [epoch, index], (tf.uint8, tf.uint8), stateful=False)
+        return tf.ensure_shape(image, (size, size, 3)), tf.ensure_shape(mask, (size, size))
+
+    indices = tf.data.Dataset.from_generator(
+        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
+    )
+    dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
 SAMPLE_COLORS = ((220, 30, 30), (30, 30, 220))

@@ -171,6 +171,36 @@ def test_offline_scenes_come_with_masks_of_the_pasted_objects():
     assert all(len(np.unique(mask)) >= 2 for mask in split.targets)  # background and an object
 
 
+@pytest.mark.realdata
+def test_fresh_scenes_replace_stored_ones_from_a_seed_of_their_own():
+    """`fresh_scenes`: each training example is a new scene with that probability, its
+    mask the scene's own, the same from the same seed; 0 keeps the stored scenes."""
+    from dlkit.data.tuxpaint import STAMPS_ROOT
+
+    if not STAMPS_ROOT.is_dir():
+        pytest.skip("needs: apt-get install tuxpaint-stamps-default")
+    config = dataclasses.replace(
+        Config.tiny(), train_images=4, val_images=2, test_images=2, augment=False, batch_size=4
+    )
+
+    def first_batch(fresh):
+        settings = dataclasses.replace(config, fresh_scenes=fresh)
+        loaded = load_split(settings, open_source(settings, None), "train")
+        images, masks = next(iter(make_dataset(settings, loaded, training=True)))
+        return loaded, images.numpy(), masks.numpy()
+
+    loaded, images, masks = first_batch(1.0)
+    stored = {loaded.inputs[k].astype(np.float32).tobytes() for k in range(len(loaded.inputs))}
+    assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 64, 64)
+    assert not any(image.tobytes() in stored for image in images)  # every scene is new
+    assert set(np.unique(masks)) <= set(range(6)) and all(len(np.unique(m)) >= 2 for m in masks)
+    _, again, again_masks = first_batch(1.0)
+    np.testing.assert_array_equal(images, again)
+    np.testing.assert_array_equal(masks, again_masks)
+    _, kept, _ = first_batch(0.0)
+    assert all(image.tobytes() in stored for image in kept)
+
+
 def test_shipped_model_replays_its_golden_vectors_on_the_edge_path():
     from dlkit.edge.bundle import ModelBundle
     from dlkit.engine import runner_for
