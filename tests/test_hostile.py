@@ -173,11 +173,16 @@ def hostile_datasets(app, root, sample):
 
 
 @pytest.mark.parametrize("name", ["detect", "segment"])
-def test_hostile_image_datasets_load_with_the_bad_parts_reported_or_stop_in_one_line(name, tmp_path):
+def test_hostile_image_datasets_load_with_the_bad_parts_reported_or_stop_in_one_line(
+    name, tmp_path, monkeypatch
+):
     """Malformed YOLO, COCO and VOC files and masks: a bad row, entry or file is skipped and
     named; a dataset that cannot be read stops `train` with one line before any epoch
     (no traceback, no hang: a YAML alias bomb, an XML entity bomb, JSON nested 100,000 deep)."""
     from dlkit.errors import DlkitError
+
+    # What these cases prepare (COCO masks rasterised per file) stays out of the user's cache.
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
 
     app = get_app(name)
     sample = app.write_sample_data(tmp_path / "sample")
