@@ -118,6 +118,7 @@ def make_dataset(config, loaded, training=False, meta=None):
     """
     import tensorflow as tf
 
+    from dlkit.data.batches import seeded_examples
     from dlkit.layers.yolo import anchor_table
 
     grids, anchors = meta["grids"], meta["anchors"]
@@ -125,14 +126,6 @@ def make_dataset(config, loaded, training=False, meta=None):
     count = len(loaded.inputs)
     size = config.image_size
     fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
-    epochs = [0]
-
-    def order():
-        epoch = epochs[0]
-        epochs[0] += 1
-        indices = np.random.default_rng([config.seed, epoch]).permutation(count) if training else range(count)
-        for index in indices:
-            yield epoch, index
 
     def example(epoch, index):
         rng = np.random.default_rng([config.seed, int(epoch), int(index)])
@@ -150,21 +143,13 @@ def make_dataset(config, loaded, training=False, meta=None):
         )
         return np.ascontiguousarray(image), y.astype(np.float32), view, colors
 
-    def make(epoch, index):
-        image, y, view, colors = tf.numpy_function(
-            example, [epoch, index], (tf.uint8, tf.float32, tf.float32, tf.float32), stateful=False
-        )
-        return (
-            tf.ensure_shape(image, (size, size, 3)),
-            tf.ensure_shape(y, (rows, 6)),
-            tf.ensure_shape(view, (4,)),
-            tf.ensure_shape(colors, (3,)),
-        )
-
-    indices = tf.data.Dataset.from_generator(
-        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
-    )
-    dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    specs = [
+        tf.TensorSpec((size, size, 3), tf.uint8),
+        tf.TensorSpec((rows, 6), tf.float32),
+        tf.TensorSpec((4,), tf.float32),
+        tf.TensorSpec((3,), tf.float32),
+    ]
+    dataset = seeded_examples(count, config.seed, example, specs, shuffle=training)
     batches = -(-count // config.batch_size)
 
     def finish(images, y, view, colors):

@@ -313,18 +313,13 @@ def make_dataset(config, loaded, training=False, meta=None):
 
 def _fresh_examples(config, loaded, fresh):
     """(uint8 image, uint8 mask) of one training epoch: the stored scenes in a new order,
-    each replaced by a new scene with probability `fresh`. Every example comes from a seed
-    of its own (the run's seed, the epoch, its index), in a parallel `map`."""
+    each replaced by a new scene with probability `fresh`, from a seed of its own (the
+    run's seed, the epoch, its index)."""
     import tensorflow as tf
 
-    count, size = len(loaded.inputs), config.image_size
-    epochs = [0]
+    from dlkit.data.batches import seeded_examples
 
-    def order():
-        epoch = epochs[0]
-        epochs[0] += 1
-        for index in np.random.default_rng([config.seed, epoch]).permutation(count):
-            yield epoch, index
+    size = config.image_size
 
     def example(epoch, index):
         rng = np.random.default_rng([config.seed, int(epoch), int(index)])
@@ -332,15 +327,8 @@ def _fresh_examples(config, loaded, fresh):
             return loaded.scenes(rng)
         return loaded.inputs[index], loaded.targets[index]
 
-    def make(epoch, index):
-        image, mask = tf.numpy_function(example, [epoch, index], (tf.uint8, tf.uint8), stateful=False)
-        return tf.ensure_shape(image, (size, size, 3)), tf.ensure_shape(mask, (size, size))
-
-    indices = tf.data.Dataset.from_generator(
-        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
-    )
-    dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.apply(tf.data.experimental.assert_cardinality(count))
+    specs = [tf.TensorSpec((size, size, 3), tf.uint8), tf.TensorSpec((size, size), tf.uint8)]
+    return seeded_examples(len(loaded.inputs), config.seed, example, specs)
 
 
 SAMPLE_COLORS = ((220, 30, 30), (30, 30, 220))

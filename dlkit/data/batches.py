@@ -1,4 +1,5 @@
-"""Batches of in-memory arrays gathered by index, for tf.data pipelines."""
+"""tf.data pipelines built on indices: batches of in-memory arrays gathered by index, and
+examples made in numpy each from a seed of its own."""
 
 
 def gathered_batches(arrays, batch_size, shuffle_seed=None):
@@ -25,3 +26,42 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None):
         lambda index: keras.tree.map_structure(lambda tensor: tf.gather(tensor, index), tensors),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+
+
+def seeded_examples(count, seed, example, specs, shuffle=True):
+    """A `tf.data.Dataset` of one epoch's `example(epoch, index)` for the `count` indices,
+    made in numpy in a parallel, order-keeping `map`.
+
+    Each pass over the dataset is the next epoch: with `shuffle` its indices come in a new
+    order drawn from (`seed`, epoch). `example` gets the epoch and the index as numpy
+    integers and returns one array per `specs` entry (a `tf.TensorSpec`: dtype and shape);
+    seeding its own draws from (seed, epoch, index) makes every example the same whatever
+    the number of threads.
+
+    Example:
+        >>> def example(epoch, index):
+        ...     rng = np.random.default_rng([0, int(epoch), int(index)])
+        ...     return make_scene(rng)
+        >>> seeded_examples(3000, 0, example, [tf.TensorSpec((256, 256, 3), tf.uint8)])
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    epochs = [0]
+
+    def order():
+        epoch = epochs[0]
+        epochs[0] += 1
+        indices = np.random.default_rng([seed, epoch]).permutation(count) if shuffle else range(count)
+        for index in indices:
+            yield epoch, index
+
+    def make(epoch, index):
+        outputs = tf.numpy_function(example, [epoch, index], [spec.dtype for spec in specs], stateful=False)
+        return tuple(tf.ensure_shape(output, spec.shape) for output, spec in zip(outputs, specs))
+
+    indices = tf.data.Dataset.from_generator(
+        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
+    )
+    dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
