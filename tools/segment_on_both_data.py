@@ -6,7 +6,10 @@ each split apart and pooled, with bootstrap 95% intervals over scenes. The resul
 into `tools/results/segment_v1_v2.json` under each model's label; models already there
 under other labels are kept, so the table grows one trained model at a time.
 
-    python tools/segment_on_both_data.py "LABEL=RUN_DIR" ["LABEL=RUN_DIR" ...]
+    python tools/segment_on_both_data.py [--raw] "LABEL=RUN_DIR" ["LABEL=RUN_DIR" ...]
+
+`--raw` scores on the same held-out scenes composited again, as they are before their
+JPEG encoding (`image_data_N_raw`): how much a model depends on the JPEG look.
 """
 
 import dataclasses
@@ -27,16 +30,37 @@ NOTE = (
 )
 
 
-def score(app, folder, version):
+def score(app, folder, version, raw=False):
     """{val, test, pooled: the KEYS of each report} of the model in `folder` on `version`'s
-    held-out scenes."""
+    held-out scenes (`raw`: composited again, without the files' JPEG encoding)."""
     meta = io.read_json(folder / "model.json")
     config = dataclasses.replace(config_of(app, meta), image_data=version)
     source = app.open_source(config, None)  # the offline default scenes of that version
     splits = {split: app.load_split(config, source, split, meta=meta) for split in ("val", "test")}
+    if raw:
+        splits = {name: raw_split(config, name, split) for name, split in splits.items()}
     run = runner_for(app, ModelBundle.load(folder / "model.keras", app=app.name), config)
     reports = score_splits(app, config, meta, run, splits)
     return {split: summary(report) for split, report in reports.items()}
+
+
+def raw_split(config, name, stored):
+    """`stored` (a decoded held-out split) with its images replaced by the same scenes
+    composited again, decoded the same way; their masks must be the stored ones."""
+    import numpy as np
+    from PIL import Image
+
+    from dlkit.data.scenes import split_scenes
+    from dlkit.edge.image import resize
+
+    size = config.image_size
+    scenes = [scene for _, scene in split_scenes(name, len(stored.inputs), version=config.image_data)]
+    for scene, target in zip(scenes, stored.targets):
+        mask = Image.fromarray(scene.class_mask.astype(np.uint8)).resize((size, size), Image.NEAREST)
+        if not np.array_equal(np.asarray(mask), target):
+            raise SystemExit(f"{name}: a scene composited again has another mask than the stored one")
+    images = np.stack([resize(scene.image, (size, size)) for scene in scenes])
+    return dataclasses.replace(stored, inputs=images)
 
 
 def summary(report):
@@ -46,17 +70,18 @@ def summary(report):
     return out
 
 
-def main(pairs):
+def main(pairs, raw=False):
     app = get_app("segment")
     results = io.read_json(RESULTS) if RESULTS.exists() else {"models": {}}
     results["note"] = NOTE
+    suffix = "_raw" if raw else ""
     for label, folder in pairs:
         for version in (1, 2):
-            scored = score(app, Path(folder), version)
-            results["models"].setdefault(label, {})[f"image_data_{version}"] = scored
+            scored = score(app, Path(folder), version, raw)
+            results["models"].setdefault(label, {})[f"image_data_{version}{suffix}"] = scored
             pooled = scored["pooled"]
             print(
-                f"{label}, image data v{version}: mean IoU {pooled['miou']:.3f}, "
+                f"{label}, image data v{version}{suffix}: mean IoU {pooled['miou']:.3f}, "
                 f"foreground IoU {pooled['foreground_iou']:.3f}, boundary F {pooled['boundary_f']:.3f}",
                 flush=True,
             )
@@ -64,7 +89,7 @@ def main(pairs):
 
 
 if __name__ == "__main__":
-    pairs = [arg.rsplit("=", 1) for arg in sys.argv[1:]]  # a label may hold "="
+    pairs = [arg.rsplit("=", 1) for arg in sys.argv[1:] if arg != "--raw"]  # a label may hold "="
     if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         sys.exit(__doc__)
-    main(pairs)
+    main(pairs, raw="--raw" in sys.argv)
