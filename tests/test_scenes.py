@@ -85,17 +85,33 @@ def test_a_varied_objects_colour_follows_its_saturation_contrast_and_brightness(
         np.testing.assert_allclose(centre, expected, atol=1.01)
 
 
-def test_split_scenes_composites_again_the_scenes_build_writes(tmp_path):
-    """A held-out split composited again gives the written scenes (masks exactly, images
-    up to JPEG), each with what the files do not keep: its distractors' pixels."""
-    from dlkit.data.scenes import build_segmentation, split_scenes
+def test_stored_scenes_are_composited_again_with_their_distractors(tmp_path):
+    """Written scenes composited again: masks exactly, images up to JPEG, each with what
+    the files do not keep (its distractors' pixels); a mask that differs stops it."""
+    import pytest
+
+    from dlkit.data.scenes import build_segmentation, stored_scenes_again
+    from dlkit.errors import DlkitError
 
     build_segmentation(tmp_path, image_size=64, counts={"train": 3, "val": 4, "test": 4})
-    again = list(split_scenes("test", 4, image_size=64))
-    assert [name for name, _ in again] == [f"test_{k:05d}" for k in range(4)]
-    for name, scene in again:
-        mask = np.asarray(Image.open(tmp_path / "masks" / "test" / f"{name}.png"))
-        np.testing.assert_array_equal(mask, scene.class_mask)
-        image = np.asarray(Image.open(tmp_path / "images" / "test" / f"{name}.jpg")).astype(float)
+    names = ["val_00001", "test_00000", "test_00003"]
+    pairs = [
+        (
+            tmp_path / "images" / n.split("_")[0] / f"{n}.jpg",
+            tmp_path / "masks" / n.split("_")[0] / f"{n}.png",
+        )
+        for n in names
+    ]
+    again = stored_scenes_again(pairs, image_size=64)
+    assert sorted(again) == sorted(names)
+    for image_path, mask_path in pairs:
+        scene = again[image_path.stem]
+        np.testing.assert_array_equal(np.asarray(Image.open(mask_path)), scene.class_mask)
+        image = np.asarray(Image.open(image_path)).astype(float)
         assert np.abs(image - scene.image).mean() < 8  # JPEG at quality 92
         assert not scene.distractors.any()  # version 1 pastes none
+    changed = np.asarray(Image.open(pairs[0][1])).copy()
+    changed[0, 0] = 5 if changed[0, 0] != 5 else 4
+    Image.fromarray(changed).save(pairs[0][1])
+    with pytest.raises(DlkitError, match="val_00001.png"):
+        stored_scenes_again(pairs, image_size=64)

@@ -79,7 +79,8 @@ class OutlineErrors:
         self.errors_within = dict.fromkeys(BANDS, 0)
         self.object_errors = 0
         self.true_objects = self.missed = self.predicted_blobs = self.invented = 0
-        self.distractor_pixels = self.distractor_errors = self.invented_on_distractors = None
+        self.distractor_pixels = self.distractor_errors = self.invented_on_distractors = 0
+        self.saw_distractors = False
 
     def update(self, truth, predicted, distractors=None):
         """`distractors`: (h, w) bool, the pixels of unlabelled distractor objects, or None."""
@@ -103,9 +104,10 @@ class OutlineErrors:
         self.predicted_blobs, self.invented = self.predicted_blobs + found, self.invented + invented
         self.object_errors += int(whole.sum())
         if distractors is not None:
-            self.distractor_pixels = (self.distractor_pixels or 0) + int((distractors & valid).sum())
-            self.distractor_errors = (self.distractor_errors or 0) + int((distractors & error).sum())
-            self.invented_on_distractors = (self.invented_on_distractors or 0) + int(on)
+            self.saw_distractors = True
+            self.distractor_pixels += int((distractors & valid).sum())
+            self.distractor_errors += int((distractors & error).sum())
+            self.invented_on_distractors += on
 
     def result(self):
         iou = self.intersection / self.union
@@ -135,7 +137,7 @@ class OutlineErrors:
                     "invented_blobs_on_distractors": self.invented_on_distractors,
                     "iou_if_distractor_errors_forgiven": forgiven(self.distractor_errors),
                 }
-                if self.distractor_pixels is not None
+                if self.saw_distractors
                 else {}
             ),
         }
@@ -143,22 +145,13 @@ class OutlineErrors:
 
 def held_out_distractors(config, pairs):
     """{scene name: its distractors' pixels} of the offline v2 scenes in `pairs` (none on
-    v1, which pastes no distractors), composited again; each scene's class mask must equal
-    the stored one, or the scenes are not the ones scored."""
-    from dlkit.data.scenes import split_scenes
+    v1, which pastes no distractors), composited again and checked against the stored
+    masks."""
+    from dlkit.data.scenes import stored_scenes_again
 
     if config.image_data != 2:
         return {}
-    stored = {Path(image).stem: mask for image, mask in pairs}
-    found = {}
-    for split, number in (("val", config.val_images), ("test", config.test_images)):
-        for name, scene in split_scenes(split, number, version=2):
-            if name not in stored:
-                continue
-            if not np.array_equal(scene.class_mask, read_mask(stored[name])):
-                raise SystemExit(f"{name}: composited again, its mask differs from the stored one")
-            found[name] = scene.distractors
-    return found
+    return {name: scene.distractors for name, scene in stored_scenes_again(pairs, version=2).items()}
 
 
 def probe(app, model_dir):

@@ -38,29 +38,24 @@ def score(app, folder, version, raw=False):
     source = app.open_source(config, None)  # the offline default scenes of that version
     splits = {split: app.load_split(config, source, split, meta=meta) for split in ("val", "test")}
     if raw:
-        splits = {name: raw_split(config, name, split) for name, split in splits.items()}
+        splits = {name: raw_split(config, source, name, split) for name, split in splits.items()}
     run = runner_for(app, ModelBundle.load(folder / "model.keras", app=app.name), config)
     reports = score_splits(app, config, meta, run, splits)
     return {split: summary(report) for split, report in reports.items()}
 
 
-def raw_split(config, name, stored):
+def raw_split(config, source, name, stored):
     """`stored` (a decoded held-out split) with its images replaced by the same scenes
-    composited again, decoded the same way; their masks must be the stored ones."""
+    composited again (checked against the stored masks), decoded the same way."""
     import numpy as np
-    from PIL import Image
 
-    from dlkit.data.scenes import split_scenes
+    from dlkit.data.scenes import stored_scenes_again
     from dlkit.edge.image import resize
 
     size = config.image_size
-    scenes = [scene for _, scene in split_scenes(name, len(stored.inputs), version=config.image_data)]
-    for scene, target in zip(scenes, stored.targets):
-        mask = Image.fromarray(scene.class_mask.astype(np.uint8)).resize((size, size), Image.NEAREST)
-        if not np.array_equal(np.asarray(mask), target):
-            raise SystemExit(f"{name}: a scene composited again has another mask than the stored one")
-    images = np.stack([resize(scene.image, (size, size)) for scene in scenes])
-    return dataclasses.replace(stored, inputs=images)
+    scenes = stored_scenes_again(source.splits[name], version=config.image_data)
+    images = [resize(scenes[Path(path).stem].image, (size, size)) for path in stored.paths]
+    return dataclasses.replace(stored, inputs=np.stack(images))
 
 
 def summary(report):

@@ -223,11 +223,29 @@ def _split_scenes(sources, split, number, image_size, seed, version):
         yield f"{split}_{index:05d}", compose(scene_backgrounds, objects, rng, image_size, **extra)
 
 
-def split_scenes(split, number, image_size=256, seed=0, version=1):
-    """The first `number` scenes of `split` that `build_scenes` writes, composited again,
-    with what the written files do not keep (each Scene's `distractors`): (name, Scene)
-    pairs, in order."""
-    return _split_scenes(_scene_sources(version), split, number, image_size, seed, version)
+def stored_scenes_again(pairs, image_size=256, seed=0, version=1):
+    """{file stem: Scene} for the written scenes in `pairs` ((image path, mask path), names
+    as `build_scenes` gives them), composited again with what the files do not keep (each
+    Scene's `distractors`). Each class mask must equal its stored PNG: a DlkitError says
+    which scene differs (built with other settings, or by other code)."""
+    from dlkit.data.masks import read_mask
+    from dlkit.errors import DlkitError
+
+    stored = {Path(image).stem: mask for image, mask in pairs}
+    numbers = {}
+    for stem in stored:
+        split, _, index = stem.rpartition("_")
+        numbers[split] = max(numbers.get(split, 0), int(index) + 1)
+    sources = _scene_sources(version)
+    found = {}
+    for split, number in numbers.items():
+        for name, scene in _split_scenes(sources, split, number, image_size, seed, version):
+            if name not in stored:
+                continue
+            if not np.array_equal(scene.class_mask, read_mask(stored[name])):
+                raise DlkitError(f"{stored[name]}: the scene composited again has another mask")
+            found[name] = scene
+    return found
 
 
 def build_scenes(out_dir, write, image_size=256, counts=None, seed=0, progress=None, version=1):
