@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path, PurePath
 
 from dlkit.errors import DlkitError
@@ -115,6 +116,20 @@ def check_writable_dir(path, what="output folder"):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise DlkitError(f"{path}: {what} cannot be written ({existing} is read-only)")
     return path
+
+
+def deflate_zip(path):
+    """Rewrites the zip file `path` with its members deflated, in place and atomically.
+
+    Keras writes `.keras` files uncompressed; float32 weights deflate by about a tenth,
+    and Keras reads the deflated file as fast and bit for bit the same.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
+            for member in source.infolist():
+                with source.open(member) as read, out.open(member.filename, "w", force_zip64=True) as write:
+                    shutil.copyfileobj(read, write, 1 << 20)
 
 
 def write_bytes(path, data: bytes):

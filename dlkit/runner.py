@@ -445,7 +445,7 @@ def inherit_meta_parts(meta, init_bundle, init_parts):
 
 
 def save_model(model, path):
-    """Saves an uncompiled copy: architecture and weights, no optimizer state.
+    """Saves an uncompiled copy: architecture and weights, no optimizer state, deflated.
 
     Rebuilt from the architecture config: `keras.models.clone_model` compiles its clone
     (Keras 3.15), which would write an optimizer into the file.
@@ -457,6 +457,7 @@ def save_model(model, path):
     clean.set_weights(model.get_weights())  # mixed precision keeps its variables in float32
     with io.atomic_path(path) as tmp:
         clean.save(tmp)
+        io.deflate_zip(tmp)
 
 
 def evaluate(app, model_path=None, data=None, split="test", out_dir=None):

@@ -139,6 +139,11 @@ def test_two_devices_in_mixed_precision_save_a_float32_model(runs):
     assert "mixed_bfloat16" in policies(checkpoint)
     assert "bfloat16" not in policies(run / "model.keras")
     assert all(w.dtype == np.float32 for w in weights(run / "model.keras") if w.dtype.kind == "f")
+    # Deflated: the weights file shrinks, and the checkpoint Keras wrote stays as it was.
+    with zipfile.ZipFile(run / "model.keras") as saved:
+        assert {m.compress_type for m in saved.infolist()} == {zipfile.ZIP_DEFLATED}
+        weights_member = saved.getinfo("model.weights.h5")
+        assert weights_member.compress_size < weights_member.file_size
 
 
 def test_devices_after_tensorflow_started_is_one_clear_error():

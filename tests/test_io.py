@@ -22,6 +22,29 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
     assert target.read_text() == "new"
 
 
+def test_deflate_zip_keeps_every_member_byte_for_byte(tmp_path):
+    import zipfile
+
+    import numpy as np
+
+    path = tmp_path / "model.keras"
+    members = {
+        "config.json": b'{"a": 1}' * 50,
+        "model.weights.h5": np.arange(40000, dtype=np.float32).tobytes(),
+    }
+    with zipfile.ZipFile(path, "w") as stored:
+        for name, data in members.items():
+            stored.writestr(name, data)
+    before = path.stat().st_size
+    io.deflate_zip(path)
+    with zipfile.ZipFile(path) as deflated:
+        assert [m.filename for m in deflated.infolist()] == list(members)
+        assert all(m.compress_type == zipfile.ZIP_DEFLATED for m in deflated.infolist())
+        assert {name: deflated.read(name) for name in members} == members
+    assert path.stat().st_size < before
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_jsonl_keeps_complete_lines_after_a_cut(tmp_path):
     path = tmp_path / "history.jsonl"
     io.append_jsonl(path, {"epoch": 0})
