@@ -311,11 +311,17 @@ def _split_backgrounds(named, val_fraction=0.15, test_fraction=0.15):
     return {split: [named[name] for name in names] for split, names in parts.items()}
 
 
+MIN_CROP = 0.4  # a background crop's side: at least this fraction of the photo's shorter side
+# How much training scenes vary a pasted object (`scenes.vary`, `dlkit.data.render`):
+# aspect ratio by 1 +- STRETCH, angle by up to TURN degrees, colour by 1 +- RECOLOUR.
+STRETCH, TURN, RECOLOUR = 0.25, 15.0, 0.25
+
+
 def random_background(backgrounds, rng, size):
     """A random crop of a random background, resized to (size, size)."""
     image = backgrounds[rng.integers(len(backgrounds))]
     height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(0.4, 1.0))
+    side = int(min(height, width) * rng.uniform(MIN_CROP, 1.0))
     top = rng.integers(0, height - side + 1)
     left = rng.integers(0, width - side + 1)
     crop = Image.fromarray(image[top : top + side, left : left + side])
