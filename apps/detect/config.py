@@ -78,7 +78,6 @@ class Config(TransferConfig):
     zoom_min: float = 0.6
     zoom_max: float = 1.4
     color: float = 0.25
-    augment_jit: bool = True  # XLA-compile the batch's fill and colour pass (a second per batch shape)
     # Offline default data: this fraction of each training epoch's images are new scenes,
     # composited on the fly with classes drawn evenly and objects varied in shape and colour.
     fresh_scenes: float = 1.0
@@ -118,5 +117,4 @@ class Config(TransferConfig):
             val_images=8,
             test_images=8,
             max_drop=100.0,
-            augment_jit=False,
         )

@@ -1,6 +1,5 @@
 """Data for detect: sources in any common format, decoded splits, augmented tf.data pipelines."""
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,16 +108,18 @@ def load_split(config, source, split, meta=None, progress=None):
 def make_dataset(config, loaded, training=False, meta=None):
     """A batched `tf.data.Dataset` of (float32 pixels, y_true for `YOLOLoss`).
 
-    Augmentation (flip, zoom in/out, colour) runs in numpy on each epoch's images, boxes
-    moving with the pixels; targets are encoded after it. When the split can make new
-    scenes (the offline default), a `fresh_scenes` fraction of each training epoch's
-    images are new scenes instead of the stored ones. Each example is made in a parallel
+    Augmentation (flip, zoom in/out, colour) runs on each epoch's images in OpenCV
+    (`dlkit.data.render.zoom_and_recolor`), boxes moving with the pixels; targets are
+    encoded after it. When the split can make new scenes (the offline default), a
+    `fresh_scenes` fraction of each training epoch's images are new scenes instead of
+    the stored ones. Each example is made in a parallel
     `map` from a seed of its own (the run's seed, the epoch, its index), so the examples
     are the same whatever the number of threads, and the model does not wait for them.
     """
     import tensorflow as tf
 
     from dlkit.data.batches import seeded_examples
+    from dlkit.data.render import zoom_and_recolor
     from dlkit.layers.yolo import anchor_table
 
     grids, anchors = meta["grids"], meta["anchors"]
@@ -133,28 +134,20 @@ def make_dataset(config, loaded, training=False, meta=None):
             image, boxes, classes = loaded.scenes(rng)
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
-        view, colors = NO_ZOOM, detection.color_factors(None, 0.0)
-        if training and config.augment:  # drawn here, applied to the batch in `finish`
+        if training and config.augment:
             view = detection.zoom_draws(rng, scale=(config.zoom_min, config.zoom_max))
             boxes, classes = detection.zoom_boxes(boxes, classes, view)
-            colors = detection.color_factors(rng, config.color)
+            image = zoom_and_recolor(image, view, detection.color_factors(rng, config.color))
         y = detection.encode_targets(
             boxes, classes, grids, anchors, config.max_boxes, config.assign_threshold or None
         )
-        return np.ascontiguousarray(image), y.astype(np.float32), view, colors
+        return np.ascontiguousarray(image), y.astype(np.float32)
 
-    specs = [
-        tf.TensorSpec((size, size, 3), tf.uint8),
-        tf.TensorSpec((rows, 6), tf.float32),
-        tf.TensorSpec((4,), tf.float32),
-        tf.TensorSpec((3,), tf.float32),
-    ]
+    specs = [tf.TensorSpec((size, size, 3), tf.uint8), tf.TensorSpec((rows, 6), tf.float32)]
     dataset = seeded_examples(count, config.seed, example, specs, shuffle=training)
     batches = -(-count // config.batch_size)
 
-    def finish(images, y, view, colors):
-        if training and config.augment:
-            return zoom_batch(images, view, colors, jit=config.augment_jit), y
+    def finish(images, y):
         return tf.cast(images, tf.float32), y
 
     return (
@@ -163,84 +156,6 @@ def make_dataset(config, loaded, training=False, meta=None):
         .apply(tf.data.experimental.assert_cardinality(batches))
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-NO_ZOOM = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # (mirror, x0, y0, side): the whole image
-
-
-def zoom_batch(images, views, factors=None, jit=False):
-    """`dlkit.data.detection.zoom_image` on a batch, in TensorFlow: one `crop_and_resize`
-    of (n, s, s, 3) images by (n, 4) (mirror, x0, y0, side) windows -> float32 pixels,
-    then `recolor_batch` by `factors` when given. Output pixel centres map to the same
-    source points as PIL's `EXTENT` transform; a mirrored window is read right to left;
-    outside the image is its mean colour. The resize reads the images as they are (uint8:
-    no float copy); the fill and the colours are one elementwise pass, compiled by XLA
-    into one kernel with `jit`."""
-    import tensorflow as tf
-
-    size = tf.cast(tf.shape(images)[1], tf.float32)
-    mirror, x0, y0, side = (views[:, i] for i in range(4))
-
-    def corners(start):  # first and last output pixel centres, in crop_and_resize's units
-        first = start * size + 0.5 * side - 0.5
-        last = start * size + (size - 0.5) * side - 0.5
-        return first / (size - 1), last / (size - 1)
-
-    left, right = corners(x0)
-    top, bottom = corners(y0)
-    left, right = tf.where(mirror > 0.5, 1.0 - left, left), tf.where(mirror > 0.5, 1.0 - right, right)
-    boxes = tf.stack([top, left, bottom, right], axis=1)
-    zoomed = tf.image.crop_and_resize(
-        images, boxes, tf.range(tf.shape(images)[0]), tf.shape(images)[1:3], extrapolation_value=0.0
-    )
-    return (_compiled_fill() if jit else _fill_and_recolor)(zoomed, images, boxes, factors)
-
-
-def _fill_and_recolor(zoomed, images, boxes, factors):
-    """`zoomed` with its samples outside the image set to the image's mean colour (PIL's
-    integer fill), then recoloured by `factors` (None: not)."""
-    import tensorflow as tf
-
-    fill = tf.floor(tf.reduce_mean(tf.cast(images, tf.float32), axis=(1, 2), keepdims=True))
-    rows = _inside(boxes[:, 0], boxes[:, 2], tf.shape(images)[1], tf.shape(zoomed)[1])
-    columns = _inside(boxes[:, 1], boxes[:, 3], tf.shape(images)[2], tf.shape(zoomed)[2])
-    outside = 1.0 - rows[:, :, None, None] * columns[:, None, :, None]
-    out = zoomed + outside * fill
-    return out if factors is None else recolor_batch(out, factors)
-
-
-def _inside(start, stop, source, count):
-    """(n, count) 1.0 where `crop_and_resize` samples inside the source (its own formula:
-    start * (source - 1) + k * (stop - start) * (source - 1) / (count - 1)), else 0.0."""
-    import tensorflow as tf
-
-    extent = tf.cast(source - 1, tf.float32)
-    scale = (stop - start) * extent / tf.cast(count - 1, tf.float32)
-    points = start[:, None] * extent + tf.range(tf.cast(count, tf.float32))[None] * scale[:, None]
-    return tf.cast((points >= 0) & (points <= extent), tf.float32)
-
-
-@functools.cache
-def _compiled_fill():
-    """`_fill_and_recolor` as one XLA-compiled function."""
-    import tensorflow as tf
-
-    return tf.function(_fill_and_recolor, jit_compile=True)
-
-
-def recolor_batch(images, factors):
-    """`dlkit.data.detection.recolor` on a batch, in TensorFlow: (n, h, w, 3) uint8 images
-    and (n, 3) (saturation, contrast, brightness) factors -> float32 pixels in [0, 255]
-    (whole numbers, as the uint8 result of `recolor`)."""
-    import tensorflow as tf
-
-    x = tf.cast(images, tf.float32)  # uint8 or float pixels
-    saturation, contrast, brightness = (tf.reshape(factors[:, i], (-1, 1, 1, 1)) for i in range(3))
-    gray = tf.reduce_mean(x, axis=-1, keepdims=True)
-    x = gray + (x - gray) * saturation
-    mean = tf.reduce_mean(x, axis=(1, 2, 3), keepdims=True)
-    x = (x - mean) * contrast + mean + brightness * (255 * 0.5)
-    return tf.floor(tf.clip_by_value(x, 0.0, 255.0))
 
 
 SAMPLE_COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}

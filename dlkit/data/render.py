@@ -108,7 +108,9 @@ def background(prepared, rng, size):
     if mirror:
         linear[0][0], offset[0] = -scale, size - offset[0]
     matrix = _affine(linear, offset)
-    return cv2.warpAffine(level, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        level, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _turned(width, height, turn):
@@ -194,3 +196,36 @@ def image(canvas):
     """The finished canvas: RGB uint8 already."""
     return canvas
 
+
+def zoom_and_recolor(image, view, factors):
+    """`detection.zoom_image` then `detection.recolor` of a square uint8 image, in two
+    OpenCV passes: one bilinear warp (mirror and window; outside the image its integer
+    mean colour, as Pillow's fill) and one 3 x 4 colour matrix (saturation about each
+    pixel's grey, contrast about the image mean, brightness; floored as `recolor`'s uint8
+    cast). The same pixels to rounding, at a fraction of the CPU of either the numpy
+    version or a batched TensorFlow one (`crop_and_resize` costs 1.4 ms an image here)."""
+    mirror, x0, y0, side = (float(v) for v in view)
+    size = image.shape[0]
+    fill = [int(v) for v in cv2.mean(image)[:3]]  # numpy's mean over a uint8 image: 30x slower
+    # Output = (input - window corner) / side, the input mirrored first (x -> size - x).
+    linear = [[(-1 if mirror else 1) / side, 0], [0, 1 / side]]
+    offset = [((size if mirror else 0) - x0 * size) / side, -y0 * size / side]
+    zoomed = cv2.warpAffine(
+        image,
+        _affine(linear, offset),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=fill,
+    )
+    saturation, contrast, brightness = (float(f) for f in factors)
+    if (saturation, contrast, brightness) == (1.0, 1.0, 0.0):
+        return zoomed
+    # Saturation keeps each pixel's grey, so the image mean after it is the mean before.
+    mean = sum(cv2.mean(zoomed)[:3]) / 3
+    keep, grey = contrast * saturation, contrast * (1 - saturation) / 3
+    matrix = np.full((3, 4), grey)
+    matrix[np.arange(3), np.arange(3)] += keep
+    # OpenCV rounds to the nearest integer; recolor truncates: half a level lower.
+    matrix[:, 3] = (1 - contrast) * mean + brightness * 127.5 - 0.5
+    return cv2.transform(zoomed, matrix)
