@@ -1,5 +1,5 @@
-"""Training scenes drawn with OpenCV: the scenes `scenes.compose` draws with Pillow, at a
-fraction of the CPU.
+"""Training images drawn with OpenCV: the scenes `scenes.compose` draws with Pillow, and
+detection's zoom and colour jitter (`zoom_and_recolor`), at a fraction of the CPU.
 
 A fresh training scene is drawn for every example, on the CPU the training step needs
 too; Pillow's resampling (an antialiased shrink of the background crop, a shrink and a
