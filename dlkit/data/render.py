@@ -6,11 +6,11 @@ too; Pillow's resampling (an antialiased shrink of the background crop, a shrink
 turn of every object) took most of it. Here each object is one affine warp (stretch,
 shrink, turn and mirror in one bilinear resampling) from the level of a pyramid (steps
 of sqrt(2), area-filtered once) that shrinks it by at most sqrt(2), and the background
-crop is one bilinear resize likewise; a scene costs about a third of Pillow's CPU.
+crop is one such warp too; a scene costs about a third of Pillow's CPU.
 Cut-outs are kept with premultiplied alpha, so warps and blurs do not darken their
 edges and compositing is one multiply-add.
 
-The random draws are `scenes.compose`'s, in the same order, so a seed gives the same
+The random draws are `scenes.compose`'s (`dlkit.data.draws`), so a seed gives the same
 scene (objects, classes, positions, sizes, turns, colours) as Pillow would draw; only
 the resampling of the pixels differs. Stored scenes stay Pillow's: written once, they
 keep its antialiased shrinks.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dlkit.data.tuxpaint import MIN_CROP, RECOLOUR, STRETCH, TURN
+from dlkit.data import draws
 
 cv2.setNumThreads(1)  # small images: OpenCV's own threads would only compete with tf.data's
 
@@ -68,7 +68,7 @@ def prepare_cutout(image):
 
 def prepare_background(image, size):
     """The pyramid of a background photo (RGB uint8) that crops to (size, size) use."""
-    return pyramid(image, MIN_CROP * size)
+    return pyramid(image, draws.MIN_CROP * size)
 
 
 def _level(levels, shrink):
@@ -98,10 +98,7 @@ def background(prepared, rng, size):
     uint8."""
     levels = prepared[rng.integers(len(prepared))]
     height, width = levels[0].shape[:2]
-    side = int(min(height, width) * rng.uniform(MIN_CROP, 1.0))
-    top = rng.integers(0, height - side + 1)
-    left = rng.integers(0, width - side + 1)
-    mirror = rng.random() < 0.5
+    side, top, left, mirror = draws.crop(rng, height, width)
     level = _level(levels, size / side)
     scale = size / side * width / level.shape[1]  # level pixels -> output pixels
     linear, offset = [[scale, 0], [0, scale]], [-left * size / side, -top * size / side]
@@ -113,12 +110,6 @@ def background(prepared, rng, size):
     )
 
 
-def _turned(width, height, turn):
-    """The extent of a (width, height) rectangle turned by `turn` degrees."""
-    cos, sin = abs(math.cos(math.radians(turn))), abs(math.sin(math.radians(turn)))
-    return width * cos + height * sin, width * sin + height * cos
-
-
 def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     """`scenes.place` on a uint8 canvas with a Cutout: the same draws, in the same order
     (scale; with `varied` stretch, turn, colour and blur as `scenes.vary`; mirror; position).
@@ -126,16 +117,11 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
     size = canvas.shape[0]
     scale = rng.uniform(*scale_range)
     width, height = obj.size
-    aspect, turn, colour, blur = 1.0, 0.0, None, 0.0
+    turn, colour, blur = 0.0, None, 0.0
     if varied:
-        aspect = rng.uniform(1 - STRETCH, 1 + STRETCH)
-        turn = rng.uniform(-TURN, TURN) if rng.random() < 0.5 else 0.0
-        factor = scale * size / max(_turned(width * aspect, height, turn))
-        colour = [rng.uniform(1 - RECOLOUR, 1 + RECOLOUR) for _ in range(3)]
-        if rng.random() < 0.2:
-            blur = float(rng.uniform(0.4, 1.2) * factor)
+        aspect, turn, factor, colour, blur = draws.variation(rng, width, height, scale * size)
         shrunk = (max(4, round(width * aspect * factor)), max(4, round(height * factor)))
-        out_width, out_height = (max(6, math.ceil(x - 1e-6)) for x in _turned(*shrunk, turn))
+        out_width, out_height = (max(6, math.ceil(x - 1e-6)) for x in draws.turned(*shrunk, turn))
         # The warp maps the shrunk rectangle's extent onto the output (as Pillow's
         # resize, then rotate with expand).
         sx, sy = shrunk[0] / width, shrunk[1] / height
@@ -143,9 +129,7 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
         factor = scale * size / max(width, height)
         out_width, out_height = max(6, int(width * factor)), max(6, int(height * factor))
         sx, sy = out_width / width, out_height / height
-    mirror = rng.random() < 0.5
-    left = int(rng.integers(-int(0.3 * out_width), size - int(0.7 * out_width) + 1))
-    top = int(rng.integers(-int(0.3 * out_height), size - int(0.7 * out_height) + 1))
+    mirror, left, top = draws.position(rng, out_width, out_height, size)
 
     level = _level(obj.levels, max(sx, sy))
     # level pixels -> the cut-out's -> centred, shrunk and stretched -> turned counter-

@@ -22,11 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dlkit.data import draws
 from dlkit.data.tuxpaint import (
     PHOTO_CLASSES,
-    RECOLOUR,
-    STRETCH,
-    TURN,
     find_cutouts,
     find_distractors,
     load_backgrounds,
@@ -39,7 +37,7 @@ MIN_VISIBLE = 0.35
 OPAQUE = [0] * 128 + [255] * 128  # a lookup table for Image.point: alpha > 127
 
 
-def vary(obj, rng, longest, stretch=STRETCH, angle=TURN, color=RECOLOUR):
+def vary(obj, rng, longest, stretch=draws.STRETCH, angle=draws.TURN, color=draws.RECOLOUR):
     """One object's appearance varied (RGBA in, RGBA out), returned with its longest side
     about `longest` pixels: aspect ratio by up to 1 +- `stretch`, rotation by up to `angle`
     degrees (half the time), brightness, contrast and saturation by up to 1 +- `color`,
@@ -50,17 +48,14 @@ def vary(obj, rng, longest, stretch=STRETCH, angle=TURN, color=RECOLOUR):
     it after, for a fraction of the pixels."""
     from PIL import ImageFilter, ImageStat
 
-    aspect = rng.uniform(1 - stretch, 1 + stretch)
-    turn = rng.uniform(-angle, angle) if angle and rng.random() < 0.5 else 0.0
+    aspect, turn, factor, colour, blur = draws.variation(rng, *obj.size, longest, stretch, angle, color)
     width, height = obj.size[0] * aspect, obj.size[1]
-    cos, sin = abs(np.cos(np.radians(turn))), abs(np.sin(np.radians(turn)))
-    factor = longest / max(width * cos + height * sin, width * sin + height * cos)
     # Bilinear (antialiased, like every Pillow filter when shrinking) costs half of Lanczos;
     # this is augmentation of already shrunk cut-outs, where the difference is invisible.
     obj = obj.resize((max(4, round(width * factor)), max(4, round(height * factor))), Image.BILINEAR)
     if turn:
         obj = obj.rotate(turn, Image.BILINEAR, expand=True)
-    saturation, contrast, brightness = (rng.uniform(1 - color, 1 + color) for _ in range(3))
+    saturation, contrast, brightness = colour
     # Saturation (a blend with each pixel's grey) keeps the mean, so contrast about the
     # opaque pixels' mean and brightness fold into one affine map of rgb: Pillow's matrix
     # conversion applies it (rounded, clipped) in one pass.
@@ -75,9 +70,8 @@ def vary(obj, rng, longest, stretch=STRETCH, angle=TURN, color=RECOLOUR):
         (keep + grey, grey, grey, shift, grey, keep + grey, grey, shift, grey, grey, keep + grey, shift),
     )
     obj.putalpha(alpha)
-    if rng.random() < 0.2:
-        # The radius a full-size blur would have once shrunk.
-        obj = obj.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.4, 1.2) * factor)))
+    if blur:
+        obj = obj.filter(ImageFilter.GaussianBlur(blur))
     return obj
 
 
@@ -96,11 +90,9 @@ def place(canvas, ids, obj, index, rng, scale_range, varied=False):
         width, height = max(6, int(obj.size[0] * factor)), max(6, int(obj.size[1] * factor))
     if (width, height) != obj.size:
         obj = obj.resize((width, height), Image.LANCZOS)
-    if rng.random() < 0.5:
+    mirror, left, top = draws.position(rng, width, height, size)
+    if mirror:
         obj = obj.transpose(Image.FLIP_LEFT_RIGHT)
-    # Up to 30% of the object may fall outside the image (partial crops).
-    left = int(rng.integers(-int(0.3 * width), size - int(0.7 * width) + 1))
-    top = int(rng.integers(-int(0.3 * height), size - int(0.7 * height) + 1))
     canvas.alpha_composite(obj, (max(left, 0), max(top, 0)), (max(-left, 0), max(-top, 0)))
     alpha = np.asarray(obj.getchannel("A")) > 127
     x0, y0 = max(left, 0), max(top, 0)
@@ -204,9 +196,9 @@ def compose(
         count = np.count_nonzero(visible)
         if count < MIN_VISIBLE * total or count == 0:
             continue
-        xs, ys = np.flatnonzero(visible.any(axis=0)), np.flatnonzero(visible.any(axis=1))
-        x0, y0 = xs[0] + columns.start, ys[0] + rows.start
-        boxes.append([x0, y0, xs[-1] + columns.start + 1, ys[-1] + rows.start + 1])
+        xs = np.flatnonzero(visible.any(axis=0)) + columns.start
+        ys = np.flatnonzero(visible.any(axis=1)) + rows.start
+        boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
         classes.append(label)
         np.copyto(instances[rows, columns], len(boxes), where=visible)
     return Scene(
@@ -332,8 +324,8 @@ class TrainingScenes:
     xyxy, class ids (n,)); `scene(rng)` the whole Scene with its masks. Drawn like the
     stored scenes, from the training cut-outs only, with classes drawn evenly (the rarest
     class, fish, has 7 training cut-outs against 45 mammals) and each object varied in
-    shape and colour. Drawn with OpenCV (`dlkit.data.render`: the same draws, 4-5x less
-    CPU than Pillow) unless `render` is "pillow". Cut-outs and backgrounds are loaded on
+    shape and colour. Drawn with OpenCV (`dlkit.data.render`: the same draws, about a
+    third of Pillow's CPU) unless `render` is "pillow". Cut-outs and backgrounds are loaded on
     first use, cut-outs shrunk once to the largest size a scene uses.
     """
 
@@ -359,7 +351,6 @@ class TrainingScenes:
         return image
 
     def _load(self):
-        prepare, prepare_background = self._shrunk, None
         if self.render == "opencv":
             from dlkit.data import render
 
@@ -371,7 +362,7 @@ class TrainingScenes:
 
             self._render = render
         else:
-            self._render = PillowRender
+            prepare, prepare_background, self._render = self._shrunk, np.asarray, PillowRender
         splits = split_cutouts(find_cutouts(version=self.version))
         objects = [(prepare(c.path), self.labels.index(c.label)) for c in splits["train"]]
         backgrounds = load_backgrounds(self.version)
@@ -379,9 +370,7 @@ class TrainingScenes:
             others = split_cutouts({"other": find_distractors()})["train"]
             self._extra = {"distractors": [prepare(c.path) for c in others]}
             backgrounds = backgrounds["train"]
-        if prepare_background:
-            backgrounds = [prepare_background(b) for b in backgrounds]
-        self._objects, self._backgrounds = objects, backgrounds
+        self._objects, self._backgrounds = objects, [prepare_background(b) for b in backgrounds]
 
     def scene(self, rng):
         """A fresh Scene (pixel boxes, instance and class masks)."""

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from dlkit.console import report_skipped
+from dlkit.data import draws
 from dlkit.data.rcc import RccError
 from dlkit.errors import DlkitError, MissingSourceError
 
@@ -311,21 +312,12 @@ def _split_backgrounds(named, val_fraction=0.15, test_fraction=0.15):
     return {split: [named[name] for name in names] for split, names in parts.items()}
 
 
-MIN_CROP = 0.4  # a background crop's side: at least this fraction of the photo's shorter side
-# How much training scenes vary a pasted object (`scenes.vary`, `dlkit.data.render`):
-# aspect ratio by 1 +- STRETCH, angle by up to TURN degrees, colour by 1 +- RECOLOUR.
-STRETCH, TURN, RECOLOUR = 0.25, 15.0, 0.25
-
-
 def random_background(backgrounds, rng, size):
     """A random crop of a random background, resized to (size, size)."""
     image = backgrounds[rng.integers(len(backgrounds))]
-    height, width = image.shape[:2]
-    side = int(min(height, width) * rng.uniform(MIN_CROP, 1.0))
-    top = rng.integers(0, height - side + 1)
-    left = rng.integers(0, width - side + 1)
+    side, top, left, mirror = draws.crop(rng, *image.shape[:2])
     crop = Image.fromarray(image[top : top + side, left : left + side])
-    if rng.random() < 0.5:
+    if mirror:
         crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
     return crop.resize((size, size), Image.BILINEAR).convert("RGBA")
 
