@@ -170,3 +170,66 @@ def test_stored_scenes_are_composited_again_with_their_distractors(tmp_path):
     Image.fromarray(changed).save(pairs[0][1])
     with pytest.raises(DlkitError, match="val_00001.png"):
         stored_scenes_again(pairs, image_size=64)
+
+
+def test_worker_processes_draw_the_scenes_the_calling_thread_draws():
+    """`workers`: a seed gives the same scene from a worker process as in the caller, and
+    the caller's generator comes back advanced as far, so later draws agree too; what a
+    worker is sent holds the settings, not the loaded images."""
+    import pickle
+
+    here, there = TrainingScenes(64, version=2), TrainingScenes(64, version=2, workers=2)
+    try:
+        for seed in range(6):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            for x, y in zip(here(a), there(b)):
+                np.testing.assert_array_equal(x, y)
+            assert a.random() == b.random()
+            x, y = here.scene(a), there.scene(b)
+            for field in ("image", "boxes", "classes", "instances", "class_mask", "distractors"):
+                np.testing.assert_array_equal(getattr(x, field), getattr(y, field))
+            assert a.integers(1 << 30) == b.integers(1 << 30)
+        sent = pickle.loads(pickle.dumps(here))
+        assert sent._objects is None and sent.workers == 0 and len(pickle.dumps(here)) < 2000
+        assert here._objects is not None  # the caller keeps what it loaded
+    finally:
+        there.close()
+    assert there._pool is None
+
+
+def test_worker_processes_end_with_a_killed_training_process(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "draw.py"
+    script.write_text(
+        "import time, numpy as np\n"
+        "from dlkit.data.scenes import TrainingScenes\n"
+        "if __name__ == '__main__':\n"
+        "    scenes = TrainingScenes(64, workers=1)\n"
+        "    scenes(np.random.default_rng(0))\n"
+        "    print(*scenes._pool._processes, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert len(workers) == 1
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)

@@ -88,7 +88,9 @@ def test_void_pixels_count_in_neither_loss_term():
     ce_per_image = (ce * valid).sum(axis=(1, 2)) / valid.sum(axis=(1, 2))
     one_hot = np.eye(3)[y_true] * valid[..., None]
     kept = probs * valid[..., None]
-    dice = 1 - ((2 * (one_hot * kept).sum((1, 2)) + 1) / (one_hot.sum((1, 2)) + kept.sum((1, 2)) + 1)).mean(-1)
+    dice = 1 - ((2 * (one_hot * kept).sum((1, 2)) + 1) / (one_hot.sum((1, 2)) + kept.sum((1, 2)) + 1)).mean(
+        -1
+    )
     loss = DiceCrossEntropy(ce_weight=0.5, dice_weight=2.0)
     assert float(loss(labelled, probs)) == pytest.approx((0.5 * ce_per_image + 2.0 * dice).mean(), rel=1e-5)
     # whatever a model predicts on void pixels changes nothing

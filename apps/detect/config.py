@@ -81,6 +81,10 @@ class Config(TransferConfig):
     # Offline default data: this fraction of each training epoch's images are new scenes,
     # composited on the fly with classes drawn evenly and objects varied in shape and colour.
     fresh_scenes: float = 1.0
+    # Worker processes drawing the fresh scenes (0: tf.data's threads draw them). A scene is
+    # mostly Python between OpenCV calls; drawn in the training process it holds the
+    # interpreter lock the training step waits for.
+    scene_workers: int = 2
     score_threshold: float = 0.001  # COCO-style evaluation; predict filters with --conf
     iou_threshold: float = 0.5
     max_detections: int = 50

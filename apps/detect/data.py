@@ -55,7 +55,9 @@ def open_source(config, source, progress=None):
     if source is None and config.fresh_scenes > 0:
         from dlkit.data.scenes import TrainingScenes
 
-        found.scenes = TrainingScenes(config.image_size, version=config.image_data)
+        found.scenes = TrainingScenes(
+            config.image_size, version=config.image_data, workers=config.scene_workers
+        )
     return found
 
 

@@ -16,6 +16,7 @@ then look like many more objects, while validation and test stay the fixed files
 """
 
 import threading
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from dlkit.data.tuxpaint import (
     random_background,
     split_cutouts,
 )
+from dlkit.errors import DlkitError
 
 MIN_VISIBLE = 0.35
 OPAQUE = [0] * 128 + [255] * 128  # a lookup table for Image.point: alpha > 127
@@ -327,19 +329,71 @@ class TrainingScenes:
     shape and colour. Drawn with OpenCV (`dlkit.data.render`: the same draws, about a
     third of Pillow's CPU) unless `render` is "pillow". Cut-outs and backgrounds are loaded on
     first use, cut-outs shrunk once to the largest size a scene uses.
+
+    With `workers`, scenes are drawn in that many worker processes (started on first use,
+    each loading the cut-outs once) instead of the calling thread: a scene is mostly
+    Python between OpenCV calls, and in a training process's `tf.data` threads it holds
+    the interpreter lock the training step waits for. The caller's generator is handed to
+    the worker and its state comes back advanced, so a seed gives the same scene either
+    way, and the draws that follow continue the same stream.
     """
 
     RENDERS = ("opencv", "pillow")
 
-    def __init__(self, image_size=256, balanced=True, varied=True, version=1, render="opencv"):
+    def __init__(self, image_size=256, balanced=True, varied=True, version=1, render="opencv", workers=0):
         if render not in self.RENDERS:
             raise ValueError(f"render must be one of {self.RENDERS}, got {render!r}")
+        if workers < 0:
+            raise ValueError(f"workers must be 0 (draw in the calling thread) or more, got {workers}")
         self.image_size, self.balanced, self.varied = image_size, balanced, varied
-        self.version, self.render = version, render
+        self.version, self.render, self.workers = version, render, workers
         self.labels = sorted(PHOTO_CLASSES)  # the stored scenes' class ids; no disk access
-        self._objects = self._backgrounds = None
+        self._objects = self._backgrounds = self._pool = None
         self._extra = {}
         self._lock = threading.Lock()  # tf.data's parallel map calls it from several threads
+
+    def __getstate__(self):
+        # What a worker process gets: the settings; it loads the images itself.
+        state = dict(self.__dict__, _objects=None, _backgrounds=None, _extra={}, _pool=None, workers=0)
+        del state["_lock"]
+        state.pop("_render", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def close(self):
+        """Stops the worker processes, if any were started (a later scene starts them again)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _in_worker(self, rng, whole):
+        with self._lock:
+            if self._pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn, not fork: the caller is usually a process running TensorFlow's threads
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(self,),
+                )
+            pool = self._pool
+        try:
+            result, rng.bit_generator.state = pool.submit(
+                _draw_in_worker, rng.bit_generator.state, whole
+            ).result()
+        except BrokenProcessPool as error:
+            raise DlkitError(
+                "a scene worker process stopped; a script that trains must start under "
+                "`if __name__ == '__main__':` (worker processes import it again), or set scene_workers=0"
+            ) from error
+        return result
 
     def _shrunk(self, path):
         image = load_cutout(path)
@@ -374,6 +428,8 @@ class TrainingScenes:
 
     def scene(self, rng):
         """A fresh Scene (pixel boxes, instance and class masks)."""
+        if self.workers:
+            return self._in_worker(rng, whole=True)
         with self._lock:
             if self._objects is None:
                 self._load()
@@ -390,5 +446,32 @@ class TrainingScenes:
 
     def __call__(self, rng):
         """(image, boxes normalised xyxy, class ids) of a fresh scene, for detection."""
-        image, boxes, classes = self.scene(rng)
+        image, boxes, classes = self._in_worker(rng, whole=False) if self.workers else self.scene(rng)
         return image, boxes / self.image_size, classes
+
+
+_worker_scenes = None  # a worker process's TrainingScenes
+
+
+def _start_worker(scenes):
+    global _worker_scenes
+    _worker_scenes = scenes
+    # A worker waits on a queue it also holds the writing end of: without this it would
+    # outlive a training process that is killed.
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+
+
+def _exit_with_parent():
+    import multiprocessing
+    import os
+
+    multiprocessing.parent_process().join()
+    os._exit(0)
+
+
+def _draw_in_worker(state, whole):
+    """(the scene, or only its image, boxes and classes; the generator's state after it)."""
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = state
+    scene = _worker_scenes.scene(rng)
+    return (scene if whole else tuple(scene)), rng.bit_generator.state

@@ -208,6 +208,25 @@ def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(t
     assert not np.any(np.all(images.numpy() == 77, axis=(1, 2, 3)))  # validation: stored scenes only
 
 
+def test_scene_workers_feed_the_examples_the_pipeline_threads_make():
+    """`scene_workers`: fresh scenes drawn in worker processes, called from tf.data's
+    parallel map, make the same training batches (scenes, zoom, colours, targets) as
+    scenes drawn in its threads."""
+    batches = []
+    for workers in (0, 2):
+        config = dataclasses.replace(Config.tiny(), image_data=2, scene_workers=workers)
+        source = APP.open_source(config, None)
+        meta = APP.make_meta(config, source)
+        loaded = APP.load_split(config, source, "train", meta=meta)
+        images, targets = next(iter(APP.make_dataset(config, loaded, training=True, meta=meta)))
+        batches.append((images.numpy(), targets.numpy()))
+        assert (source.scenes._pool is not None) == bool(workers)  # drawn where configured
+        source.scenes.close()
+    np.testing.assert_array_equal(batches[0][0], batches[1][0])
+    np.testing.assert_array_equal(batches[0][1], batches[1][1])
+    assert batches[0][0].std() > 10 and batches[0][1][..., 4].sum() > 0  # scenes with objects
+
+
 def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
     import subprocess
     import sys
