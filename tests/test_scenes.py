@@ -52,7 +52,7 @@ def test_opencv_draws_the_pillow_scenes():
     resampling keeps above half opacity and the other not; the same masks but for edge
     pixels; the same image but for the sharpness of fine textures; no bias in the
     objects' size."""
-    fast, slow = TrainingScenes(256), TrainingScenes(256, render="pillow")
+    fast, slow = TrainingScenes(256, render="opencv"), TrainingScenes(256)
     close, boxes, pixels = 0, 0, np.zeros(2)
     for seed in range(30):
         a, b = fast.scene(np.random.default_rng(seed)), slow.scene(np.random.default_rng(seed))
@@ -172,13 +172,15 @@ def test_stored_scenes_are_composited_again_with_their_distractors(tmp_path):
         stored_scenes_again(pairs, image_size=64)
 
 
-def test_worker_processes_draw_the_scenes_the_calling_thread_draws():
+@pytest.mark.parametrize("render", TrainingScenes.RENDERS)
+def test_worker_processes_draw_the_scenes_the_calling_thread_draws(render):
     """`workers`: a seed gives the same scene from a worker process as in the caller, and
     the caller's generator comes back advanced as far, so later draws agree too; what a
     worker is sent holds the settings, not the loaded images."""
     import pickle
 
-    here, there = TrainingScenes(64, version=2), TrainingScenes(64, version=2, workers=2)
+    here = TrainingScenes(64, version=2, render=render)
+    there = TrainingScenes(64, version=2, render=render, workers=2)
     try:
         for seed in range(6):
             a, b = np.random.default_rng(seed), np.random.default_rng(seed)

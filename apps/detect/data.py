@@ -56,7 +56,10 @@ def open_source(config, source, progress=None):
         from dlkit.data.scenes import TrainingScenes
 
         found.scenes = TrainingScenes(
-            config.image_size, version=config.image_data, workers=config.scene_workers
+            config.image_size,
+            version=config.image_data,
+            render=config.scene_render,
+            workers=config.scene_workers,
         )
     return found
 

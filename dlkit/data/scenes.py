@@ -326,8 +326,9 @@ class TrainingScenes:
     xyxy, class ids (n,)); `scene(rng)` the whole Scene with its masks. Drawn like the
     stored scenes, from the training cut-outs only, with classes drawn evenly (the rarest
     class, fish, has 7 training cut-outs against 45 mammals) and each object varied in
-    shape and colour. Drawn with OpenCV (`dlkit.data.render`: the same draws, about a
-    third of Pillow's CPU) unless `render` is "pillow". Cut-outs and backgrounds are loaded on
+    shape and colour. Drawn with Pillow, as the stored scenes, or with `render="opencv"`
+    through `dlkit.data.render`: the same draws for about a third of Pillow's CPU, but
+    sharper fine textures than the stored scenes have. Cut-outs and backgrounds are loaded on
     first use, cut-outs shrunk once to the largest size a scene uses.
 
     With `workers`, scenes are drawn in that many worker processes (started on first use,
@@ -338,9 +339,9 @@ class TrainingScenes:
     way, and the draws that follow continue the same stream.
     """
 
-    RENDERS = ("opencv", "pillow")
+    RENDERS = ("pillow", "opencv")
 
-    def __init__(self, image_size=256, balanced=True, varied=True, version=1, render="opencv", workers=0):
+    def __init__(self, image_size=256, balanced=True, varied=True, version=1, render="pillow", workers=0):
         if render not in self.RENDERS:
             raise ValueError(f"render must be one of {self.RENDERS}, got {render!r}")
         if workers < 0:

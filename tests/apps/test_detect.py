@@ -212,6 +212,9 @@ def test_scene_workers_feed_the_examples_the_pipeline_threads_make():
     """`scene_workers`: fresh scenes drawn in worker processes, called from tf.data's
     parallel map, make the same training batches (scenes, zoom, colours, targets) as
     scenes drawn in its threads."""
+    from dlkit.apps.detect.config import SCENE_RENDERS
+    from dlkit.data.scenes import TrainingScenes
+
     batches = []
     for workers in (0, 2):
         config = dataclasses.replace(Config.tiny(), image_data=2, scene_workers=workers)
@@ -224,6 +227,7 @@ def test_scene_workers_feed_the_examples_the_pipeline_threads_make():
         source.scenes.close()
     np.testing.assert_array_equal(batches[0][0], batches[1][0])
     np.testing.assert_array_equal(batches[0][1], batches[1][1])
+    assert SCENE_RENDERS == TrainingScenes.RENDERS and Config().scene_render == TrainingScenes().render
     assert batches[0][0].std() > 10 and batches[0][1][..., 4].sum() > 0  # scenes with objects
 
 
