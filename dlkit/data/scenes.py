@@ -333,7 +333,7 @@ class TrainingScenes:
 
     With `workers`, scenes are drawn in that many worker processes (started on first use,
     each loading the cut-outs once) instead of the calling thread: a scene is mostly
-    Python between OpenCV calls, and in a training process's `tf.data` threads it holds
+    Python between image calls, and in a training process's `tf.data` threads it holds
     the interpreter lock the training step waits for. The caller's generator is handed to
     the worker and its state comes back advanced, so a seed gives the same scene either
     way, and the draws that follow continue the same stream.
