@@ -222,11 +222,12 @@ def test_hostile_image_datasets_load_with_the_bad_parts_reported_or_stop_in_one_
 @pytest.mark.parametrize(
     "name", [n for n in app_names() if get_app(n).input_kind in ("text", "audio")] + ["detect", "segment"]
 )
-def test_evaluate_and_export_on_hostile_data(name, contract_run, tmp_path):
+def test_evaluate_and_export_on_hostile_data(name, contract_run, tmp_path, monkeypatch):
     """`evaluate --data` and `export --data` on the same hostile data: a dataset that cannot
     be read is one line naming it, before any conversion and leaving no file; one with
     bad parts is evaluated on the rest, the bad parts named."""
     run = contract_run(name)
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))  # COCO masks prepared per case
     failures = []
     cases = hostile_datasets(run.app, tmp_path / "cases", run.data)
     for index, (case, data, outcome, named) in enumerate(cases):
