@@ -172,6 +172,32 @@ def test_stored_scenes_are_composited_again_with_their_distractors(tmp_path):
         stored_scenes_again(pairs, image_size=64)
 
 
+def test_held_out_scenes_are_drawn_again_by_either_render(tmp_path):
+    """The stored held-out scenes drawn again: by Pillow, the files' scenes (masks exactly,
+    images up to JPEG); by OpenCV, the same draws (classes, nearly the same boxes and
+    masks) resampled, so a model can be scored on one held-out set drawn both ways."""
+    from dlkit.data.scenes import build_segmentation, scenes_drawn_again
+
+    build_segmentation(tmp_path, image_size=64, counts={"train": 2, "val": 5, "test": 2}, version=2)
+    pillow = dict(scenes_drawn_again("val", 5, image_size=64, version=2))
+    opencv = dict(scenes_drawn_again("val", 5, image_size=64, version=2, render="opencv"))
+    assert sorted(pillow) == sorted(opencv) == [f"val_{i:05d}" for i in range(5)]
+    for name, scene in pillow.items():
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / "masks" / "val" / f"{name}.png")), scene.class_mask
+        )
+        image = np.asarray(Image.open(tmp_path / "images" / "val" / f"{name}.jpg")).astype(float)
+        assert np.abs(image - scene.image).mean() < 8  # JPEG at quality 92
+        other = opencv[name]
+        np.testing.assert_array_equal(other.classes, scene.classes)
+        assert (other.class_mask == scene.class_mask).mean() > 0.95, name
+        if len(scene.boxes):
+            assert np.abs(other.boxes - scene.boxes).max() <= 3, name
+        assert not np.array_equal(other.image, scene.image)  # another resampling
+    with pytest.raises(ValueError, match="render"):
+        next(scenes_drawn_again("val", 1, render="cairo"))
+
+
 @pytest.mark.parametrize("render", TrainingScenes.RENDERS)
 def test_worker_processes_draw_the_scenes_the_calling_thread_draws(render):
     """`workers`: a seed gives the same scene from a worker process as in the caller, and

@@ -223,17 +223,42 @@ def _scene_sources(version):
     return sorted(cutouts), split_cutouts(cutouts), load_backgrounds(version), others
 
 
-def _split_scenes(sources, split, number, image_size, seed, version):
-    """(name, Scene) of one split's `number` scenes, as `build_scenes` composites them."""
+def _split_scenes(sources, split, number, image_size, seed, version, render="pillow"):
+    """(name, Scene) of one split's `number` scenes, as `build_scenes` composites them;
+    with `render="opencv"` the same draws resampled by `dlkit.data.render`."""
     labels, splits, backgrounds, others = sources
-    objects = [(load_cutout(c.path), labels.index(c.label)) for c in splits[split]]
+    scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
+    if render == "opencv":
+        from dlkit.data import render as drawer
+
+        def prepare(path):
+            return drawer.prepare_cutout(load_cutout(path))
+
+        scene_backgrounds = [drawer.prepare_background(b, image_size) for b in scene_backgrounds]
+    else:
+        prepare, drawer = load_cutout, PillowRender
+    objects = [(prepare(c.path), labels.index(c.label)) for c in splits[split]]
     extra = {}
     if others is not None:
-        extra["distractors"] = [load_cutout(c.path) for c in others[split]]
-    scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
+        extra["distractors"] = [prepare(c.path) for c in others[split]]
     rng = np.random.default_rng([seed, SPLITS.index(split)])
     for index in range(number):
-        yield f"{split}_{index:05d}", compose(scene_backgrounds, objects, rng, image_size, **extra)
+        yield (
+            f"{split}_{index:05d}",
+            compose(scene_backgrounds, objects, rng, image_size, render=drawer, **extra),
+        )
+
+
+def scenes_drawn_again(split, number, image_size=256, seed=0, version=1, render="pillow"):
+    """(file stem, Scene) of the first `number` scenes of a stored split, composited again
+    by `render`: with "pillow" as they were before their JPEG encoding; with "opencv" the
+    same draws (cut-outs, classes, places, sizes, stacking) resampled by OpenCV
+    (`dlkit.data.render`, what `TrainingScenes(render="opencv")` trains on), with boxes and
+    masks of their own. A held-out set drawn both ways shows what the drawing alone does
+    to a model."""
+    if render not in TrainingScenes.RENDERS:
+        raise ValueError(f"render must be one of {TrainingScenes.RENDERS}, got {render!r}")
+    yield from _split_scenes(_scene_sources(version), split, number, image_size, seed, version, render)
 
 
 def stored_scenes_again(pairs, image_size=256, seed=0, version=1):
