@@ -88,7 +88,8 @@ class Config(TransferConfig):
     scene_workers: int = 2
     # What draws them: "pillow" (as the stored scenes are drawn, and the shipped model's
     # training scenes) or "opencv" (dlkit.data.render: a third of the CPU, sharper fine
-    # textures; its one full run scored below the Pillow one, docs/detect.md).
+    # textures; its one full run scored below the Pillow one on held-out scenes drawn
+    # either way, docs/detect.md).
     scene_render: str = "pillow"
     score_threshold: float = 0.001  # COCO-style evaluation; predict filters with --conf
     iou_threshold: float = 0.5
