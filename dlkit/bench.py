@@ -335,8 +335,10 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
 
     Each is timed over `steps` steps of a `fit` call after its first `warmup` steps
     (tracing, filling buffers), alternated `rounds` times in this process, the best of
-    each kept. The cached batches are the pipeline's first `steps`, held as tensors.
-    `alone` is the pipeline's own rate, iterated without a model: above the cached rate,
+    each kept (`ratio`); each round's own pair of rates is kept too (`rounds`), and its
+    ratios (`paired_ratios`, `paired_median`): their spread is the machine's noise, to be
+    read beside the ratio. The cached batches are the pipeline's first `steps`, held as
+    tensors. `alone` is the pipeline's own rate, iterated without a model: above the cached rate,
     it would keep up on cores of its own, and a ratio below 1 is the two sharing cores.
     """
     import keras
@@ -392,17 +394,21 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
         return examples / (time.perf_counter() - start)
 
     times = []
-    fed = {"cached": 0.0, "pipeline": 0.0, "alone": 0.0}
+    each = []
     for _ in range(rounds):  # alternated, best of each: background noise only slows a run down
-        fed["cached"] = max(fed["cached"], rate(cached))
-        fed["pipeline"] = max(fed["pipeline"], rate(pipeline))
-        fed["alone"] = max(fed["alone"], alone())
+        each.append({"cached": rate(cached), "pipeline": rate(pipeline), "alone": alone()})
+    fed = {key: max(r[key] for r in each) for key in ("cached", "pipeline", "alone")}
+    paired = [r["pipeline"] / r["cached"] for r in each]
     return {
         "stage": stage.name,
         "batch_size": getattr(config, "batch_size", None),
         "steps": steps,
         "examples_per_s": fed,
         "ratio": fed["pipeline"] / fed["cached"],
+        # each round's two rates side by side: their spread is the machine's noise
+        "rounds": each,
+        "paired_ratios": paired,
+        "paired_median": statistics.median(paired),
     }
 
 
@@ -616,15 +622,18 @@ def pipeline_markdown(results):
         "each app's first training stage fed by its tf.data pipeline and by the same batches cached "
         "in memory, and the pipeline's own rate with no model.",
         "",
-        "| app | stage | batch | pipeline ex/s | cached ex/s | ratio | pipeline alone ex/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| app | stage | batch | pipeline ex/s | cached ex/s | ratio | paired rounds: median [min, max] "
+        "| pipeline alone ex/s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in results["pipeline"].items():
         rates = row["examples_per_s"]
-        alone = f"{rates['alone']:.1f}" if "alone" in rates else ""  # older results lack it
+        alone = f"{rates['alone']:.1f}" if "alone" in rates else ""  # older results lack them
+        paired = row.get("paired_ratios")
+        spread = f"{row['paired_median']:.2f} [{min(paired):.2f}, {max(paired):.2f}]" if paired else ""
         lines.append(
             f"| {name} | {row['stage']} | {row['batch_size'] or 'auto'} | {rates['pipeline']:.1f} | "
-            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {alone} |"
+            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {spread} | {alone} |"
         )
     return "\n".join(lines) + "\n"
 

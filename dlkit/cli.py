@@ -433,6 +433,13 @@ def thread_counts(ctx, param, value):
 )
 @click.option("--tiny", is_flag=True, help="With --pipeline: tiny configs on sample data (seconds).")
 @click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="With --pipeline: rounds of cached and pipeline-fed steps, alternated (best of each, and each round's ratio).",
+)
+@click.option(
     "--out",
     default="runs/bench",
     show_default=True,
@@ -441,11 +448,11 @@ def thread_counts(ctx, param, value):
 )
 @handle_errors
 @uses_tensorflow
-def bench_command(apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, out):
+def bench_command(apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, rounds, out):
     from dlkit.bench import bench, markdown, pipeline_bench, pipeline_markdown, write
 
     if pipeline:
-        results = pipeline_bench(list(apps) or app_names(), tiny=tiny)
+        results = pipeline_bench(list(apps) or app_names(), tiny=tiny, rounds=rounds)
         click.echo(pipeline_markdown(results))
     else:
         results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)

@@ -124,13 +124,21 @@ PIPELINES = ("classify",)
 def test_pipeline_bench_feeds_apps_from_their_pipeline_and_from_cached_batches(tmp_path):
     from dlkit.bench import pipeline_bench, write
 
-    results = pipeline_bench(PIPELINES, tiny=True, steps=2, warmup=1, rounds=1)
+    results = pipeline_bench(PIPELINES, tiny=True, steps=2, warmup=1, rounds=3)
     for name in PIPELINES:
         row = results["pipeline"][name]
         rates = row["examples_per_s"]
         assert rates["pipeline"] > 0 and rates["cached"] > 0 and rates["alone"] > 0
         assert row["ratio"] == pytest.approx(rates["pipeline"] / rates["cached"])
+        # the best of each rate over the rounds, and each round's own ratio beside it
+        assert len(row["rounds"]) == len(row["paired_ratios"]) == 3
+        for key in ("cached", "pipeline", "alone"):
+            assert rates[key] == max(r[key] for r in row["rounds"])
+        paired = [r["pipeline"] / r["cached"] for r in row["rounds"]]
+        assert row["paired_ratios"] == pytest.approx(paired)
+        assert row["paired_median"] == pytest.approx(sorted(paired)[1])
     json_path, md_path = write(results, tmp_path)
     assert json_path.name == "pipeline.json"
     assert json.loads(json_path.read_text())["pipeline"].keys() == set(PIPELINES)
     assert all(f"| {name} |" in md_path.read_text() for name in PIPELINES)
+    assert "paired rounds: median [min, max]" in md_path.read_text()
