@@ -50,7 +50,7 @@ def jpeg(image, quality=92):
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
-def drawn_again(config, source, meta, name, stored, render, encode):
+def drawn_again(config, meta, name, stored, render, encode):
     """The decoded held-out split `stored` with its images (and, drawn by OpenCV, its boxes)
     replaced by the same scenes composited again by `render`."""
     from dlkit.data.labels import label_mapping
@@ -98,7 +98,7 @@ def score(app, folder):
         else:
             render, _, encoded = version.partition("_")
             splits = {
-                name: drawn_again(config, source, meta, name, split, render, bool(encoded))
+                name: drawn_again(config, meta, name, split, render, bool(encoded))
                 for name, split in stored.items()
             }
         pooled = score_splits(app, config, meta, run, splits)["pooled"]
@@ -111,6 +111,7 @@ def score(app, folder):
 
 
 def model_folder(path):
+    """The folder holding a model's `model.keras` and `model.json`: `path`, or a run's `model/`."""
     path = Path(path)
     for candidate in (path, path / "model"):
         if (candidate / "model.keras").exists() and (candidate / "model.json").exists():
