@@ -8,7 +8,7 @@ and each model is scored in Keras on four versions of them, validation and test 
 - `stored`: the files, as `dlkit detect evaluate` reads them;
 - `pillow`: Pillow's scenes before their JPEG encoding (checked: the files' boxes);
 - `pillow_jpeg`, `opencv_jpeg`: each render's scenes through the files' JPEG encoding
-  (quality 92), with each render's own boxes;
+  (`JPEG_QUALITY`), with each render's own boxes;
 - `opencv`: OpenCV's scenes, unencoded.
 
 A model trained on one render and scored on both separates what the drawing does to a
@@ -41,12 +41,14 @@ NOTE = (
 )
 
 
-def jpeg(image, quality=92):
-    """`image` through a JPEG encoding as the stored scenes' (`write_yolo_scene`)."""
+def jpeg(image):
+    """`image` through the stored scenes' JPEG encoding (`write_yolo_scene`)."""
     from PIL import Image
 
+    from dlkit.data.scenes import JPEG_QUALITY
+
     buffer = bytes_io.BytesIO()
-    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    Image.fromarray(image).save(buffer, "JPEG", quality=JPEG_QUALITY)
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
@@ -111,12 +113,11 @@ def score(app, folder):
 
 
 def model_folder(path):
-    """The folder holding a model's `model.keras` and `model.json`: `path`, or a run's `model/`."""
+    """`path`, a run directory or a model folder, once it holds `model.keras` and `model.json`."""
     path = Path(path)
-    for candidate in (path, path / "model"):
-        if (candidate / "model.keras").exists() and (candidate / "model.json").exists():
-            return candidate
-    raise SystemExit(f"{path}: no model.keras + model.json in it or in its model/ folder")
+    if not ((path / "model.keras").exists() and (path / "model.json").exists()):
+        raise SystemExit(f"{path}: no model.keras and model.json in it")
+    return path
 
 
 def main(pairs):

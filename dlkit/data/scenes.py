@@ -213,6 +213,7 @@ def compose(
     )
 
 
+JPEG_QUALITY = 92  # of the written scenes' images
 SPLITS = ("train", "val", "test")  # build_scenes' order: each split's scenes draw from its own seed
 
 
@@ -223,20 +224,38 @@ def _scene_sources(version):
     return sorted(cutouts), split_cutouts(cutouts), load_backgrounds(version), others
 
 
+RENDERS = ("pillow", "opencv")
+
+
+def _check_render(render):
+    if render not in RENDERS:
+        raise ValueError(f"render must be one of {RENDERS}, got {render!r}")
+
+
+def _drawing(render, image_size, load):
+    """(a cut-out prepared from its path, a background prepared from its RGB array, what
+    `compose` draws with) for `render`: Pillow's images as `load` gives them, or
+    `dlkit.data.render`'s pyramids of them."""
+    _check_render(render)
+    if render == "pillow":
+        return load, np.asarray, PillowRender
+    from dlkit.data import render as drawer
+
+    def prepare(path):
+        return drawer.prepare_cutout(load(path))
+
+    def prepare_background(image):
+        return drawer.prepare_background(image, image_size)
+
+    return prepare, prepare_background, drawer
+
+
 def _split_scenes(sources, split, number, image_size, seed, version, render="pillow"):
     """(name, Scene) of one split's `number` scenes, as `build_scenes` composites them;
     with `render="opencv"` the same draws resampled by `dlkit.data.render`."""
     labels, splits, backgrounds, others = sources
-    scene_backgrounds = backgrounds if version == 1 else backgrounds[split]
-    if render == "opencv":
-        from dlkit.data import render as drawer
-
-        def prepare(path):
-            return drawer.prepare_cutout(load_cutout(path))
-
-        scene_backgrounds = [drawer.prepare_background(b, image_size) for b in scene_backgrounds]
-    else:
-        prepare, drawer = load_cutout, PillowRender
+    prepare, prepare_background, drawer = _drawing(render, image_size, load_cutout)
+    scene_backgrounds = [prepare_background(b) for b in (backgrounds if version == 1 else backgrounds[split])]
     objects = [(prepare(c.path), labels.index(c.label)) for c in splits[split]]
     extra = {}
     if others is not None:
@@ -256,8 +275,7 @@ def scenes_drawn_again(split, number, image_size=256, seed=0, version=1, render=
     (`dlkit.data.render`, what `TrainingScenes(render="opencv")` trains on), with boxes and
     masks of their own. A held-out set drawn both ways shows what the drawing alone does
     to a model."""
-    if render not in TrainingScenes.RENDERS:
-        raise ValueError(f"render must be one of {TrainingScenes.RENDERS}, got {render!r}")
+    _check_render(render)  # before the sources load
     yield from _split_scenes(_scene_sources(version), split, number, image_size, seed, version, render)
 
 
@@ -310,7 +328,7 @@ def write_yolo_scene(out_dir, split, name, scene):
     images, label_dir = out_dir / "images" / split, out_dir / "labels" / split
     images.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=92)
+    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=JPEG_QUALITY)
     rows = []
     for (x0, y0, x1, y1), cls in zip(scene.boxes / size, scene.classes):
         rows.append(f"{cls} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}")
@@ -323,7 +341,7 @@ def write_mask_scene(out_dir, split, name, scene):
     images, masks = out_dir / "images" / split, out_dir / "masks" / split
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=92)
+    Image.fromarray(scene.image).save(images / f"{name}.jpg", quality=JPEG_QUALITY)
     Image.fromarray(scene.class_mask.astype(np.uint8), "L").save(masks / f"{name}.png")
 
 
@@ -364,11 +382,10 @@ class TrainingScenes:
     way, and the draws that follow continue the same stream.
     """
 
-    RENDERS = ("pillow", "opencv")
+    RENDERS = RENDERS
 
     def __init__(self, image_size=256, balanced=True, varied=True, version=1, render="pillow", workers=0):
-        if render not in self.RENDERS:
-            raise ValueError(f"render must be one of {self.RENDERS}, got {render!r}")
+        _check_render(render)  # here, not on first use: the images load lazily
         if workers < 0:
             raise ValueError(f"workers must be 0 (draw in the calling thread) or more, got {workers}")
         self.image_size, self.balanced, self.varied = image_size, balanced, varied
@@ -431,18 +448,7 @@ class TrainingScenes:
         return image
 
     def _load(self):
-        if self.render == "opencv":
-            from dlkit.data import render
-
-            def prepare(path):
-                return render.prepare_cutout(self._shrunk(path))
-
-            def prepare_background(image):
-                return render.prepare_background(image, self.image_size)
-
-            self._render = render
-        else:
-            prepare, prepare_background, self._render = self._shrunk, np.asarray, PillowRender
+        prepare, prepare_background, self._render = _drawing(self.render, self.image_size, self._shrunk)
         splits = split_cutouts(find_cutouts(version=self.version))
         objects = [(prepare(c.path), self.labels.index(c.label)) for c in splits["train"]]
         backgrounds = load_backgrounds(self.version)
