@@ -505,18 +505,20 @@ def bench(
     return results
 
 
-def pipeline_bench(apps, tiny=False, steps=30, warmup=3, rounds=2):
+def pipeline_bench(apps, tiny=False, steps=30, warmup=3, rounds=2, overrides=()):
     """`training_throughput` of every app in `apps`: its default config on its offline
-    default data, or with `tiny` its tiny config on its sample data (what the tests run)."""
+    default data, or with `tiny` its tiny config on its sample data (what the tests run),
+    with `overrides` ("key=value", as `--set` takes them) applied to each app's config."""
+    from dlkit.config import apply_overrides
     from dlkit.registry import get_app
 
-    results = {"machine": machine(), "tiny": tiny, "pipeline": {}}
+    results = {"machine": machine(), "tiny": tiny, "overrides": list(overrides), "pipeline": {}}
     with io.temp_dir("bench-data") as tmp:
         for name in apps:
             app = get_app(name)
             data = app.write_sample_data(tmp / name) if tiny else None
             log(f"{name}: training throughput, input pipeline against cached batches")
-            config = app.default_config(tiny=tiny)
+            config = apply_overrides(app.default_config(tiny=tiny), overrides)
             results["pipeline"][name] = training_throughput(app, config, data, steps, warmup, rounds)
     return results
 
@@ -620,7 +622,8 @@ def pipeline_markdown(results):
         f"Training input pipeline on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}"
         f"{', tiny configs' if results['tiny'] else ', default configs and offline data'}: examples/s of "
         "each app's first training stage fed by its tf.data pipeline and by the same batches cached "
-        "in memory, and the pipeline's own rate with no model.",
+        "in memory, and the pipeline's own rate with no model."
+        + (f" Config overrides: {', '.join(results['overrides'])}." if results.get("overrides") else ""),
         "",
         "| app | stage | batch | pipeline ex/s | cached ex/s | ratio | paired rounds: median [min, max] "
         "| pipeline alone ex/s |",

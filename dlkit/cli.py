@@ -440,6 +440,13 @@ def thread_counts(ctx, param, value):
     help="With --pipeline: rounds of cached and pipeline-fed steps, alternated (best of each, and each round's ratio).",
 )
 @click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="With --pipeline: override a config field of every app benched (repeatable).",
+)
+@click.option(
     "--out",
     default="runs/bench",
     show_default=True,
@@ -448,11 +455,15 @@ def thread_counts(ctx, param, value):
 )
 @handle_errors
 @uses_tensorflow
-def bench_command(apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, rounds, out):
+def bench_command(
+    apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, rounds, overrides, out
+):
     from dlkit.bench import bench, markdown, pipeline_bench, pipeline_markdown, write
 
+    if overrides and not pipeline:
+        raise click.UsageError("--set applies to --pipeline (the shipped models are benched as they are)")
     if pipeline:
-        results = pipeline_bench(list(apps) or app_names(), tiny=tiny, rounds=rounds)
+        results = pipeline_bench(list(apps) or app_names(), tiny=tiny, rounds=rounds, overrides=overrides)
         click.echo(pipeline_markdown(results))
     else:
         results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)

@@ -124,9 +124,10 @@ PIPELINES = ("classify",)
 def test_pipeline_bench_feeds_apps_from_their_pipeline_and_from_cached_batches(tmp_path):
     from dlkit.bench import pipeline_bench, write
 
-    results = pipeline_bench(PIPELINES, tiny=True, steps=2, warmup=1, rounds=3)
+    results = pipeline_bench(PIPELINES, tiny=True, steps=2, warmup=1, rounds=3, overrides=["batch_size=3"])
     for name in PIPELINES:
         row = results["pipeline"][name]
+        assert row["batch_size"] == 3  # the override reached the config benched
         rates = row["examples_per_s"]
         assert rates["pipeline"] > 0 and rates["cached"] > 0 and rates["alone"] > 0
         assert row["ratio"] == pytest.approx(rates["pipeline"] / rates["cached"])
@@ -142,3 +143,12 @@ def test_pipeline_bench_feeds_apps_from_their_pipeline_and_from_cached_batches(t
     assert json.loads(json_path.read_text())["pipeline"].keys() == set(PIPELINES)
     assert all(f"| {name} |" in md_path.read_text() for name in PIPELINES)
     assert "paired rounds: median [min, max]" in md_path.read_text()
+    assert "Config overrides: batch_size=3." in md_path.read_text()
+
+
+def test_bench_pipeline_overrides_are_checked_in_one_line():
+    assert_one_line_error(run_cli("bench", "--set", "batch_size=3"), "--set applies to --pipeline")
+    assert_one_line_error(
+        run_cli("bench", "--pipeline", "--tiny", "--app", "classify", "--set", "no_such_key=1"),
+        "unknown config key 'no_such_key'",
+    )
