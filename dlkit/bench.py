@@ -340,6 +340,12 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
     read beside the ratio. The cached batches are the pipeline's first `steps`, held as
     tensors. `alone` is the pipeline's own rate, iterated without a model: above the cached rate,
     it would keep up on cores of its own, and a ratio below 1 is the two sharing cores.
+
+    `cpu_ms_per_example` is the CPU time (this process's threads and its worker processes,
+    `cpu_seconds`) each example took over the same timed steps, the median over rounds:
+    `cached` is the model's step alone, `alone` the pipeline alone. When the cores are
+    shared, their sum per example bounds the pipeline-fed rate: at most `cores` seconds of
+    CPU a second.
     """
     import keras
 
@@ -373,30 +379,35 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
 
     class Clock(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter())
+            if batch in (warmup - 1, warmup + steps - 1):  # where the timed steps start and end
+                marks.append((time.perf_counter(), cpu_seconds()))
 
     def rate(dataset):
-        """Examples/s over `steps` steps that follow `warmup` steps of one `fit`."""
-        times.clear()
+        """(examples/s, CPU ms per example) over `steps` steps that follow `warmup` steps
+        of one `fit`."""
+        marks.clear()
         model.fit(
             dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False, callbacks=[Clock()]
         )
-        return examples / (times[-1] - times[warmup - 1])
+        (start, start_cpu), (end, end_cpu) = marks
+        return examples / (end - start), 1000 * (end_cpu - start_cpu) / examples
 
     def alone():
-        """Examples/s of the pipeline by itself, over `steps` batches after `warmup`."""
+        """The same for the pipeline by itself, over `steps` batches after `warmup`."""
         iterator = iter(pipeline)
         for _ in range(warmup):
             next(iterator)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         for _ in range(steps):
             next(iterator)
-        return examples / (time.perf_counter() - start)
+        return examples / (time.perf_counter() - start), 1000 * (cpu_seconds() - start_cpu) / examples
 
-    times = []
-    each = []
+    marks = []
+    each, cpu = [], []
     for _ in range(rounds):  # alternated, best of each: background noise only slows a run down
-        each.append({"cached": rate(cached), "pipeline": rate(pipeline), "alone": alone()})
+        measured = {"cached": rate(cached), "pipeline": rate(pipeline), "alone": alone()}
+        each.append({key: rate_ for key, (rate_, _) in measured.items()})
+        cpu.append({key: ms for key, (_, ms) in measured.items()})
     fed = {key: max(r[key] for r in each) for key in ("cached", "pipeline", "alone")}
     paired = [r["pipeline"] / r["cached"] for r in each]
     return {
@@ -409,7 +420,30 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
         "rounds": each,
         "paired_ratios": paired,
         "paired_median": statistics.median(paired),
+        "cpu_ms_per_example": {key: statistics.median(r[key] for r in cpu) for key in fed},
+        "cpu_rounds": cpu,
     }
+
+
+def cpu_seconds():
+    """CPU seconds used so far by this process (all its threads) and by its live child
+    processes (the worker processes an input pipeline starts), user and system. Children
+    are read from /proc; where there is none, this process alone."""
+    total = time.process_time()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return total
+    me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == me:  # parent pid; then utime and stime, in clock ticks
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 # --- the whole run -------------------------------------------------------------------
@@ -622,21 +656,24 @@ def pipeline_markdown(results):
         f"Training input pipeline on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}"
         f"{', tiny configs' if results['tiny'] else ', default configs and offline data'}: examples/s of "
         "each app's first training stage fed by its tf.data pipeline and by the same batches cached "
-        "in memory, and the pipeline's own rate with no model."
+        "in memory, and the pipeline's own rate with no model; CPU time per example (the process and "
+        "its worker processes) of the model's step fed from cache, and of the pipeline alone."
         + (f" Config overrides: {', '.join(results['overrides'])}." if results.get("overrides") else ""),
         "",
         "| app | stage | batch | pipeline ex/s | cached ex/s | ratio | paired rounds: median [min, max] "
-        "| pipeline alone ex/s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| pipeline alone ex/s | CPU ms/example: step, pipeline |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, row in results["pipeline"].items():
         rates = row["examples_per_s"]
         alone = f"{rates['alone']:.1f}" if "alone" in rates else ""  # older results lack them
         paired = row.get("paired_ratios")
         spread = f"{row['paired_median']:.2f} [{min(paired):.2f}, {max(paired):.2f}]" if paired else ""
+        cpu = row.get("cpu_ms_per_example")
+        cpu = f"{cpu['cached']:.1f}, {cpu['alone']:.1f}" if cpu else ""
         lines.append(
             f"| {name} | {row['stage']} | {row['batch_size'] or 'auto'} | {rates['pipeline']:.1f} | "
-            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {spread} | {alone} |"
+            f"{rates['cached']:.1f} | {row['ratio']:.2f} | {spread} | {alone} | {cpu} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -2,6 +2,7 @@
 tiny contract model (it runs and writes every column; no timing is asserted)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -138,12 +139,45 @@ def test_pipeline_bench_feeds_apps_from_their_pipeline_and_from_cached_batches(t
         paired = [r["pipeline"] / r["cached"] for r in row["rounds"]]
         assert row["paired_ratios"] == pytest.approx(paired)
         assert row["paired_median"] == pytest.approx(sorted(paired)[1])
+        # CPU per example of each phase, the median over rounds
+        assert len(row["cpu_rounds"]) == 3
+        for key in ("cached", "pipeline", "alone"):
+            per_round = sorted(r[key] for r in row["cpu_rounds"])
+            assert all(ms > 0 for ms in per_round)
+            assert row["cpu_ms_per_example"][key] == pytest.approx(per_round[1])
     json_path, md_path = write(results, tmp_path)
     assert json_path.name == "pipeline.json"
     assert json.loads(json_path.read_text())["pipeline"].keys() == set(PIPELINES)
     assert all(f"| {name} |" in md_path.read_text() for name in PIPELINES)
     assert "paired rounds: median [min, max]" in md_path.read_text()
     assert "Config overrides: batch_size=3." in md_path.read_text()
+
+
+def _burn_cpu(seconds, done, release):
+    while time.process_time() < seconds:
+        pass
+    done.set()
+    release.wait(30)
+
+
+def test_cpu_seconds_counts_live_child_processes():
+    """The pipeline bench's CPU figures include worker processes (detect's scene workers)."""
+    import multiprocessing
+
+    from dlkit.bench import cpu_seconds
+
+    context = multiprocessing.get_context("spawn")
+    done, release = context.Event(), context.Event()
+    before, own = cpu_seconds(), time.process_time()
+    child = context.Process(target=_burn_cpu, args=(0.5, done, release))
+    child.start()
+    try:
+        assert done.wait(60)
+        gained = cpu_seconds() - before - (time.process_time() - own)
+    finally:
+        release.set()
+        child.join(30)
+    assert gained >= 0.45  # the child's half second of CPU (and its start-up)
 
 
 def test_bench_pipeline_overrides_are_checked_in_one_line():
