@@ -49,19 +49,27 @@ def seeded_examples(count, seed, example, specs, shuffle=True):
 
     epochs = [0]
 
-    def order():
+    def order(_):
+        """The next epoch and its order of indices: one Python call an epoch (a generator
+        would take one an example)."""
         epoch = epochs[0]
         epochs[0] += 1
-        indices = np.random.default_rng([seed, epoch]).permutation(count) if shuffle else range(count)
-        for index in indices:
-            yield epoch, index
+        indices = np.random.default_rng([seed, epoch]).permutation(count) if shuffle else np.arange(count)
+        return np.int64(epoch), indices.astype(np.int64)
+
+    def pairs(epoch, indices):
+        indices = tf.ensure_shape(indices, (count,))
+        return tf.data.Dataset.from_tensor_slices(indices).map(lambda index: (epoch, index))
 
     def make(epoch, index):
         outputs = tf.numpy_function(example, [epoch, index], [spec.dtype for spec in specs], stateful=False)
         return tuple(tf.ensure_shape(output, spec.shape) for output, spec in zip(outputs, specs))
 
-    indices = tf.data.Dataset.from_generator(
-        order, output_signature=(tf.TensorSpec((), tf.int64), tf.TensorSpec((), tf.int64))
+    # Each new iterator runs the stateful `order` once: the next epoch.
+    indices = (
+        tf.data.Dataset.from_tensors(np.int64(0))
+        .map(lambda _: tf.numpy_function(order, [_], [tf.int64, tf.int64], stateful=True))
+        .flat_map(pairs)
     )
     dataset = indices.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
