@@ -29,6 +29,16 @@ def run_cli(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
+def load_tool(name):
+    """A script of tools/ imported as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_one_line_error(result, text):
     """Exit code 2, no traceback, one `Error:` line that contains `text`."""
     assert result.exit_code == 2, result.output

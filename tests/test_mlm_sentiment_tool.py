@@ -1,22 +1,12 @@
 """tools/mlm_sentiment.py: how a vocabulary cuts the task's text."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-TOOL = Path(__file__).parents[1] / "tools" / "mlm_sentiment.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("mlm_sentiment", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_tool
 
 
 def test_vocabulary_fit_counts_tokens_pieces_and_unknown_words():
-    tool = load_tool()
+    tool = load_tool("mlm_sentiment")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "##s", "good", "!"]
     # the | film ##s | good | ! || the | [UNK] (no piece spells "zzz")
     fit = tool.vocabulary_fit(vocab, ["The films good!", "the zzz"])

@@ -1,25 +1,15 @@
 """tools/peer_ultralytics.py scores the peer's predictions with detect's own evaluator."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-TOOL = Path(__file__).parents[1] / "tools" / "peer_ultralytics.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("peer_ultralytics", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_tool
 
 
 def test_peer_predictions_are_scored_by_detects_evaluator():
     from dlkit.apps.detect.model import DetectionEvaluator
 
-    tool = load_tool()
+    tool = load_tool("peer_ultralytics")
     rng = np.random.default_rng(0)
     labels = ["a", "b"]
     targets, rows = {}, {}
