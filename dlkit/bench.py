@@ -670,7 +670,7 @@ def pipeline_markdown(results):
         paired = row.get("paired_ratios")
         spread = f"{row['paired_median']:.2f} [{min(paired):.2f}, {max(paired):.2f}]" if paired else ""
         cpu = row.get("cpu_ms_per_example")
-        cpu = f"{cpu['cached']:.1f}, {cpu['alone']:.1f}" if cpu else ""
+        cpu = f"{cpu['cached']:.3g}, {cpu['alone']:.3g}" if cpu else ""
         lines.append(
             f"| {name} | {row['stage']} | {row['batch_size'] or 'auto'} | {rates['pipeline']:.1f} | "
             f"{rates['cached']:.1f} | {row['ratio']:.2f} | {spread} | {alone} | {cpu} |"
