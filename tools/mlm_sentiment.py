@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.apps.mlm.model import read_vocab_file
 from dlkit.apps.sentiment import reviews
 from dlkit.metrics.intervals import wilson_interval
 
@@ -115,7 +116,8 @@ def main():
     train_text = args.work / "train_sentences.txt"
     train_text.write_text("\n\n".join(text for text, _ in splits["train"]) + "\n", encoding="utf-8")
     test_file = args.work / "test_sentences.txt"
-    test_file.write_text("\n".join(text for text, _ in splits["test"]) + "\n", encoding="utf-8")
+    test_texts = [text for text, _ in splits["test"]]
+    test_file.write_text("\n".join(test_texts) + "\n", encoding="utf-8")
     truth = [label for _, label in splits["test"]]
 
     runs = {}
@@ -138,8 +140,7 @@ def main():
     results = dict(previous)
     if runs:  # the settings of the runs recorded (a vocabulary-only call leaves them)
         results.update(mlm_run=str(args.mlm_run), epochs=args.epochs, adapt_epochs=args.adapt_epochs)
-    test_texts = [text for text, _ in splits["test"]]
-    pretrained_vocab = (args.mlm_run / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    pretrained_vocab = read_vocab_file(args.mlm_run / "vocab.txt")
     results["vocabularies"] = {
         "pretrained": vocabulary_fit(pretrained_vocab, test_texts),
         "scratch": vocabulary_fit(scratch_vocab(), test_texts),
