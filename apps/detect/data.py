@@ -132,11 +132,16 @@ def make_dataset(config, loaded, training=False, meta=None):
     count = len(loaded.inputs)
     size = config.image_size
     fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
+    pool = scene_pool(config, loaded, count, meta["labels"]) if fresh and config.scene_pool else None
 
     def example(epoch, index):
         rng = np.random.default_rng([config.seed, int(epoch), int(index)])
         if fresh and rng.random() < fresh:
-            image, boxes, classes = loaded.scenes(rng)
+            pooled = pool.get(epoch, index) if pool else None
+            if pooled is None:
+                image, boxes, classes = loaded.scenes(rng)
+            else:  # the same scene, drawn before training; the draws go on from there
+                image, boxes, classes, rng.bit_generator.state = pooled
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
         if training and config.augment:
@@ -161,6 +166,41 @@ def make_dataset(config, loaded, training=False, meta=None):
         .apply(tf.data.experimental.assert_cardinality(batches))
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def scene_pool(config, loaded, count, labels):
+    """The `ScenePool` of every fresh scene of this run's epochs (`config.scene_pool`),
+    drawn now, or read from the cache where a run with the same settings drew it."""
+    import hashlib
+    import json
+
+    from dlkit.console import ProgressPrinter
+    from dlkit.data.pool import ScenePool, build_pool
+
+    epochs = config.epochs + config.fine_tune_epochs
+    settings = {
+        "seed": config.seed,
+        "fresh": config.fresh_scenes,
+        "count": count,
+        "epochs": epochs,
+        "image_size": config.image_size,
+        "image_data": config.image_data,
+        "render": config.scene_render,
+        "labels": list(labels),
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{DEFAULT_VERSIONS[config.image_data]}-pool-{key}"
+    folder = build_pool(
+        name,
+        config.seed,
+        epochs,
+        count,
+        config.fresh_scenes,
+        loaded.scenes,
+        config.scene_workers,
+        ProgressPrinter(),
+    )
+    return ScenePool(folder)
 
 
 SAMPLE_COLORS = {"red": (220, 20, 20), "blue": (20, 20, 220)}

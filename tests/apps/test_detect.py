@@ -194,7 +194,7 @@ def test_fresh_scenes_replace_the_stored_fraction_and_map_classes_to_the_model(t
     stored = APP.data.load_split(Config.tiny(), source, "val", meta=meta)
     assert stored.scenes is None
     for fraction, expected in ((0.0, 0), (1.0, 12), (0.5, None)):
-        config = dataclasses.replace(Config.tiny(), augment=False, fresh_scenes=fraction)
+        config = dataclasses.replace(Config.tiny(), augment=False, fresh_scenes=fraction, scene_pool=False)
         loaded = APP.data.load_split(config, source, "train", meta=meta)
         batches = APP.data.make_dataset(config, loaded, training=True, meta=meta)
         images, targets = next(iter(batches.unbatch().batch(99)))
@@ -217,7 +217,7 @@ def test_scene_workers_feed_the_examples_the_pipeline_threads_make():
 
     batches = []
     for workers in (0, 2):
-        config = dataclasses.replace(Config.tiny(), image_data=2, scene_workers=workers)
+        config = dataclasses.replace(Config.tiny(), image_data=2, scene_workers=workers, scene_pool=False)
         source = APP.open_source(config, None)
         meta = APP.make_meta(config, source)
         loaded = APP.load_split(config, source, "train", meta=meta)
@@ -229,6 +229,47 @@ def test_scene_workers_feed_the_examples_the_pipeline_threads_make():
     np.testing.assert_array_equal(batches[0][1], batches[1][1])
     assert SCENE_RENDERS == TrainingScenes.RENDERS and Config().scene_render == TrainingScenes().render
     assert batches[0][0].std() > 10 and batches[0][1][..., 4].sum() > 0  # scenes with objects
+
+
+def test_a_scene_pool_gives_the_examples_drawn_during_training(tmp_path, monkeypatch):
+    """`scene_pool`: every fresh scene drawn before training, then read back: the same
+    examples (boxes, classes, targets and the stored scenes exactly; fresh images through
+    one JPEG coding), epochs past the pool drawn as before, and a second run draws none."""
+    from dlkit.data.pool import fresh_draws
+
+    config = dataclasses.replace(Config.tiny(), image_data=2, scene_workers=0, fresh_scenes=0.5)
+    source = APP.open_source(config, None)
+    meta = APP.make_meta(config, source)
+    loaded = APP.load_split(config, source, "train", meta=meta)
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path))  # the pool only: the scenes are loaded
+    epochs = {}
+    for pooled in (False, True):
+        data = APP.make_dataset(
+            dataclasses.replace(config, scene_pool=pooled), loaded, training=True, meta=meta
+        )
+        epochs[pooled] = [[t.numpy() for t in next(iter(data.unbatch().batch(999)))] for _ in range(3)]
+    count = len(loaded.inputs)
+    for epoch, ((drawn, y_drawn), (read, y_read)) in enumerate(zip(epochs[False], epochs[True])):
+        np.testing.assert_array_equal(y_drawn, y_read)
+        if epoch == config.epochs + config.fine_tune_epochs:  # past the pool: drawn again
+            np.testing.assert_array_equal(drawn, read)
+            continue
+        fresh = np.zeros(count, bool)
+        fresh[[i for i, _ in fresh_draws(config.seed, epoch, count, 0.5)]] = True
+        pooled = fresh[np.random.default_rng([config.seed, epoch]).permutation(count)]  # the epoch's order
+        assert 0 < pooled.sum() < count
+        np.testing.assert_array_equal(drawn[~pooled], read[~pooled])
+        difference = np.abs(drawn[pooled].astype(np.float32) - read[pooled])
+        assert 0 < difference.mean() < 4  # one JPEG coding, at 64 px
+    (folder,) = tmp_path.glob("datasets/*-pool-*")
+    assert sorted(p.name for p in folder.glob("epoch_*.pkl")) == ["epoch_00000.pkl", "epoch_00001.pkl"]
+
+    def nothing_drawn(rng):
+        raise AssertionError("a pooled scene was drawn again")
+
+    loaded.scenes = nothing_drawn
+    again = APP.make_dataset(dataclasses.replace(config, scene_pool=True), loaded, training=True, meta=meta)
+    np.testing.assert_array_equal(next(iter(again.unbatch().batch(999)))[1].numpy(), epochs[True][0][1])
 
 
 def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
