@@ -124,6 +124,7 @@ def make_dataset(config, loaded, training=False, meta=None):
     import tensorflow as tf
 
     from dlkit.data.batches import seeded_examples
+    from dlkit.data.pool import example_draws
     from dlkit.data.render import zoom_and_recolor
     from dlkit.layers.yolo import anchor_table
 
@@ -135,8 +136,8 @@ def make_dataset(config, loaded, training=False, meta=None):
     pool = scene_pool(config, loaded, count, meta["labels"]) if fresh and config.scene_pool else None
 
     def example(epoch, index):
-        rng = np.random.default_rng([config.seed, int(epoch), int(index)])
-        if fresh and rng.random() < fresh:
+        rng, is_fresh = example_draws(config.seed, epoch, index, fresh)
+        if is_fresh:
             pooled = pool.get(epoch, index) if pool else None
             if pooled is None:
                 image, boxes, classes = loaded.scenes(rng)

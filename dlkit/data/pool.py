@@ -21,7 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-JPEG_QUALITY = 92  # the stored scenes' (dlkit.data.scenes)
+
+def example_draws(seed, epoch, index, fresh):
+    """(the generator of example (epoch, index), whether it draws a fresh scene): the
+    example's first draw decides, and the scene is drawn from the generator after it."""
+    rng = np.random.default_rng([seed, int(epoch), int(index)])
+    return rng, bool(fresh) and rng.random() < fresh
 
 
 def fresh_draws(seed, epoch, count, fresh):
@@ -29,8 +34,8 @@ def fresh_draws(seed, epoch, count, fresh):
     generator after that decision (what the scene is drawn from)."""
     drawn = []
     for index in range(count):
-        rng = np.random.default_rng([seed, epoch, index])
-        if rng.random() < fresh:
+        rng, is_fresh = example_draws(seed, epoch, index, fresh)
+        if is_fresh:
             drawn.append((index, rng))
     return drawn
 
@@ -61,6 +66,8 @@ def build_pool(name, seed, epochs, count, fresh, draw, workers=2, progress=None)
 
 def _pooled(draw, rng):
     import cv2
+
+    from dlkit.data.scenes import JPEG_QUALITY  # the stored scenes'
 
     image, boxes, classes = draw(rng)
     ok, encoded = cv2.imencode(
