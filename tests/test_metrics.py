@@ -99,6 +99,42 @@ def test_cluster_bootstrap_is_wider_when_views_repeat_one_outcome():
     assert all(np.isnan(cluster_bootstrap_interval([], [])))
 
 
+def test_paired_difference_interval_agrees_with_scipy_and_is_narrower_than_unpaired():
+    """Two models right on mostly the same examples: the paired interval matches scipy's
+    paired percentile bootstrap and the normal approximation, and is far narrower than
+    two independent accuracies' would be (the shared examples cancel)."""
+    from scipy.stats import bootstrap
+
+    from dlkit.metrics.intervals import paired_difference_interval, wilson_interval
+
+    rng = np.random.default_rng(0)
+    a = rng.random(1500) < 0.75
+    b = a.copy()
+    b[rng.choice(1500, 60, replace=False)] ^= True  # they differ on 60 examples
+    diff, ours = paired_difference_interval(a, b, rounds=8000)
+    reference = bootstrap(
+        (a.astype(float), b.astype(float)),
+        lambda x, y: x.mean() - y.mean(),
+        paired=True,
+        vectorized=False,
+        n_resamples=8000,
+        method="percentile",
+        rng=1,
+    ).confidence_interval
+    assert diff == pytest.approx(a.mean() - b.mean())
+    assert ours[0] <= diff <= ours[1]
+    assert abs(ours[0] - reference.low) < 0.002 and abs(ours[1] - reference.high) < 0.002
+    # The normal approximation's width from the per-example differences, and far below
+    # the width two independent samples' accuracies would give their difference.
+    width = ours[1] - ours[0]
+    assert width == pytest.approx(2 * 1.96 * np.std(a - b.astype(float)) / np.sqrt(len(a)), rel=0.15)
+    wa, wb = (np.diff(wilson_interval(int(x.sum()), len(x)))[0] for x in (a, b))
+    assert width < 0.5 * np.hypot(wa, wb)
+    assert paired_difference_interval(a, a) == (0.0, [0.0, 0.0])
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference_interval(a, b[:-1])
+
+
 def test_poisson_interval_bounds_have_the_tail_probabilities():
     from scipy.stats import poisson
 

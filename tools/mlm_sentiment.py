@@ -3,18 +3,19 @@ on the rated movie sentences, against the same architecture trained from scratch
 after further masked-LM pretraining on the sentiment training sentences themselves
 (domain-adaptive pretraining: their text only, no labels).
 
-    python tools/mlm_sentiment.py MLM_RUN [--epochs 8] [--adapt-epochs 2] [--work DIR]
-        [--out tools/results/mlm_sentiment.json] [--skip scratch,...]
+    python tools/mlm_sentiment.py MLM_RUN [--epochs 8] [--adapt-epochs 2] [--probe-epochs 0]
+        [--work DIR] [--out tools/results/mlm_sentiment.json] [--skip scratch,...]
 
 Every step is a dlkit command (run folders under --work):
 - scratch:    dlkit sentiment train --set model=encoder --epochs E
 - pretrained: dlkit sentiment train --init MLM_RUN --epochs E
 - adapted:    dlkit mlm train --data <training sentences> --init MLM_RUN --epochs A, then
               dlkit sentiment train --init <that run> --epochs E
-Each model's test predictions (`dlkit sentiment predict --file --json`) are scored
-against the hard labels: accuracy with a Wilson 95% interval, and each pretrained
-model's difference to scratch with a paired bootstrap 95% interval (the same sentences
-resampled for both).
+`--probe-epochs N` starts every fine-tuning with N epochs in which only the output layer
+learns on the frozen encoder (`--set probe_epochs=N`). Each model's test predictions
+(`dlkit sentiment predict --file --json`) are scored against the hard labels: accuracy
+with a Wilson 95% interval, and each pretrained model's difference to scratch with a
+paired bootstrap 95% interval (the same sentences resampled for both).
 
 How well each vocabulary fits the task's text is recorded too (`vocabularies`: WordPiece
 tokens per word of the test sentences, the share of words cut into pieces, unknown
@@ -28,12 +29,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from dlkit import io
 from dlkit.apps.mlm.model import read_vocab_file
 from dlkit.apps.sentiment import reviews
-from dlkit.metrics.intervals import wilson_interval
+from dlkit.metrics.intervals import paired_difference_interval, wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,15 +91,6 @@ def scratch_vocab():
     return encoder_meta(config, rated_source(config, "movie", reviews.load_sets()))["vocab"]
 
 
-def paired_difference(a, b, rounds=2000, seed=0):
-    """Mean of a - b (0/1 per sentence) and its bootstrap 95% interval."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(a), size=(rounds, len(a)))
-    diffs = (a[picks] - b[picks]).mean(axis=1)
-    return float((a - b).mean()), [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mlm_run", type=Path)
@@ -109,6 +99,12 @@ def main():
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "mlm_sentiment")
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "results" / "mlm_sentiment.json")
     parser.add_argument("--skip", default="", help="comma-separated: scratch, pretrained, adapted")
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=0,
+        help="each fine-tuning starts with this many linear-probe epochs",
+    )
     args = parser.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     args.work.mkdir(parents=True, exist_ok=True)
@@ -124,7 +120,8 @@ def main():
 
     def fine_tune(name, *start):  # start: how the encoder begins (--set model=encoder: scratch)
         runs[name] = args.work / name
-        dlkit("sentiment", "train", *start, "--epochs", args.epochs, "--run-dir", runs[name])
+        probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
+        dlkit("sentiment", "train", *start, *probe, "--epochs", args.epochs, "--run-dir", runs[name])
 
     if "scratch" not in skip:
         fine_tune("scratch", "--set", "model=encoder")
@@ -139,7 +136,12 @@ def main():
     previous = io.read_json(args.out) if args.out.exists() else {}
     results = dict(previous)
     if runs:  # the settings of the runs recorded (a vocabulary-only call leaves them)
-        results.update(mlm_run=str(args.mlm_run), epochs=args.epochs, adapt_epochs=args.adapt_epochs)
+        results.update(
+            mlm_run=str(args.mlm_run),
+            epochs=args.epochs,
+            adapt_epochs=args.adapt_epochs,
+            probe_epochs=args.probe_epochs,
+        )
     pretrained_vocab = read_vocab_file(args.mlm_run / "vocab.txt")
     results["vocabularies"] = {
         "pretrained": vocabulary_fit(pretrained_vocab, test_texts),
@@ -168,7 +170,7 @@ def main():
 
     for name in ("pretrained", "adapted"):
         if name in results and "scratch" in results:
-            diff, interval = paired_difference(hits(name), hits("scratch"))
+            diff, interval = paired_difference_interval(hits(name), hits("scratch"))
             results[name]["minus_scratch"] = diff
             results[name]["minus_scratch_ci95"] = interval
     args.out.parent.mkdir(parents=True, exist_ok=True)

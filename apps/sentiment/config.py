@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlkit.config import AT_LEAST_ONE, FRACTION, POSITIVE, TrainConfig
+from dlkit.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, TrainConfig
 
 MODELS = ("lstm", "average", "encoder")
 CLASS_SETS = ("binary", "five")
@@ -47,6 +47,7 @@ class Config(TrainConfig):
             AT_LEAST_ONE,
         ),
         "encoder_learning_rate": POSITIVE,
+        "probe_epochs": NON_NEGATIVE,
         **dict.fromkeys(("dropout", "spatial_dropout"), FRACTION),
         "fine_tune_learning_rate": POSITIVE,
     }
@@ -77,6 +78,11 @@ class Config(TrainConfig):
     max_positions: int = 128
     encoder_dropout: float = 0.1
     encoder_learning_rate: float = 1e-4  # AdamW, linear decay; the whole encoder fine-tunes
+    # > 0: the encoder stays frozen this many epochs first, the output layer alone learning
+    # from its features at `learning_rate` (a linear probe), then everything trains for
+    # `epochs` at `encoder_learning_rate` (LP-FT: the features are not torn up by a random
+    # head's first gradients)
+    probe_epochs: int = 0
     text_column: str = "text"  # CSV/TSV/JSONL user data
     label_column: str = "label"
     labels: str = ""  # comma-separated class names, in id order ("" = sorted labels found)

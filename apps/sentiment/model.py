@@ -203,11 +203,30 @@ def training_stages(config, meta=None):
         compile_model(model, config, config.fine_tune_learning_rate)
 
     if meta and meta.get("model") == "encoder":
-        return [Stage("train", config.epochs, lambda model: compile_model(model, config))]
+        return encoder_stages(config)
     stages = [Stage("train", config.epochs, train)]
     if config.train_embeddings and config.fine_tune_epochs:
         stages.append(Stage("fine_tune", config.fine_tune_epochs, fine_tune))
     return stages
+
+
+def encoder_stages(config):
+    """The encoder model's stages: with `probe_epochs`, the output layer first learns on
+    the frozen encoder (at `learning_rate`), then the whole network fine-tunes."""
+
+    def probe(model):
+        for layer in model.layers:
+            layer.trainable = layer.name == "probs"
+        compile_model(model, config, config.learning_rate)
+
+    def train(model):
+        for layer in model.layers:
+            layer.trainable = True
+        model.get_layer("token_embedding").bias.trainable = False  # the MLM output bias
+        compile_model(model, config)
+
+    stages = [Stage("probe", config.probe_epochs, probe)] if config.probe_epochs else []
+    return [*stages, Stage("train", config.epochs, train)]
 
 
 def adapt_model(model, model_meta, config, meta, log=print):

@@ -48,3 +48,15 @@ def cluster_bootstrap_interval(hits, groups, rounds=2000, seed=0):
     picks = rng.integers(0, len(sums), (rounds, len(sums)))  # (rounds, groups)
     samples = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
     return np.percentile(samples, [2.5, 97.5]).tolist()
+
+
+def paired_difference_interval(a, b, rounds=2000, seed=0):
+    """The mean of a - b over paired trials (two models right or not on the same
+    examples) and its 95% percentile-bootstrap interval, the pairs resampled together:
+    (difference, [low, high])."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1 or not len(a):
+        raise ValueError(f"paired trials need two equal-length 1-D arrays, not {a.shape} and {b.shape}")
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
+    diffs = (a - b)[picks].mean(axis=1)
+    return float((a - b).mean()), [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]

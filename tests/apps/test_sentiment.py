@@ -208,6 +208,40 @@ def test_lstm_ignores_padding():
     assert [layer.name for layer in short.layers if "bilstm" in layer.name] == ["bilstm_1", "bilstm_2"]
 
 
+def test_encoder_probe_stage_trains_the_output_layer_alone_then_everything():
+    """`probe_epochs`: a stage in which only `probs` learns on the frozen encoder, then
+    the whole encoder trains (its MLM output bias never does)."""
+    import dataclasses
+
+    from dlkit.apps.sentiment.model import build_encoder_model, training_stages
+
+    config = dataclasses.replace(Config.tiny(), model="encoder", probe_epochs=1)
+    meta = {"model": "encoder", "labels": ["negative", "positive"], "vocab": [f"t{k}" for k in range(40)]}
+    model = build_encoder_model(config, dict(meta, max_length=config.max_tokens))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 40, (32, config.max_tokens)).astype(np.int32)
+    inputs = [ids, np.zeros_like(ids), np.ones_like(ids)]
+    targets = np.eye(2, dtype=np.float32)[rng.integers(0, 2, 32)]
+
+    def weights():
+        return {w.path: w.numpy().copy() for w in model.weights}
+
+    stages = training_stages(config, meta)
+    assert [(stage.name, stage.epochs) for stage in stages] == [("probe", 1), ("train", config.epochs)]
+    moved = []
+    for stage in stages:
+        before = weights()
+        stage.prepare(model)
+        model.fit(inputs, targets, epochs=1, batch_size=8, verbose=0)
+        after = weights()
+        moved.append({path for path in before if not np.array_equal(before[path], after[path])})
+    assert moved[0] and all(path.startswith("probs/") for path in moved[0])
+    assert any(path.startswith("encoder_0/") for path in moved[1]) and any("probs/" in p for p in moved[1])
+    assert not any(path.startswith("token_embedding/") and path.endswith("bias") for path in moved[1])
+    without = training_stages(dataclasses.replace(config, probe_epochs=0), meta)
+    assert [stage.name for stage in without] == ["train"]
+
+
 # --- user data and its errors ---------------------------------------------------------------
 def test_user_files_in_three_formats(tmp_path):
     rows = [("a good film", "pos"), ("not good", "neg"), ("", "neg"), ("fine", "")]
