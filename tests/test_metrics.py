@@ -60,9 +60,16 @@ def test_wilson_interval_solves_its_defining_equation():
     assert all(np.isnan(wilson_interval(0, 0)))
 
 
-def test_cluster_bootstrap_agrees_with_scipy_resampling_the_groups():
+def scipy_paired_bootstrap(samples, statistic, rounds=8000):
+    """scipy's 95% percentile-bootstrap interval of `statistic` over paired `samples`."""
     from scipy.stats import bootstrap
 
+    return bootstrap(
+        samples, statistic, paired=True, vectorized=False, n_resamples=rounds, method="percentile", rng=1
+    ).confidence_interval
+
+
+def test_cluster_bootstrap_agrees_with_scipy_resampling_the_groups():
     from dlkit.metrics.intervals import cluster_bootstrap_interval
 
     rng = np.random.default_rng(0)
@@ -72,15 +79,7 @@ def test_cluster_bootstrap_agrees_with_scipy_resampling_the_groups():
     hits = rng.random(len(groups)) < skill[groups]
     ours = cluster_bootstrap_interval(hits, groups, rounds=8000)
     sums, counts = np.bincount(groups, weights=hits), np.bincount(groups)
-    reference = bootstrap(
-        (sums, counts),
-        lambda s, n: s.sum() / n.sum(),
-        paired=True,
-        vectorized=False,
-        n_resamples=8000,
-        method="percentile",
-        rng=1,
-    ).confidence_interval
+    reference = scipy_paired_bootstrap((sums, counts), lambda s, n: s.sum() / n.sum())
     assert ours[0] < hits.mean() < ours[1]
     assert abs(ours[0] - reference.low) < 0.015 and abs(ours[1] - reference.high) < 0.015
 
@@ -103,8 +102,6 @@ def test_paired_difference_interval_agrees_with_scipy_and_is_narrower_than_unpai
     """Two models right on mostly the same examples: the paired interval matches scipy's
     paired percentile bootstrap and the normal approximation, and is far narrower than
     two independent accuracies' would be (the shared examples cancel)."""
-    from scipy.stats import bootstrap
-
     from dlkit.metrics.intervals import paired_difference_interval, wilson_interval
 
     rng = np.random.default_rng(0)
@@ -112,15 +109,7 @@ def test_paired_difference_interval_agrees_with_scipy_and_is_narrower_than_unpai
     b = a.copy()
     b[rng.choice(1500, 60, replace=False)] ^= True  # they differ on 60 examples
     diff, ours = paired_difference_interval(a, b, rounds=8000)
-    reference = bootstrap(
-        (a.astype(float), b.astype(float)),
-        lambda x, y: x.mean() - y.mean(),
-        paired=True,
-        vectorized=False,
-        n_resamples=8000,
-        method="percentile",
-        rng=1,
-    ).confidence_interval
+    reference = scipy_paired_bootstrap((a.astype(float), b.astype(float)), lambda x, y: x.mean() - y.mean())
     assert diff == pytest.approx(a.mean() - b.mean())
     assert ours[0] <= diff <= ours[1]
     assert abs(ours[0] - reference.low) < 0.002 and abs(ours[1] - reference.high) < 0.002
