@@ -61,9 +61,13 @@ def layer_features(model, inputs, batch_size=128):
     padded = [np.pad(inputs[name], ((0, 0), (0, length - inputs[name].shape[1]))) for name in ENCODER_INPUTS]
     names = ["embedding_norm"] + [block.name for block in encoder_blocks(model)]
     extractor = keras.Model(model.inputs[:3], [model.get_layer(name).output for name in names])
-    outputs = extractor.predict(padded, batch_size=batch_size, verbose=0)
-    mask = padded[2][..., None].astype(np.float32)
-    return [(name, (h * mask).sum(axis=1) / mask.sum(axis=1)) for name, h in zip(names, outputs)]
+    pooled = [[] for _ in names]
+    for start in range(0, len(padded[0]), batch_size):  # pooled a batch at a time: the states
+        batch = [part[start : start + batch_size] for part in padded]  # of a split fill GBs
+        mask = batch[2][..., None].astype(np.float32)
+        for k, h in enumerate(extractor.predict_on_batch(batch)):
+            pooled[k].append((np.asarray(h) * mask).sum(axis=1) / mask.sum(axis=1))
+    return [(name, np.concatenate(parts)) for name, parts in zip(names, pooled)]
 
 
 def token_bags(inputs, meta):
