@@ -32,21 +32,16 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 def sentiment_splits(mlm_meta, max_tokens):
     """{split: LoadedSplit} of the binary rated sentences, tokenized with the mlm model's
-    vocabulary as `dlkit sentiment train --init` does."""
+    vocabulary (the `text_encoder` part `dlkit sentiment train --init` inherits)."""
     from dlkit.apps.sentiment import reviews
     from dlkit.apps.sentiment.config import Config
     from dlkit.apps.sentiment.data import load_split, rated_source
+    from dlkit.registry import get_app
 
     config = Config(model="encoder", max_tokens=max_tokens)
     source = rated_source(config, "movie", reviews.load_sets())
-    meta = {
-        "labels": list(source.labels),
-        "tokenizer": "bert_wordpiece",
-        "vocab": mlm_meta["vocab"],
-        "lowercase": mlm_meta["lowercase"],
-        "special_ids": mlm_meta["special_ids"],
-        "max_length": max_tokens,
-    }
+    encoder = get_app("mlm").meta_parts(mlm_meta)["text_encoder"]
+    meta = {**encoder, "labels": list(source.labels), "max_length": max_tokens}
     return {split: load_split(config, source, split, meta) for split in source.splits}
 
 
@@ -117,18 +112,15 @@ def probe_encoder(name, model, splits, targets):
     return results
 
 
-def random_twin(run_dir, seed):
-    """The run's mlm architecture and vocabulary, freshly initialised."""
+def random_twin(bundle, seed):
+    """The mlm model's architecture and vocabulary, freshly initialised."""
     import keras
 
-    from dlkit import io
     from dlkit.apps.mlm.config import Config
     from dlkit.apps.mlm.model import build_model
     from dlkit.config import from_dict
-    from dlkit.edge.bundle import ModelBundle
 
-    bundle = ModelBundle.load(run_dir, app="mlm", prefer="keras")
-    config = from_dict(Config, io.read_json(bundle.directory / "model.json")["config"])
+    config = from_dict(Config, bundle.meta["config"])
     keras.utils.set_random_seed(seed)
     return build_model(config, bundle.meta)
 
@@ -156,15 +148,16 @@ def main():
     max_tokens = min(args.max_tokens, bundle.meta["max_length"])
     splits = sentiment_splits(bundle.meta, max_tokens)
     targets = {split: data.targets for split, data in splits.items()}
-    encoders = {
-        "pretrained": lambda: load_keras(bundle.path),
-        "random": lambda: random_twin(args.mlm_run, args.seed),
+    encoders = {  # name: (how to load it, the sentences in its tokens)
+        "pretrained": (lambda: load_keras(bundle.path), splits),
+        "random": (lambda: random_twin(bundle, args.seed), splits),
     }
-    minilm_splits = None
     if args.minilm:
         minilm = ModelBundle.load(pretrained_model_dir("minilm_l6"), app="mlm", prefer="keras")
         minilm_splits = sentiment_splits(minilm.meta, max_tokens)
-        encoders["minilm"] = lambda: load_keras(minilm.path)
+        if any((minilm_splits[s].targets != targets[s]).any() for s in targets):
+            sys.exit("MiniLM's tokens keep other sentences than the small encoder's; cannot pair them")
+        encoders["minilm"] = (lambda: load_keras(minilm.path), minilm_splits)
 
     results = {
         "mlm_run": str(args.mlm_run),
@@ -172,10 +165,7 @@ def main():
         "sentences": {split: len(data.targets) for split, data in splits.items()},
     }
     layers = {}
-    for name, load in encoders.items():
-        own = minilm_splits if name == "minilm" else splits
-        if name == "minilm" and any((own[s].targets != targets[s]).any() for s in targets):
-            sys.exit("MiniLM's tokens keep other sentences than the small encoder's; cannot pair them")
+    for name, (load, own) in encoders.items():
         layers[name] = probe_encoder(name, load(), own, targets)
     bags = {split: token_bags(data.inputs, bundle.meta) for split, data in splits.items()}
     layers["token_bag"] = {"tokens": probe(*(bags[s] for s in ("train", "val", "test")), targets, False)}
