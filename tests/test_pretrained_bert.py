@@ -140,3 +140,31 @@ def test_another_architecture_is_refused_before_any_weight_moves(edit, message):
         port_bert(model, weights)
     assert "\n" not in str(caught.value)
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+
+
+def test_sentence_encoder_is_the_unit_mean_of_the_checkpoints_token_states(monkeypatch):
+    """sentence-transformers pooling: the mean of the last block's states over the real
+    tokens, L2-normalised; padding changes nothing."""
+    import dlkit.pretrained.text as text
+    from dlkit.pretrained.bert import sentence_encoder
+
+    settings = {
+        "hidden_size": WIDTH,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "intermediate_size": INTERMEDIATE,
+    }
+    vocab = [f"t{k}" for k in range(VOCAB)]
+    monkeypatch.setattr(text, "load_text_encoder", lambda name: (checkpoint(), vocab, settings))
+    model, got_vocab = sentence_encoder("synthetic", LENGTH)
+    assert got_vocab == vocab
+    rng = np.random.default_rng(2)
+    ids = rng.integers(1, VOCAB, (3, LENGTH)).astype(np.int32)
+    mask = np.ones((3, LENGTH), np.int32)
+    mask[1, 5:], mask[2, 3:] = 0, 0
+    ids[mask == 0] = 0
+    segments = np.zeros_like(ids)
+    hidden = numpy_bert(checkpoint(), ids, segments, mask)
+    mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict([ids, segments, mask], verbose=0), expected, atol=1e-5)

@@ -39,6 +39,7 @@ class MaskedLMApp(App):
         "intermediate_size",
         "max_positions",
         "next_sentence",
+        "distill",
     )
     quantizations = ("float32", "float16", "dynamic", "int8")
     provides = ("text_encoder",)  # its weights, with the vocabulary it reads

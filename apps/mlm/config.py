@@ -17,7 +17,10 @@ class Config(TrainConfig):
     `vocab_size` learnt from the training documents (tensorflow-text), packed into
     sequences of `max_length` tokens, and 15% of the ordinary tokens are selected per
     sequence each epoch (80% of them become [MASK], 10% a random token, 10% stay).
-    `next_sentence` adds BERT's next-sentence objective over sentence pairs.
+    `next_sentence` adds BERT's next-sentence objective over sentence pairs. `distill`
+    names a pretrained text encoder (`minilm_l6`) whose sentence embedding of each
+    sequence's text the encoder learns to give too, beside the masked tokens (a linear map
+    of its mean-pooled token states, cosine loss weighted by `distill_weight`).
     """
 
     LIMITS: ClassVar[dict] = {
@@ -41,6 +44,7 @@ class Config(TrainConfig):
         "warmup_steps": AT_LEAST_ONE,
         "weight_decay": FRACTION,
         "learning_rate": POSITIVE,
+        "distill_weight": NON_NEGATIVE,
     }
 
     corpus: str = "python_docs,docstrings,fortunes,bible"  # offline sources (apps/mlm/corpus.py)
@@ -55,6 +59,12 @@ class Config(TrainConfig):
     # B [SEP] with segment ids, B the true continuation half the time, and a two-way
     # softmax on a tanh pooler over [CLS] trains beside the masked tokens.
     next_sentence: bool = False
+    # Distillation, as DistilBERT adds a teacher's signal to the masked tokens: the mean of
+    # the encoder's token states, through a linear map (`distill` head), learns the
+    # teacher's L2-normalised mean-pooled sentence embedding of the same text (computed
+    # once per corpus into the cache). "" = masked tokens only.
+    distill: str = ""
+    distill_weight: float = 5.0
     hidden_size: int = 256
     layers: int = 4
     heads: int = 4

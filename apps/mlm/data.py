@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.config import HELD_OUT_SEED
-from dlkit.edge.text import bert_normalize
+from dlkit.edge.text import BERT_RESERVED, bert_normalize
 from dlkit.errors import DlkitError, InvalidInputError
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
@@ -42,6 +42,7 @@ class LoadedSplit:
     skipped: list = field(default_factory=list)
     segments: np.ndarray = None  # (n, length) segment ids (1 for the second of a pair)
     next_labels: np.ndarray = None  # (n,) next-sentence pairs: 1 when B follows A
+    teacher: np.ndarray = None  # (n, width) the distillation teacher's sentence embeddings
 
 
 def fingerprint(documents):
@@ -259,6 +260,66 @@ def pair(documents, vocab, meta, rng):
     return _padded(rows, length), _padded(segment_rows, length), np.array(labels, np.int32)
 
 
+def sequence_texts(sequences, vocab):
+    """The text of each packed sequence: its WordPiece tokens with "##" pieces joined to
+    the word before, reserved tokens and padding left out (normalised, as tokenized)."""
+    reserved = set(BERT_RESERVED)
+    texts = []
+    for row in sequences:
+        words = []
+        for token in (vocab[i] for i in row if i):
+            if token in reserved:
+                continue
+            if token.startswith("##") and words:
+                words[-1] += token[2:]
+            else:
+                words.append(token)
+        texts.append(" ".join(words))
+    return texts
+
+
+def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
+    """(n, width) float32: the sentence embedding the distillation teacher
+    (`meta["distill"]["teacher"]`, a pretrained encoder of dlkit.pretrained.text) gives
+    the text of each sequence, re-tokenized with its own vocabulary to the same length.
+    Computed once per teacher and set of sequences into the cache (minutes on a CPU)."""
+    from dlkit.data.cache import build_once
+
+    name, length = meta["distill"]["teacher"], meta["max_length"]
+    digest = hashlib.sha1(np.ascontiguousarray(sequences).tobytes())
+    digest.update("\n".join(meta["vocab"]).encode("utf-8"))
+
+    def build(folder):
+        from dlkit.pretrained.bert import sentence_encoder
+
+        model, vocab = sentence_encoder(name, length)
+        ids = {token: vocab.index(token) for token in ("[CLS]", "[SEP]")}
+        rows = [
+            [ids["[CLS]"], *row[: length - 2], ids["[SEP]"]]
+            for row in tokenize(sequence_texts(sequences, meta["vocab"]), vocab)
+        ]
+        token_ids = _padded(rows, length)
+        parts = []
+        for start in range(0, len(token_ids), batch_size):
+            batch = token_ids[start : start + batch_size]
+            parts.append(
+                np.asarray(
+                    model.predict_on_batch([batch, np.zeros_like(batch), (batch > 0).astype(np.int32)])
+                )
+            )
+            if progress:
+                progress(
+                    min(start + batch_size, len(token_ids)), len(token_ids), f"{name} sentence embeddings"
+                )
+        np.save(folder / "embeddings.npy", np.concatenate(parts).astype(np.float32))
+        return {"teacher": name, "sequences": len(token_ids), "length": length}
+
+    folder = build_once(
+        f"mlm-teacher-{name}-{length}-{digest.hexdigest()[:16]}", build, marker="teacher.json"
+    )
+    return np.load(folder / "embeddings.npy")
+
+
 def selectable(sequences, meta):
     """Positions that may be masked: every token that is not a reserved one."""
     reserved = np.array(sorted(meta["special_ids"].values()))
@@ -322,7 +383,8 @@ def load_split(config, source, split, meta=None, progress=None):
     if labels is not None:  # the next-sentence label rides in a last column
         targets = np.concatenate([targets, labels[:, None]], axis=1)
     skipped = list(source.skipped) if split == "train" else []
-    return LoadedSplit(inputs, targets, sequences, skipped, segments, labels)
+    teacher = teacher_embeddings(sequences, meta, progress=progress) if meta.get("distill") else None
+    return LoadedSplit(inputs, targets, sequences, skipped, segments, labels, teacher)
 
 
 def make_dataset(config, split, training=False, meta=None):
@@ -337,6 +399,10 @@ def make_dataset(config, split, training=False, meta=None):
         if next_sentence:
             ones = np.ones(len(targets), np.float32)
             targets, weights = {"mlm": targets, "nsp": split.next_labels}, {"mlm": weights, "nsp": ones}
+        if split.teacher is not None:
+            if not next_sentence:
+                targets, weights = {"mlm": targets}, {"mlm": weights}
+            targets["distill"], weights["distill"] = split.teacher, np.ones(len(split.teacher), np.float32)
         dataset = tf.data.Dataset.from_tensor_slices((split.inputs, targets, weights))
         return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
     mask = masking_fn(meta, config.mask_rate)
@@ -344,6 +410,7 @@ def make_dataset(config, split, training=False, meta=None):
         split.sequences,
         split.segments,
         split.next_labels if next_sentence else np.zeros(len(split.sequences)),
+        split.teacher if split.teacher is not None else np.zeros((len(split.sequences), 0), np.float32),
     )
     dataset = (
         tf.data.Dataset.from_tensor_slices(rows)
@@ -357,8 +424,9 @@ def make_dataset(config, split, training=False, meta=None):
 
 
 def masking_fn(meta, rate):
-    """fn(sequences, segment ids (batch, length), next-sentence labels (batch,)) ->
-    (inputs, targets, weights) with BERT's
+    """fn(sequences, segment ids (batch, length), next-sentence labels (batch,), teacher
+    embeddings (batch, width; width 0 without distillation)) -> (inputs, targets, weights)
+    with BERT's
     masking drawn by tensorflow-text: `rate` of the selectable tokens of each row (at
     most `max_predictions`), 80% [MASK], 10% a random token, 10% unchanged."""
     import tensorflow as tf
@@ -372,7 +440,7 @@ def masking_fn(meta, rate):
     )
     chooser = tf_text.MaskValuesChooser(len(meta["vocab"]), meta["special_ids"]["[MASK]"], 0.8, 0.1)
 
-    def mask(sequences, segments, next_labels):
+    def mask(sequences, segments, next_labels, teacher=None):
         ragged = tf.RaggedTensor.from_tensor(tf.cast(sequences, tf.int64), padding=0)
         masked, positions, originals = tf_text.mask_language_model(ragged, selector, chooser)
         positions, weights = tf_text.pad_model_inputs(positions, max_seq_length=slots)
@@ -385,13 +453,14 @@ def masking_fn(meta, rate):
             "masked_positions": tf.cast(positions, tf.int32),
         }
         targets, weights = tf.cast(originals, tf.int32), tf.cast(weights, tf.float32)
+        if not meta.get("next_sentence") and not meta.get("distill"):
+            return inputs, targets, weights
+        targets, weights = {"mlm": targets}, {"mlm": weights}
+        ones = tf.ones_like(next_labels, tf.float32)
         if meta.get("next_sentence"):
-            labels = tf.cast(next_labels, tf.int32)
-            return (
-                inputs,
-                {"mlm": targets, "nsp": labels},
-                {"mlm": weights, "nsp": tf.ones_like(labels, tf.float32)},
-            )
+            targets["nsp"], weights["nsp"] = tf.cast(next_labels, tf.int32), ones
+        if meta.get("distill"):
+            targets["distill"], weights["distill"] = teacher, ones
         return inputs, targets, weights
 
     return mask

@@ -9,7 +9,7 @@ from dlkit.edge.text import BERT_RESERVED
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError, InvalidInputError
 from dlkit.layers import MaskedPositions
-from dlkit.layers.bert import ENCODER_INPUTS, LAYER_NORM_EPSILON, bert_encoder
+from dlkit.layers.bert import ENCODER_INPUTS, LAYER_NORM_EPSILON, bert_encoder, masked_mean
 from dlkit.stages import Stage
 
 BOOTSTRAP = 1000  # resamplings of the sequences for the 95% intervals
@@ -62,6 +62,11 @@ def make_meta(config, source):
     if config.max_length > config.max_positions:
         raise DlkitError(f"max_length {config.max_length} exceeds max_positions {config.max_positions}")
     vocab = read_vocab_file(config.vocab_file) if config.vocab_file else learn_vocab(config, source)
+    distill = None
+    if config.distill:
+        from dlkit.pretrained.text import text_encoder_settings
+
+        distill = {"teacher": config.distill, "width": text_encoder_settings(config.distill)["hidden_size"]}
     return {
         "app": "mlm",
         "task": "masked language model (fill-mask)",
@@ -71,6 +76,7 @@ def make_meta(config, source):
         "max_length": config.max_length,
         "max_predictions": config.max_predictions,
         "next_sentence": config.next_sentence,
+        "distill": distill,
         "input": {
             "names": [*ENCODER_INPUTS, "masked_positions"],
             "shape": [config.max_length],
@@ -99,12 +105,15 @@ def build_model(config, meta, load_weights=True):
     x = layers.Dense(config.hidden_size, activation="gelu", name="mlm_dense")(x)
     x = layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, name="mlm_norm")(x)
     logits = token_embedding(x, reverse=True)  # (batch, slots, vocab): tied to the input embedding
+    outputs = {"mlm": logits}
     if meta.get("next_sentence"):
         pooled = layers.Dense(config.hidden_size, activation="tanh", name="pooler")(hidden[:, 0])  # [CLS]
-        next_logits = layers.Dense(2, name="next_sentence")(pooled)  # (batch, 2): B follows A or not
-        model = keras.Model([*inputs, positions], {"mlm": logits, "nsp": next_logits}, name="bert_mlm")
-    else:
-        model = keras.Model([*inputs, positions], logits, name="bert_mlm")
+        outputs["nsp"] = layers.Dense(2, name="next_sentence")(pooled)  # (batch, 2): B follows A or not
+    if meta.get("distill"):  # the mean token state, mapped to the teacher's sentence embedding
+        outputs["distill"] = layers.Dense(meta["distill"]["width"], name="distill")(
+            masked_mean(hidden, inputs[2])
+        )
+    model = keras.Model([*inputs, positions], outputs if len(outputs) > 1 else logits, name="bert_mlm")
     compile_model(model, config)
     return model
 
@@ -112,14 +121,13 @@ def build_model(config, meta, load_weights=True):
 def inference_model(model, config, meta):
     """The model a device runs: probabilities instead of logits (and the next-sentence
     probabilities after them, when the model has that head)."""
-    if isinstance(model.output, dict):
-        outputs = [
-            layers.Softmax(name="probs")(model.output["mlm"]),
-            layers.Softmax(name="next_sentence_probs")(model.output["nsp"]),
-        ]
-        return keras.Model(model.inputs, outputs, name="bert_fill_mask")
-    probs = layers.Softmax(name="probs")(model.output)
-    return keras.Model(model.inputs, probs, name="bert_fill_mask")
+    if not isinstance(model.output, dict):
+        return keras.Model(model.inputs, layers.Softmax(name="probs")(model.output), name="bert_fill_mask")
+    probs = layers.Softmax(name="probs")(model.output["mlm"])
+    if "nsp" not in model.output:  # the distillation head is for training only
+        return keras.Model(model.inputs, probs, name="bert_fill_mask")
+    next_probs = layers.Softmax(name="next_sentence_probs")(model.output["nsp"])
+    return keras.Model(model.inputs, [probs, next_probs], name="bert_fill_mask")
 
 
 def schedule(config):
@@ -139,15 +147,16 @@ def compile_model(model, config):
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "norm"])
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="masked_accuracy")
-    if isinstance(model.output, dict):  # with next-sentence prediction
-        next_accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        model.compile(
-            optimizer=optimizer,
-            loss={"mlm": loss, "nsp": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-            weighted_metrics={"mlm": [accuracy], "nsp": [next_accuracy]},
-        )
-    else:
+    if not isinstance(model.output, dict):
         model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[accuracy])
+        return
+    losses, weights, metrics = {"mlm": loss}, {"mlm": 1.0}, {"mlm": [accuracy]}
+    if "nsp" in model.output:  # next-sentence prediction
+        losses["nsp"], weights["nsp"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True), 1.0
+        metrics["nsp"] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if "distill" in model.output:  # -cosine to the teacher's unit sentence embedding
+        losses["distill"], weights["distill"] = keras.losses.CosineSimilarity(), config.distill_weight
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights, weighted_metrics=metrics)
 
 
 def training_stages(config, meta=None):

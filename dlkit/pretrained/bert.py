@@ -93,3 +93,32 @@ def port_bert(model, weights, prefix=""):
     for variable, value in pairs:
         variable.assign(value)
     return len(pairs)
+
+
+def sentence_encoder(name="minilm_l6", length=128):
+    """(Keras model, vocabulary) of the pretrained encoder `name` (dlkit.pretrained.text)
+    as sentence-transformers runs it: (token_ids, segment_ids, attention_mask) of length
+    `length` -> the L2-normalised mean of the last block's token states (batch, width)."""
+    import keras
+    from keras import layers
+
+    from dlkit.layers.bert import apply_bert_encoder, encoder_inputs, masked_mean
+    from dlkit.pretrained.text import load_text_encoder
+
+    weights, vocab, settings = load_text_encoder(name)
+    inputs = encoder_inputs(length)
+    hidden, _ = apply_bert_encoder(
+        inputs,
+        len(vocab),
+        settings["hidden_size"],
+        settings["num_hidden_layers"],
+        settings["num_attention_heads"],
+        settings["intermediate_size"],
+        length,
+        dropout=0.0,
+    )
+    pooled = masked_mean(hidden, inputs[2])
+    embedding = layers.UnitNormalization(name="unit_norm")(pooled)
+    model = keras.Model(inputs, embedding, name=f"{name}_sentences")
+    port_bert(model, weights)
+    return model, vocab

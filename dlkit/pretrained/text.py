@@ -141,10 +141,17 @@ def load_text_encoder(name="minilm_l6"):
     spec = _spec(TEXT_ENCODERS, "text encoder", name)
     weights = load_file(str(_file(spec, spec.weights_file)))
     vocab = _file(spec, spec.vocab_file).read_text(encoding="utf-8").splitlines()
-    config = json.loads(_file(spec, spec.config_file).read_text(encoding="utf-8"))
+    config = text_encoder_settings(name)
     if len(vocab) != config.get("vocab_size", len(vocab)):
         raise DlkitError(f"{spec.name}: {len(vocab)} vocabulary lines, config says {config['vocab_size']}")
     return weights, vocab, config
+
+
+def text_encoder_settings(name="minilm_l6"):
+    """The encoder's JSON configuration (hidden_size, num_hidden_layers, ...), without
+    reading its weights."""
+    spec = _spec(TEXT_ENCODERS, "text encoder", name)
+    return json.loads(_file(spec, spec.config_file).read_text(encoding="utf-8"))
 
 
 def read_glove_text(path):

