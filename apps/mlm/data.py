@@ -309,7 +309,9 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
             )
             if progress:
                 progress(
-                    min(start + batch_size, len(token_ids)), len(token_ids), f"{name} sentence embeddings"
+                    min(start + batch_size, len(token_ids)),
+                    len(token_ids),
+                    f"{name} embeddings of {len(token_ids)} sequences",
                 )
         np.save(folder / "embeddings.npy", np.concatenate(parts).astype(np.float32))
         return {"teacher": name, "sequences": len(token_ids), "length": length}
