@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.config import HELD_OUT_SEED
-from dlkit.edge.text import BERT_RESERVED, bert_normalize
+from dlkit.edge.text import bert_normalize
 from dlkit.errors import DlkitError, InvalidInputError
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
@@ -262,20 +262,11 @@ def pair(documents, vocab, meta, rng):
 
 def sequence_texts(sequences, vocab):
     """The text of each packed sequence: its WordPiece tokens with "##" pieces joined to
-    the word before, reserved tokens and padding left out (normalised, as tokenized)."""
-    reserved = set(BERT_RESERVED)
-    texts = []
-    for row in sequences:
-        words = []
-        for token in (vocab[i] for i in row if i):
-            if token in reserved:
-                continue
-            if token.startswith("##") and words:
-                words[-1] += token[2:]
-            else:
-                words.append(token)
-        texts.append(" ".join(words))
-    return texts
+    the word before, [CLS], [SEP] and padding left out (normalised, as tokenized)."""
+    from dlkit.edge.text import WordPiece
+
+    pieces = WordPiece(vocab, unknown="[UNK]")
+    return [pieces.decode(row) for row in sequences]
 
 
 def teacher_embeddings(sequences, meta, batch_size=64, progress=None):

@@ -507,11 +507,11 @@ def test_sequence_texts_give_back_the_normalised_text(meta):
         checked += 1
         # WordPiece splits punctuation off, so only the spaces may differ.
         assert text.replace(" ", "") == normalised.replace(" ", ""), (line, text)
-        assert "##" not in text and "[CLS]" not in text
+        assert "##" not in text and "[CLS]" not in text and "[PAD]" not in text
     assert checked >= len(lines) // 2, checked
 
 
-def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(meta):
+def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(meta, tmp_path, monkeypatch):
     """A packed sequence's teacher target is MiniLM's embedding of the sentence it holds,
     as if MiniLM had read the sentence itself; built once, then read from the cache."""
     needs_minilm()
@@ -524,7 +524,9 @@ def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(met
     lines = ["the function returns a list of the items", "and god said let there be light"]
     distilled = {**meta, "max_length": 64, "distill": {"teacher": "minilm_l6", "width": 384}}
     sequences = pack([Document(f"d{k}", (line,)) for k, line in enumerate(lines)], meta["vocab"], distilled)
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path))  # built here, not found from an earlier run
     got = teacher_embeddings(sequences, distilled)
+    assert len(list((tmp_path / "datasets").glob("mlm-teacher-minilm_l6-64-*/embeddings.npy"))) == 1
     assert meta["special_ids"]["[UNK]"] not in sequences  # every word comes back
     model, vocab = sentence_encoder("minilm_l6", 64)
     rows = tokenize(lines, vocab)
@@ -581,17 +583,7 @@ def test_distillation_learns_the_teacher_and_exports_the_fill_mask_model_only(ru
     assert filled.exit_code == 0 and "->" in filled.output, filled.output
     data = get_app("sentiment").write_sample_data(tmp_path / "reviews")
     tuned = run_cli(
-        "sentiment",
-        "train",
-        "--tiny",
-        "--data",
-        data,
-        "--init",
-        run_dir,
-        "--set",
-        "epochs=1",
-        "--run-dir",
-        tmp_path / "ft",
+        "sentiment", "train", "--tiny", "--data", data, "--init", run_dir, "--run-dir", tmp_path / "ft"
     )
     assert tuned.exit_code == 0, tuned.output
     assert "distill" not in {
