@@ -589,3 +589,11 @@ def test_distillation_learns_the_teacher_and_exports_the_fill_mask_model_only(ru
     assert "distill" not in {
         layer.name for layer in keras.saving.load_model(tmp_path / "ft" / "model.keras").layers
     }
+
+
+def test_an_unknown_teacher_is_one_line(run, tmp_path):
+    result = run_cli(
+        "mlm", "train", "--tiny", "--data", run.data, "--set", "distill=bert", "--run-dir", tmp_path / "x"
+    )
+    assert_one_line_error(result, "unknown text encoder 'bert'; available: minilm_l6")
+    assert not (tmp_path / "x").exists()
