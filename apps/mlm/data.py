@@ -42,7 +42,6 @@ class LoadedSplit:
     skipped: list = field(default_factory=list)
     segments: np.ndarray = None  # (n, length) segment ids (1 for the second of a pair)
     next_labels: np.ndarray = None  # (n,) next-sentence pairs: 1 when B follows A
-    teacher: np.ndarray = None  # (n, width) the distillation teacher's sentence embeddings
 
 
 def fingerprint(documents):
@@ -263,9 +262,9 @@ def pair(documents, vocab, meta, rng):
 def sequence_texts(sequences, vocab):
     """The text of each packed sequence: its WordPiece tokens with "##" pieces joined to
     the word before, [CLS], [SEP] and padding left out (normalised, as tokenized)."""
-    from dlkit.edge.text import WordPiece
+    from dlkit.edge.text import bert_wordpiece
 
-    pieces = WordPiece(vocab, unknown="[UNK]")
+    pieces = bert_wordpiece(vocab)
     return [pieces.decode(row) for row in sequences]
 
 
@@ -281,31 +280,25 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
     digest.update("\n".join(meta["vocab"]).encode("utf-8"))
 
     def build(folder):
+        from dlkit.edge.text import bert_inputs
+        from dlkit.layers.bert import ENCODER_INPUTS
         from dlkit.pretrained.bert import sentence_encoder
 
         model, vocab = sentence_encoder(name, length)
-        ids = {token: vocab.index(token) for token in ("[CLS]", "[SEP]")}
+        special = {token: vocab.index(token) for token in ("[CLS]", "[SEP]")}
         rows = [
-            [ids["[CLS]"], *row[: length - 2], ids["[SEP]"]]
-            for row in tokenize(sequence_texts(sequences, meta["vocab"]), vocab)
+            bert_inputs(ids, special, length)[0]
+            for ids in tokenize(sequence_texts(sequences, meta["vocab"]), vocab)
         ]
-        token_ids = _padded(rows, length)
+        columns = [np.stack([row[key] for row in rows]) for key in ENCODER_INPUTS]
         parts = []
-        for start in range(0, len(token_ids), batch_size):
-            batch = token_ids[start : start + batch_size]
-            parts.append(
-                np.asarray(
-                    model.predict_on_batch([batch, np.zeros_like(batch), (batch > 0).astype(np.int32)])
-                )
-            )
+        for start in range(0, len(rows), batch_size):
+            parts.append(np.asarray(model.predict_on_batch([c[start : start + batch_size] for c in columns])))
             if progress:
-                progress(
-                    min(start + batch_size, len(token_ids)),
-                    len(token_ids),
-                    f"{name} embeddings of {len(token_ids)} sequences",
-                )
+                done = min(start + batch_size, len(rows))
+                progress(done, len(rows), f"{name} embeddings of {len(rows)} sequences")
         np.save(folder / "embeddings.npy", np.concatenate(parts).astype(np.float32))
-        return {"teacher": name, "sequences": len(token_ids), "length": length}
+        return {"teacher": name, "sequences": len(rows), "length": length}
 
     folder = build_once(
         f"mlm-teacher-{name}-{length}-{digest.hexdigest()[:16]}", build, marker="teacher.json"
@@ -376,8 +369,7 @@ def load_split(config, source, split, meta=None, progress=None):
     if labels is not None:  # the next-sentence label rides in a last column
         targets = np.concatenate([targets, labels[:, None]], axis=1)
     skipped = list(source.skipped) if split == "train" else []
-    teacher = teacher_embeddings(sequences, meta, progress=progress) if meta.get("distill") else None
-    return LoadedSplit(inputs, targets, sequences, skipped, segments, labels, teacher)
+    return LoadedSplit(inputs, targets, sequences, skipped, segments, labels)
 
 
 def make_dataset(config, split, training=False, meta=None):
@@ -386,16 +378,18 @@ def make_dataset(config, split, training=False, meta=None):
     import tensorflow as tf
 
     next_sentence = split.next_labels is not None
+    # The teacher's embeddings only where `fit` reads them (scoring a split never does).
+    teacher = None
+    if meta and meta.get("distill"):
+        from dlkit.console import ProgressPrinter
+
+        teacher = teacher_embeddings(split.sequences, meta, progress=ProgressPrinter())
     if not training:
         targets = split.targets[:, :-1] if next_sentence else split.targets
-        weights = (targets > 0).astype(np.float32)
-        if next_sentence:
-            ones = np.ones(len(targets), np.float32)
-            targets, weights = {"mlm": targets, "nsp": split.next_labels}, {"mlm": weights, "nsp": ones}
-        if split.teacher is not None:
-            if not next_sentence:
-                targets, weights = {"mlm": targets}, {"mlm": weights}
-            targets["distill"], weights["distill"] = split.teacher, np.ones(len(split.teacher), np.float32)
+        ones = np.ones(len(targets), np.float32)
+        targets, weights = named_targets(
+            targets, (targets > 0).astype(np.float32), ones, split.next_labels, teacher
+        )
         dataset = tf.data.Dataset.from_tensor_slices((split.inputs, targets, weights))
         return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
     mask = masking_fn(meta, config.mask_rate)
@@ -403,7 +397,7 @@ def make_dataset(config, split, training=False, meta=None):
         split.sequences,
         split.segments,
         split.next_labels if next_sentence else np.zeros(len(split.sequences)),
-        split.teacher if split.teacher is not None else np.zeros((len(split.sequences), 0), np.float32),
+        teacher if teacher is not None else np.zeros((len(split.sequences), 0), np.float32),
     )
     dataset = (
         tf.data.Dataset.from_tensor_slices(rows)
@@ -445,18 +439,30 @@ def masking_fn(meta, rate):
             "attention_mask": tf.cast(sequences != 0, tf.int32),
             "masked_positions": tf.cast(positions, tf.int32),
         }
-        targets, weights = tf.cast(originals, tf.int32), tf.cast(weights, tf.float32)
-        if not meta.get("next_sentence") and not meta.get("distill"):
-            return inputs, targets, weights
-        targets, weights = {"mlm": targets}, {"mlm": weights}
-        ones = tf.ones_like(next_labels, tf.float32)
-        if meta.get("next_sentence"):
-            targets["nsp"], weights["nsp"] = tf.cast(next_labels, tf.int32), ones
-        if meta.get("distill"):
-            targets["distill"], weights["distill"] = teacher, ones
+        targets, weights = named_targets(
+            tf.cast(originals, tf.int32),
+            tf.cast(weights, tf.float32),
+            tf.ones_like(next_labels, tf.float32),
+            tf.cast(next_labels, tf.int32) if meta.get("next_sentence") else None,
+            teacher if meta.get("distill") else None,
+        )
         return inputs, targets, weights
 
     return mask
+
+
+def named_targets(targets, weights, ones, next_labels=None, teacher=None):
+    """(targets, weights) as the model's outputs are named: the masked tokens alone, or a
+    dict with the next-sentence labels and the teacher's embeddings (each weighted by
+    `ones`) beside them when the model has those heads."""
+    if next_labels is None and teacher is None:
+        return targets, weights
+    targets, weights = {"mlm": targets}, {"mlm": weights}
+    if next_labels is not None:
+        targets["nsp"], weights["nsp"] = next_labels, ones
+    if teacher is not None:
+        targets["distill"], weights["distill"] = teacher, ones
+    return targets, weights
 
 
 def unigram_counts(split, vocab_size):
