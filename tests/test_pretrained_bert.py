@@ -168,3 +168,27 @@ def test_sentence_encoder_is_the_unit_mean_of_the_checkpoints_token_states(monke
     mean = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
     np.testing.assert_allclose(model.predict([ids, segments, mask], verbose=0), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("hidden_act", "relu"), ("position_embedding_type", "relative_key"), ("type_vocab_size", 1)],
+)
+def test_a_checkpoint_whose_settings_the_encoder_cannot_run_is_refused(monkeypatch, setting, value):
+    """Settings a tensor's shape cannot tell (another activation, relative positions, one
+    segment type) stop the sentence encoder in one line naming the setting."""
+    import dlkit.pretrained.text as text
+    from dlkit.pretrained.bert import sentence_encoder
+
+    settings = {
+        "hidden_size": WIDTH,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "intermediate_size": INTERMEDIATE,
+        setting: value,
+    }
+    vocab = [f"t{k}" for k in range(VOCAB)]
+    monkeypatch.setattr(text, "load_text_encoder", lambda name: (checkpoint(), vocab, settings))
+    with pytest.raises(DlkitError, match=re.escape(f"synthetic: {setting} is {value!r}")) as caught:
+        sentence_encoder("synthetic", LENGTH)
+    assert "\n" not in str(caught.value)

@@ -280,16 +280,13 @@ def pretrained_model_dir(name="minilm_l6"):
     from dlkit.config import to_dict
     from dlkit.data.cache import build_once
     from dlkit.edge.bundle import add_asset, stored_meta
-    from dlkit.pretrained.bert import port_bert
+    from dlkit.pretrained.bert import check_settings, port_bert
     from dlkit.pretrained.text import TEXT_ENCODERS, _file, load_text_encoder
     from dlkit.runner import save_model, versions
 
     def build(folder):
         weights, _, settings = load_text_encoder(name)
-        expected = {"hidden_act": "gelu", "position_embedding_type": "absolute", "type_vocab_size": 2}
-        for key, value in expected.items():
-            if settings.get(key, value) != value:
-                raise DlkitError(f"{name}: {key} is {settings[key]!r}; dlkit's encoder needs {value!r}")
+        check_settings(name, settings)
         spec = TEXT_ENCODERS[name]
         config = Config(
             vocab_file=str(_file(spec, spec.vocab_file)),

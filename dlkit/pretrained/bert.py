@@ -33,6 +33,17 @@ BLOCK_DENSE = (
     ("output_dense", "output.dense"),
 )
 BLOCK_NORMS = (("attention_norm", "attention.output.LayerNorm"), ("output_norm", "output.LayerNorm"))
+# Checkpoint settings dlkit's encoder (dlkit.layers.bert) is built for; a tensor's shape
+# cannot tell another activation or position scheme.
+EXPECTED_SETTINGS = {"hidden_act": "gelu", "position_embedding_type": "absolute", "type_vocab_size": 2}
+
+
+def check_settings(name, settings):
+    """Raises DlkitError, naming the setting, when checkpoint `name`'s JSON `settings`
+    describe an encoder dlkit's cannot run (a setting it omits takes BERT's default)."""
+    for key, value in EXPECTED_SETTINGS.items():
+        if settings.get(key, value) != value:
+            raise DlkitError(f"{name}: {key} is {settings[key]!r}; dlkit's encoder needs {value!r}")
 
 
 def assignments(model, weights, prefix=""):
@@ -106,6 +117,7 @@ def sentence_encoder(name="minilm_l6", length=128):
     from dlkit.pretrained.text import load_text_encoder
 
     weights, vocab, settings = load_text_encoder(name)
+    check_settings(name, settings)
     inputs = encoder_inputs(length)
     hidden, _ = apply_bert_encoder(
         inputs,
