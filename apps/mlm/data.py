@@ -272,12 +272,13 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
     """(n, width) float32: the sentence embedding the distillation teacher
     (`meta["distill"]["teacher"]`, a pretrained encoder of dlkit.pretrained.text) gives
     the text of each sequence, re-tokenized with its own vocabulary to the same length.
-    Computed once per teacher and set of sequences into the cache (minutes on a CPU)."""
+    Computed once per teacher and set of texts into the cache (minutes on a CPU): the key
+    is the texts the teacher reads, so a change in how they are rebuilt is a new entry."""
     from dlkit.data.cache import build_once
 
     name, length = meta["distill"]["teacher"], meta["max_length"]
-    digest = hashlib.sha1(np.ascontiguousarray(sequences).tobytes())
-    digest.update("\n".join(meta["vocab"]).encode("utf-8"))
+    texts = sequence_texts(sequences, meta["vocab"])
+    digest = hashlib.sha1("\n".join(texts).encode("utf-8"))
 
     def build(folder):
         from dlkit.edge.text import bert_inputs
@@ -286,10 +287,7 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
 
         model, vocab = sentence_encoder(name, length)
         special = {token: vocab.index(token) for token in ("[CLS]", "[SEP]")}
-        rows = [
-            bert_inputs(ids, special, length)[0]
-            for ids in tokenize(sequence_texts(sequences, meta["vocab"]), vocab)
-        ]
+        rows = [bert_inputs(ids, special, length)[0] for ids in tokenize(texts, vocab)]
         columns = [np.stack([row[key] for row in rows]) for key in ENCODER_INPUTS]
         parts = []
         for start in range(0, len(rows), batch_size):

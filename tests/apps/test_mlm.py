@@ -515,10 +515,9 @@ def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(met
     """A packed sequence's teacher target is MiniLM's embedding of the sentence it holds,
     as if MiniLM had read the sentence itself; built once, then read from the cache."""
     needs_minilm()
-    import time
-
     from dlkit.apps.mlm.corpus import Document
     from dlkit.apps.mlm.data import pack, teacher_embeddings, tokenize
+    from dlkit.pretrained import bert
     from dlkit.pretrained.bert import sentence_encoder
 
     lines = ["the function returns a list of the items", "and god said let there be light"]
@@ -536,9 +535,12 @@ def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(met
     expected = model.predict([ids, np.zeros_like(ids), (ids > 0).astype(np.int32)], verbose=0)
     assert got.shape == (2, 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    start = time.monotonic()
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the second call ran the teacher instead of reading the cache")
+
+    monkeypatch.setattr(bert, "sentence_encoder", no_teacher)
     np.testing.assert_array_equal(teacher_embeddings(sequences, distilled), got)
-    assert time.monotonic() - start < 2.0, "the second call did not read the cache"
 
 
 def bag_teacher(sequences, meta, batch_size=64, progress=None):
