@@ -71,8 +71,9 @@ def runs(sample, tmp_path_factory):
     overlapping their start-up costs less than running them one after another)."""
     root = tmp_path_factory.mktemp("runs")
     deterministic = ("--deterministic", "--seed", "3")
-    # The workers train sentiment (an embedding and an LSTM, no BatchNorm to synchronize:
-    # seconds, where classify's 50 BatchNorm all-reduces a step take minutes here).
+    # Two devices and the workers train sentiment (an embedding and an LSTM, no BatchNorm
+    # to synchronize: seconds, where classify's 50 BatchNorm all-reduces a step take
+    # minutes here).
     from dlkit.registry import get_app
 
     texts = get_app("sentiment").write_sample_data(root / "texts")
@@ -81,7 +82,7 @@ def runs(sample, tmp_path_factory):
     started = {
         "a": start(root / "a", sample, *deterministic),
         "b": start(root / "b", sample, *deterministic),
-        "mirrored": start(root / "mirrored", sample, "--devices", "2", "--mixed-precision"),
+        "mirrored": start(root / "mirrored", texts, "--devices", "2", "--mixed-precision", app="sentiment"),
         "worker0": start(root / "workers", texts, *workers, env=two[0], app="sentiment"),
         "worker1": start(root / "workers", texts, *workers, env=two[1], app="sentiment"),
     }
