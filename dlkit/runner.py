@@ -110,7 +110,9 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
     import keras
     import tensorflow as tf
 
-    from dlkit.callbacks import BestCheckpoint, JSONLLogger, Progress, ResumeCheckpoint
+    from dlkit.callbacks import BestCheckpoint, EpochClock, JSONLLogger, Progress, ResumeCheckpoint
+    from dlkit.callbacks.resume import restore_seed_states
+    from dlkit.data.batches import training_epoch
     from dlkit.distribute import even_batches, fit_workers, synchronize_batch_norm
 
     init_bundle, init_parts = None, ()
@@ -170,6 +172,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
 
         # Compiled, so the optimizer state continues where it stopped.
         model = keras.saving.load_model(checkpoint_dir / state.get("model", "last.keras"))
+        restore_seed_states(model, state)  # dropout goes on with the masks it would have drawn
         start_epoch = state["epochs_done"]
         log(f"continuing after epoch {start_epoch}")
     else:
@@ -214,6 +217,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
         if options.jit:
             model.jit_compile = True  # after compile, which resets it
         stage_callbacks = [
+            EpochClock(),
             Progress(total_epochs, stage=stage.name),
             JSONLLogger(history_path, stage=stage.name),
             best,
@@ -228,22 +232,24 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
         # Last: an epoch counts as done only once everything it writes is written (its
         # history line, best weights, sample overlays); a kill before that retrains it.
         stage_callbacks.append(ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}))
-        log(f"stage {stage.name}: epochs {max(start_epoch, offset) + 1}-{end} of {total_epochs}")
-        if options.multi_worker:  # Keras' fit fails under MultiWorkerMirroredStrategy
-            fit_workers(
-                model, train_data, val_data, end, max(start_epoch, offset), stage_callbacks, weights_by_class
-            )
-        else:
-            model.fit(
-                train_data,
-                validation_data=val_data,
-                initial_epoch=max(start_epoch, offset),
-                epochs=end,
-                verbose=0,
-                shuffle=False,
-                class_weight=weights_by_class,
-                callbacks=stage_callbacks,
-            )
+        first = max(start_epoch, offset)
+        log(f"stage {stage.name}: epochs {first + 1}-{end} of {total_epochs}")
+        # The pipelines draw each epoch's data from (seed, epoch): a resumed run's epochs
+        # are the uninterrupted run's, whatever passes `fit` starts to build the model.
+        with training_epoch(first):
+            if options.multi_worker:  # Keras' fit fails under MultiWorkerMirroredStrategy
+                fit_workers(model, train_data, val_data, end, first, stage_callbacks, weights_by_class)
+            else:
+                model.fit(
+                    train_data,
+                    validation_data=val_data,
+                    initial_epoch=first,
+                    epochs=end,
+                    verbose=0,
+                    shuffle=False,
+                    class_weight=weights_by_class,
+                    callbacks=stage_callbacks,
+                )
         offset = end
 
     best.restore(model)

@@ -2,7 +2,13 @@
 
 import numpy as np
 
-from dlkit.data.batches import gathered_batches, seeded_examples
+from dlkit.data.batches import (
+    epoch_examples,
+    gathered_batches,
+    seeded_examples,
+    set_training_epoch,
+    training_epoch,
+)
 
 
 def test_gathered_batches_cover_the_split_once_per_epoch_in_a_new_order():
@@ -44,3 +50,41 @@ def test_seeded_examples_are_one_epoch_each_pass_in_a_repeatable_new_order():
     assert list(again) == [int(k[1]) for k, _ in epochs[0]]  # a new dataset starts at epoch 0
     plain = [int(key.numpy()[1]) for key, _ in seeded_examples(9, 7, example, specs, shuffle=False)]
     assert plain == list(range(9))
+
+
+def test_while_training_each_pass_draws_the_epoch_fit_is_in_not_the_next_pass():
+    """Inside `training_epoch`, passes draw the clock's epoch: Keras may start a pass to
+    build the model, and a resumed run starts at a later epoch with a new dataset; both
+    get what an uninterrupted run's epoch gets (outside, pass k is epoch k)."""
+    labels = np.arange(10)
+    fresh = gathered_batches((labels,), 4, shuffle_seed=3)
+    outside = [np.concatenate([y[0].numpy() for y in fresh]) for _ in range(3)]
+    dataset = gathered_batches((labels,), 4, shuffle_seed=3)
+    with training_epoch(2):
+        started = [np.concatenate([y[0].numpy() for y in dataset]) for _ in range(2)]
+        set_training_epoch(1)
+        moved = np.concatenate([y[0].numpy() for y in dataset])
+    np.testing.assert_array_equal(started[0], outside[2])
+    np.testing.assert_array_equal(started[1], outside[2])  # a second pass of the same epoch
+    np.testing.assert_array_equal(moved, outside[1])
+    set_training_epoch(5)  # no effect outside training: the dataset counts its own passes
+    np.testing.assert_array_equal(np.concatenate([y[0].numpy() for y in dataset]), outside[0])
+
+
+def test_batch_seeds_and_long_epochs_come_from_the_seed_and_the_epoch():
+    labels = np.arange(6)
+    seeded = gathered_batches((labels,), 4, shuffle_seed=1, with_seeds=True)
+    passes = [[(y[0].numpy(), seed.numpy()) for y, seed in seeded] for _ in range(2)]
+    seeds = [np.stack([seed for _, seed in batches]) for batches in passes]
+    assert seeds[0].shape == (2, 2) and seeds[0].dtype == np.int64
+    assert len({tuple(s) for s in seeds[0]}) == 2  # one seed per batch
+    assert not np.array_equal(seeds[0], seeds[1])  # new ones each epoch
+    again = [seed.numpy() for _, seed in gathered_batches((labels,), 4, shuffle_seed=1, with_seeds=True)]
+    np.testing.assert_array_equal(np.stack(again), seeds[0])
+    # `length` goes on into new orders: each run of 6 indices is a permutation.
+    long = gathered_batches((labels,), 4, shuffle_seed=1, length=15)
+    assert long.cardinality().numpy() == 4
+    order = np.concatenate([y[0].numpy() for y in long])
+    assert len(order) == 15 and sorted(order[:6]) == sorted(order[6:12]) == list(range(6))
+    examples = [int(y[0].numpy()) for y in epoch_examples((labels,), 1)]
+    np.testing.assert_array_equal(examples, passes[0][0][0].tolist() + passes[0][1][0].tolist())

@@ -67,8 +67,11 @@ def finished(process):
 
 @pytest.fixture(scope="module")
 def runs(sample, tmp_path_factory):
-    """The three training processes, started at once (the options are process-wide, and
-    overlapping their start-up costs less than running them one after another)."""
+    """The training processes, started at once (the options are process-wide, and
+    overlapping their start-up costs less than running them one after another). Of each
+    pair of seeded `--deterministic` runs (classify: augmentation, BatchNorm, two stages;
+    sentiment: dropout), one is killed once it has checkpointed an epoch and resumed; so
+    are both multi-worker processes."""
     root = tmp_path_factory.mktemp("runs")
     deterministic = ("--deterministic", "--seed", "3")
     # Two devices and the workers train sentiment (an embedding and an LSTM, no BatchNorm
@@ -79,25 +82,35 @@ def runs(sample, tmp_path_factory):
     texts = get_app("sentiment").write_sample_data(root / "texts")
     workers = ("--multi-worker", "--seed", "3", "--epochs", "3")
     two = tf_configs(2)
+    sentiment = (*deterministic, "--epochs", "4")
     started = {
         "a": start(root / "a", sample, *deterministic),
         "b": start(root / "b", sample, *deterministic),
+        "sentiment_a": start(root / "sentiment_a", texts, *sentiment, app="sentiment"),
+        "sentiment_b": start(root / "sentiment_b", texts, *sentiment, app="sentiment"),
         "mirrored": start(root / "mirrored", texts, "--devices", "2", "--mixed-precision", app="sentiment"),
         "worker0": start(root / "workers", texts, *workers, env=two[0], app="sentiment"),
         "worker1": start(root / "workers", texts, *workers, env=two[1], app="sentiment"),
     }
-    # Both workers killed once the chief has checkpointed an epoch, then started again.
-    state = root / "workers" / "checkpoint" / "state.json"
+    # Killed once their run has checkpointed an epoch, then started again with --resume.
+    watched = {"b": ("b",), "sentiment_b": ("sentiment_b",), "workers": ("worker0", "worker1")}
+    killed_after = {}
     deadline = time.monotonic() + 600
-    while not state.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for name in ("worker0", "worker1"):
-        started[name].kill()
-        started[name].communicate()
-    killed_after = json.loads(state.read_text())["epochs_done"]
+    while len(killed_after) < len(watched) and time.monotonic() < deadline:
+        for run, names in watched.items():
+            state = root / run / "checkpoint" / "state.json"
+            if run not in killed_after and state.exists():
+                for name in names:
+                    started[name].kill()
+                    started[name].communicate()
+                killed_after[run] = json.loads(state.read_text())["epochs_done"]
+        time.sleep(0.02)
     two = tf_configs(2)
     for index, name in enumerate(("worker0", "worker1")):
         started[name] = start(root / "workers", texts, "--resume", env=two[index], app="sentiment")
+    for name in ("b", "sentiment_b"):
+        app = "sentiment" if name.startswith("sentiment") else "classify"
+        started[name] = start(root / name, texts if app == "sentiment" else sample, "--resume", app=app)
     logs = {name: finished(process) for name, process in started.items()}
     return root, logs, killed_after
 
@@ -112,11 +125,30 @@ def policies(path):
     return json.dumps(json.loads(zipfile.ZipFile(path).read("config.json")))
 
 
-def test_deterministic_runs_give_the_same_weights(runs):
-    root, logs, _ = runs
-    assert "training with: deterministic" in logs["a"]
-    first, second = weights(root / "a" / "model.keras"), weights(root / "b" / "model.keras")
-    assert len(first) == len(second) and all(np.array_equal(x, y) for x, y in zip(first, second))
+@pytest.mark.parametrize("run", ["", "sentiment_"])
+def test_a_deterministic_run_killed_and_resumed_ends_with_the_uninterrupted_runs_weights(runs, run):
+    """Bit for bit: the resumed epochs draw the uninterrupted run's data (each epoch's
+    from the seed and the epoch) and dropout masks (the seed generators' states are in
+    the checkpoint)."""
+    root, logs, killed_after = runs
+    assert "training with: deterministic" in logs[f"{run}a"]
+    assert 1 <= killed_after[f"{run}b"] < (2 if not run else 4)
+    assert f"continuing after epoch {killed_after[run + 'b']}" in logs[f"{run}b"]
+    # The last epoch's checkpoint as well as the model (the best epoch's weights, maybe
+    # from before the kill).
+    runs_ = [root / f"{run}a", root / f"{run}b"]
+    last = next((runs_[0] / "checkpoint").glob("epoch*.keras")).relative_to(runs_[0])
+    for file in (last, "model.keras"):
+        first, second = [weights(folder / file) for folder in runs_]
+        assert len(first) == len(second)
+        differences = [
+            float(np.max(np.abs(x - y))) for x, y in zip(first, second) if not np.array_equal(x, y)
+        ]
+        assert not differences, f"{file}: {len(differences)} weights differ, by up to {max(differences)}"
+
+
+def test_deterministic_runs_record_their_options(runs):
+    root, _, _ = runs
     saved = json.loads((root / "a" / "config.json").read_text())
     assert saved["options"] == {
         "deterministic": True,
@@ -198,6 +230,7 @@ def digest(log):
 
 def test_two_workers_resume_together_end_with_the_same_weights_and_only_the_chief_writes(runs):
     root, logs, killed_after = runs
+    killed_after = killed_after["workers"]
     assert 1 <= killed_after < 3
     assert "worker 0 of 2" in logs["worker0"] and "worker 1 of 2" in logs["worker1"]
     assert f"continuing after epoch {killed_after}" in logs["worker0"]

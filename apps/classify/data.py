@@ -61,8 +61,11 @@ def make_dataset(config, loaded, training=False, meta=None):
     from dlkit.data.batches import gathered_batches
 
     seed = config.seed if training else None
-    dataset = gathered_batches((loaded.inputs, loaded.targets), config.batch_size, shuffle_seed=seed)
-    if training and config.augment:
+    augmenting = training and config.augment
+    dataset = gathered_batches(
+        (loaded.inputs, loaded.targets), config.batch_size, shuffle_seed=seed, with_seeds=augmenting
+    )
+    if augmenting:
         augment = ImageAugment(
             flip=config.flip,
             rotation=config.rotation,
@@ -74,8 +77,7 @@ def make_dataset(config, loaded, training=False, meta=None):
             hue=config.hue,
             jit=config.augment_jit,
         )
-        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+        dataset = dataset.map(
             lambda batch, seed: (augment(batch[0], seed), batch[1]), num_parallel_calls=tf.data.AUTOTUNE
         )
     else:

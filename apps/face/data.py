@@ -225,18 +225,27 @@ def make_dataset(config, loaded, training=False, meta=None):
     """
     import tensorflow as tf
 
-    per_batch = config.identities_per_batch * config.images_per_identity
-    if not training:
-        return tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets)).batch(per_batch)
-    if len(np.unique(loaded.targets)) < 2:
-        raise DlkitError("the training split needs at least 2 identities for the triplet loss")
-    rng = np.random.default_rng(config.seed)
-    steps = steps_per_epoch(config, loaded)
+    from dlkit.data.batches import epoch_numbers
 
-    def indices():
-        yield from identity_batches(
+    if not training:
+        per_batch = config.identities_per_batch * config.images_per_identity
+        return tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets)).batch(per_batch)
+    identities = len(np.unique(loaded.targets))
+    if identities < 2:
+        raise DlkitError("the training split needs at least 2 identities for the triplet loss")
+    steps = steps_per_epoch(config, loaded)
+    per_batch = min(config.identities_per_batch, identities) * config.images_per_identity
+
+    def epoch_batches(epoch):  # drawn from the seed and the epoch
+        rng = np.random.default_rng([config.seed, int(epoch)])
+        batches = identity_batches(
             loaded.targets, config.identities_per_batch, config.images_per_identity, steps, rng
         )
+        return np.stack(list(batches)).astype(np.int64)
+
+    def indices(epoch):
+        batches = tf.numpy_function(epoch_batches, [epoch], tf.int64, stateful=False)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(batches, (steps, per_batch)))
 
     images = tf.constant(loaded.inputs)
     targets = tf.constant(loaded.targets)
@@ -249,7 +258,7 @@ def make_dataset(config, loaded, training=False, meta=None):
         )
         return batch, tf.gather(targets, index)
 
-    dataset = tf.data.Dataset.from_generator(indices, output_signature=tf.TensorSpec((None,), tf.int64))
+    dataset = epoch_numbers().flat_map(indices)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps))  # an epoch's length for fit
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -375,6 +375,8 @@ def make_dataset(config, split, training=False, meta=None):
     every batch (`steps_per_epoch` batches an epoch); held-out: the split's fixed masks."""
     import tensorflow as tf
 
+    from dlkit.data.batches import gathered_batches
+
     next_sentence = split.next_labels is not None
     # The teacher's embeddings only where `fit` reads them (scoring a split never does).
     teacher = None
@@ -397,15 +399,12 @@ def make_dataset(config, split, training=False, meta=None):
         split.next_labels if next_sentence else np.zeros(len(split.sequences)),
         teacher if teacher is not None else np.zeros((len(split.sequences), 0), np.float32),
     )
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(rows)
-        .shuffle(len(split.sequences), seed=config.seed, reshuffle_each_iteration=True)
-        .repeat()
-        .batch(config.batch_size, drop_remainder=len(split.sequences) >= config.batch_size)
-        .map(mask, num_parallel_calls=tf.data.AUTOTUNE)
-        .take(config.steps_per_epoch)
+    # `steps_per_epoch` full batches an epoch, the sequences in new orders drawn from the
+    # seed and the epoch.
+    dataset = gathered_batches(
+        rows, config.batch_size, shuffle_seed=config.seed, length=config.steps_per_epoch * config.batch_size
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.map(mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def masking_fn(meta, rate):

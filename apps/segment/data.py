@@ -279,10 +279,12 @@ def make_dataset(config, loaded, training=False, meta=None):
     fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
     if fresh:
         dataset = _fresh_examples(config, loaded, fresh)
+    elif training:  # a new order each epoch, from the seed and the epoch
+        from dlkit.data.batches import epoch_examples
+
+        dataset = epoch_examples((loaded.inputs, loaded.targets), config.seed)
     else:
         dataset = tf.data.Dataset.from_tensor_slices((loaded.inputs, loaded.targets))
-        if training:
-            dataset = dataset.shuffle(len(loaded.inputs), seed=config.seed, reshuffle_each_iteration=True)
 
     def prepare(image, mask):
         image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.int32)

@@ -311,13 +311,14 @@ def make_dataset(config, split, training=False, meta=None):
     (`soft_labels`), one-hot otherwise, so validation accuracy counts hard labels."""
     import tensorflow as tf
 
+    from dlkit.data.batches import gathered_batches
+
     fit_targets = (
         split.fit_targets if training else np.eye(split.fit_targets.shape[1], dtype=np.float32)[split.targets]
     )
-    dataset = tf.data.Dataset.from_tensor_slices((split.inputs, fit_targets))
-    if training:
-        dataset = dataset.shuffle(len(split.targets), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    seed = config.seed if training else None  # a new order each epoch, from the seed and the epoch
+    dataset = gathered_batches((split.inputs, fit_targets), config.batch_size, shuffle_seed=seed)
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def write_sample_folder(folder):

@@ -3,6 +3,6 @@
 from dlkit.callbacks.best_checkpoint import BestCheckpoint
 from dlkit.callbacks.jsonl_logger import JSONLLogger
 from dlkit.callbacks.progress import Progress
-from dlkit.callbacks.resume import ResumeCheckpoint
+from dlkit.callbacks.resume import EpochClock, ResumeCheckpoint
 
-__all__ = ["BestCheckpoint", "JSONLLogger", "Progress", "ResumeCheckpoint"]
+__all__ = ["BestCheckpoint", "EpochClock", "JSONLLogger", "Progress", "ResumeCheckpoint"]

@@ -36,9 +36,8 @@ class ImageAugment:
 
     Example:
         >>> augment = ImageAugment(rotation=0.05)
-        >>> seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
-        >>> dataset = tf.data.Dataset.zip(dataset, seeds).map(
-        ...     lambda batch, seed: (augment(batch[0], seed), batch[1]))
+        >>> dataset = gathered_batches((images, labels), 32, shuffle_seed=0, with_seeds=True)
+        >>> dataset = dataset.map(lambda batch, seed: (augment(batch[0], seed), batch[1]))
     """
 
     flip: bool = True
