@@ -63,9 +63,14 @@ def test_best_checkpoint_saves_only_improvements(tmp_path):
     assert best.best_epoch == 3
 
 
-def test_resume_checkpoint_keeps_optimizer_state(tmp_path):
+def test_resume_checkpoint_keeps_optimizer_and_dropout_state(tmp_path):
+    from dlkit.callbacks.resume import restore_seed_states, seed_states
+
     x, y = data()
-    model = tiny_model()
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dropout(0.5), keras.layers.Dense(2, activation="softmax")]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(
         x,
         y,
@@ -73,13 +78,26 @@ def test_resume_checkpoint_keeps_optimizer_state(tmp_path):
         verbose=0,
         callbacks=[ResumeCheckpoint(tmp_path, stage_index=1, extra=lambda: {"best": 0.7})],
     )
-    assert read_state(tmp_path) == {"epochs_done": 2, "stage": 1, "model": "epoch2.keras", "best": 0.7}
+    state = read_state(tmp_path)
+    dropout = [np.asarray(v).tolist() for v in seed_states(model)]
+    assert len(dropout) == 1
+    assert state == {
+        "epochs_done": 2,
+        "stage": 1,
+        "model": "epoch2.keras",
+        "best": 0.7,
+        "seed_states": dropout,
+    }
     # The state names its model; the previous epoch's is gone.
     assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["epoch2.keras"]
     restored = keras.saving.load_model(tmp_path / "epoch2.keras")
     assert int(restored.optimizer.iterations) == int(model.optimizer.iterations) > 0
     for a, b in zip(restored.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # The loaded model's dropout starts afresh; the recorded state puts it back.
+    assert [np.asarray(v).tolist() for v in seed_states(restored)] != dropout
+    restore_seed_states(restored, state)
+    assert [np.asarray(v).tolist() for v in seed_states(restored)] == dropout
 
 
 def test_read_state_without_checkpoint(tmp_path):
