@@ -81,18 +81,23 @@ def epoch_examples(arrays, seed=None, length=None):
     """Single examples of `arrays` (a nested structure with one first dimension) in each
     epoch's order of `epoch_orders`, gathered from tensors holding the split (no shuffle
     buffer)."""
+    import tensorflow as tf
+
+    count, gather = _gatherer(arrays)
+    indices = epoch_orders(count, seed, length).flat_map(
+        lambda epoch, order, seeds: tf.data.Dataset.from_tensor_slices(order)
+    )
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _gatherer(arrays):
+    """(count, fn(indices) -> `arrays` at those indices), from tensors holding them whole."""
     import keras
     import tensorflow as tf
 
     tensors = keras.tree.map_structure(tf.constant, arrays)
     count = len(keras.tree.flatten(arrays)[0])
-    indices = epoch_orders(count, seed, length).flat_map(
-        lambda epoch, order, seeds: tf.data.Dataset.from_tensor_slices(order)
-    )
-    return indices.map(
-        lambda index: keras.tree.map_structure(lambda tensor: tf.gather(tensor, index), tensors),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    return count, lambda index: keras.tree.map_structure(lambda tensor: tf.gather(tensor, index), tensors)
 
 
 def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, length=None):
@@ -110,11 +115,9 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
     Example:
         >>> gathered_batches((images, labels), 32, shuffle_seed=0).map(augment)
     """
-    import keras
     import tensorflow as tf
 
-    tensors = keras.tree.map_structure(tf.constant, arrays)
-    count = len(keras.tree.flatten(arrays)[0])
+    count, gather_rows = _gatherer(arrays)
     batches = -(-(length or count) // batch_size)
 
     def epoch_batches(epoch, order, seeds):
@@ -124,7 +127,7 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
         )
 
     def gather(index, seed=None):
-        batch = keras.tree.map_structure(lambda tensor: tf.gather(tensor, index), tensors)
+        batch = gather_rows(index)
         return batch if seed is None else (batch, seed)
 
     dataset = epoch_orders(count, shuffle_seed, length, seeds=batches if with_seeds else 0).flat_map(
