@@ -35,6 +35,7 @@ import numpy as np
 from dlkit import io
 from dlkit.console import log
 from dlkit.errors import DlkitError
+from dlkit.stages import build_optimizer
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 THREADS_ENV = "DLKIT_THREADS"  # read by dlkit.edge.runtime.load_interpreter
@@ -356,6 +357,7 @@ def training_throughput(app, config, data=None, steps=30, warmup=3, rounds=2):
     model = app.build_model(config, meta)
     stage = app.training_stages(config, meta)[0]
     stage.prepare(model)
+    build_optimizer(model)
     import tensorflow as tf
 
     pipeline = app.make_dataset(config, train, training=True, meta=meta).repeat()

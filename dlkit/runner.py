@@ -21,6 +21,7 @@ from dlkit.edge.bundle import ModelBundle, add_asset, latest_run, stored_meta
 from dlkit.engine import config_of, count, load_keras, runner_for, score
 from dlkit.errors import DlkitError
 from dlkit.paths import next_numbered_dir
+from dlkit.stages import build_optimizer
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -214,6 +215,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
         resuming_inside = state is not None and start_epoch > offset
         if not resuming_inside:
             stage.prepare(model)
+        build_optimizer(model)
         if options.jit:
             model.jit_compile = True  # after compile, which resets it
         stage_callbacks = [

@@ -19,3 +19,17 @@ class Stage:
     epochs: int
     prepare: Callable
     callbacks: list = field(default_factory=list)
+
+
+def build_optimizer(model):
+    """Creates the compiled optimizer's variables for `model`'s trainable weights, unless
+    it has them (a resumed model's are loaded).
+
+    Without a distribution strategy, Keras leaves this to the first traced training step,
+    and a `tf.function` that creates variables while tracing is traced a second time
+    (TensorFlow lifts them out, then traces again without them): the training step's
+    trace, most of a small model's first epoch, was paid twice at every stage's start.
+    """
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
