@@ -38,18 +38,33 @@ def average_precision(hits, scores, num_gt):
         scores: float per detection.
         num_gt: int. Ground-truth boxes of the class.
     """
+    ap, sampled = _average_precisions(np.asarray(hits, bool)[None], scores, num_gt)
+    return float(ap[0]), sampled[0]
+
+
+def _average_precisions(hits, scores, num_gt):
+    """`average_precision` at several IoU thresholds at once: hits (thresholds, n) ->
+    (AP (thresholds,), interpolated precision (thresholds, 101)). One sort of the scores
+    serves every threshold."""
+    hits = np.asarray(hits, bool)
+    if not hits.shape[1]:
+        return np.zeros(len(hits)), np.zeros((len(hits), len(RECALL_POINTS)))
     order = np.argsort(-np.asarray(scores), kind="mergesort")
-    hits = np.asarray(hits, bool)[order]
-    tp = np.cumsum(hits)
-    fp = np.cumsum(~hits)
+    hits = hits[:, order]
+    tp = np.cumsum(hits, axis=1)
+    fp = np.cumsum(~hits, axis=1)
     recall = tp / num_gt
     precision = tp / np.maximum(tp + fp, np.spacing(1))
-    if not len(hits):
-        return 0.0, np.zeros(len(RECALL_POINTS))
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or more
-    indices = np.searchsorted(recall, RECALL_POINTS, side="left")
-    sampled = np.where(indices < len(envelope), envelope[np.minimum(indices, len(envelope) - 1)], 0.0)
-    return float(sampled.mean()), sampled
+    # best precision at this recall or more
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    # Each row's first recall >= each point (a search per row: shifting the rows apart to
+    # search once would round recalls and points differently, and move ties).
+    length = hits.shape[1]
+    indices = np.stack([np.searchsorted(row, RECALL_POINTS, side="left") for row in recall])
+    sampled = np.where(
+        indices < length, np.take_along_axis(envelope, np.minimum(indices, length - 1), axis=1), 0.0
+    )
+    return sampled.mean(axis=1), sampled
 
 
 def matches(predictions, ground_truth, num_classes, max_detections=100):
@@ -85,10 +100,8 @@ def average_precisions(table, images=None):
             continue
         scores = np.concatenate([row[0] for row in rows])  # rows: num_gt > 0
         hits = np.concatenate([row[1] for row in rows], axis=1)
-        for t in range(len(IOU_THRESHOLDS)):
-            ap[cls, t], sampled = average_precision(hits[t], scores, num_gt)
-            if t == 0:
-                curves[cls] = sampled
+        ap[cls], sampled = _average_precisions(hits, scores, num_gt)
+        curves[cls] = sampled[0]
     return ap, curves
 
 
