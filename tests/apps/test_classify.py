@@ -103,23 +103,35 @@ def test_cli_predict_folder_skips_and_reports_bad_files(tiny_run, bad_files):
     assert "4 input(s) could not be read" in result.output
 
 
-def test_cli_train_evaluate_export_predict(tmp_path, tiny_folder):
+def test_cli_train_evaluate_export_predict(tmp_path, monkeypatch):
+    """One CLI run on train/val/test folders holding an unreadable training file and an
+    unreadable test image (each skipped and named: at loading, and at the end of
+    training), with early stopping (it watches the checkpoint's metric); then evaluate,
+    export and predict on what it wrote."""
+    import keras
+
+    data = tmp_path / "data"
+    for split, count in (("train", 6), ("val", 4), ("test", 4)):
+        write_tiny_folder(data / split, per_class=count)
+    (data / "train" / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (data / "test" / "red" / "broken.png").write_bytes(b"\x89PNG broken")
+    seen = []
+
+    class Recording(keras.callbacks.EarlyStopping):
+        def __init__(self, **kwargs):
+            seen.append(kwargs)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(keras.callbacks, "EarlyStopping", Recording)
     run_dir = tmp_path / "run"
-    result = run_cli(
-        "classify",
-        "train",
-        "--tiny",
-        "--data",
-        tiny_folder,
-        "--run-dir",
-        run_dir,
-        "--set",
-        "fine_tune_epochs=0",
-    )
+    train = ("classify", "train", "--tiny", "--data", data, "--run-dir", run_dir)
+    result = run_cli(*train, "--set", "fine_tune_epochs=0", "--set", "patience=1")
     assert result.exit_code == 0, result.output
     assert (run_dir / "model.keras").exists()
-    again = run_cli("classify", "train", "--tiny", "--data", tiny_folder, "--run-dir", run_dir)
-    assert_one_line_error(again, "already holds a run")
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
+    assert any("broken.jpg" in line for line in skipped) and any("broken.png" in line for line in skipped)
+    assert seen == [{"monitor": "val_accuracy", "mode": "max", "patience": 1}]
+    assert_one_line_error(run_cli(*train), "already holds a run")
     result = run_cli(
         "classify", "evaluate", "--model", run_dir, "--split", "val", "--json", "--out", tmp_path / "eval"
     )
@@ -130,7 +142,7 @@ def test_cli_train_evaluate_export_predict(tmp_path, tiny_folder):
     result = run_cli("classify", "export", "--model", run_dir, "--quantize", "dynamic")
     assert result.exit_code == 0, result.output
     assert (run_dir / "model.dynamic.tflite").exists()
-    image = sorted(tiny_folder.rglob("*.png"))[0]
+    image = sorted((data / "val").rglob("*.png"))[0]
     result = run_cli("classify", "predict", image, "--model", run_dir / "model.dynamic.tflite")
     assert result.exit_code == 0 and result.output.startswith(str(image))
     info = run_cli("classify", "info", "--model", run_dir)
@@ -238,38 +250,6 @@ def test_missing_model_and_wrong_model_file(tmp_path, bad_files):
     )
 
 
-def test_corrupt_training_files_are_skipped_and_reported(tmp_path):
-    data = write_tiny_folder(tmp_path / "data")
-    (data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    run_dir = tmp_path / "run"
-    result = run_cli(
-        "classify", "train", "--tiny", "--data", data, "--run-dir", run_dir, "--set", "fine_tune_epochs=0"
-    )
-    assert result.exit_code == 0, result.output
-    assert "skipped: " in result.output and "broken.jpg" in result.output
-    assert (run_dir / "model.keras").exists()
-
-
-def test_an_unreadable_test_image_is_reported_at_the_end_of_training(tmp_path):
-    data = tmp_path / "data"
-    for split in ("train", "val", "test"):
-        write_tiny_folder(data / split, per_class=4)
-    (data / "test" / "red" / "broken.png").write_bytes(b"\x89PNG broken")
-    result = run_cli(
-        "classify",
-        "train",
-        "--tiny",
-        "--data",
-        data,
-        "--run-dir",
-        tmp_path / "run",
-        "--set",
-        "fine_tune_epochs=0",
-    )
-    assert result.exit_code == 0, result.output
-    assert any(line.startswith("skipped: ") and "broken.png" in line for line in result.output.splitlines())
-
-
 def test_a_class_whose_every_image_is_unreadable_stops_training(tmp_path):
     data = write_tiny_folder(tmp_path / "data")
     for path in (data / "blue").iterdir():
@@ -321,28 +301,6 @@ def test_from_scratch_batchnorm_tracks_statistics_quickly():
     assert momenta == {0.9}
     pretrained = backbone_of(build_model(Config(image_size=32), meta))
     assert {layer.momentum for layer in pretrained.layers if hasattr(layer, "moving_mean")} == {0.999}
-
-
-def test_early_stopping_watches_the_checkpoint_metric(tmp_path, tiny_folder, monkeypatch):
-    import dataclasses
-
-    import keras
-
-    from dlkit import runner
-    from dlkit.registry import get_app
-
-    seen = []
-
-    class Recording(keras.callbacks.EarlyStopping):
-        def __init__(self, **kwargs):
-            seen.append(kwargs)
-            super().__init__(**kwargs)
-
-    monkeypatch.setattr(keras.callbacks, "EarlyStopping", Recording)
-    config = dataclasses.replace(Config.tiny(), fine_tune_epochs=0, patience=1)
-    runner.train(get_app("classify"), config, data=str(tiny_folder), run_dir=tmp_path / "run")
-    assert seen == [{"monitor": "val_accuracy", "mode": "max", "patience": 1}]
-    assert (tmp_path / "run" / "model.keras").exists()
 
 
 def test_object_groups_join_the_views_of_one_object():
