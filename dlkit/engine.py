@@ -72,16 +72,32 @@ def load_keras(path):
 
 
 def keras_runner(model):
-    """fn(batch) -> list of output arrays for a Keras model (inputs cast to its dtypes)."""
+    """fn(batch) -> list of output arrays for a Keras model (inputs cast to its dtypes).
+
+    The model runs in a `tf.function` traced once per input structure for any batch
+    size. Keras' `predict_on_batch` traces its first batch's exact size, then again for a
+    new one (the last, smaller batch of a split): twice the trace, and a graph with a
+    static batch may be built otherwise (detect's NMS is unrolled per image for export).
+    """
+    import keras
+    import tensorflow as tf
+
     dtypes = {tensor.name.split(":")[0]: tensor.dtype for tensor in model.inputs}
     first = model.inputs[0].dtype
+    traced = {}
 
     def run(x):
         if isinstance(x, dict):
             x = {key: np.asarray(value, dtype=dtypes.get(key, first)) for key, value in x.items()}
         else:
             x = np.asarray(x, dtype=first)
-        out = model.predict_on_batch(x)
+        key = str(keras.tree.map_structure(lambda a: (a.shape[1:], a.dtype.str), x))
+        if key not in traced:
+            specs = keras.tree.map_structure(lambda a: tf.TensorSpec((None, *a.shape[1:]), a.dtype), x)
+            traced[key] = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(
+                specs
+            )
+        out = traced[key](x)
         return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
     return run

@@ -203,3 +203,25 @@ def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatc
     # Sharing nothing is a no-op: the float model has one table already.
     float32 = convert(model, "float32")
     assert share_tied_tables(float32) == float32 and len(tables(float32)) == 1
+
+
+def test_the_keras_runner_traces_once_for_every_batch_size(small_cnn):
+    """A split's batches (a full one, then the smaller last one) run through one trace,
+    with the batch size unknown to the graph, and give the model's outputs."""
+    from dlkit.engine import keras_runner
+
+    traced = []
+
+    class Counting(keras.layers.Layer):
+        def call(self, x):
+            traced.append(x.shape[0])  # runs while tracing only
+            return x
+
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, small_cnn(Counting()(inputs)))
+    traced.clear()  # building the model called it on a symbolic input
+    run = keras_runner(model)
+    images = np.random.default_rng(0).uniform(0, 255, (7, 16, 16, 3)).astype(np.float32)
+    for batch in (images[:4], images[4:]):
+        np.testing.assert_allclose(run(batch)[0], small_cnn(batch).numpy(), atol=1e-6)
+    assert traced == [None]
