@@ -3,9 +3,10 @@
 For each app: file size of every TFLite variant (float32, float16, dynamic, int8: the
 shipped files as they are, the others converted from the `.keras` model), parameters,
 FLOPs per inference, single-input latency (median and p90) at each thread count for
-Keras compiled (`predict_on_batch`, a `tf.function`) and for each LiteRT variant, the
-app's headline metric of every variant on its validation split, and the whole-process
-time of `dlkit <app> predict` on the smallest `.tflite` against the `.keras`.
+Keras compiled (the engine's runner: a `tf.function` traced once for any batch size)
+and for each LiteRT variant, the app's headline metric of every variant on its
+validation split, and the whole-process time of `dlkit <app> predict` on the smallest
+`.tflite` against the `.keras`.
 
 Latencies at each thread count are measured in a fresh process (TensorFlow fixes its
 thread pools when it starts), the app's own runners timed on the first validation
