@@ -228,8 +228,9 @@ def inherit_meta(meta, model_meta):
 def make_runner(model, config, meta):
     """fn(source ids batch) -> [outputs] for scoring a Keras model the way a device does."""
     if meta["model"] == "attention":
-        full = inference_model(model, config, meta)
-        return lambda x: [np.asarray(o) for o in full.predict_on_batch(np.asarray(x, np.int32))]
+        from dlkit.engine import keras_runner
+
+        return keras_runner(inference_model(model, config, meta))
     from dlkit.apps.translate.edge import Seq2SeqDecoder
 
     encoder, step = seq2seq_parts(model)
