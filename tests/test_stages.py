@@ -49,6 +49,7 @@ def test_the_runner_traces_each_training_step_once(traces, tmp_path):
     from dlkit.registry import get_app
 
     app = get_app("sentiment")
+    config = app.default_config(tiny=True)
     data = app.write_sample_data(tmp_path / "data")
-    runner.train(app, app.default_config(tiny=True), data=str(data), run_dir=tmp_path / "run")
-    assert len(traces) == len(app.training_stages(app.default_config(tiny=True), {}))
+    runner.train(app, config, data=str(data), run_dir=tmp_path / "run")
+    assert len(traces) == len(app.training_stages(config, {}))
