@@ -135,6 +135,82 @@ def test_named_inputs_convert_calibrate_and_run_by_name(tmp_path):
         edge.predict({"token_ids": data["token_ids"]})
 
 
+@pytest.mark.parametrize("dict_outputs", [False, True])
+def test_conversion_skips_the_savedmodel_and_keeps_its_signature(tmp_path, monkeypatch, dict_outputs):
+    """A model with BatchNorm, two named inputs and two outputs converts from its frozen
+    function, without writing a SavedModel; the file's serving signature names the inputs
+    and outputs as the SavedModel path's file does (the path taken when the frozen graph
+    does not convert), and both give Keras's outputs in Keras's order (a dict's in key
+    order, as Keras flattens it)."""
+    import keras
+
+    from dlkit.export import tflite
+
+    keras.utils.set_random_seed(1)
+    image = keras.Input((8, 8, 3), name="image")
+    scale = keras.Input((1,), name="scale")
+    x = keras.layers.Conv2D(4, 3, name="conv")(image)
+    x = keras.layers.BatchNormalization(name="bn")(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Multiply(name="scaled")([x, scale])
+    first, second = keras.layers.Dense(3, name="a")(x), keras.layers.Dense(5, name="b")(x)
+    outputs = {"logits": first, "extra": second} if dict_outputs else [first, second]
+    model = keras.Model({"image": image, "scale": scale}, outputs)
+    model.get_layer("bn").set_weights([np.full(4, w, np.float32) for w in (1.5, 0.2, 0.3, 2.0)])
+    rng = np.random.default_rng(0)
+    data = {"image": rng.random((5, 8, 8, 3), np.float32), "scale": rng.random((5, 1), np.float32)}
+    expected = model(data)
+    expected = [expected[k] for k in sorted(expected)] if dict_outputs else expected
+
+    def edge_of(name):
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(convert(model))
+        return EdgeModel(path)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(keras.Model, "export", lambda *a, **k: pytest.fail("a SavedModel was written"))
+        frozen = edge_of("frozen")
+    with monkeypatch.context() as patched:
+        patched.setattr(tflite, "frozen_function", lambda *a: 1 / 0)  # the graph does not convert
+        saved = edge_of("saved")
+    assert frozen.interpreter.get_signature_list() == saved.interpreter.get_signature_list()
+    names = ["extra", "logits"] if dict_outputs else ["output_0", "output_1"]
+    assert frozen.interpreter.get_signature_list()["serving_default"]["outputs"] == names
+    for edge in (frozen, saved):
+        assert sorted(edge.input_names) == ["image", "scale"]
+        for got, want in zip(edge.predict(data), expected, strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_nms_converts_to_the_builtin_op(monkeypatch):
+    """`non_max_suppression_padded` is a composite function: the file holds TFLite's
+    NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    class Suppress(keras.layers.Layer):
+        def call(self, inputs):
+            boxes, scores = inputs
+            kept, _ = tf.image.non_max_suppression_padded(boxes[0], scores[0], 8, pad_to_max_output_size=True)
+            return kept[None]
+
+    boxes, scores = keras.Input((40, 4), batch_size=1), keras.Input((40,), batch_size=1)
+    model = keras.Model([boxes, scores], Suppress()([boxes, scores]))
+    interpreter = Interpreter(model_content=convert(model, batch_size=1))
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "NON_MAX_SUPPRESSION_V4" in ops and "WHILE" not in ops
+    rng = np.random.default_rng(0)
+    corners = rng.random((1, 40, 2), np.float32)
+    sides = rng.uniform(0.05, 0.3, (1, 40, 2)).astype(np.float32)
+    x = [np.concatenate([corners, corners + sides], -1), rng.permutation(40).astype(np.float32)[None] / 40]
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], x[0] if detail["shape"][-1] == 4 else x[1])
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(np.ravel(got), np.ravel(model(x)))
+
+
 def test_a_tied_embedding_is_stored_once_in_a_dynamic_model(tmp_path, monkeypatch):
     """A table looked up by token ids and reused as the output layer's weight (tied,
     `ReversibleEmbedding`): the dynamic-range file keeps one int8 copy of it, the lookup

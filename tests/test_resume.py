@@ -33,32 +33,32 @@ def test_resume_drops_history_lines_of_epochs_after_the_checkpoint(tmp_path):
 
 
 def test_sigkill_during_export_keeps_the_previous_file_and_the_next_export_cleans_up(tmp_path, tiny_run):
-    """A kill mid-conversion leaves the exported file as it was; the converter's scratch
-    folder it leaves behind is removed by the next export."""
+    """A kill while the new file is scored (written beside the old one, not yet in its
+    place) leaves the exported file as it was; the hidden file it leaves behind is
+    removed by the next export. (The SavedModel scratch folder of the conversion path
+    that writes one is swept the same way: tests/test_io.py.)"""
     import shutil
 
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_run, run_dir)
     previous = (run_dir / "model.tflite").read_bytes()
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(scratch))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "dlkit.cli", "classify", "export", "--model", str(run_dir)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    pending = f".model.{process.pid}.*tflite"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if any(scratch.glob("dlkit-export.*/*")):  # the SavedModel is being written
+        if any(path.stat().st_size for path in run_dir.glob(pending)):  # written, being scored
             process.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the export ended before it could be killed"
     assert (run_dir / "model.tflite").read_bytes() == previous
-    assert list(scratch.glob(f"dlkit-export.{process.pid}.*")), "a kill leaves the scratch folder"
+    assert list(run_dir.glob(pending)), "a kill leaves the pending file"
 
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert not list(scratch.glob(f"dlkit-export.{process.pid}.*"))
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]
 
 

@@ -147,7 +147,8 @@ class EdgeModel:
         """Output details in the Keras model's output order.
 
         The converter may list a SavedModel's outputs in any order; its serving
-        signature names them `output_0`, `output_1`, ... in the Keras order.
+        signature names them `output_0`, `output_1`, ... in the Keras order, or by the
+        keys of a model's dict of outputs, which Keras flattens in key order.
         """
         details = self.interpreter.get_output_details()
         signatures = self.interpreter.get_signature_list()
@@ -156,10 +157,8 @@ class EdgeModel:
         runner = self.interpreter.get_signature_runner(next(iter(signatures)))
         by_index = {det["index"]: det for det in details}
         named = runner.get_output_details()
-        try:
-            order = sorted(named, key=lambda name: int(name.rsplit("_", 1)[-1]))
-        except ValueError:
-            return details
+        numbered = all(re.fullmatch(r"output_\d+", name) for name in named)
+        order = sorted(named, key=lambda name: int(name[7:])) if numbered else sorted(named)
         ordered = [by_index.get(named[name]["index"]) for name in order]
         return ordered if all(ordered) else details
 

@@ -1,5 +1,8 @@
-"""Conversion of a Keras model to TFLite through a SavedModel with a static signature."""
+"""Conversion of a Keras model to TFLite: its inference function traced with a static
+signature, variables folded into constants (a SavedModel where that does not convert)."""
 
+import contextlib
+import logging
 import re
 
 import numpy as np
@@ -21,9 +24,14 @@ def convert(
 ):
     """Converts `model` to TFLite flatbuffer bytes, builtin ops only.
 
-    The model is exported as a SavedModel with a fixed input signature first: LSTM/GRU
-    layers with a dynamic batch fail to convert and `from_concrete_functions` leaves
-    resource variables unreadable at run time, while this path works for both.
+    The model's inference function is traced with a fixed input signature and its
+    variables folded into constants, then converted (`from_concrete_functions`); the file
+    gets the serving signature a SavedModel export would give it (inputs by Keras input
+    name, outputs `output_0`, `output_1`, ... or the model's output keys). A model with
+    composite functions (detect's NMS) or whose frozen graph does not convert goes through
+    a SavedModel instead, the path that is about five times slower for a MobileNetV2 (the
+    SavedModel writes, then reloads, a checkpoint of every variable). LSTM/GRU layers need
+    a static `batch_size` on either path.
 
     Args:
         model: keras.Model.
@@ -47,6 +55,8 @@ def convert(
 
     if quantize not in QUANTIZATIONS:
         raise DlkitError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if quantize == "int8" and representative is None:
+        raise DlkitError("int8 export needs representative data (the training split)")
     specs = [
         tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=x.name.split(":")[0]) for x in model.inputs
     ]
@@ -56,14 +66,11 @@ def convert(
         signature = [{spec.name: spec for spec in specs}]
     else:
         signature = [specs] if len(specs) > 1 else specs
-    with io.temp_dir("export") as tmp:
-        model.export(str(tmp), format="tf_saved_model", input_signature=signature, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp))
+    samples = calibration_samples(model, representative) if quantize == "int8" else None
+
+    def configured(converter, samples):
         float_options(converter, quantize)
         if quantize == "int8":
-            if representative is None:
-                raise DlkitError("int8 export needs representative data (the training split)")
-            samples = calibration_samples(model, representative)
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = lambda: iter(samples)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -73,16 +80,104 @@ def convert(
                 converter.inference_input_type = tf.as_dtype(int8_input)
             if float_layers:
                 converter._experimental_calibrate_only = True  # quantized below, minus float_layers
-        try:
-            with native_output_silenced():  # the converter's C++ prints its settings
-                flatbuffer = converter.convert()
-        except Exception as error:
-            raise DlkitError(conversion_error(model, error)) from None
+        with native_output_silenced():  # the converter's C++ prints its settings
+            return converter.convert()
+
+    try:
+        frozen, inputs, outputs = frozen_function(model, signature)
+        # Without a signature, calibration feeds each sample's arrays in the graph's order.
+        ordered = samples and [[s[n] for n in inputs] if isinstance(s, dict) else s for s in samples]
+        # The converter advises passing the model too, with which it writes a SavedModel
+        # (and calls this path deprecated: were it dropped, the SavedModel path below runs).
+        with advice_dropped("Please consider providing the trackable_obj"):
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+        flatbuffer = configured(converter, ordered)
+        flatbuffer = with_serving_signature(flatbuffer, inputs, outputs)
+    except Exception:  # e.g. a composite op, or a converter that drops this path
+        flatbuffer = None
+    if flatbuffer is None:
+        with io.temp_dir("export") as tmp:
+            try:
+                model.export(str(tmp), format="tf_saved_model", input_signature=signature, verbose=False)
+                flatbuffer = configured(tf.lite.TFLiteConverter.from_saved_model(str(tmp)), samples)
+            except Exception as error:
+                raise DlkitError(conversion_error(model, error)) from None
     if quantize == "int8" and float_layers:
         flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
     if quantize == "dynamic":
         flatbuffer = share_tied_tables(flatbuffer)
     return flatbuffer
+
+
+def frozen_function(model, signature):
+    """`model`'s inference function traced with `signature`, its variables folded into
+    constants; with its input names and its output names as a SavedModel's serving
+    signature gives them, each in the order of the function's flat inputs and outputs.
+
+    Raises ValueError for a graph holding composite functions (`experimental_implements`,
+    e.g. `tf.image.non_max_suppression_padded`): the converter replaces them with one
+    builtin op (NON_MAX_SUPPRESSION_V4) when it reads a SavedModel, and converts their
+    loops op by op from a frozen graph."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    traced = tf.function(lambda *args: model(*args, training=False)).get_concrete_function(*signature)
+    library = traced.graph.as_graph_def().library.function
+    composites = sorted({f.attr["_implements"].s.decode() for f in library if "_implements" in f.attr})
+    if composites:
+        raise ValueError(f"functions the converter fuses from a SavedModel only: {', '.join(composites)}")
+    structure = traced.structured_outputs
+    if isinstance(structure, dict):
+        outputs = sorted(structure)  # flattened in key order
+    else:
+        outputs = [f"output_{i}" for i in range(len(tf.nest.flatten(structure)))]
+    inputs = [spec.name for spec in tf.nest.flatten(signature)]
+    return convert_variables_to_constants_v2(traced, lower_control_flow=False), inputs, outputs
+
+
+@contextlib.contextmanager
+def advice_dropped(prefix):
+    """Drops the converter's log records (Python `logging`, the `absl` logger) that start
+    with `prefix`, for the block."""
+
+    def keep(record):
+        return not record.getMessage().startswith(prefix)
+
+    logger = logging.getLogger("absl")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def with_serving_signature(flatbuffer, inputs, outputs):
+    """Adds a `serving_default` signature to a TFLite model's main graph (its first; loop
+    bodies are graphs too): its input tensors, named as in `inputs`, and its outputs, in
+    order, under the names `outputs`."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    graph = model.subgraphs[0]
+    by_name = {graph.tensors[i].name.decode(): int(i) for i in graph.inputs}
+    if sorted(by_name) != sorted(inputs) or len(graph.outputs) != len(outputs):
+        raise ValueError(
+            f"the converted graph's inputs {sorted(by_name)} and {len(graph.outputs)} outputs are not"
+            f" the signature's {inputs} and {len(outputs)}"
+        )
+
+    def tensor_map(name, index):
+        entry = schema.TensorMapT()
+        entry.name, entry.tensorIndex = name, index
+        return entry
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = "serving_default", 0
+    signature.inputs = [tensor_map(name, by_name[name]) for name in inputs]
+    signature.outputs = [tensor_map(name, int(index)) for name, index in zip(outputs, graph.outputs)]
+    model.signatureDefs = [signature]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _opcode(model, builtin, version):
