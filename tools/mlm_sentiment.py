@@ -4,7 +4,7 @@ after further masked-LM pretraining on the sentiment training sentences themselv
 (domain-adaptive pretraining: their text only, no labels).
 
     python tools/mlm_sentiment.py MLM_RUN [--epochs 8] [--adapt-epochs 2] [--probe-epochs 0]
-        [--work DIR] [--out tools/results/mlm_sentiment.json] [--skip scratch,...]
+        [--seeds 0,1,2] [--work DIR] [--out tools/results/mlm_sentiment.json] [--skip scratch,...]
 
 Every step is a dlkit command (run folders under --work):
 - scratch:    dlkit sentiment train --set model=encoder --epochs E
@@ -17,6 +17,12 @@ learns on the frozen encoder (`--set probe_epochs=N`). Each model's test predict
 with a Wilson 95% interval, and each pretrained model's difference to scratch with a
 paired bootstrap 95% interval (the same sentences resampled for both).
 
+`--seeds 0,1,2` fine-tunes each model once per seed (`--seed S`, run folders `NAME_seedS`):
+one run's accuracy moves with its seed by about as much as the differences measured, so
+each model's accuracy is then the mean over its runs (with their range), and its
+difference to scratch is taken on each test sentence's share of runs that got it right,
+resampled by sentence as above, beside the difference of each seed's pair of runs.
+
 How well each vocabulary fits the task's text is recorded too (`vocabularies`: WordPiece
 tokens per word of the test sentences, the share of words cut into pieces, unknown
 tokens), for the pretrained encoder's vocabulary and the one the scratch model learns;
@@ -28,6 +34,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from dlkit import io
 from dlkit.apps.mlm.model import read_vocab_file
@@ -55,6 +63,19 @@ def rated_splits():
     source = rated_source(Config(), "movie", reviews.load_sets())
     return {
         split: [(text, source.labels[label]) for text, label in rows] for split, rows in source.splits.items()
+    }
+
+
+def summary(runs):
+    """One model's fine-tunings (one a seed; rows whose `correct` is a string of 0/1, one
+    per test sentence): the accuracy averaged over them and its range, and per test
+    sentence the share of runs that got it right."""
+    right = np.array([[c == "1" for c in row["correct"]] for row in runs], float)
+    accuracies = right.mean(axis=1)
+    return {
+        "test_accuracy": float(accuracies.mean()),
+        "test_accuracy_range": [float(accuracies.min()), float(accuracies.max())],
+        "share_right": right.mean(axis=0),
     }
 
 
@@ -99,6 +120,7 @@ def main():
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "mlm_sentiment")
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "results" / "mlm_sentiment.json")
     parser.add_argument("--skip", default="", help="comma-separated: scratch, pretrained, adapted")
+    parser.add_argument("--seeds", default="", help="comma-separated: one fine-tuning per seed")
     parser.add_argument(
         "--probe-epochs",
         type=int,
@@ -116,12 +138,16 @@ def main():
     test_file.write_text("\n".join(test_texts) + "\n", encoding="utf-8")
     truth = [label for _, label in splits["test"]]
 
-    runs = {}
+    runs = {}  # {name: [(seed or None, run folder)]}
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed] or [None]
 
     def fine_tune(name, *start):  # start: how the encoder begins (--set model=encoder: scratch)
-        runs[name] = args.work / name
         probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
-        dlkit("sentiment", "train", *start, *probe, "--epochs", args.epochs, "--run-dir", runs[name])
+        for seed in seeds:
+            run = args.work / (name if seed is None else f"{name}_seed{seed}")
+            seeded = () if seed is None else ("--seed", seed)
+            dlkit("sentiment", "train", *start, *probe, *seeded, "--epochs", args.epochs, "--run-dir", run)
+            runs.setdefault(name, []).append((seed, run))
 
     if "scratch" not in skip:
         fine_tune("scratch", "--set", "model=encoder")
@@ -141,6 +167,7 @@ def main():
             epochs=args.epochs,
             adapt_epochs=args.adapt_epochs,
             probe_epochs=args.probe_epochs,
+            seeds=[seed for seed in seeds if seed is not None],
         )
     pretrained_vocab = read_vocab_file(args.mlm_run / "vocab.txt")
     results["vocabularies"] = {
@@ -152,36 +179,51 @@ def main():
             f"{name} vocabulary: {fit['tokens']} tokens, {fit['tokens_per_word']:.2f} tokens a test word, "
             f"{100 * fit['words_in_pieces']:.1f}% of words in pieces, {fit['unknown']} unknown"
         )
-    for name, run in runs.items():
-        labels = predictions(run, test_file)
-        if len(labels) != len(truth):
-            sys.exit(f"{name}: {len(labels)} predictions for {len(truth)} test sentences")
-        right = [p == t for p, t in zip(labels, truth)]
-        results[name] = {
-            "run": str(run),
-            "test_accuracy": sum(right) / len(truth),
-            "test_accuracy_ci95": wilson_interval(sum(right), len(truth)),
-            "count": len(truth),
-            "correct": "".join("1" if c else "0" for c in right),
-        }
+    for name, seeded_runs in runs.items():
+        rows = []
+        for seed, run in seeded_runs:
+            labels = predictions(run, test_file)
+            if len(labels) != len(truth):
+                sys.exit(f"{name}: {len(labels)} predictions for {len(truth)} test sentences")
+            right = [p == t for p, t in zip(labels, truth)]
+            rows.append(
+                {
+                    "seed": seed,
+                    "run": str(run),
+                    "test_accuracy": sum(right) / len(truth),
+                    "test_accuracy_ci95": wilson_interval(sum(right), len(truth)),
+                    "count": len(truth),
+                    "correct": "".join("1" if c else "0" for c in right),
+                }
+            )
+        if seeds == [None]:  # one run: its row, as before
+            results[name] = rows[0]
+        else:
+            results[name] = {key: value for key, value in summary(rows).items() if key != "share_right"}
+            results[name].update(count=len(truth), runs=rows)
 
-    def hits(name):  # per test sentence, 1 when right (kept in the results as a string)
-        return [c == "1" for c in results[name]["correct"]]
+    def hits(name):  # per test sentence, the share of the model's runs that got it right
+        return summary(results[name].get("runs", [results[name]]))["share_right"]
 
     for name in ("pretrained", "adapted"):
         if name in results and "scratch" in results:
             diff, interval = paired_difference_interval(hits(name), hits("scratch"))
             results[name]["minus_scratch"] = diff
             results[name]["minus_scratch_ci95"] = interval
+            by_seed = {row["seed"]: row["test_accuracy"] for row in results["scratch"].get("runs", [])}
+            paired = [row["test_accuracy"] - by_seed[row["seed"]] for row in results[name].get("runs", [])
+                      if row["seed"] in by_seed]  # fmt: skip
+            if paired:
+                results[name]["minus_scratch_per_seed"] = paired
     args.out.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(args.out, results)
     for name in ("scratch", "pretrained", "adapted"):
         if name in results:
             row = results[name]
-            low, high = row["test_accuracy_ci95"]
-            extra = ""
+            low, high = row.get("test_accuracy_ci95") or row["test_accuracy_range"]
+            extra = f" over {len(row['runs'])} seeds (range)" if "runs" in row else ""
             if "minus_scratch" in row:
-                extra = f", {100 * row['minus_scratch']:+.1f} points vs scratch {[round(100 * v, 1) for v in row['minus_scratch_ci95']]}"
+                extra += f", {100 * row['minus_scratch']:+.1f} points vs scratch {[round(100 * v, 1) for v in row['minus_scratch_ci95']]}"
             print(f"{name}: test accuracy {row['test_accuracy']:.3f} [{low:.3f}, {high:.3f}]{extra}")
 
 
