@@ -182,6 +182,19 @@ def test_conversion_skips_the_savedmodel_and_keeps_its_signature(tmp_path, monke
             np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_the_converters_advice_stays_off_the_console(small_cnn, caplog):
+    """The converter logs (absl) that a concrete function without its model is a
+    deprecated path; convert keeps that line off the console, and other records pass."""
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        convert(small_cnn)
+        logging.getLogger("absl").warning("Please keep this one")
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "trackable_obj" in m]
+    assert "Please keep this one" in messages
+
+
 def test_nms_converts_to_the_builtin_op(monkeypatch):
     """`non_max_suppression_padded` is a composite function: the file holds TFLite's
     NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices."""
