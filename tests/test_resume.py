@@ -32,6 +32,14 @@ def test_resume_drops_history_lines_of_epochs_after_the_checkpoint(tmp_path):
     assert path.read_bytes() == before
 
 
+def written(path):
+    """`path` holds bytes (False once it is gone: renamed into place)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 def test_sigkill_during_export_keeps_the_previous_file_and_the_next_export_cleans_up(tmp_path, tiny_run):
     """A kill while the new file is scored (written beside the old one, not yet in its
     place) leaves the exported file as it was; the hidden file it leaves behind is
@@ -48,7 +56,7 @@ def test_sigkill_during_export_keeps_the_previous_file_and_the_next_export_clean
     pending = f".model.{process.pid}.*tflite"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if any(path.stat().st_size for path in run_dir.glob(pending)):  # written, being scored
+        if any(written(path) for path in run_dir.glob(pending)):  # written, being scored
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
