@@ -195,7 +195,7 @@ def test_the_converters_advice_stays_off_the_console(small_cnn, caplog):
     assert "Please keep this one" in messages
 
 
-def test_nms_converts_to_the_builtin_op(monkeypatch):
+def test_nms_converts_to_the_builtin_op():
     """`non_max_suppression_padded` is a composite function: the file holds TFLite's
     NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices."""
     import tensorflow as tf

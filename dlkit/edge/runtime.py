@@ -157,8 +157,10 @@ class EdgeModel:
         runner = self.interpreter.get_signature_runner(next(iter(signatures)))
         by_index = {det["index"]: det for det in details}
         named = runner.get_output_details()
-        numbered = all(re.fullmatch(r"output_\d+", name) for name in named)
-        order = sorted(named, key=lambda name: int(name[7:])) if numbered else sorted(named)
+        if all(re.fullmatch(r"output_\d+", name) for name in named):
+            order = sorted(named, key=lambda name: int(name.removeprefix("output_")))
+        else:
+            order = sorted(named)
         ordered = [by_index.get(named[name]["index"]) for name in order]
         return ordered if all(ordered) else details
 
