@@ -136,12 +136,12 @@ def test_named_inputs_convert_calibrate_and_run_by_name(tmp_path):
 
 
 @pytest.mark.parametrize("dict_outputs", [False, True])
-def test_conversion_skips_the_savedmodel_and_keeps_its_signature(tmp_path, monkeypatch, dict_outputs):
+def test_every_conversion_route_gives_the_same_signature_and_outputs(tmp_path, monkeypatch, dict_outputs):
     """A model with BatchNorm, two named inputs and two outputs converts from its frozen
-    function, without writing a SavedModel; the file's serving signature names the inputs
-    and outputs as the SavedModel path's file does (the path taken when the frozen graph
-    does not convert), and both give Keras's outputs in Keras's order (a dict's in key
-    order, as Keras flattens it)."""
+    function, without writing a SavedModel; were that refused, through a SavedModel of
+    constants, then through Keras's SavedModel. Each file's serving signature names the
+    inputs and outputs alike, and each gives Keras's outputs in Keras's order (a dict's in
+    key order, as Keras flattens it)."""
     import keras
 
     from dlkit.export import tflite
@@ -167,16 +167,25 @@ def test_conversion_skips_the_savedmodel_and_keeps_its_signature(tmp_path, monke
         path.write_bytes(convert(model))
         return EdgeModel(path)
 
-    with monkeypatch.context() as patched:
-        patched.setattr(keras.Model, "export", lambda *a, **k: pytest.fail("a SavedModel was written"))
-        frozen = edge_of("frozen")
-    with monkeypatch.context() as patched:
-        patched.setattr(tflite, "frozen_function", lambda *a: 1 / 0)  # the graph does not convert
-        saved = edge_of("saved")
-    assert frozen.interpreter.get_signature_list() == saved.interpreter.get_signature_list()
+    def refused(*args, **kwargs):
+        raise ValueError("refused")
+
+    # Each route with the routes after it failing the test, and the routes before refused.
+    routes = ("frozen_function", "constant_saved_model", "keras_saved_model")
+    edges = {}
+    for taken, name in enumerate(routes):
+        with monkeypatch.context() as patched:
+            for other, route in enumerate(routes):
+                if other != taken:
+                    patched.setattr(
+                        tflite, route, refused if other < taken else lambda *a, r=route: pytest.fail(r)
+                    )
+            edges[name] = edge_of(name)
+    signatures = [edge.interpreter.get_signature_list() for edge in edges.values()]
+    assert signatures[0] == signatures[1] == signatures[2]
     names = ["extra", "logits"] if dict_outputs else ["output_0", "output_1"]
-    assert frozen.interpreter.get_signature_list()["serving_default"]["outputs"] == names
-    for edge in (frozen, saved):
+    assert signatures[0]["serving_default"]["outputs"] == names
+    for edge in edges.values():
         assert sorted(edge.input_names) == ["image", "scale"]
         for got, want in zip(edge.predict(data), expected, strict=True):
             np.testing.assert_allclose(got, want, atol=1e-5)
@@ -195,9 +204,10 @@ def test_the_converters_advice_stays_off_the_console(small_cnn, caplog):
     assert "Please keep this one" in messages
 
 
-def test_nms_converts_to_the_builtin_op():
+def test_nms_converts_to_the_builtin_op(monkeypatch):
     """`non_max_suppression_padded` is a composite function: the file holds TFLite's
-    NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices."""
+    NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices; the model's
+    weights (a dense layer before the NMS) go in as constants, with no checkpoint written."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
@@ -208,8 +218,10 @@ def test_nms_converts_to_the_builtin_op():
             return kept[None]
 
     boxes, scores = keras.Input((40, 4), batch_size=1), keras.Input((40,), batch_size=1)
-    model = keras.Model([boxes, scores], Suppress()([boxes, scores]))
-    interpreter = Interpreter(model_content=convert(model, batch_size=1))
+    model = keras.Model([boxes, scores], Suppress()([keras.layers.Dense(4)(boxes), scores]))
+    with monkeypatch.context() as patched:  # a SavedModel of constants: no checkpoint
+        patched.setattr(keras.Model, "export", lambda *a, **k: pytest.fail("Keras's SavedModel was written"))
+        interpreter = Interpreter(model_content=convert(model, batch_size=1))
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert "NON_MAX_SUPPRESSION_V4" in ops and "WHILE" not in ops
     rng = np.random.default_rng(0)

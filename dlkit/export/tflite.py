@@ -28,10 +28,12 @@ def convert(
     variables folded into constants, then converted (`from_concrete_functions`); the file
     gets the serving signature a SavedModel export would give it (inputs by Keras input
     name, outputs `output_0`, `output_1`, ... or the model's output keys). A model with
-    composite functions (detect's NMS) or whose frozen graph does not convert goes through
-    a SavedModel instead, the path that is about five times slower for a MobileNetV2 (the
-    SavedModel writes, then reloads, a checkpoint of every variable). LSTM/GRU layers need
-    a static `batch_size` on either path.
+    composite functions (detect's NMS), which the converter fuses into one builtin op only
+    when it reads a SavedModel, goes through a SavedModel whose weights are constants of
+    its graph (`constant_saved_model`); a model that converts neither way, through
+    `model.export`'s SavedModel, the path that is about five times slower for a
+    MobileNetV2 (it writes, then reloads, a checkpoint of every variable). LSTM/GRU layers need
+    a static `batch_size` on every path.
 
     Args:
         model: keras.Model.
@@ -88,20 +90,25 @@ def convert(
         # Without a signature, calibration feeds each sample's arrays in the graph's order.
         ordered = samples and [[s[n] for n in inputs] if isinstance(s, dict) else s for s in samples]
         # The converter advises passing the model too, with which it writes a SavedModel
-        # (and calls this path deprecated: were it dropped, the SavedModel path below runs).
+        # (and calls this path deprecated: were it dropped, the SavedModel paths below run).
         with advice_dropped("Please consider providing the trackable_obj"):
             converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
         flatbuffer = configured(converter, ordered)
         flatbuffer = with_serving_signature(flatbuffer, inputs, outputs)
     except Exception:  # e.g. a composite op, or a converter that drops this path
         flatbuffer = None
-    if flatbuffer is None:
+    # Then through a SavedModel: first one whose weights are constants of its graph (no
+    # checkpoint to write and read back), then Keras's own export of the model.
+    for write in (constant_saved_model, keras_saved_model):
+        if flatbuffer is not None:
+            break
         with io.temp_dir("export") as tmp:
             try:
-                model.export(str(tmp), format="tf_saved_model", input_signature=signature, verbose=False)
+                write(model, signature, tmp)
                 flatbuffer = configured(tf.lite.TFLiteConverter.from_saved_model(str(tmp)), samples)
             except Exception as error:
-                raise DlkitError(conversion_error(model, error)) from None
+                if write is keras_saved_model:
+                    raise DlkitError(conversion_error(model, error)) from None
     if quantize == "int8" and float_layers:
         flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
     if quantize == "dynamic":
@@ -133,6 +140,34 @@ def frozen_function(model, signature):
         outputs = [f"output_{i}" for i in range(len(tf.nest.flatten(structure)))]
     inputs = [spec.name for spec in tf.nest.flatten(signature)]
     return convert_variables_to_constants_v2(traced, lower_control_flow=False), inputs, outputs
+
+
+def constant_saved_model(model, signature, path):
+    """Writes to `path` a SavedModel of `model`'s inference function whose weights are
+    constants of its graph: the function is traced with every Keras variable read as a
+    constant (`keras.StatelessScope`), so the SavedModel holds no variable, and its
+    composite functions (NMS) stay whole for the converter to fuse. Writing and reading it
+    back skips the checkpoint of every variable that `model.export` writes (detect: about
+    a third of the time)."""
+    import keras
+    import tensorflow as tf
+
+    values = [variable.numpy() for variable in model.variables]
+
+    def inference(*args):
+        constants = [(variable, tf.constant(value)) for variable, value in zip(model.variables, values)]
+        with keras.StatelessScope(state_mapping=constants):
+            return model(*args, training=False)
+
+    module = tf.Module()
+    module.inference = tf.function(inference)
+    traced = module.inference.get_concrete_function(*signature)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": traced})
+
+
+def keras_saved_model(model, signature, path):
+    """Writes `model`'s SavedModel the Keras way (variables in a checkpoint)."""
+    model.export(str(path), format="tf_saved_model", input_signature=signature, verbose=False)
 
 
 @contextlib.contextmanager
