@@ -1,11 +1,14 @@
-"""Conversion time of `dlkit export`, side by side: each shipped model that has a `.keras`
-converted to TFLite (float32 and dynamic range, which need no calibration data) from its
-frozen inference function, as `dlkit.export.tflite.convert` does, and through a
-SavedModel, the path it takes for composite ops (detect's NMS) and took for every model
-before. Both in one process, alternating, after one warm-up conversion each; with the
-two files' sizes and their largest output difference on the same random inputs.
+"""Conversion time of `dlkit export`, side by side, by route: each shipped model that has
+a `.keras` converted to TFLite (float32 and dynamic range, which need no calibration data)
+the way `dlkit.export.tflite.convert` does (`default`), and with its earlier routes refused
+so that the later ones run: through a SavedModel whose weights are constants of its graph
+(`constant_saved_model`: the route of graphs with composite ops, detect's NMS), and
+through Keras's SavedModel with its checkpoint of every variable (`keras_saved_model`: the
+last resort, and every model's route before). All in one process, alternating, after one
+warm-up conversion each; with the files' sizes and their largest output difference to the
+default route's file on the same random inputs.
 
-    python tools/bench_export.py [--apps classify,sentiment,translate,trigger]
+    python tools/bench_export.py [--apps classify,detect,sentiment,translate,trigger]
         [--repeats 2] [--out tools/results/bench/export.json]
 """
 
@@ -25,18 +28,25 @@ from dlkit.registry import get_app
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def through_savedmodel(convert):
-    """`convert` with the frozen-function path refused, as for a graph it cannot take."""
+ROUTES = ("frozen_function", "constant_saved_model", "keras_saved_model")
+
+
+def through(route, convert):
+    """`convert` with the routes before `route` refused, as for a graph they cannot take."""
 
     def refused(*args):
-        raise ValueError("through a SavedModel")
+        raise ValueError(f"through {route}")
 
     def run(*args, **kwargs):
-        frozen, tflite.frozen_function = tflite.frozen_function, refused
+        skipped = ROUTES[: ROUTES.index(route)]
+        kept = {name: getattr(tflite, name) for name in skipped}
+        for name in skipped:
+            setattr(tflite, name, refused)
         try:
             return convert(*args, **kwargs)
         finally:
-            tflite.frozen_function = frozen
+            for name, function in kept.items():
+                setattr(tflite, name, function)
 
     return run
 
@@ -59,7 +69,7 @@ def outputs_of(flatbuffer, work, name, rows=4):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--apps", default="classify,sentiment,translate,trigger")
+    parser.add_argument("--apps", default="classify,detect,sentiment,translate,trigger")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "tools/results/bench/export.json"))
     args = parser.parse_args()
@@ -72,7 +82,11 @@ def main():
             meta, config = bundle.meta, config_of(app, bundle.meta)
             model = load_keras(directory / "model.keras")
             for quantize in ("float32", "dynamic"):
-                paths = {"frozen": app.convert, "savedmodel": through_savedmodel(app.convert)}
+                paths = {
+                    "default": app.convert,
+                    "constant_saved_model": through("constant_saved_model", app.convert),
+                    "keras_saved_model": through("keras_saved_model", app.convert),
+                }
                 seconds = {path: [] for path in paths}
                 files = {}
                 for repeat in range(args.repeats + 1):  # the first of each is a warm-up
@@ -87,16 +101,18 @@ def main():
                     "quantize": quantize,
                     "seconds": {path: min(times) for path, times in seconds.items()},
                     "bytes": {path: len(data) for path, data in files.items()},
-                    "max_abs_output_difference": max(
-                        float(np.abs(a - b).max()) for a, b in zip(outputs["frozen"], outputs["savedmodel"])
-                    ),
+                    "max_abs_output_difference": {
+                        path: max(float(np.abs(a - b).max()) for a, b in zip(outputs["default"], got))
+                        for path, got in outputs.items()
+                        if path != "default"
+                    },
                 }
-                row["speedup"] = row["seconds"]["savedmodel"] / row["seconds"]["frozen"]
+                row["speedup"] = row["seconds"]["keras_saved_model"] / row["seconds"]["default"]
                 print(
-                    f"{name:10s} {quantize:8s} frozen {row['seconds']['frozen']:6.1f} s  savedmodel "
-                    f"{row['seconds']['savedmodel']:6.1f} s  x{row['speedup']:.1f}  bytes "
-                    f"{row['bytes']['frozen']} / {row['bytes']['savedmodel']}  "
-                    f"max diff {row['max_abs_output_difference']:.2g}",
+                    f"{name:10s} {quantize:8s} "
+                    + "  ".join(f"{path} {row['seconds'][path]:5.1f} s" for path in paths)
+                    + f"  x{row['speedup']:.1f}  bytes {' / '.join(str(n) for n in row['bytes'].values())}"
+                    + f"  max diff {max(row['max_abs_output_difference'].values()):.2g}",
                     flush=True,
                 )
                 rows.append(row)
