@@ -33,3 +33,32 @@ def test_runs_over_seeds_are_summarised_per_sentence():
     diff, (low, high) = paired_difference_interval(pretrained["share_right"], scratch["share_right"])
     assert diff == pytest.approx(0.625 - 0.5)
     assert low <= diff <= high
+
+
+def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_path, monkeypatch):
+    """A comparison stopped part-way continues: the folders it left are resumed (dlkit
+    leaves a complete run as it is), the others started, seed by seed."""
+    from types import SimpleNamespace
+
+    tool = load_tool("mlm_sentiment")
+    calls = []
+    monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(tuple(map(str, arguments))))
+    (tmp_path / "scratch_seed0").mkdir()
+    (tmp_path / "scratch_seed0" / "config.json").write_text("{}")
+    args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
+    runs = tool.train_runs(args, [0, 1], {"adapted"}, tmp_path / "train.txt")
+
+    assert runs == {
+        "scratch": [(0, tmp_path / "scratch_seed0"), (1, tmp_path / "scratch_seed1")],
+        "pretrained": [(0, tmp_path / "pretrained_seed0"), (1, tmp_path / "pretrained_seed1")],
+    }
+    folders = [call[call.index("--run-dir") + 1] for call in calls]
+    assert folders == [
+        str(tmp_path / n) for n in ("scratch_seed0", "pretrained_seed0", "scratch_seed1", "pretrained_seed1")
+    ]
+    assert calls[0] == ("sentiment", "train", "--resume", "--run-dir", str(tmp_path / "scratch_seed0"))
+    assert calls[1] == (
+        "sentiment", "train", "--init", str(tmp_path / "mlm"), "--set", "probe_epochs=3", "--seed", "0",
+        "--epochs", "8", "--run-dir", str(tmp_path / "pretrained_seed0"),
+    )  # fmt: skip
+    assert ("--set", "model=encoder") == calls[2][2:4] and "--resume" not in calls[2]

@@ -17,11 +17,15 @@ learns on the frozen encoder (`--set probe_epochs=N`). Each model's test predict
 with a Wilson 95% interval, and each pretrained model's difference to scratch with a
 paired bootstrap 95% interval (the same sentences resampled for both).
 
-`--seeds 0,1,2` fine-tunes each model once per seed (`--seed S`, run folders `NAME_seedS`):
-one run's accuracy moves with its seed by about as much as the differences measured, so
-each model's accuracy is then the mean over its runs (with their range), and its
-difference to scratch is taken on each test sentence's share of runs that got it right,
-resampled by sentence as above, beside the difference of each seed's pair of runs.
+`--seeds 0,1,2` fine-tunes each model once per seed (`--seed S`, run folders `NAME_seedS`,
+seed by seed): one run's accuracy moves with its seed by about as much as the differences
+measured, so each model's accuracy is then the mean over its runs (with their range), and
+its difference to scratch is taken on each test sentence's share of runs that got it
+right, resampled by sentence as above, beside the difference of each seed's pair of runs.
+
+A run folder already under --work is resumed (`--resume`), or only scored if complete: a
+comparison stopped part-way continues where it stopped, and `--seeds 0,1` after
+`--seeds 0` trains seed 1 alone.
 
 How well each vocabulary fits the task's text is recorded too (`vocabularies`: WordPiece
 tokens per word of the test sentences, the share of words cut into pieces, unknown
@@ -77,6 +81,39 @@ def summary(runs):
         "test_accuracy_range": [float(accuracies.min()), float(accuracies.max())],
         "share_right": right.mean(axis=0),
     }
+
+
+def train(app, run, *arguments):
+    """`dlkit APP train ARGUMENTS --run-dir RUN`; a run folder already there is resumed
+    (a complete one is left as it is)."""
+    if (run / "config.json").exists():
+        dlkit(app, "train", "--resume", "--run-dir", run)
+    else:
+        dlkit(app, "train", *arguments, "--run-dir", run)
+
+
+def train_runs(args, seeds, skip, train_text):
+    """Trains the models compared, seed by seed (an interrupted comparison leaves whole
+    pairs); returns {name: [(seed or None, run folder)]}."""
+    runs = {}
+    probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
+    starts = {  # how each model's encoder begins
+        "scratch": ("--set", "model=encoder"),
+        "pretrained": ("--init", args.mlm_run),
+        "adapted": ("--init", args.work / "mlm_adapted"),
+    }
+    if "adapted" not in skip:
+        adapted = ("--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)
+        train("mlm", args.work / "mlm_adapted", *adapted)
+    for seed in seeds:
+        for name, start in starts.items():
+            if name in skip:
+                continue
+            run = args.work / (name if seed is None else f"{name}_seed{seed}")
+            seeded = () if seed is None else ("--seed", seed)
+            train("sentiment", run, *start, *probe, *seeded, "--epochs", args.epochs)
+            runs.setdefault(name, []).append((seed, run))
+    return runs
 
 
 def predictions(run, texts_file):
@@ -138,26 +175,8 @@ def main():
     test_file.write_text("\n".join(test_texts) + "\n", encoding="utf-8")
     truth = [label for _, label in splits["test"]]
 
-    runs = {}  # {name: [(seed or None, run folder)]}
     seeds = [int(seed) for seed in args.seeds.split(",") if seed] or [None]
-
-    def fine_tune(name, *start):  # start: how the encoder begins (--set model=encoder: scratch)
-        probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
-        for seed in seeds:
-            run = args.work / (name if seed is None else f"{name}_seed{seed}")
-            seeded = () if seed is None else ("--seed", seed)
-            dlkit("sentiment", "train", *start, *probe, *seeded, "--epochs", args.epochs, "--run-dir", run)
-            runs.setdefault(name, []).append((seed, run))
-
-    if "scratch" not in skip:
-        fine_tune("scratch", "--set", "model=encoder")
-    if "pretrained" not in skip:
-        fine_tune("pretrained", "--init", args.mlm_run)
-    if "adapted" not in skip:
-        adapted_mlm = args.work / "mlm_adapted"
-        dlkit("mlm", "train", "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs,
-              "--run-dir", adapted_mlm)  # fmt: skip
-        fine_tune("adapted", "--init", adapted_mlm)
+    runs = train_runs(args, seeds, skip, train_text)
 
     previous = io.read_json(args.out) if args.out.exists() else {}
     results = dict(previous)
