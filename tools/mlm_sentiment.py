@@ -97,14 +97,14 @@ def train_runs(args, seeds, skip, train_text):
     pairs); returns {name: [(seed or None, run folder)]}."""
     runs = {}
     probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
+    adapted_mlm = args.work / "mlm_adapted"
     starts = {  # how each model's encoder begins
         "scratch": ("--set", "model=encoder"),
         "pretrained": ("--init", args.mlm_run),
-        "adapted": ("--init", args.work / "mlm_adapted"),
+        "adapted": ("--init", adapted_mlm),
     }
     if "adapted" not in skip:
-        adapted = ("--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)
-        train("mlm", args.work / "mlm_adapted", *adapted)
+        train("mlm", adapted_mlm, "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)
     for seed in seeds:
         for name, start in starts.items():
             if name in skip:
