@@ -1,5 +1,7 @@
 """tools/mlm_sentiment.py: how a vocabulary cuts the task's text."""
 
+import json
+
 import pytest
 
 from conftest import load_tool
@@ -44,7 +46,8 @@ def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_pat
     calls = []
     monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(tuple(map(str, arguments))))
     (tmp_path / "scratch_seed0").mkdir()
-    (tmp_path / "scratch_seed0" / "config.json").write_text("{}")
+    recipe = {"model": "encoder", "epochs": 8, "probe_epochs": 3, "seed": 0}
+    (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"config": recipe}))
     args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
     runs = tool.train_runs(args, [0, 1], {"adapted"}, tmp_path / "train.txt")
 
@@ -62,3 +65,20 @@ def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_pat
         "--epochs", "8", "--run-dir", str(tmp_path / "pretrained_seed0"),
     )  # fmt: skip
     assert ("--set", "model=encoder") == calls[2][2:4] and "--resume" not in calls[2]
+
+
+def test_a_folder_trained_with_another_recipe_stops_the_comparison(tmp_path, monkeypatch):
+    """Resuming goes by folder name, so a folder left by a call with another recipe (here
+    no probe epochs) is refused with one line, not resumed or scored as if it matched."""
+    from types import SimpleNamespace
+
+    tool = load_tool("mlm_sentiment")
+    calls = []
+    monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(arguments))
+    (tmp_path / "scratch_seed0").mkdir()
+    recipe = {"model": "encoder", "epochs": 8, "probe_epochs": 0, "seed": 0}
+    (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"config": recipe}))
+    args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
+    with pytest.raises(SystemExit, match="probe_epochs 0 \\(asked 3\\)"):
+        tool.train_runs(args, [0], {"adapted"}, tmp_path / "train.txt")
+    assert calls == []
