@@ -92,7 +92,7 @@ def train(app, run, *arguments, recipe=None):
     if not saved.exists():
         dlkit(app, "train", *arguments, "--run-dir", run)
         return
-    config = json.loads(saved.read_text()).get("config", {})
+    config = io.read_json(saved).get("config", {})
     differs = [
         f"{key} {config.get(key)} (asked {value})"
         for key, value in (recipe or {}).items()
@@ -122,14 +122,14 @@ def train_runs(args, seeds, skip, train_text):
             recipe={"epochs": args.adapt_epochs},
         )  # fmt: skip
     for seed in seeds:
+        seeded = () if seed is None else ("--seed", seed)
+        recipe = {"model": "encoder", "epochs": args.epochs, "probe_epochs": args.probe_epochs}
+        if seed is not None:
+            recipe["seed"] = seed
         for name, start in starts.items():
             if name in skip:
                 continue
             run = args.work / (name if seed is None else f"{name}_seed{seed}")
-            seeded = () if seed is None else ("--seed", seed)
-            recipe = {"model": "encoder", "epochs": args.epochs, "probe_epochs": args.probe_epochs}
-            if seed is not None:
-                recipe["seed"] = seed
             train("sentiment", run, *start, *probe, *seeded, "--epochs", args.epochs, recipe=recipe)
             runs.setdefault(name, []).append((seed, run))
     return runs
