@@ -63,6 +63,18 @@ def test_dict_round_trip_restores_tuples_and_ignores_unknown_keys():
     assert from_dict(Example, values) == Example(sizes=(7,))
 
 
+def test_dict_values_of_the_wrong_json_type_are_named():
+    """A hand-edited config.json: a string, a bool or a null where a number, a flag or a
+    text is declared is refused naming the field; an int where a float is declared, and
+    null where None is allowed, are taken."""
+    assert from_dict(Example, {"rate": 1, "limit": None}) == Example(rate=1, limit=None)
+    assert from_dict(Example, {"limit": 5}).limit == 5
+    for key, value in [("epochs", "3"), ("epochs", True), ("rate", "fast"), ("flag", 1), ("name", 2),
+                       ("epochs", None), ("limit", "none")]:  # fmt: skip
+        with pytest.raises(DlkitError, match=f"config field {key} holds"):
+            from_dict(Example, {key: value})
+
+
 def test_parse_value_float_and_str():
     assert parse_value("2.5", float) == 2.5
     assert parse_value("x", str) == "x"
