@@ -4,6 +4,7 @@ This module imports only click and the standard library at load time; TensorFlow
 imported inside the commands that need it, so `dlkit --help` and edge predict start fast.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -59,6 +60,30 @@ def resolve_config(app, overrides=(), seed=None, epochs=None, weights=None, tiny
             raise DlkitError(f"{app.name} has no {key!r} setting")
         config = apply_overrides(config, [f"{key}={value}"])
     return config
+
+
+def explicit_settings(overrides, **fields):
+    """What the command line of the current click command set explicitly, for a resumed
+    run to check against its own (dlkit.runner.resume_conflicts): config `overrides` plus
+    the config `fields` given (not None), and --data, --init and the training options
+    typed or taken from the environment, not left at their defaults."""
+    from click.core import ParameterSource
+
+    from dlkit.distribute import TrainOptions
+
+    context = click.get_current_context()
+    given = {
+        name
+        for name in context.params
+        if context.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    option_names = {field.name for field in dataclasses.fields(TrainOptions)}
+    asked = {
+        "overrides": [*overrides, *(f"{key}={value}" for key, value in fields.items() if value is not None)],
+        "options": {name: context.params[name] for name in option_names & given},
+    }
+    asked.update({name: context.params[name] for name in ("data", "init") if name in given})
+    return asked
 
 
 def data_option(app):
@@ -135,7 +160,12 @@ def make_app_group(name):
     @click.option(
         "--init", default=None, metavar="MODEL", help="Start from a trained model (fine-tune it on --data)."
     )
-    @click.option("--resume", is_flag=True, help="Continue an interrupted run (--run-dir or the latest).")
+    @click.option(
+        "--resume",
+        is_flag=True,
+        help="Continue an interrupted run (--run-dir or the latest) with the settings it started with; "
+        "options given beside it must agree with them.",
+    )
     @click.option("--tiny", is_flag=True, help="Use the tiny test configuration (seconds, not minutes).")
     @click.option(
         "--deterministic",
@@ -167,8 +197,10 @@ def make_app_group(name):
         from dlkit.distribute import TrainOptions
 
         config = resolve_config(app, overrides, seed, epochs, weights, tiny)
+        asked = explicit_settings(overrides, seed=seed, epochs=epochs, weights=weights) if resume else None
+        options = TrainOptions(**flags)
         runner.train(
-            app, config, data=data, run_dir=run_dir, resume=resume, init=init, options=TrainOptions(**flags)
+            app, config, data=data, run_dir=run_dir, resume=resume, init=init, options=options, asked=asked
         )
 
     @group.command(help="Score a .keras or .tflite model on a data split.")

@@ -44,7 +44,9 @@ def next_run_dir(app_name, root="runs"):
     return next_numbered_dir(Path(root) / app_name, "train")
 
 
-def train(app, config, data=None, run_dir=None, resume=False, init=None, callbacks=(), options=None):
+def train(
+    app, config, data=None, run_dir=None, resume=False, init=None, callbacks=(), options=None, asked=None
+):
     """Trains `app` and writes a complete run directory; returns its path.
 
     Args:
@@ -57,6 +59,9 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         callbacks: extra Keras callbacks for every stage's `fit`.
         options: dlkit.distribute.TrainOptions or None: determinism, XLA, mixed precision,
             devices (a resumed run keeps its own).
+        asked: dict or None. With `resume`, what the caller set explicitly (`resume_conflicts`):
+            a resumed run keeps the settings it started with, so one it holds otherwise
+            stops the call with one line instead of being ignored.
     """
     from dlkit.callbacks.resume import read_state
     from dlkit.distribute import TrainOptions, is_chief, training
@@ -66,7 +71,13 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         run_dir = Path(run_dir) if run_dir else latest_run(app.name, marker="config.json")
         if not (run_dir / "config.json").exists():
             raise DlkitError(f"{run_dir}: nothing to resume (no config.json)")
-        saved = io.read_json(run_dir / "config.json")
+        saved = read_run_record(run_dir, type(config))
+        conflicts = resume_conflicts(app, type(config), saved, asked or {})
+        if conflicts:
+            raise DlkitError(
+                f"{run_dir} resumes with the settings it started with: {', '.join(conflicts)}; "
+                f"drop those options to resume it, or train a new run from it with --init {run_dir}"
+            )
         config = from_dict(type(config), saved["config"])
         data, init = saved.get("data"), saved.get("init")
         options = TrainOptions(**saved.get("options", {}))
@@ -86,6 +97,70 @@ def train(app, config, data=None, run_dir=None, resume=False, init=None, callbac
         finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
     # Scored on one device in float32: the saved model, as export and predict see it.
     return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
+
+
+def read_run_record(run_dir, config_class):
+    """A run's config.json record ({"app", "config", "data", "init", "options"}); one
+    line naming the file when it is not one (cut short, hand-edited) or holds a config
+    `config_class` cannot take."""
+    path = Path(run_dir) / "config.json"
+    try:
+        record = io.read_json(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DlkitError(f"{path}: not a run's config ({error}); it cannot be resumed") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise DlkitError(f'{path}: not a run\'s config (no "config" object); it cannot be resumed')
+    try:
+        from_dict(config_class, record["config"])
+    except DlkitError as error:
+        raise DlkitError(f"{path}: {error}; it cannot be resumed") from None
+    return record
+
+
+def resume_conflicts(app, config_class, saved, asked):
+    """The settings a resumed run holds otherwise than asked, as "epochs=10 (asked 20)".
+
+    Args:
+        app: dlkit.app.App.
+        config_class: the app's Config class.
+        saved: dict. The run's config.json record ({"config", "data", "init", "options"}).
+        asked: dict of what was set explicitly, each key optional: "overrides" (list of
+            "key=value" strings), "data" and "init" (str), "options" ({name: value} of
+            dlkit.distribute.TrainOptions fields).
+    """
+    from dlkit.app import PART_FIELDS
+    from dlkit.config import apply_overrides
+    from dlkit.distribute import TrainOptions
+
+    conflicts = []
+    held = from_dict(config_class, saved.get("config", {}))
+    wanted = apply_overrides(held, asked.get("overrides", ()))
+    # Fields an --init model decides were taken from it, whatever was asked, at the start too.
+    decided = {*app.architecture, *(f for fields in PART_FIELDS.values() for f in fields)}
+    for field in dataclasses.fields(held):
+        value, want = getattr(held, field.name), getattr(wanted, field.name)
+        if value != want and not (saved.get("init") and field.name in decided):
+            conflicts.append(f"{field.name}={value} (asked {want})")
+    for key in ("data", "init"):
+        if key in asked and not same_source(saved.get(key), asked[key]):
+            conflicts.append(f"--{key} {saved.get(key) or '(none)'} (asked {asked[key]})")
+    held_options = {**dataclasses.asdict(TrainOptions()), **saved.get("options", {})}
+    for name, want in asked.get("options", {}).items():
+        value = held_options.get(name, want)
+        if value != want:
+            shown = [("on" if v else "off") if isinstance(v, bool) else v for v in (value, want)]
+            conflicts.append(f"--{name.replace('_', '-')} {shown[0]} (asked {shown[1]})")
+    return conflicts
+
+
+def same_source(held, asked):
+    """Two --data/--init values name the same source: equal, or paths of one file or folder."""
+    if held == asked or held is None or asked is None:
+        return held == asked
+    try:
+        return Path(held).resolve() == Path(asked).resolve() and Path(asked).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def train_worker(app, config, data, run_dir, resume, init, callbacks, options, state):

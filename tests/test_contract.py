@@ -75,6 +75,16 @@ def test_a_killed_run_resumes_to_a_complete_run(trained):
     again = run_cli(trained.app.name, "train", "--resume", "--run-dir", run_dir)
     assert again.exit_code == 0 and "already complete" in again.output, again.output
     assert (run_dir / "model.keras").stat().st_mtime_ns == before
+    # Options beside --resume are held to the run's own: the same pass, others stop it.
+    held = io.read_json(run_dir / "config.json")["config"]
+    same = run_cli(trained.app.name, "train", "--resume", "--run-dir", run_dir, "--epochs", held["epochs"])
+    assert same.exit_code == 0 and "already complete" in same.output, same.output
+    more = held["epochs"] + 1
+    other = run_cli(trained.app.name, "train", "--resume", "--run-dir", run_dir, "--epochs", more, "--jit")
+    assert other.exit_code == 2 and other.output.startswith("Error: "), other.output
+    assert other.output.count("\n") == 1 and f"epochs={held['epochs']} (asked {more})" in other.output
+    assert "--jit off (asked on)" in other.output and f"--init {run_dir}" in other.output
+    assert (run_dir / "model.keras").stat().st_mtime_ns == before
     metrics = io.read_json(run_dir / "metrics.json")["keras"]
     gate = trained.app.gate_metric(io.read_json(run_dir / "model.json"))
     assert np.isfinite(metrics["val"][gate.name])

@@ -38,16 +38,15 @@ def test_runs_over_seeds_are_summarised_per_sentence():
 
 
 def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_path, monkeypatch):
-    """A comparison stopped part-way continues: the folders it left are resumed (dlkit
-    leaves a complete run as it is), the others started, seed by seed."""
+    """A comparison stopped part-way continues: the folders it left are resumed with the
+    recipe asked (dlkit leaves a complete run as it is), the others started, seed by seed."""
     from types import SimpleNamespace
 
     tool = load_tool("mlm_sentiment")
     calls = []
     monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(tuple(map(str, arguments))))
     (tmp_path / "scratch_seed0").mkdir()
-    recipe = {"model": "encoder", "epochs": 8, "probe_epochs": 3, "seed": 0}
-    (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"config": recipe}))
+    (tmp_path / "scratch_seed0" / "config.json").write_text("{}")
     args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
     runs = tool.train_runs(args, [0, 1], {"adapted"}, tmp_path / "train.txt")
 
@@ -59,26 +58,32 @@ def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_pat
     assert folders == [
         str(tmp_path / n) for n in ("scratch_seed0", "pretrained_seed0", "scratch_seed1", "pretrained_seed1")
     ]
-    assert calls[0] == ("sentiment", "train", "--resume", "--run-dir", str(tmp_path / "scratch_seed0"))
+    recipe = ("--set", "probe_epochs=3", "--seed", "0", "--epochs", "8")
+    assert calls[0] == (
+        "sentiment", "train", "--set", "model=encoder", *recipe, "--resume", "--run-dir", str(tmp_path / "scratch_seed0"),
+    )  # fmt: skip
     assert calls[1] == (
-        "sentiment", "train", "--init", str(tmp_path / "mlm"), "--set", "probe_epochs=3", "--seed", "0",
-        "--epochs", "8", "--run-dir", str(tmp_path / "pretrained_seed0"),
+        "sentiment", "train", "--init", str(tmp_path / "mlm"), *recipe, "--run-dir", str(tmp_path / "pretrained_seed0"),
     )  # fmt: skip
     assert ("--set", "model=encoder") == calls[2][2:4] and "--resume" not in calls[2]
 
 
 def test_a_folder_trained_with_another_recipe_stops_the_comparison(tmp_path, monkeypatch):
     """Resuming goes by folder name, so a folder left by a call with another recipe (here
-    no probe epochs) is refused with one line, not resumed or scored as if it matched."""
+    no probe epochs) is refused by dlkit in one line, not resumed or scored as if it matched."""
     from types import SimpleNamespace
 
+    from conftest import run_cli
+
     tool = load_tool("mlm_sentiment")
-    calls = []
-    monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(arguments))
+    results = []
+    monkeypatch.setattr(tool, "dlkit", lambda *arguments: results.append(run_cli(*arguments)))
     (tmp_path / "scratch_seed0").mkdir()
-    recipe = {"model": "encoder", "epochs": 8, "probe_epochs": 0, "seed": 0}
-    (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"config": recipe}))
+    saved = {"model": "encoder", "epochs": 8, "probe_epochs": 0, "seed": 0}
+    (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"app": "sentiment", "config": saved}))
     args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
-    with pytest.raises(SystemExit, match="probe_epochs 0 \\(asked 3\\)"):
-        tool.train_runs(args, [0], {"adapted"}, tmp_path / "train.txt")
-    assert calls == []
+    tool.train_runs(args, [0], {"adapted", "pretrained"}, tmp_path / "train.txt")
+    (refused,) = results
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+    assert "probe_epochs=0 (asked 3)" in refused.output
+    assert sorted(p.name for p in (tmp_path / "scratch_seed0").iterdir()) == ["config.json"]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from dlkit import io
 
 
@@ -30,6 +32,71 @@ def test_resume_drops_history_lines_of_epochs_after_the_checkpoint(tmp_path):
     path.write_bytes(before + b'{"event": "epo')  # cut short, nothing to drop
     trim_history(path, 3)
     assert path.read_bytes() == before
+
+
+def test_a_resumed_run_names_each_setting_asked_otherwise_than_it_holds(tmp_path, monkeypatch):
+    """Options beside --resume are checked, not ignored: a config field, --data or a
+    training option set otherwise is named with both values; one set the same is not, nor
+    a path written otherwise to the same folder, nor a field an --init model decided."""
+    from dlkit.config import to_dict
+    from dlkit.registry import get_app
+    from dlkit.runner import resume_conflicts
+
+    app = get_app("sentiment")
+    config = app.default_config(tiny=True)
+    (tmp_path / "texts").mkdir()
+    monkeypatch.chdir(tmp_path)
+    saved = {
+        "config": to_dict(config),
+        "data": "texts",
+        "init": None,
+        "options": {"jit": False, "devices": 1},
+    }
+    kind = type(config)
+    same = {
+        "overrides": [f"epochs={config.epochs}"],
+        "data": str(tmp_path / "texts"),
+        "options": {"devices": 1},
+    }
+    assert resume_conflicts(app, kind, saved, same) == []
+    assert resume_conflicts(app, kind, saved, {}) == []
+    asked = {
+        "overrides": [f"epochs={config.epochs + 2}", f"seed={config.seed}"],
+        "data": "other",
+        "options": {"jit": True, "mixed_precision": True},
+    }
+    assert resume_conflicts(app, kind, saved, asked) == [
+        f"epochs={config.epochs} (asked {config.epochs + 2})",
+        "--data texts (asked other)",
+        "--jit off (asked on)",
+        "--mixed-precision off (asked on)",  # a record without it held the default
+    ]
+    wider = {"overrides": [f"hidden_size={config.hidden_size * 2}"]}
+    assert resume_conflicts(app, kind, saved, wider) == [
+        f"hidden_size={config.hidden_size} (asked {config.hidden_size * 2})"
+    ]
+    assert resume_conflicts(app, kind, {**saved, "init": "runs/mlm/train"}, wider) == []
+    assert resume_conflicts(app, kind, saved, {"init": "runs/mlm/train"}) == [
+        "--init (none) (asked runs/mlm/train)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{bad", "not a run's config (Expecting property name"),
+        ("[1]", 'not a run\'s config (no "config" object)'),
+        ('{"config": {"epochs": "x"}}', "config field epochs holds 'x', not int"),
+    ],
+)
+def test_a_run_record_cut_short_or_hand_edited_is_one_line(tmp_path, text, message):
+    from conftest import run_cli
+
+    (tmp_path / "config.json").write_text(text)
+    result = run_cli("sentiment", "train", "--resume", "--run-dir", tmp_path)
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert message in result.output and "config.json" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
 def written(path):

@@ -25,8 +25,9 @@ right, resampled by sentence as above, beside the difference of each seed's pair
 
 A run folder already under --work is resumed (`--resume`), or only scored if complete: a
 comparison stopped part-way continues where it stopped, and `--seeds 0,1` after
-`--seeds 0` trains seed 1 alone. A folder whose saved config has another recipe (epochs,
-probe epochs, seed) stops the call with one line: use one --work per recipe.
+`--seeds 0` trains seed 1 alone. A folder is resumed with the recipe asked, so one saved
+with another (epochs, probe epochs, seed) stops the call with dlkit's one line naming what
+differs: use one --work per recipe.
 
 How well each vocabulary fits the task's text is recorded too (`vocabularies`: WordPiece
 tokens per word of the test sentences, the share of words cut into pieces, unknown
@@ -84,32 +85,19 @@ def summary(runs):
     }
 
 
-def train(app, run, *arguments, recipe=None):
-    """`dlkit APP train ARGUMENTS --run-dir RUN`; a run folder already there is resumed (a
-    complete one is left as it is) if its saved config holds `recipe` ({config key: value}),
-    and stops the comparison with one line naming what differs if not."""
-    saved = run / "config.json"
-    if not saved.exists():
-        dlkit(app, "train", *arguments, "--run-dir", run)
-        return
-    config = io.read_json(saved).get("config", {})
-    differs = [
-        f"{key} {config.get(key)} (asked {value})"
-        for key, value in (recipe or {}).items()
-        if config.get(key) != value
-    ]
-    if differs:
-        sys.exit(
-            f"{run} was trained with another recipe: {', '.join(differs)}; use another --work or remove it"
-        )
-    dlkit(app, "train", "--resume", "--run-dir", run)
+def train(app, run, *arguments):
+    """`dlkit APP train ARGUMENTS --run-dir RUN`; a run folder already there is resumed
+    with the same arguments: dlkit leaves a complete run as it is, and refuses in one line
+    one whose saved settings differ from them."""
+    resume = ("--resume",) if (run / "config.json").exists() else ()
+    dlkit(app, "train", *arguments, *resume, "--run-dir", run)
 
 
 def train_runs(args, seeds, skip, train_text):
     """Trains the models compared, seed by seed (an interrupted comparison leaves whole
     pairs); returns {name: [(seed or None, run folder)]}."""
     runs = {}
-    probe = ("--set", f"probe_epochs={args.probe_epochs}") if args.probe_epochs else ()
+    probe = ("--set", f"probe_epochs={args.probe_epochs}")
     adapted_mlm = args.work / "mlm_adapted"
     starts = {  # how each model's encoder begins
         "scratch": ("--set", "model=encoder"),
@@ -117,20 +105,14 @@ def train_runs(args, seeds, skip, train_text):
         "adapted": ("--init", adapted_mlm),
     }
     if "adapted" not in skip:
-        train(
-            "mlm", adapted_mlm, "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs,
-            recipe={"epochs": args.adapt_epochs},
-        )  # fmt: skip
+        train("mlm", adapted_mlm, "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)
     for seed in seeds:
         seeded = () if seed is None else ("--seed", seed)
-        recipe = {"model": "encoder", "epochs": args.epochs, "probe_epochs": args.probe_epochs}
-        if seed is not None:
-            recipe["seed"] = seed
         for name, start in starts.items():
             if name in skip:
                 continue
             run = args.work / (name if seed is None else f"{name}_seed{seed}")
-            train("sentiment", run, *start, *probe, *seeded, "--epochs", args.epochs, recipe=recipe)
+            train("sentiment", run, *start, *probe, *seeded, "--epochs", args.epochs)
             runs.setdefault(name, []).append((seed, run))
     return runs
 
