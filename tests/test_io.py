@@ -160,3 +160,50 @@ print(build_once("shared", build))
     assert outs[0] == outs[1] == str(tmp_path / "cache" / "datasets" / "shared")
     assert len(log.read_text().split()) == 1
     assert (tmp_path / "cache" / "datasets" / "shared" / "data.txt").read_text() == "ok"
+
+
+def test_a_resumable_build_interrupted_keeps_its_finished_chunks_and_computes_only_the_rest(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C in the middle of a long cached computation loses only the chunk under way:
+    the next build reads the finished chunks back and computes the others, and the result
+    equals an uninterrupted build's. A build that is not resumable starts again."""
+    import numpy as np
+
+    from dlkit.data.cache import build_once, chunked_array
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    datasets = tmp_path / "cache" / "datasets"
+    computed = []
+
+    def compute(start, stop, stop_at=None):
+        if start == stop_at:
+            raise KeyboardInterrupt
+        computed.append((start, stop))
+        return np.arange(start, stop, dtype=np.float32)[:, None] * [1.0, -1.0]
+
+    def builder(stop_at=None):
+        def build(folder):
+            chunked_array(folder / "values.npy", 10, 4, lambda a, b: compute(a, b, stop_at))
+            return {"rows": 10}
+
+        return build
+
+    with pytest.raises(KeyboardInterrupt):
+        build_once("numbers", builder(stop_at=8), resumable=True)
+    assert computed == [(0, 4), (4, 8)] and not (datasets / "numbers").exists()
+    computed.clear()
+    folder = build_once("numbers", builder(), resumable=True)
+    assert computed == [(8, 10)]
+    values = np.load(folder / "values.npy")
+    np.testing.assert_array_equal(values, np.arange(10, dtype=np.float32)[:, None] * [1.0, -1.0])
+    assert sorted(p.name for p in folder.iterdir()) == ["counts.json", "values.npy"]
+    assert [p.name for p in datasets.iterdir()] == ["numbers"]  # no partial folder left
+
+    computed.clear()
+    with pytest.raises(KeyboardInterrupt):
+        build_once("again", builder(stop_at=8))
+    assert [p.name for p in datasets.iterdir()] == ["numbers"]
+    computed.clear()
+    build_once("again", builder())
+    assert computed == [(0, 4), (4, 8), (8, 10)]
