@@ -261,3 +261,39 @@ def test_worker_processes_end_with_a_killed_training_process(tmp_path):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in workers)
+
+
+def test_a_scene_pool_interrupted_keeps_the_epochs_it_drew(tmp_path, monkeypatch):
+    """Ctrl-C while the pool is drawn loses the epoch under way only: the next build
+    draws the epochs left, and every scene equals an uninterrupted build's."""
+    from dlkit.data.pool import ScenePool, build_pool, fresh_draws
+
+    drawn = []
+
+    def draw(rng, stop_at=None):
+        if len(drawn) == stop_at:
+            raise KeyboardInterrupt
+        drawn.append(1)
+        image = np.full((16, 16, 3), rng.integers(0, 256, 3), np.uint8)
+        return image, [[0.1, 0.1, 0.5, 0.5]], [int(rng.integers(5))]
+
+    seed, epochs, count, fresh = 3, 3, 12, 0.5
+    per_epoch = [len(fresh_draws(seed, epoch, count, fresh)) for epoch in range(epochs)]
+    assert all(per_epoch)
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "whole"))
+    whole = ScenePool(build_pool("pool", seed, epochs, count, fresh, draw, workers=1))
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cut"))
+    drawn.clear()
+    with pytest.raises(KeyboardInterrupt):  # in the second epoch
+        build_pool("pool", seed, epochs, count, fresh, lambda rng: draw(rng, per_epoch[0] + 1), workers=1)
+    drawn.clear()
+    again = ScenePool(build_pool("pool", seed, epochs, count, fresh, draw, workers=1))
+    assert len(drawn) == sum(per_epoch[1:])
+    for epoch in range(epochs):
+        for index in range(count):
+            a, b = whole.get(epoch, index), again.get(epoch, index)
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_array_equal(a[0], b[0])
+                np.testing.assert_array_equal(a[2], b[2])
+                assert a[3] == b[3]

@@ -16,6 +16,7 @@ from dlkit.errors import DlkitError, InvalidInputError
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
 PARAGRAPHS_PER_DOCUMENT = 20  # a single user file is cut into documents of this many paragraphs
 MIN_TOKENS = 8  # a document's last, shorter sequence is kept from this many tokens
+TEACHER_CHUNK = 1024  # sequences the teacher embeds between two saves (about 30 s on 2 cores)
 
 
 @dataclass
@@ -273,8 +274,10 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
     (`meta["distill"]["teacher"]`, a pretrained encoder of dlkit.pretrained.text) gives
     the text of each sequence, re-tokenized with its own vocabulary to the same length.
     Computed once per teacher and set of texts into the cache (minutes on a CPU): the key
-    is the texts the teacher reads, so a change in how they are rebuilt is a new entry."""
-    from dlkit.data.cache import build_once
+    is the texts the teacher reads, so a change in how they are rebuilt is a new entry.
+    Saved in chunks of `TEACHER_CHUNK` sequences as they are done, so an interrupted
+    build goes on where it stopped."""
+    from dlkit.data.cache import build_once, chunked_array
 
     name, length = meta["distill"]["teacher"], meta["max_length"]
     texts = sequence_texts(sequences, meta["vocab"])
@@ -289,17 +292,23 @@ def teacher_embeddings(sequences, meta, batch_size=64, progress=None):
         special = {token: vocab.index(token) for token in ("[CLS]", "[SEP]")}
         rows = [bert_inputs(ids, special, length)[0] for ids in tokenize(texts, vocab)]
         columns = [np.stack([row[key] for row in rows]) for key in ENCODER_INPUTS]
-        parts = []
-        for start in range(0, len(rows), batch_size):
-            parts.append(np.asarray(model.predict_on_batch([c[start : start + batch_size] for c in columns])))
-            if progress:
-                done = min(start + batch_size, len(rows))
-                progress(done, len(rows), f"{name} embeddings of {len(rows)} sequences")
-        np.save(folder / "embeddings.npy", np.concatenate(parts).astype(np.float32))
+
+        what = f"{name} embeddings of {len(rows)} sequences"
+
+        def embed(start, stop):
+            parts = []
+            for first in range(start, stop, batch_size):
+                last = min(first + batch_size, stop)
+                parts.append(np.asarray(model.predict_on_batch([c[first:last] for c in columns])))
+                if progress:
+                    progress(last, len(rows), what)
+            return np.concatenate(parts).astype(np.float32)
+
+        chunked_array(folder / "embeddings.npy", len(rows), TEACHER_CHUNK, embed, progress, what)
         return {"teacher": name, "sequences": len(rows), "length": length}
 
     folder = build_once(
-        f"mlm-teacher-{name}-{length}-{digest.hexdigest()[:16]}", build, marker="teacher.json"
+        f"mlm-teacher-{name}-{length}-{digest.hexdigest()[:16]}", build, marker="teacher.json", resumable=True
     )
     return np.load(folder / "embeddings.npy")
 

@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dlkit import io
+
 
 def example_draws(seed, epoch, index, fresh):
     """(the generator of example (epoch, index), whether it draws a fresh scene): the
@@ -51,17 +53,21 @@ def build_pool(name, seed, epochs, count, fresh, draw, workers=2, progress=None)
         total, done = sum(len(drawn) for _, drawn in plan), 0
         with ThreadPoolExecutor(max(1, workers)) as threads:
             for epoch, drawn in plan:
+                path = folder / f"epoch_{epoch:05d}.pkl"
+                if path.exists():  # drawn before an interruption
+                    done += len(drawn)
+                    continue
                 scenes = {}
                 for (index, _), scene in zip(drawn, threads.map(lambda pair: _pooled(draw, pair[1]), drawn)):
                     scenes[index] = scene
                     done += 1
                     if progress and (done % 200 == 0 or done == total):
                         progress(done, total, "drawing fresh scenes")
-                with open(folder / f"epoch_{epoch:05d}.pkl", "wb") as file:
-                    pickle.dump(scenes, file, protocol=pickle.HIGHEST_PROTOCOL)
+                io.write_bytes(path, pickle.dumps(scenes, protocol=pickle.HIGHEST_PROTOCOL))
         return {"epochs": epochs, "count": count, "fresh": fresh, "seed": seed, "scenes": total}
 
-    return build_once(name, build)
+    # An interrupted drawing keeps the epochs it finished (`name` holds the settings' digest).
+    return build_once(name, build, resumable=True)
 
 
 def _pooled(draw, rng):

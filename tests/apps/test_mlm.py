@@ -543,6 +543,47 @@ def test_teacher_embeddings_are_minilms_sentence_embeddings_of_each_sequence(met
     np.testing.assert_array_equal(teacher_embeddings(sequences, distilled), got)
 
 
+def test_teacher_embeddings_interrupted_go_on_where_they_stopped(meta, tmp_path, monkeypatch):
+    """Ctrl-C while the teacher embeds the corpus (minutes) keeps the chunks it finished:
+    the next run embeds only the rest, and the embeddings equal an uninterrupted run's."""
+    from dlkit.apps.mlm import data as mlm_data
+    from dlkit.pretrained import bert
+
+    fed = []
+
+    class Teacher:  # each sequence's embedding: its first token ids, as floats
+        stop_after = None
+
+        def predict_on_batch(self, inputs):
+            if self.stop_after is not None and len(fed) == self.stop_after:
+                raise KeyboardInterrupt
+            fed.append(len(inputs[0]))
+            return inputs[0][:, :3].astype(np.float32)
+
+    teacher = Teacher()
+    monkeypatch.setattr(bert, "sentence_encoder", lambda name, length: (teacher, meta["vocab"]))
+    monkeypatch.setattr(mlm_data, "TEACHER_CHUNK", 4)
+    distilled = {**meta, "distill": {"teacher": "minilm_l6", "width": 3}}
+    rng = np.random.default_rng(0)
+    sequences = rng.integers(5, len(meta["vocab"]), (10, meta["max_length"])).astype(np.int32)
+    sequences[:, 0], sequences[:, -1] = meta["special_ids"]["[CLS]"], meta["special_ids"]["[SEP]"]
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "whole"))
+    whole = mlm_data.teacher_embeddings(sequences, distilled, batch_size=2)
+    assert whole.shape == (10, 3) and sum(fed) == 10
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cut"))
+    fed.clear()
+    teacher.stop_after = 3  # batches of 2 in chunks of 4: the second chunk's second batch
+    with pytest.raises(KeyboardInterrupt):
+        mlm_data.teacher_embeddings(sequences, distilled, batch_size=2)
+    fed.clear()
+    teacher.stop_after = None
+    again = mlm_data.teacher_embeddings(sequences, distilled, batch_size=2)
+    assert fed == [2, 2, 2], "the first chunk of 4 sequences is read back, not embedded again"
+    np.testing.assert_array_equal(again, whole)
+
+
 def bag_teacher(sequences, meta, batch_size=64, progress=None):
     """A teacher the student can learn: a fixed random map of each sequence's token counts."""
     table = np.random.default_rng(0).normal(size=(len(meta["vocab"]), meta["distill"]["width"]))
