@@ -80,7 +80,8 @@ def train(
             )
         config = from_dict(type(config), saved["config"])
         data, init = saved.get("data"), saved.get("init")
-        options = TrainOptions(**saved.get("options", {}))
+        known = {field.name for field in dataclasses.fields(TrainOptions)}
+        options = TrainOptions(**{k: v for k, v in saved.get("options", {}).items() if k in known})
         state = read_state(run_dir / CHECKPOINT_DIR)
         if state and state.get("complete"):
             log(f"{run_dir} is already complete")
@@ -110,6 +111,8 @@ def read_run_record(run_dir, config_class):
         raise DlkitError(f"{path}: not a run's config ({error}); it cannot be resumed") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise DlkitError(f'{path}: not a run\'s config (no "config" object); it cannot be resumed')
+    if not isinstance(record.get("options", {}), dict):
+        raise DlkitError(f'{path}: not a run\'s config ("options" is not an object); it cannot be resumed')
     try:
         from_dict(config_class, record["config"])
     except DlkitError as error:

@@ -87,6 +87,7 @@ def test_a_resumed_run_names_each_setting_asked_otherwise_than_it_holds(tmp_path
         ("{bad", "not a run's config (Expecting property name"),
         ("[1]", 'not a run\'s config (no "config" object)'),
         ('{"config": {"epochs": "x"}}', "config field epochs holds 'x', not int"),
+        ('{"config": {}, "options": [1]}', '"options" is not an object'),
     ],
 )
 def test_a_run_record_cut_short_or_hand_edited_is_one_line(tmp_path, text, message):
