@@ -79,6 +79,27 @@ def locked(path):
 
 
 @contextlib.contextmanager
+def held_or_refused(path, busy):
+    """Holds an exclusive lock on `path` (created if missing) for the `with` block, with
+    this process's id in it; when another process holds it, raises DlkitError with
+    `busy(pid)` at once instead of waiting. The kernel releases it when a holder dies."""
+    with open(path, "a+") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip()
+            raise DlkitError(busy(int(holder) if holder.isdigit() else None)) from None
+        try:
+            file.truncate(0)
+            file.write(str(os.getpid()))
+            file.flush()
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def temp_dir(name, parent=None):
     """A scratch folder `dlkit-<name>.<pid>.*` (in the system temp folder by default),
     removed on exit; one a killed process left is removed by the next `temp_dir(name)`.

@@ -5,6 +5,7 @@ trains, resumes, checkpoints, logs, plots and evaluates the same way. Models are
 run and scored by dlkit.engine.
 """
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -82,22 +83,44 @@ def train(
         data, init = saved.get("data"), saved.get("init")
         known = {field.name for field in dataclasses.fields(TrainOptions)}
         options = TrainOptions(**{k: v for k, v in saved.get("options", {}).items() if k in known})
-        state = read_state(run_dir / CHECKPOINT_DIR)
-        if state and state.get("complete"):
-            log(f"{run_dir} is already complete")
-            return run_dir
-        log(f"resuming {run_dir}")
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
-        state = None
-    if options.describe():
-        log(f"training with: {options.describe()}")
-    if options.multi_worker and not is_chief():
-        return train_worker(app, config, data, run_dir, resume, init, callbacks, options, state)
-    with training(options):
-        finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
-    # Scored on one device in float32: the saved model, as export and predict see it.
-    return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
+    worker = options.multi_worker and not is_chief()  # trains into a scratch folder
+    with contextlib.nullcontext() if worker else training_lock(run_dir):
+        state = read_state(run_dir / CHECKPOINT_DIR) if resume else None
+        if resume and state and state.get("complete"):
+            log(f"{run_dir} is already complete")
+            return run_dir
+        if resume:
+            log(f"resuming {run_dir}")
+        if options.describe():
+            log(f"training with: {options.describe()}")
+        if worker:
+            return train_worker(app, config, data, run_dir, resume, init, callbacks, options, state)
+        with training(options):
+            finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
+        # Scored on one device in float32: the saved model, as export and predict see it.
+        return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
+
+
+def training_lock(run_dir):
+    """Held while a process trains `run_dir`: a second one (`--resume` of a run still
+    training in another terminal, or of the latest run, which may be that one) stops
+    with one line instead of training into the same checkpoint. The lock lives in the
+    cache's locks folder, keyed by the run's path, so the run folder holds no lock file."""
+    import hashlib
+
+    from dlkit.paths import cache_dir
+
+    key = hashlib.sha1(str(Path(run_dir).resolve()).encode("utf-8")).hexdigest()[:16]
+    locks = cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+
+    def busy(pid):
+        who = f"process {pid}" if pid else "another process"
+        return f"{run_dir} is being trained by {who}; wait for it to end, or stop it and --resume"
+
+    return io.held_or_refused(locks / f"run-{key}.lock", busy)
 
 
 def read_run_record(run_dir, config_class):

@@ -100,6 +100,30 @@ def test_a_run_record_cut_short_or_hand_edited_is_one_line(tmp_path, text, messa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+def test_a_run_being_trained_is_not_trained_by_a_second_process_too(tmp_path, monkeypatch):
+    """`--resume` of a run still training elsewhere (or of the latest run, which may be
+    that one), or a new run into its folder, stops with one line naming the process,
+    before anything is written; once the lock is released the run is free again."""
+    from conftest import run_cli
+    from dlkit.runner import training_lock
+
+    monkeypatch.setenv("DLKIT_CACHE", str(tmp_path / "cache"))
+    run_dir = tmp_path / "runs" / "train"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text('{"app": "sentiment", "config": {}}')
+    with training_lock(run_dir):
+        for arguments in (
+            ("--resume", "--run-dir", run_dir),
+            ("--run-dir", tmp_path / "runs" / ".." / "runs" / "train"),
+        ):
+            result = run_cli("sentiment", "train", *arguments)
+            assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+            assert f"is being trained by process {os.getpid()}" in result.output
+        assert [p.name for p in run_dir.iterdir()] == ["config.json"]
+    with training_lock(run_dir):  # released: free again
+        pass
+
+
 def written(path):
     """`path` holds bytes (False once it is gone: renamed into place)."""
     try:
@@ -120,7 +144,19 @@ def test_sigkill_during_export_keeps_the_previous_file_and_the_next_export_clean
     previous = (run_dir / "model.tflite").read_bytes()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "dlkit.cli", "classify", "export", "--model", str(run_dir)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # The tiny model is scored in milliseconds: each scoring waits a second first, so the
+    # kill lands while the new file is scored, whatever the machine's load.
+    slowed = (
+        "import sys, time; from dlkit.export import bundle; scored = bundle.score; "
+        "bundle.score = lambda *a, **k: (time.sleep(1), scored(*a, **k))[1]; "
+        "from dlkit.cli import main; sys.argv = ['dlkit', *sys.argv[1:]]; main()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", slowed, *command[3:]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     pending = f".model.{process.pid}.*tflite"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
