@@ -88,3 +88,23 @@ def test_batch_seeds_and_long_epochs_come_from_the_seed_and_the_epoch():
     assert len(order) == 15 and sorted(order[:6]) == sorted(order[6:12]) == list(range(6))
     examples = [int(y[0].numpy()) for y in epoch_examples((labels,), 1)]
     np.testing.assert_array_equal(examples, passes[0][0][0].tolist() + passes[0][1][0].tolist())
+
+
+def test_an_epoch_of_single_examples_has_its_length_so_fit_does_not_warn():
+    """`epoch_examples` builds each epoch with flat_map, which hides its length: without
+    it Keras ends the first epoch by warning that the input "ran out of data"."""
+    import warnings
+
+    import keras
+
+    labels = np.arange(10, dtype=np.float32)
+    assert epoch_examples((labels,), 1).cardinality().numpy() == 10
+    assert epoch_examples((labels,), 1, length=15).cardinality().numpy() == 15
+    data = epoch_examples((labels[:, None], labels), 1).batch(4)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(data, epochs=2, verbose=0)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    assert len(history.history["loss"]) == 2

@@ -87,7 +87,9 @@ def epoch_examples(arrays, seed=None, length=None):
     indices = epoch_orders(count, seed, length).flat_map(
         lambda epoch, order, seeds: tf.data.Dataset.from_tensor_slices(order)
     )
-    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    # flat_map hides the epoch's length; fit needs it (else it warns that the data "ran out").
+    cardinality = tf.data.experimental.assert_cardinality(count if length is None else length)
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE).apply(cardinality)
 
 
 def _gatherer(arrays):
