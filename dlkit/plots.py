@@ -131,7 +131,8 @@ def audio_scores_plot(
     t = (np.arange(len(frames)) * bins + bins / 2) / sample_rate
     axes[0].fill_between(t, frames.min(axis=1), frames.max(axis=1), lw=0.3)
     axes[0].set_ylabel("waveform")
-    axes[1].specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma")
+    with np.errstate(divide="ignore"):  # digital silence is -inf dB: the colour map's floor
+        axes[1].specgram(audio, NFFT=400, Fs=sample_rate, noverlap=240, cmap="magma")
     axes[1].set_ylabel("Hz")
     axes[2].plot(step_times, scores, lw=1, label="score")
     if labelled is not None:
