@@ -18,7 +18,7 @@ def build_once(name, build, marker="counts.json", resumable=False):
 
     With `resumable`, the temporary folder outlives an interrupted build (Ctrl-C, a
     kill, an error): the next build of `name` is handed the same folder, so a `build`
-    that writes its work in parts (each atomically, `chunks`) keeps the parts finished
+    that writes its work in parts (each atomically: `chunked_array`) keeps the parts finished
     and computes only the rest. `name` must then name the inputs (a digest of them).
     """
     target = cache_dir() / "datasets" / name
