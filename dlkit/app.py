@@ -174,6 +174,15 @@ class App:
         missing = [key for key in ("input", *self.meta_keys) if key not in meta]
         if missing:
             raise DlkitError(f"{where}: a {self.name} model.json needs {', '.join(missing)}")
+        if "config" in meta:  # the training config, read back by evaluate, export and --init
+            from dlkit.config import from_dict
+
+            if not isinstance(meta["config"], dict):
+                raise DlkitError(f"{where}: config must be an object of {self.name}'s settings")
+            try:
+                from_dict(self.config_class, meta["config"])
+            except DlkitError as error:
+                raise DlkitError(f"{where}: {error}") from None
         labels = meta.get("labels")
         if labels is not None:
             if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):

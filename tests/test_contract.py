@@ -170,6 +170,9 @@ def hand_edits(app, meta):
         edits.append(("a label too few", {**meta, "labels": meta["labels"][:-1]}))
         edits.append(("a label twice", {**meta, "labels": [*meta["labels"], meta["labels"][0]]}))
         edits.append(("labels as a number", {**meta, "labels": 3}))
+    if isinstance(meta.get("config"), dict):
+        edits.append(("a setting as text", {**meta, "config": {**meta["config"], "batch_size": "32"}}))
+        edits.append(("settings as a list", {**meta, "config": [1]}))
     return edits
 
 
@@ -178,14 +181,28 @@ def test_a_hand_edited_model_json_is_refused_in_one_line(trained, tmp_path):
     before any input is read."""
     meta = io.read_json(trained.run_dir / "model.json")
     if trained.app.input_kind == "text":
-        item = "some text"
+        item = "some [MASK] text" if trained.app.name == "mlm" else "some text"
     else:
         item = trained.app.sample_inputs(trained.folder)[0]
-    for what, edited in hand_edits(trained.app, meta):
+
+    def folder_with(what, model_json):
+        """The float TFLite model, its side files (a vocabulary...) and `model_json`."""
         folder = tmp_path / what.replace(" ", "_")
         folder.mkdir()
-        (folder / "model.tflite").write_bytes((trained.run_dir / "model.tflite").read_bytes())
-        io.write_json(folder / "model.json", edited)
+        for path in trained.run_dir.iterdir():
+            variant = (
+                path.name.startswith("model.") and path.suffix == ".tflite" and path.name != "model.tflite"
+            )
+            if path.is_file() and path.name not in ("model.json", "model.keras") and not variant:
+                (folder / path.name).write_bytes(path.read_bytes())
+        io.write_json(folder / "model.json", model_json)
+        return folder
+
+    # The control: the same folder with the model.json as written predicts.
+    control = run_cli(trained.app.name, "predict", item, "--model", folder_with("as written", meta))
+    assert control.exit_code == 0, control.output
+    for what, edited in hand_edits(trained.app, meta):
+        folder = folder_with(what, edited)
         for verb in (["predict", item, "--out", tmp_path / "out"], ["evaluate"], ["info"]):
             result = run_cli(trained.app.name, *verb, "--model", folder)
             assert result.exit_code == 2, (what, verb, result.output)
