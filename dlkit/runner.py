@@ -72,17 +72,14 @@ def train(
         run_dir = Path(run_dir) if run_dir else latest_run(app.name, marker="config.json")
         if not (run_dir / "config.json").exists():
             raise DlkitError(f"{run_dir}: nothing to resume (no config.json)")
-        saved = read_run_record(run_dir, type(config))
-        conflicts = resume_conflicts(app, type(config), saved, asked or {})
+        saved, config, options = read_run_record(run_dir, type(config))
+        conflicts = resume_conflicts(app, saved, config, options, asked or {})
         if conflicts:
             raise DlkitError(
                 f"{run_dir} resumes with the settings it started with: {', '.join(conflicts)}; "
                 f"drop those options to resume it, or train a new run from it with --init {run_dir}"
             )
-        config = from_dict(type(config), saved["config"])
         data, init = saved.get("data"), saved.get("init")
-        known = {field.name for field in dataclasses.fields(TrainOptions)}
-        options = TrainOptions(**{k: v for k, v in saved.get("options", {}).items() if k in known})
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
     worker = options.multi_worker and not is_chief()  # trains into a scratch folder
@@ -124,9 +121,13 @@ def training_lock(run_dir):
 
 
 def read_run_record(run_dir, config_class):
-    """A run's config.json record ({"app", "config", "data", "init", "options"}); one
-    line naming the file when it is not one (cut short, hand-edited) or holds a config
-    `config_class` cannot take."""
+    """(record, config, training options) of a run's config.json: the record as read
+    ({"app", "config", "data", "init", "options"}), its config as a `config_class` and
+    its dlkit.distribute.TrainOptions (options a later version no longer knows left out).
+    One line naming the file when it is not one (cut short, hand-edited) or holds a
+    config `config_class` cannot take."""
+    from dlkit.distribute import TrainOptions
+
     path = Path(run_dir) / "config.json"
     try:
         record = io.read_json(path)
@@ -137,29 +138,29 @@ def read_run_record(run_dir, config_class):
     if not isinstance(record.get("options", {}), dict):
         raise DlkitError(f'{path}: not a run\'s config ("options" is not an object); it cannot be resumed')
     try:
-        from_dict(config_class, record["config"])
+        config = from_dict(config_class, record["config"])
     except DlkitError as error:
         raise DlkitError(f"{path}: {error}; it cannot be resumed") from None
-    return record
+    known = {field.name for field in dataclasses.fields(TrainOptions)}
+    options = TrainOptions(**{k: v for k, v in record.get("options", {}).items() if k in known})
+    return record, config, options
 
 
-def resume_conflicts(app, config_class, saved, asked):
+def resume_conflicts(app, saved, held, held_options, asked):
     """The settings a resumed run holds otherwise than asked, as "epochs=10 (asked 20)".
 
     Args:
         app: dlkit.app.App.
-        config_class: the app's Config class.
-        saved: dict. The run's config.json record ({"config", "data", "init", "options"}).
+        saved, held, held_options: the run's record, config and training options
+            (`read_run_record`).
         asked: dict of what was set explicitly, each key optional: "overrides" (list of
             "key=value" strings), "data" and "init" (str), "options" ({name: value} of
             dlkit.distribute.TrainOptions fields).
     """
     from dlkit.app import PART_FIELDS
     from dlkit.config import apply_overrides
-    from dlkit.distribute import TrainOptions
 
     conflicts = []
-    held = from_dict(config_class, saved.get("config", {}))
     wanted = apply_overrides(held, asked.get("overrides", ()))
     # Fields an --init model decides were taken from it, whatever was asked, at the start too.
     decided = {*app.architecture, *(f for fields in PART_FIELDS.values() for f in fields)}
@@ -170,9 +171,8 @@ def resume_conflicts(app, config_class, saved, asked):
     for key in ("data", "init"):
         if key in asked and not same_source(saved.get(key), asked[key]):
             conflicts.append(f"--{key} {saved.get(key) or '(none)'} (asked {asked[key]})")
-    held_options = {**dataclasses.asdict(TrainOptions()), **saved.get("options", {})}
     for name, want in asked.get("options", {}).items():
-        value = held_options.get(name, want)
+        value = getattr(held_options, name)
         if value != want:
             shown = [("on" if v else "off") if isinstance(v, bool) else v for v in (value, want)]
             conflicts.append(f"--{name.replace('_', '-')} {shown[0]} (asked {shown[1]})")

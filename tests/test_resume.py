@@ -40,7 +40,8 @@ def test_a_resumed_run_names_each_setting_asked_otherwise_than_it_holds(tmp_path
     a path written otherwise to the same folder, nor a field an --init model decided."""
     from dlkit.config import to_dict
     from dlkit.registry import get_app
-    from dlkit.runner import resume_conflicts
+    from dlkit.runner import read_run_record
+    from dlkit.runner import resume_conflicts as conflicts_of
 
     app = get_app("sentiment")
     config = app.default_config(tiny=True)
@@ -52,6 +53,11 @@ def test_a_resumed_run_names_each_setting_asked_otherwise_than_it_holds(tmp_path
         "init": None,
         "options": {"jit": False, "devices": 1},
     }
+
+    def resume_conflicts(app, kind, saved, asked):  # the record as the runner reads it
+        io.write_json(tmp_path / "run" / "config.json", saved)
+        return conflicts_of(app, *read_run_record(tmp_path / "run", kind), asked)
+
     kind = type(config)
     same = {
         "overrides": [f"epochs={config.epochs}"],
