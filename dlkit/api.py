@@ -122,5 +122,5 @@ def _train(app, data, run_dir, tiny, overrides, init=None, prefer="tflite"):
 
     import_tensorflow()
     config = apply_overrides(app.default_config(tiny), [f"{k}={v}" for k, v in overrides.items()])
-    run = runner.train(app, config, data=data, run_dir=run_dir, init=str(init) if init else None)
+    run = runner.train(app, config, data=data, run_dir=run_dir, init=str(init) if init else None, tiny=tiny)
     return Model(app, ModelBundle.load(run, app=app, prefer=prefer), run, prefer)

@@ -66,7 +66,7 @@ def explicit_settings(overrides, **fields):
     """What the command line of the current click command set explicitly, for a resumed
     run to check against its own (dlkit.runner.resume_conflicts): config `overrides` plus
     the config `fields` given (not None), and --data, --init and the training options
-    typed or taken from the environment, not left at their defaults."""
+    typed or taken from the environment, not left at their defaults, and --tiny."""
     from click.core import ParameterSource
 
     from dlkit.distribute import TrainOptions
@@ -82,7 +82,7 @@ def explicit_settings(overrides, **fields):
         "overrides": [*overrides, *(f"{key}={value}" for key, value in fields.items() if value is not None)],
         "options": {name: context.params[name] for name in option_names & given},
     }
-    asked.update({name: context.params[name] for name in ("data", "init") if name in given})
+    asked.update({name: context.params[name] for name in ("data", "init", "tiny") if name in given})
     return asked
 
 
@@ -200,7 +200,15 @@ def make_app_group(name):
         asked = explicit_settings(overrides, seed=seed, epochs=epochs, weights=weights) if resume else None
         options = TrainOptions(**flags)
         runner.train(
-            app, config, data=data, run_dir=run_dir, resume=resume, init=init, options=options, asked=asked
+            app,
+            config,
+            data=data,
+            run_dir=run_dir,
+            resume=resume,
+            init=init,
+            options=options,
+            asked=asked,
+            tiny=tiny,
         )
 
     @group.command(help="Score a .keras or .tflite model on a data split.")

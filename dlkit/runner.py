@@ -46,7 +46,16 @@ def next_run_dir(app_name, root="runs"):
 
 
 def train(
-    app, config, data=None, run_dir=None, resume=False, init=None, callbacks=(), options=None, asked=None
+    app,
+    config,
+    data=None,
+    run_dir=None,
+    resume=False,
+    init=None,
+    callbacks=(),
+    options=None,
+    asked=None,
+    tiny=False,
 ):
     """Trains `app` and writes a complete run directory; returns its path.
 
@@ -63,6 +72,8 @@ def train(
         asked: dict or None. With `resume`, what the caller set explicitly (`resume_conflicts`):
             a resumed run keeps the settings it started with, so one it holds otherwise
             stops the call with one line instead of being ignored.
+        tiny: bool. `config` is the app's tiny test configuration (recorded with the run,
+            so that `--resume --tiny` of a full-size run is refused instead of ignored).
     """
     from dlkit.callbacks.resume import read_state
     from dlkit.distribute import TrainOptions, is_chief, training
@@ -95,7 +106,7 @@ def train(
         if worker:
             return train_worker(app, config, data, run_dir, resume, init, callbacks, options, state)
         with training(options):
-            finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state)
+            finish = _train(app, config, data, run_dir, resume, init, callbacks, options, state, tiny)
         # Scored on one device in float32: the saved model, as export and predict see it.
         return finish(load_keras(run_dir / "model.keras")) if options != TrainOptions() else finish()
 
@@ -154,8 +165,8 @@ def resume_conflicts(app, saved, held, held_options, asked):
         saved, held, held_options: the run's record, config and training options
             (`read_run_record`).
         asked: dict of what was set explicitly, each key optional: "overrides" (list of
-            "key=value" strings), "data" and "init" (str), "options" ({name: value} of
-            dlkit.distribute.TrainOptions fields).
+            "key=value" strings), "data" and "init" (str), "tiny" (bool), "options"
+            ({name: value} of dlkit.distribute.TrainOptions fields).
     """
     from dlkit.app import PART_FIELDS
     from dlkit.config import apply_overrides
@@ -171,9 +182,11 @@ def resume_conflicts(app, saved, held, held_options, asked):
     for key in ("data", "init"):
         if key in asked and not same_source(saved.get(key), asked[key]):
             conflicts.append(f"--{key} {saved.get(key) or '(none)'} (asked {asked[key]})")
-    for name, want in asked.get("options", {}).items():
-        value = getattr(held_options, name)
-        if value != want:
+    held_flags = {**dataclasses.asdict(held_options), "tiny": saved.get("tiny")}
+    asked_flags = {**asked.get("options", {}), **({"tiny": asked["tiny"]} if "tiny" in asked else {})}
+    for name, want in asked_flags.items():
+        value = held_flags[name]
+        if value is not None and value != want:  # None: a record from before the field
             shown = [("on" if v else "off") if isinstance(v, bool) else v for v in (value, want)]
             conflicts.append(f"--{name.replace('_', '-')} {shown[0]} (asked {shown[1]})")
     return conflicts
@@ -208,7 +221,7 @@ def train_worker(app, config, data, run_dir, resume, init, callbacks, options, s
     return run_dir
 
 
-def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
+def _train(app, config, data, run_dir, resume, init, callbacks, options, state, tiny=False):
     import keras
     import tensorflow as tf
 
@@ -236,7 +249,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state):
                 config = app.inherit_config(config, init_parts)
     checkpoint_dir = io.check_writable_dir(run_dir, "--run-dir") / CHECKPOINT_DIR
     if not resume:
-        record = {"app": app.name, "config": to_dict(config), "data": data, "init": init}
+        record = {"app": app.name, "config": to_dict(config), "data": data, "init": init, "tiny": bool(tiny)}
         claim_run(run_dir, {**record, "options": dataclasses.asdict(options)})
     try:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)

@@ -76,8 +76,12 @@ def test_a_killed_run_resumes_to_a_complete_run(trained):
     assert again.exit_code == 0 and "already complete" in again.output, again.output
     assert (run_dir / "model.keras").stat().st_mtime_ns == before
     # Options beside --resume are held to the run's own: the same pass, others stop it.
-    held = io.read_json(run_dir / "config.json")["config"]
-    same = run_cli(trained.app.name, "train", "--resume", "--run-dir", run_dir, "--epochs", held["epochs"])
+    record = io.read_json(run_dir / "config.json")
+    held = record["config"]
+    assert record["tiny"] is True  # trained with --tiny, which a resume may repeat
+    same = run_cli(
+        trained.app.name, "train", "--resume", "--run-dir", run_dir, "--epochs", held["epochs"], "--tiny"
+    )
     assert same.exit_code == 0 and "already complete" in same.output, same.output
     more = held["epochs"] + 1
     other = run_cli(trained.app.name, "train", "--resume", "--run-dir", run_dir, "--epochs", more, "--jit")

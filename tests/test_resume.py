@@ -85,6 +85,11 @@ def test_a_resumed_run_names_each_setting_asked_otherwise_than_it_holds(tmp_path
     assert resume_conflicts(app, kind, saved, {"init": "runs/mlm/train"}) == [
         "--init (none) (asked runs/mlm/train)"
     ]
+    # --tiny picks a new run's starting config: asked beside --resume, the run's record
+    # must say it started tiny; a record from before runs recorded it is not judged.
+    assert resume_conflicts(app, kind, {**saved, "tiny": False}, {"tiny": True}) == ["--tiny off (asked on)"]
+    assert resume_conflicts(app, kind, {**saved, "tiny": True}, {"tiny": True}) == []
+    assert resume_conflicts(app, kind, saved, {"tiny": True}) == []
 
 
 @pytest.mark.parametrize(
