@@ -71,3 +71,42 @@ def test_encode_then_decode_gives_the_box_back(cx, cy, w, h, grid):
     row, col, *t = B.encode_box((cx, cy, w, h), anchor, grid)
     assert col == min(int(cx * grid), grid - 1) and row == min(int(cy * grid), grid - 1)
     np.testing.assert_allclose(B.decode_box(row, col, t, anchor, grid), [cx, cy, w, h], rtol=1e-4, atol=1e-5)
+
+
+def test_weighted_box_fusion_hand_computed():
+    """Two of two views find box A (scores 0.9 and 0.6): one box, their score-weighted mean,
+    score 0.75. One view finds B: its score halves. C overlaps A but is another class,
+    and D is A's class far away: neither joins A."""
+    a1, a2 = [0.0, 0.0, 0.5, 0.5], [0.02, 0.0, 0.52, 0.5]
+    b, c, d = [0.6, 0.6, 0.9, 0.9], [0.01, 0.0, 0.5, 0.5], [0.6, 0.0, 0.9, 0.3]
+    boxes, scores, classes = B.weighted_box_fusion(
+        [a1, b, a2, c, d], [0.9, 0.8, 0.6, 0.7, 0.2], [0, 1, 0, 2, 0], views=2
+    )
+    np.testing.assert_allclose(scores, [0.75, 0.4, 0.35, 0.1])
+    assert classes.tolist() == [0, 1, 2, 0]
+    np.testing.assert_allclose(
+        boxes[0], [(0.9 * 0.0 + 0.6 * 0.02) / 1.5, 0.0, (0.9 * 0.5 + 0.6 * 0.52) / 1.5, 0.5]
+    )
+    np.testing.assert_allclose(boxes[1:], [b, c, d])
+    # More members than views: the plain mean score, never above the best member.
+    _, more, _ = B.weighted_box_fusion([a1, a1, a2], [0.9, 0.6, 0.3], [0, 0, 0], views=2)
+    np.testing.assert_allclose(more, [0.6])
+    # A box joins the fused box it overlaps most, not the first it overlaps enough: left
+    # and right overlap by 0.45 (two boxes), middle overlaps left by 0.6, right by 0.78.
+    left, right, middle = [0.0, 0.0, 0.4, 0.4], [0.15, 0.0, 0.55, 0.4], [0.1, 0.0, 0.5, 0.4]
+    boxes, scores, _ = B.weighted_box_fusion(
+        [left, right, middle], [0.9, 0.8, 0.7], [0, 0, 0], views=2, iou_threshold=0.5
+    )
+    np.testing.assert_allclose(boxes, [(0.8 * np.array(right) + 0.7 * np.array(middle)) / 1.5, left])
+    np.testing.assert_allclose(scores, [0.75, 0.45])
+
+
+def test_weighted_box_fusion_of_identical_views_is_the_view():
+    rng = np.random.default_rng(3)
+    boxes = random_boxes(rng, 8)
+    scores, classes = rng.uniform(0.1, 1, 8), rng.integers(0, 3, 8)
+    keep = B.class_aware_nms(boxes, scores, classes, iou_threshold=0.5)
+    one = boxes[keep], scores[keep], classes[keep]
+    fused = B.weighted_box_fusion(*(np.concatenate([part] * 3) for part in one), views=3, iou_threshold=0.5)
+    for got, want in zip(fused, one):
+        np.testing.assert_allclose(got, want, atol=1e-12)

@@ -1,4 +1,5 @@
-"""Box utilities in numpy (on device and in evaluation): formats, IoU, NMS, YOLO anchors.
+"""Box utilities in numpy (on device and in evaluation): formats, IoU, NMS, box fusion,
+YOLO anchors.
 
 Boxes are `(x0, y0, x1, y1)` unless a name says otherwise (`cxcywh`).
 """
@@ -65,6 +66,40 @@ def class_aware_nms(boxes, scores, classes, iou_threshold=0.5, score_threshold=0
         keep += members[kept].tolist()
     keep = sorted(keep, key=lambda i: (-scores[i], i))[:max_output]
     return np.array(keep, np.int64)
+
+
+def weighted_box_fusion(boxes, scores, classes, views=1, iou_threshold=0.55, max_output=100):
+    """Fuses the detections of several predictions of one image (test-time augmentation,
+    an ensemble) into one set: weighted box fusion (Solovyev et al., 2021), with the
+    `ensemble-boxes` package's rule (`conf_type="avg"`).
+
+    Best score first, each box joins the fused box of its class it overlaps most, when that
+    IoU is above `iou_threshold`, or starts a new one. A fused box is the score-weighted
+    mean of its members; its score is their mean score times min(members, views) / views,
+    so a box that only some of the `views` predictions found is discounted.
+
+    Returns:
+        (boxes (n, 4), scores (n,), classes (n,)), best score first, n <= max_output.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores, classes = np.asarray(scores, np.float64).reshape(-1), np.asarray(classes).reshape(-1)
+    fused, members = [], []  # fused[k]: (class, box); members[k]: indices
+    for i in np.argsort(-scores, kind="stable"):
+        same = [k for k, (value, _) in enumerate(fused) if value == classes[i]]
+        overlaps = iou(boxes[i], np.array([fused[k][1] for k in same])).reshape(-1) if same else []
+        best = int(np.argmax(overlaps)) if len(overlaps) else -1
+        if best >= 0 and overlaps[best] > iou_threshold:
+            k = same[best]
+            members[k].append(i)
+            weights = scores[members[k]]
+            fused[k] = (classes[i], weights @ boxes[members[k]] / max(weights.sum(), 1e-12))
+        else:
+            fused.append((classes[i], boxes[i]))
+            members.append([i])
+    out_scores = np.array([scores[m].sum() / max(views, len(m)) for m in members])
+    order = np.argsort(-out_scores, kind="stable")[:max_output]
+    out_boxes = np.array([fused[k][1] for k in order]).reshape(-1, 4)
+    return out_boxes, out_scores[order], np.array([fused[k][0] for k in order], classes.dtype)
 
 
 def shape_iou(wh, anchors):
