@@ -144,3 +144,27 @@ def test_a_bootstrap_sample_is_the_map_of_the_resampled_images():
         low, high = result[f"{key}_ci95"]
         assert low <= result[key] <= high and low < high
     assert "map50_ci95" not in coco_map(preds, gts, 3)
+
+
+def test_a_paired_map_difference_is_the_difference_with_a_narrower_interval():
+    """Two detectors on the same images: the difference of their mAPs, its interval from
+    resampling the images once for both (so it brackets the difference and is narrower
+    than the two intervals apart); a detector against itself differs by exactly 0."""
+    from dlkit.metrics.detection import map_difference
+
+    preds, gts = random_case(5)
+    rng = np.random.default_rng(1)
+    # The second: the same boxes, jittered and with their scores shuffled a little.
+    other = [(b + rng.normal(0, 3, np.shape(b)), s * rng.uniform(0.7, 1.0, len(s)), c) for b, s, c in preds]
+    first, second = coco_map(preds, gts, 3, bootstrap=300), coco_map(other, gts, 3, bootstrap=300)
+    difference = map_difference(preds, other, gts, 3, bootstrap=300)
+    for key in ("map50", "map50_95"):
+        assert difference[key] == pytest.approx(first[key] - second[key], abs=1e-12)
+        low, high = difference[f"{key}_ci95"]
+        assert low <= difference[key] <= high
+        apart = (first[f"{key}_ci95"][1] - first[f"{key}_ci95"][0]) + (
+            second[f"{key}_ci95"][1] - second[f"{key}_ci95"][0]
+        )
+        assert high - low < apart / 2
+    same = map_difference(preds, preds, gts, 3, bootstrap=50)
+    assert same == {"map50": 0.0, "map50_95": 0.0, "map50_ci95": [0.0, 0.0], "map50_95_ci95": [0.0, 0.0]}
