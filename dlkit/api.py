@@ -87,13 +87,14 @@ class Model:
             results.append(prediction.result)
         return results
 
-    def evaluate(self, data=None, split="test"):
-        """The app's evaluation report on a split (the model's own data by default)."""
+    def evaluate(self, data=None, split="test", **options):
+        """The app's evaluation report on a split (the model's own data by default);
+        `options`: predict options that change how the model runs (detect's `augment=True`)."""
         from dlkit import runner
         from dlkit.quiet import import_tensorflow
 
         import_tensorflow()
-        return runner.evaluate(self.app, self.bundle.path, data, split)
+        return runner.evaluate(self.app, self.bundle.path, data, split, options=options)
 
     def export(self, quantize="float32", data=None, max_drop=None, out_dir=None):
         """Exports the `.keras` model next to it (or to `out_dir`); returns the record."""

@@ -95,6 +95,8 @@ class Option:
             folder, checked writable before any prediction runs.
         min, max: the allowed range of an int or float value (None: open); a value
             outside it is a usage error before any work starts.
+        evaluate: bool. Also an `evaluate` flag: it changes how the model runs (reaching
+            `prepare_meta`, so the runners see it), not only what predict reports.
     """
 
     flag: str
@@ -104,6 +106,7 @@ class Option:
     metavar: str = None
     min: float = None
     max: float = None
+    evaluate: bool = False
 
     @property
     def click_type(self):
@@ -117,6 +120,24 @@ class Option:
     @property
     def name(self):
         return self.flag.lstrip("-").replace("-", "_")
+
+    def click_option(self):
+        """The decorator adding this option to a click command (a bool is a flag)."""
+        import click
+
+        if self.type is bool:
+            return click.option(
+                self.flag, self.name, is_flag=True, default=bool(self.default), help=self.help
+            )
+        return click.option(
+            self.flag,
+            self.name,
+            type=self.click_type,
+            default=self.default,
+            show_default=self.default is not None,
+            metavar=self.metavar,
+            help=self.help,
+        )
 
 
 class App:

@@ -219,17 +219,21 @@ def make_app_group(name):
     @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
     @handle_errors
     @uses_tensorflow
-    def evaluate(model_path, data, split, out, as_json):
+    def evaluate(model_path, data, split, out, as_json, **options):
         from dlkit import io, runner
 
         if out:
             io.check_writable_dir(out, "--out")
-        report = runner.evaluate(app, model_path, data, split, out)
+        report = runner.evaluate(app, model_path, data, split, out, options=options)
         if as_json:
             click.echo(runner.dumps(report))
             return
         for line in report_lines(report):
             click.echo(line)
+
+    for option in app.predict_options:
+        if option.evaluate:
+            evaluate = option.click_option()(evaluate)
 
     @group.command(help="Convert a trained .keras model to TFLite, checked against Keras.")
     @model_option
@@ -392,15 +396,7 @@ def predict_command(app):
             "--file", "file", default=None, metavar="FILE", help="Also read one input per line of FILE."
         )(predict)
     for option in app.predict_options:
-        predict = click.option(
-            option.flag,
-            option.name,
-            type=option.click_type,
-            default=option.default,
-            show_default=option.default is not None,
-            metavar=option.metavar,
-            help=option.help,
-        )(predict)
+        predict = option.click_option()(predict)
     return predict
 
 

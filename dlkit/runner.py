@@ -582,11 +582,24 @@ def save_model(model, path):
         io.deflate_zip(tmp)
 
 
-def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
-    """Scores a `.keras` or `.tflite` model on a split; returns the report dict."""
+def evaluate(app, model_path=None, data=None, split="test", out_dir=None, options=None):
+    """Scores a `.keras` or `.tflite` model on a split; returns the report dict.
+
+    `options`: {name: value} of the app's predict options that evaluate takes too
+    (`Option.evaluate`, e.g. detect's `augment`); those set are recorded in the report."""
     from dlkit.paths import default_model
 
     bundle = ModelBundle.load(model_path or default_model(app.name), app=app, prefer="keras")
+    declared = {option.name: option.default for option in app.predict_options if option.evaluate}
+    unknown = set(options or {}) - set(declared)
+    if unknown:
+        raise DlkitError(
+            f"{app.name} evaluate has no option {', '.join(sorted(unknown))}; "
+            f"it has: {', '.join(sorted(declared)) or 'none'}"
+        )
+    chosen = {k: v for k, v in (options or {}).items() if v is not None and v != declared[k]}
+    if chosen:
+        bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {**declared, **chosen}))
     config = config_of(app, bundle.meta)
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()
@@ -596,6 +609,8 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None):
     report = score(app, config, bundle.meta, runner_for(app, bundle, config), loaded)
     report["model"] = str(bundle.path)
     report["split"] = split
+    if chosen:
+        report["options"] = chosen
     peers = app.peers(config, bundle.meta, source, loaded)
     if peers:
         report["peers"] = peers

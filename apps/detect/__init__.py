@@ -39,7 +39,17 @@ class DetectApp(App):
         "anchors_per_scale",
         "head_channels",
     )
-    predict_options = (Option("--conf", float, 0.25, "Minimum score to report.", min=0, max=1),)
+    predict_options = (
+        Option("--conf", float, 0.25, "Minimum score to report.", min=0, max=1),
+        Option(
+            "--augment",
+            bool,
+            False,
+            "Test-time augmentation: run each image at 3 scales, plain and mirrored, and fuse "
+            "the boxes (6x the inference; more accurate boxes and classes).",
+            evaluate=True,
+        ),
+    )
     saves_predictions = True
 
     def parts(self, model, meta):
@@ -48,6 +58,17 @@ class DetectApp(App):
     def inherit_meta(self, meta, init_meta):
         """Fine-tuning keeps the model's anchors and grids (its heads were trained for them)."""
         return {**meta, "anchors": init_meta["anchors"], "grids": init_meta["grids"]}
+
+    def prepare_meta(self, meta, options):
+        return {**meta, "augment": True} if options.get("augment") else meta
+
+    def keras_runner(self, model, config, meta):
+        run = super().keras_runner(model, config, meta)
+        return self.edge.augmented(run, meta) if meta.get("augment") else run
+
+    def tflite_runner(self, path, meta):
+        run = super().tflite_runner(path, meta)
+        return self.edge.augmented(run, meta) if meta.get("augment") else run
 
     def inference_model(self, model, config, meta):
         return self.model.inference_model(model, config, meta)

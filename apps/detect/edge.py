@@ -55,6 +55,74 @@ def postprocess(outputs, meta, conf=0.25, **options):
     return results
 
 
+# Test-time augmentation (`--augment`): the input at each scale, shrunk into the middle of
+# a grey frame, plain and mirrored; Ultralytics's scales (its `augment=True`), each view
+# mirrored. Their boxes are mapped back and fused (weighted box fusion) per image.
+AUGMENT_SCALES = (1.0, 0.83, 0.67)
+AUGMENT_FILL = 114.0
+AUGMENT_IOU = 0.6
+
+
+def augmented(run, meta, scales=AUGMENT_SCALES, iou_threshold=AUGMENT_IOU):
+    """fn(batch of preprocessed inputs) -> the detector's four outputs, like `run`, from
+    len(scales) x 2 views of each input (`run` once per view) fused into one set."""
+    from dlkit.edge.boxes import weighted_box_fusion
+
+    keep = int(meta.get("config", {}).get("max_detections", 50))
+
+    def call(inputs):
+        inputs = np.asarray(inputs, np.float32)
+        count, height, width = inputs.shape[:3]
+        found = [([], [], []) for _ in range(count)]
+        for scale in scales:
+            view, (top, left, rows, cols) = shrunk(inputs, scale)
+            for mirrored in (False, True):
+                outputs = run(np.ascontiguousarray(view[:, :, ::-1]) if mirrored else view)
+                boxes, scores, classes, counts = (np.asarray(o) for o in outputs)
+                boxes = boxes.astype(np.float64)
+                if mirrored:
+                    boxes[..., [0, 2]] = 1.0 - boxes[..., [2, 0]]
+                boxes[..., [0, 2]] = (boxes[..., [0, 2]] * width - left) / cols
+                boxes[..., [1, 3]] = (boxes[..., [1, 3]] * height - top) / rows
+                for i, n in enumerate(counts.reshape(-1).astype(int)):
+                    for part, values in zip(
+                        found[i], (np.clip(boxes[i, :n], 0, 1), scores[i, :n], classes[i, :n])
+                    ):
+                        part.append(values)
+        out_boxes = np.zeros((count, keep, 4), np.float32)
+        out_scores, out_classes = np.zeros((count, keep), np.float32), np.zeros((count, keep), np.float32)
+        out_counts = np.zeros(count, np.int32)
+        for i, (boxes, scores, classes) in enumerate(found):
+            fused = weighted_box_fusion(
+                np.concatenate(boxes),
+                np.concatenate(scores),
+                np.concatenate(classes).round().astype(int),
+                views=2 * len(scales),
+                iou_threshold=iou_threshold,
+                max_output=keep,
+            )
+            n = len(fused[0])
+            out_boxes[i, :n], out_scores[i, :n], out_classes[i, :n], out_counts[i] = *fused, n
+        return [out_boxes, out_scores, out_classes, out_counts]
+
+    return call
+
+
+def shrunk(inputs, scale):
+    """(batch at `scale` in the middle of a grey frame of the same size, (top, left, rows,
+    cols) of the image inside it)."""
+    count, height, width = inputs.shape[:3]
+    rows, cols = max(1, round(height * scale)), max(1, round(width * scale))
+    if (rows, cols) == (height, width):
+        return inputs, (0, 0, height, width)
+    top, left = (height - rows) // 2, (width - cols) // 2
+    view = np.full_like(inputs, AUGMENT_FILL)
+    for i in range(count):
+        image = np.clip(inputs[i], 0, 255).astype(np.uint8)
+        view[i, top : top + rows, left : left + cols] = resize(image, (rows, cols))
+    return view, (top, left, rows, cols)
+
+
 def to_pixels(result, width, height):
     """Adds `box_pixels` ([x0, y0, x1, y1] in the original image) to each detection."""
     for det in result["detections"]:

@@ -468,3 +468,63 @@ def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_pat
     # The model as shipped finds 20 of these 24 objects and names 19 (held-out scenes:
     # class-agnostic mAP@0.5 0.82, mAP@0.5 0.63); a model finding fewer than 6 in 10 is broken.
     assert total >= 20 and found / total >= 0.6 and named / total >= 0.5, (found, named, total)
+
+
+def test_augmented_views_map_their_boxes_back_to_the_input():
+    """A fake detector that boxes the bright rectangle of whatever it is given: through
+    `--augment`'s six views (three scales, each mirrored) every view's box maps back onto
+    the rectangle in the input, and the six agree, so the fused box keeps its score."""
+    calls = []
+
+    def run(batch):
+        calls.append(batch.shape)
+        boxes = np.zeros((len(batch), 50, 4), np.float32)
+        for i, image in enumerate(batch):
+            rows, cols = np.nonzero(image.mean(axis=-1) > 170)
+            boxes[i, 0] = [cols.min() / 256, rows.min() / 256, (cols.max() + 1) / 256, (rows.max() + 1) / 256]
+        scores = np.zeros((len(batch), 50), np.float32)
+        scores[:, 0] = 0.9
+        classes = np.ones((len(batch), 50), np.float32)
+        return [boxes, scores, classes, np.ones(len(batch), np.int32)]
+
+    images = np.random.default_rng(0).uniform(0, 100, (2, 256, 256, 3)).astype(np.float32)
+    images[0, 40:120, 60:200] = 255.0
+    images[1, 150:250, 10:90] = 255.0
+    boxes, scores, classes, counts = APP.edge.augmented(run, {"config": {"max_detections": 50}})(images)
+    assert len(calls) == 6 and counts.tolist() == [1, 1]
+    np.testing.assert_allclose(boxes[:, 0] * 256, [[60, 40, 200, 120], [10, 150, 90, 250]], atol=2.0)
+    np.testing.assert_allclose(scores[:, 0], 0.9, rtol=1e-6)
+    assert classes[:, 0].tolist() == [1, 1] and not scores[:, 1:].any()
+
+
+def test_augment_on_evaluate_and_predict(detect_run, tmp_path):
+    run_dir, data = detect_run
+    model = str(run_dir / "model.int8.tflite")
+    args = ["detect", "evaluate", "--model", model, "--data", str(data), "--json"]
+
+    def report_of(result):
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output[result.output.index("{") :])
+
+    plain, augmented = (
+        report_of(CliRunner().invoke(cli, args)),
+        report_of(CliRunner().invoke(cli, [*args, "--augment"])),
+    )
+    assert "options" not in plain and augmented["options"] == {"augment": True}
+    assert 0 <= augmented["map50"] <= 1 and augmented["images"] == plain["images"]
+    image = sorted(Path(data).parent.rglob("*.png"))[0]
+    command = [
+        "detect",
+        "predict",
+        str(image),
+        "--model",
+        model,
+        "--augment",
+        "--json",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output[result.output.index("{") :].splitlines()[0])
+    assert record["width"] > 0 and all(0 <= v <= 1 for d in record["detections"] for v in d["box"])
