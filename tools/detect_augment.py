@@ -1,0 +1,111 @@
+"""Test-time augmentation for detect, measured: the shipped model with and without `--augment`.
+
+Scores the shipped detector (Keras, and the shipped int8 TFLite file) on the held-out
+validation and test scenes, apart and pooled, plain and through `--augment` (three
+scales, each mirrored, boxes fused), with 95% intervals from resampling the images, and
+the pooled gain with a paired interval (each resampling scores both). Then times both on
+the int8 file, side by side (LiteRT, median over the same 100 scenes, one image at a time),
+and records the augmented scores in the shipped model's metrics.json.
+
+    python tools/detect_augment.py [--out tools/results/detect_augment.json]
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dlkit import io
+from dlkit.edge.bundle import ModelBundle
+from dlkit.engine import config_of, runner_for, score_splits
+from dlkit.metrics.detection import map_difference
+from dlkit.paths import shipped_model_dir
+from dlkit.registry import get_app
+
+KEYS = ("map50", "map50_95", "class_agnostic_map50", "class_agnostic_map50_95")
+
+
+def recorded(run, found):
+    """`run` that also appends each image's (boxes, scores, classes) to `found`."""
+    from dlkit.apps.detect.model import predictions
+
+    def call(inputs):
+        outputs = run(inputs)
+        found.extend(predictions(outputs))
+        return outputs
+
+    return call
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "detect_augment.json"))
+    args = parser.parse_args()
+    app = get_app("detect")
+    folder = shipped_model_dir("detect")
+    meta = io.read_json(folder / "model.json")
+    config = config_of(app, meta)
+    source = app.open_source(config, meta.get("data"))
+    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    truth = [t for split in splits.values() for t in split.targets]
+    results = {"scales": list(app.edge.AUGMENT_SCALES), "iou_threshold": app.edge.AUGMENT_IOU}
+    for label, name in (("keras", "model.keras"), ("tflite_int8", "model.int8.tflite")):
+        found = {}
+        for augment in (False, True):
+            bundle = ModelBundle.load(folder / name, app="detect")
+            bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {"augment": augment}))
+            found[augment] = []  # val's images, then test's: the pooled order
+            run = recorded(runner_for(app, bundle, config), found[augment])
+            reports = score_splits(app, config, bundle.meta, run, splits)
+            key = f"{label}_{'augmented' if augment else 'plain'}"
+            results[key] = {
+                split: {k: report[k] for k in report if k.split("_ci95")[0] in KEYS}
+                | {"ap50_per_class": {c: v["ap50"] for c, v in report["per_class"].items()}}
+                for split, report in reports.items()
+            }
+            print(key, {s: round(r["map50"], 4) for s, r in reports.items()}, flush=True)
+        difference = map_difference(found[True], found[False], truth, len(meta["labels"]))
+        merged = [[(b, s, np.zeros_like(c)) for b, s, c in found[a]] for a in (True, False)]
+        agnostic = map_difference(*merged, [(b, np.zeros_like(c)) for b, c in truth], 1)
+        results[f"{label}_pooled_gain"] = difference | {f"class_agnostic_{k}": v for k, v in agnostic.items()}
+        print(label, "gain", results[f"{label}_pooled_gain"], flush=True)
+    results["timing_int8_ms_per_image"] = timing(
+        app, folder / "model.int8.tflite", splits["val"].inputs[:100]
+    )
+    print(results["timing_int8_ms_per_image"])
+    io.write_json(Path(args.out), results)
+    record_in_metrics(results, folder)
+
+
+def record_in_metrics(results, folder):
+    """Adds the augmented scores to the shipped model's metrics.json (`keras_augmented`,
+    `tflite_int8_augmented`: split -> the four mAPs with their intervals), beside the
+    plain ones that `dlkit detect info` prints."""
+    metrics = io.read_json(folder / "metrics.json")
+    for label in ("keras", "tflite_int8"):
+        metrics[f"{label}_augmented"] = results[f"{label}_augmented"]
+    io.write_json(folder / "metrics.json", metrics)
+
+
+def timing(app, path, images):
+    """Median milliseconds per image, plain and augmented, alternating image by image."""
+    bundle = ModelBundle.load(path, app="detect")
+    runs = {
+        augment: runner_for(
+            app, ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {"augment": augment}))
+        )
+        for augment in (False, True)
+    }
+    times = {False: [], True: []}
+    for image in images:
+        for augment, run in runs.items():
+            start = time.perf_counter()
+            run(image[None].astype(np.float32))
+            times[augment].append(1000 * (time.perf_counter() - start))
+    plain, augmented = (float(np.median(times[a])) for a in (False, True))
+    return {"plain": plain, "augmented": augmented, "ratio": augmented / plain, "images": len(images)}
+
+
+if __name__ == "__main__":
+    main()
