@@ -56,3 +56,6 @@ def test_bad_inputs_and_unknown_models_raise_one_line_errors(tiny_run, bad_files
         dlkit.load(tmp_path / "nothing")
     with pytest.raises(DlkitError, match="has no option"):
         model.predict([bad_files["good"]], conf=0.5)
+    # evaluate takes the predict options that change how a model runs, and no others.
+    with pytest.raises(DlkitError, match="classify evaluate has no option augment, top_k; it has: none"):
+        model.evaluate(split="val", top_k=2, augment=True)
