@@ -421,6 +421,21 @@ class App:
         """One result from the results of an input's windows."""
         return results[0]
 
+    def option_values(self, options, verb="predict"):
+        """{name: value} of the app's options for `verb` ("predict": every predict option;
+        "evaluate": those marked `evaluate`): the `options` given (not None) over their
+        defaults. A name the verb does not take is one line naming those it does."""
+        from dlkit.errors import DlkitError
+
+        declared = {o.name: o.default for o in self.predict_options if verb == "predict" or o.evaluate}
+        unknown = set(options) - set(declared)
+        if unknown:
+            raise DlkitError(
+                f"{self.name} {verb} has no option {', '.join(sorted(unknown))}; "
+                f"it has: {', '.join(sorted(declared)) or 'none'}"
+            )
+        return {**declared, **{k: v for k, v in options.items() if v is not None}}
+
     def prepare_meta(self, meta, options):
         """The model's meta adjusted by predict options before the model is loaded."""
         return meta

@@ -186,14 +186,7 @@ class Predictor:
         omitted: their defaults)."""
         from dlkit.engine import runner_for
 
-        declared = {option.name: option.default for option in app.predict_options}
-        unknown = set(options) - set(declared)
-        if unknown:
-            raise DlkitError(
-                f"{app.name} predict has no option {', '.join(sorted(unknown))}; "
-                f"it has: {', '.join(sorted(declared)) or 'none'}"
-            )
-        options = {**declared, **{k: v for k, v in options.items() if v is not None}}
+        options = app.option_values(options)
         if not isinstance(model, ModelBundle):
             model = ModelBundle.load(model or default_model(app.name), app=app, prefer=prefer)
         # A copy with the options applied: the caller's bundle keeps its own metadata.

@@ -590,16 +590,10 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
     from dlkit.paths import default_model
 
     bundle = ModelBundle.load(model_path or default_model(app.name), app=app, prefer="keras")
-    declared = {option.name: option.default for option in app.predict_options if option.evaluate}
-    unknown = set(options or {}) - set(declared)
-    if unknown:
-        raise DlkitError(
-            f"{app.name} evaluate has no option {', '.join(sorted(unknown))}; "
-            f"it has: {', '.join(sorted(declared)) or 'none'}"
-        )
-    chosen = {k: v for k, v in (options or {}).items() if v is not None and v != declared[k]}
-    if chosen:
-        bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {**declared, **chosen}))
+    defaults, values = app.option_values({}, "evaluate"), app.option_values(options or {}, "evaluate")
+    chosen = {k: v for k, v in values.items() if v != defaults[k]}
+    if chosen:  # an app's prepare_meta may do work of its own (face loads its gallery)
+        bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), values))
     config = config_of(app, bundle.meta)
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()

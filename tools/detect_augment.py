@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import config_of, runner_for, score_splits
+from dlkit.engine import config_of, score_splits
 from dlkit.metrics.detection import map_difference
 from dlkit.paths import shipped_model_dir
+from dlkit.predict import Predictor
 from dlkit.registry import get_app
 
 KEYS = ("map50", "map50_95", "class_agnostic_map50", "class_agnostic_map50_95")
@@ -53,11 +53,10 @@ def main():
     for label, name in (("keras", "model.keras"), ("tflite_int8", "model.int8.tflite")):
         found = {}
         for augment in (False, True):
-            bundle = ModelBundle.load(folder / name, app="detect")
-            bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {"augment": augment}))
+            predictor = Predictor.load(app, folder / name, augment=augment)
             found[augment] = []  # val's images, then test's: the pooled order
-            run = recorded(runner_for(app, bundle, config), found[augment])
-            reports = score_splits(app, config, bundle.meta, run, splits)
+            run = recorded(predictor.run, found[augment])
+            reports = score_splits(app, config, predictor.meta, run, splits)
             key = f"{label}_{'augmented' if augment else 'plain'}"
             results[key] = {
                 split: {k: report[k] for k in report if k.split("_ci95")[0] in KEYS}
@@ -90,13 +89,7 @@ def record_in_metrics(results, folder):
 
 def timing(app, path, images):
     """Median milliseconds per image, plain and augmented, alternating image by image."""
-    bundle = ModelBundle.load(path, app="detect")
-    runs = {
-        augment: runner_for(
-            app, ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), {"augment": augment}))
-        )
-        for augment in (False, True)
-    }
+    runs = {augment: Predictor.load(app, path, augment=augment).run for augment in (False, True)}
     times = {False: [], True: []}
     for image in images:
         for augment, run in runs.items():
