@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 
 from dlkit.layers.unet import apply_conv_block, apply_up_block  # noqa: E402
 from dlkit.losses import DiceCrossEntropy, soft_dice_loss  # noqa: E402
-from dlkit.metrics.segmentation import SegmentationEvaluator  # noqa: E402
+from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference  # noqa: E402
 
 
 def test_transposed_convolution_by_hand():
@@ -126,6 +126,41 @@ def test_iou_and_dice_accumulate_over_batches_like_direct_counts():
     evaluator = SegmentationEvaluator(["background", "cat", "dog"])
     evaluator.update([predicted], void)
     assert int(np.sum(evaluator.result()["confusion_matrix"])) == 31
+
+
+def test_paired_iou_difference_of_two_models_on_the_same_images():
+    """The difference equals the two reports' difference, its interval brackets it and is
+    narrower than either model's own interval (the images' difficulty cancels out), and a
+    model against itself differs by exactly 0."""
+    rng = np.random.default_rng(0)
+    truth = np.zeros((40, 16, 16), np.int64)
+    for i in range(40):  # objects of varied size: some images far easier than others
+        side = 2 + i % 12
+        truth[i, :side, :side] = 1 + i % 2
+    labels = ["background", "cat", "dog"]
+    # Each image has its own difficulty (the share of pixels wrong), shared by the two
+    # models; the second gets half as many again wrong, always including the first's.
+    difficulty = rng.uniform(0.02, 0.4, (40, 1, 1))
+    draw, wrong = rng.random(truth.shape), (truth + rng.integers(1, 3, truth.shape)) % 3
+    evaluators = []
+    for factor in (1.0, 1.5):
+        predicted = np.where(draw < factor * difficulty, wrong, truth)
+        evaluator = SegmentationEvaluator(labels)
+        evaluator.update([predicted], truth)
+        evaluators.append(evaluator)
+    first, second = (e.result(bootstrap=500) for e in evaluators)
+    difference = iou_difference(*evaluators, bootstrap=500)
+    for key in ("miou", "foreground_iou"):
+        assert difference[key] == pytest.approx(first[key] - second[key])
+        low, high = difference[f"{key}_ci95"]
+        assert 0 < low <= difference[key] <= high
+        assert high - low < min(np.diff(first[f"{key}_ci95"])[0], np.diff(second[f"{key}_ci95"])[0])
+    same = iou_difference(evaluators[0], evaluators[0], bootstrap=50)
+    assert same["miou"] == 0 and same["miou_ci95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="not the same images"):
+        shorter = SegmentationEvaluator(labels)
+        shorter.update([truth[:3]], truth[:3])
+        iou_difference(evaluators[0], shorter)
 
 
 def test_pixel_calibration_against_the_formula():
