@@ -38,6 +38,16 @@ class SegmentApp(App):
     provides = ("image_backbone",)
     inherits = ("image_backbone",)
     saves_predictions = True
+    predict_options = (
+        Option(
+            "--augment",
+            bool,
+            False,
+            "Test-time augmentation: average each pixel's class scores over the image and its "
+            "mirror image (2x the inference).",
+            evaluate=True,
+        ),
+    )
     export_options = (
         Option(
             "--argmax",
@@ -51,6 +61,17 @@ class SegmentApp(App):
         if options.get("argmax"):
             return {**meta, "argmax": True}, "argmax"
         return meta, ""
+
+    def prepare_meta(self, meta, options):
+        return {**meta, "augment": True} if options.get("augment") else meta
+
+    def keras_runner(self, model, config, meta):
+        run = super().keras_runner(model, config, meta)
+        return self.edge.augmented(run) if meta.get("augment") else run
+
+    def tflite_runner(self, path, meta):
+        run = super().tflite_runner(path, meta)
+        return self.edge.augmented(run) if meta.get("augment") else run
 
     def training_callbacks(self, config, meta, run_dir, val_split):
         return self.model.training_callbacks(config, meta, run_dir, val_split)

@@ -39,6 +39,26 @@ def postprocess(outputs, meta, **options):
     ]
 
 
+def augmented(run):
+    """fn(batch of preprocessed inputs) -> [class probabilities] like `run`, the mean of
+    the plain and the mirrored view (mirrored back) of each input: `--augment`. Label maps
+    (an `--argmax` export) cannot be averaged: one line saying which file to use."""
+    from dlkit.errors import DlkitError
+
+    def call(inputs):
+        inputs = np.asarray(inputs, np.float32)
+        plain = np.asarray(run(inputs)[0], np.float32)
+        if plain.ndim != 4:
+            raise DlkitError(
+                "--augment averages class scores, and this model gives label maps (an --argmax "
+                "export): use its file without .argmax"
+            )
+        mirrored = np.asarray(run(np.ascontiguousarray(inputs[:, :, ::-1]))[0], np.float32)
+        return [(plain + mirrored[:, :, ::-1]) / 2]
+
+    return call
+
+
 def to_image_size(label_map, width, height):
     """A label map resized to the original image (nearest neighbour, labels stay labels)."""
     from PIL import Image

@@ -253,6 +253,74 @@ def test_argmax_export_gives_label_maps_on_device(contract_run, tmp_path):
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(predicted.output.splitlines()[0])
     assert record["confidence"] is None and record["class_confidence"] is None  # label maps only
+    refused = run_cli("segment", "predict", sample, "--model", out / "model.argmax.tflite", "--augment")
+    assert_one_line_error(refused, "without .argmax")
+
+
+def test_augmented_runner_averages_the_mirrored_view_mapped_back():
+    """A fake segmenter that calls bright pixels class 1: its mirrored view, mirrored back,
+    lands on the same pixels, so the average equals the plain output wherever the two
+    agree; a segmenter that ignores the mirror (class 1 on the left half, whatever it is
+    shown) averages to one half on both halves."""
+    from dlkit.apps.segment.edge import augmented
+    from dlkit.errors import DlkitError
+
+    seen = []
+
+    def bright(batch):
+        seen.append(batch.copy())
+        on = (batch.mean(axis=-1) > 170).astype(np.float32) * 0.8 + 0.1
+        return [np.stack([1 - on, on], axis=-1)]
+
+    images = np.random.default_rng(0).uniform(0, 100, (2, 32, 48, 3)).astype(np.float32)
+    images[0, 5:20, 3:17] = 255.0  # off-centre, so a missing flip-back would show
+    images[1, 20:30, 30:46] = 255.0
+    plain = bright(images)[0]
+    seen.clear()
+    (averaged,) = augmented(bright)(images)
+    assert len(seen) == 2 and np.array_equal(seen[1], images[:, :, ::-1])
+    np.testing.assert_allclose(averaged, plain, atol=1e-6)
+
+    def left_half(batch):
+        scores = np.zeros((*batch.shape[:3], 2), np.float32)
+        scores[:, :, : batch.shape[2] // 2, 1] = 1
+        scores[:, :, batch.shape[2] // 2 :, 0] = 1
+        return [scores]
+
+    np.testing.assert_allclose(augmented(left_half)(images)[0], 0.5)
+
+    with pytest.raises(DlkitError, match="without .argmax"):
+        augmented(lambda batch: [np.zeros(batch.shape[:3], np.int32)])(images)
+
+
+def test_augment_on_evaluate_and_predict(segment_run, tmp_path):
+    run_dir, folder = segment_run
+    model = run_dir / "model.tflite"
+    plain, augmented = (
+        json.loads(result.output[result.output.index("{") :])
+        for result in (
+            run_cli("segment", "evaluate", "--model", model, "--data", folder, "--json"),
+            run_cli("segment", "evaluate", "--model", model, "--data", folder, "--json", "--augment"),
+        )
+    )
+    assert "options" not in plain and augmented["options"] == {"augment": True}
+    assert augmented["images"] == plain["images"] and 0 <= augmented["miou"] <= 1
+    image = sorted((Path(folder) / "images" / "test").glob("*.png"))[0]
+    records = [
+        json.loads(run_cli("segment", "predict", image, "--model", model, "--json", *extra).output.splitlines()[0])
+        for extra in ((), ("--augment",))
+    ]
+    assert records[1]["classes"].keys() == records[0]["classes"].keys()
+    assert sum(records[1]["classes"].values()) == pytest.approx(1.0, abs=1e-3)
+    # The pixel confidence is the top probability of the two views' mean, computed here by hand.
+    from dlkit.apps.segment.edge import preprocess
+    from dlkit.edge import EdgeModel
+
+    meta = json.loads((run_dir / "model.json").read_text())
+    pixels = preprocess(np.asarray(Image.open(image).convert("RGB")), meta)[None]
+    edge = EdgeModel(model)
+    mean = (edge.predict(pixels)[0] + edge.predict(pixels[:, :, ::-1].copy())[0][:, :, ::-1]) / 2
+    assert records[1]["confidence"] == pytest.approx(mean.max(-1).mean(), abs=1e-4)
 
 
 def _voc_folder(root):
