@@ -307,7 +307,9 @@ def test_augment_on_evaluate_and_predict(segment_run, tmp_path):
     assert augmented["images"] == plain["images"] and 0 <= augmented["miou"] <= 1
     image = sorted((Path(folder) / "images" / "test").glob("*.png"))[0]
     records = [
-        json.loads(run_cli("segment", "predict", image, "--model", model, "--json", *extra).output.splitlines()[0])
+        json.loads(
+            run_cli("segment", "predict", image, "--model", model, "--json", *extra).output.splitlines()[0]
+        )
         for extra in ((), ("--augment",))
     ]
     assert records[1]["classes"].keys() == records[0]["classes"].keys()
