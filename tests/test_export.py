@@ -207,9 +207,12 @@ def test_the_converters_advice_stays_off_the_console(small_cnn, caplog):
 def test_nms_converts_to_the_builtin_op(monkeypatch):
     """`non_max_suppression_padded` is a composite function: the file holds TFLite's
     NON_MAX_SUPPRESSION_V4, not its loops, and gives TensorFlow's indices; the model's
-    weights (a dense layer before the NMS) go in as constants, with no checkpoint written."""
+    weights (a dense layer before the NMS) go in as constants, with no checkpoint written;
+    `composites=True` gives the same bytes without the trace that finds the composite."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
+
+    from dlkit.export import tflite
 
     class Suppress(keras.layers.Layer):
         def call(self, inputs):
@@ -221,7 +224,11 @@ def test_nms_converts_to_the_builtin_op(monkeypatch):
     model = keras.Model([boxes, scores], Suppress()([keras.layers.Dense(4)(boxes), scores]))
     with monkeypatch.context() as patched:  # a SavedModel of constants: no checkpoint
         patched.setattr(keras.Model, "export", lambda *a, **k: pytest.fail("Keras's SavedModel was written"))
-        interpreter = Interpreter(model_content=convert(model, batch_size=1))
+        flatbuffer = convert(model, batch_size=1)
+        # Told the graph holds composites, convert skips the frozen-graph trace that refuses them.
+        patched.setattr(tflite, "frozen_function", lambda *a: pytest.fail("traced for the frozen graph"))
+        assert convert(model, batch_size=1, composites=True) == flatbuffer
+    interpreter = Interpreter(model_content=flatbuffer)
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert "NON_MAX_SUPPRESSION_V4" in ops and "WHILE" not in ops
     rng = np.random.default_rng(0)

@@ -265,6 +265,7 @@ def convert(model, config, meta, quantize, representative=None, float_layers=Non
         batch_size=1,
         int8_input=meta.get("int8_input") if quantize == "int8" else None,
         float_layers=float_layers,
+        composites=True,  # the NMS in the graph
     )
 
 

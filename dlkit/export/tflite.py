@@ -21,6 +21,7 @@ def convert(
     int8_input=None,
     float_fallback=False,
     float_layers=(),
+    composites=False,
 ):
     """Converts `model` to TFLite flatbuffer bytes, builtin ops only.
 
@@ -49,6 +50,9 @@ def convert(
         float_layers: names of Keras layers whose ops stay float in an int8 model (e.g. box
             decoding, where 8-bit steps between ops cost more than they save). Implies
             `float_fallback`.
+        composites: bool. The model holds composite functions (detect's NMS): go straight
+            to the SavedModel path, without first tracing it for the frozen-graph path,
+            which would refuse it (a fifth of detect's conversion time).
 
     Raises:
         DlkitError: when conversion fails; the message names the Keras layer at fault.
@@ -86,6 +90,8 @@ def convert(
             return converter.convert()
 
     try:
+        if composites:
+            raise ValueError("composite functions: the SavedModel path")
         frozen, inputs, outputs = frozen_function(model, signature)
         # Without a signature, calibration feeds each sample's arrays in the graph's order.
         ordered = samples and [[s[n] for n in inputs] if isinstance(s, dict) else s for s in samples]
