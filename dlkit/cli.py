@@ -307,8 +307,10 @@ def report_lines(report):
         if isinstance(value, float)
     ]
     lines += [f"{label:>18}: {numbers(row)}" for label, row in report.get("per_class", {}).items()]
+    if report.get("options"):  # how the model was run (`--augment`), so the numbers say it
+        lines.insert(0, f"{'options':>18}: " + ", ".join(f"{k} {v}" for k, v in report["options"].items()))
     for key, value in report.items():
-        if key == "per_class" or not isinstance(value, dict) or not value:
+        if key in ("per_class", "options") or not isinstance(value, dict) or not value:
             continue
         rows = value.items() if all(isinstance(v, dict) for v in value.values()) else [(key, value)]
         lines += [  # a group of lists (a curve, plot points) has no number to show

@@ -77,11 +77,17 @@ def test_report_lines_show_intervals_classes_and_groups():
         "peers": {"vader": {"accuracy": 0.6, "accuracy_ci95": [0.5, 0.7]}},
         "labels": ["cat"],
     }
-    assert report_lines(report) == [
+    lines = [
         "          accuracy: 0.8000 [0.7500, 0.8500]",
         "               cat: precision 0.5000, support 3",
         "        diagnostic: count 10, accuracy 0.7000",
         "      peers: vader: accuracy 0.6000 [0.5000, 0.7000]",
+    ]
+    assert report_lines(report) == lines
+    # The options the model ran with (`evaluate --augment`) head the report.
+    assert report_lines({**report, "options": {"augment": True, "conf": 0.5}}) == [
+        "           options: augment True, conf 0.5",
+        *lines,
     ]
 
 
