@@ -115,6 +115,19 @@ def timed(run, x, repeat):
     return statistics.median(times), float(np.percentile(times, 90))
 
 
+def side_by_side(runs, inputs):
+    """{name: median milliseconds per input} of several runners ({name: fn(x)}), each
+    input given to every runner in turn, so the machine's noise falls on all alike: what a
+    ratio between them needs."""
+    times = {name: [] for name in runs}
+    for x in inputs:
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(x)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def peak_models(folder):
     """float32 and int8 `.tflite` files of one matrix product (PEAK_SHAPE) and its input,
     written into `folder` (once per cache: `build_once`); returns their names."""

@@ -186,3 +186,22 @@ def test_bench_pipeline_overrides_are_checked_in_one_line():
         run_cli("bench", "--pipeline", "--tiny", "--app", "classify", "--set", "no_such_key=1"),
         "unknown config key 'no_such_key'",
     )
+
+
+def test_side_by_side_gives_every_runner_each_input_in_turn():
+    """Runners timed input by input in turn (the order below), each its median over the
+    inputs: a runner that sleeps 20 ms reads at least 20 ms and above one that does not."""
+    from dlkit.bench import side_by_side
+
+    calls = []
+
+    def runner(name, seconds):
+        def run(x):
+            calls.append((name, x))
+            time.sleep(seconds)
+
+        return run
+
+    medians = side_by_side({"fast": runner("fast", 0.0), "slow": runner("slow", 0.02)}, [1, 2, 3])
+    assert calls == [("fast", 1), ("slow", 1), ("fast", 2), ("slow", 2), ("fast", 3), ("slow", 3)]
+    assert list(medians) == ["fast", "slow"] and medians["slow"] >= 20 > medians["fast"] >= 0

@@ -11,7 +11,6 @@ time) and records the augmented scores in the shipped model's metrics.json.
 """
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -76,15 +75,13 @@ def main():
 
 def timing(app, path, images):
     """Median milliseconds per image, plain and augmented, alternating image by image."""
-    runs = {augment: Predictor.load(app, path, augment=augment).run for augment in (False, True)}
-    times = {False: [], True: []}
-    for image in images:
-        for augment, run in runs.items():
-            start = time.perf_counter()
-            run(image[None].astype(np.float32))
-            times[augment].append(1000 * (time.perf_counter() - start))
-    plain, augmented = (float(np.median(times[a])) for a in (False, True))
-    return {"plain": plain, "augmented": augmented, "ratio": augmented / plain, "images": len(images)}
+    from dlkit.bench import side_by_side
+
+    runs = {
+        name: Predictor.load(app, path, augment=name == "augmented").run for name in ("plain", "augmented")
+    }
+    medians = side_by_side(runs, [image[None].astype(np.float32) for image in images])
+    return {**medians, "ratio": medians["augmented"] / medians["plain"], "images": len(images)}
 
 
 if __name__ == "__main__":
