@@ -128,6 +128,17 @@ def side_by_side(runs, inputs):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def option_timing(app, model, images, name, **options):
+    """Median milliseconds per image of `model` run plain and with the app's predict
+    `options` (`augment=True`), one image at a time, side by side: {"plain": ms, name:
+    ms, "ratio": name / plain, "images": count}."""
+    from dlkit.predict import Predictor
+
+    runs = {"plain": Predictor.load(app, model).run, name: Predictor.load(app, model, **options).run}
+    medians = side_by_side(runs, [np.asarray(image, np.float32)[None] for image in images])
+    return {**medians, "ratio": medians[name] / medians["plain"], "images": len(images)}
+
+
 def peak_models(folder):
     """float32 and int8 `.tflite` files of one matrix product (PEAK_SHAPE) and its input,
     written into `folder` (once per cache: `build_once`); returns their names."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.bench import option_timing
 from dlkit.engine import config_of, score_splits
 from dlkit.metrics.detection import map_difference
 from dlkit.paths import shipped_model_dir
@@ -68,8 +69,8 @@ def main():
         agnostic = map_difference(*merged, [(b, np.zeros_like(c)) for b, c in truth], 1)
         results[f"{label}_pooled_gain"] = difference | {f"class_agnostic_{k}": v for k, v in agnostic.items()}
         print(label, "gain", results[f"{label}_pooled_gain"], flush=True)
-    results["timing_int8_ms_per_image"] = timing(
-        app, folder / "model.int8.tflite", splits["val"].inputs[:100]
+    results["timing_int8_ms_per_image"] = option_timing(
+        app, folder / "model.int8.tflite", splits["val"].inputs[:100], "augmented", augment=True
     )
     print(results["timing_int8_ms_per_image"])
     io.write_json(Path(args.out), results)
@@ -84,17 +85,6 @@ def record_in_metrics(results, folder):
     for label in ("keras", "tflite_int8"):
         metrics[f"{label}_augmented"] = results[f"{label}_augmented"]
     io.write_json(folder / "metrics.json", metrics)
-
-
-def timing(app, path, images):
-    """Median milliseconds per image, plain and augmented, alternating image by image."""
-    from dlkit.bench import side_by_side
-
-    runs = {
-        name: Predictor.load(app, path, augment=name == "augmented").run for name in ("plain", "augmented")
-    }
-    medians = side_by_side(runs, [image[None].astype(np.float32) for image in images])
-    return {**medians, "ratio": medians["augmented"] / medians["plain"], "images": len(images)}
 
 
 if __name__ == "__main__":

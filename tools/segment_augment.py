@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.bench import option_timing
 from dlkit.engine import config_of, score_splits
 from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
 from dlkit.paths import shipped_model_dir
@@ -65,23 +66,14 @@ def main():
         print(key, {s: round(r["miou"], 4) for s, r in reports.items()}, flush=True)
     results["tflite_int8_pooled_gain"] = iou_difference(evaluators[True], evaluators[False])
     print("gain", results["tflite_int8_pooled_gain"], flush=True)
-    results["timing_int8_ms_per_image"] = timing(app, path, splits["val"].inputs[:100])
+    results["timing_int8_ms_per_image"] = option_timing(
+        app, path, splits["val"].inputs[:100], "augmented", augment=True
+    )
     print(results["timing_int8_ms_per_image"])
     io.write_json(Path(args.out), results)
     metrics = io.read_json(folder / "metrics.json")
     metrics["tflite_int8_augmented"] = results["tflite_int8_augmented"]
     io.write_json(folder / "metrics.json", metrics)
-
-
-def timing(app, path, images):
-    """Median milliseconds per image, plain and augmented, alternating image by image."""
-    from dlkit.bench import side_by_side
-
-    runs = {
-        name: Predictor.load(app, path, augment=name == "augmented").run for name in ("plain", "augmented")
-    }
-    medians = side_by_side(runs, [image[None].astype(np.float32) for image in images])
-    return {**medians, "ratio": medians["augmented"] / medians["plain"], "images": len(images)}
 
 
 if __name__ == "__main__":
