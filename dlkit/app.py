@@ -360,6 +360,11 @@ class App:
 
         return tflite_runner(path)
 
+    def wrap_runner(self, run, meta):
+        """A runner (Keras or TFLite) as the predict options in `meta` (`prepare_meta`) ask:
+        e.g. test-time augmentation around it. By default the runner itself."""
+        return run
+
     def convert(self, model, config, meta, quantize, representative=None):
         """TFLite flatbuffer bytes of the inference model (a `quantize` of `quantizations`)."""
         from dlkit.export.tflite import convert

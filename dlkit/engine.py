@@ -111,11 +111,12 @@ def tflite_runner(path):
 
 
 def runner_for(app, bundle, config=None):
-    """The app's runner for a bundle's model file, Keras or TFLite."""
+    """The app's runner for a bundle's model file, Keras or TFLite, wrapped as its meta's
+    predict options ask (`App.wrap_runner`)."""
     if bundle.is_tflite:
-        return app.tflite_runner(bundle.path, bundle.meta)
+        return app.wrap_runner(app.tflite_runner(bundle.path, bundle.meta), bundle.meta)
     config = config if config is not None else config_of(app, bundle.meta)
-    return app.keras_runner(load_keras(bundle.path), config, bundle.meta)
+    return app.wrap_runner(app.keras_runner(load_keras(bundle.path), config, bundle.meta), bundle.meta)
 
 
 def config_of(app, meta):

@@ -62,12 +62,7 @@ class DetectApp(App):
     def prepare_meta(self, meta, options):
         return {**meta, "augment": True} if options.get("augment") else meta
 
-    def keras_runner(self, model, config, meta):
-        run = super().keras_runner(model, config, meta)
-        return self.edge.augmented(run, meta) if meta.get("augment") else run
-
-    def tflite_runner(self, path, meta):
-        run = super().tflite_runner(path, meta)
+    def wrap_runner(self, run, meta):
         return self.edge.augmented(run, meta) if meta.get("augment") else run
 
     def inference_model(self, model, config, meta):

@@ -65,12 +65,7 @@ class SegmentApp(App):
     def prepare_meta(self, meta, options):
         return {**meta, "augment": True} if options.get("augment") else meta
 
-    def keras_runner(self, model, config, meta):
-        run = super().keras_runner(model, config, meta)
-        return self.edge.augmented(run) if meta.get("augment") else run
-
-    def tflite_runner(self, path, meta):
-        run = super().tflite_runner(path, meta)
+    def wrap_runner(self, run, meta):
         return self.edge.augmented(run) if meta.get("augment") else run
 
     def training_callbacks(self, config, meta, run_dir, val_split):
