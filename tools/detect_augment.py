@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.apps.detect.model import recording
 from dlkit.bench import option_timing
 from dlkit.engine import config_of, score_splits
 from dlkit.metrics.detection import map_difference
@@ -24,18 +25,6 @@ from dlkit.predict import Predictor
 from dlkit.registry import get_app
 
 KEYS = ("map50", "map50_95", "class_agnostic_map50", "class_agnostic_map50_95")
-
-
-def recorded(run, found):
-    """`run` that also appends each image's (boxes, scores, classes) to `found`."""
-    from dlkit.apps.detect.model import predictions
-
-    def call(inputs):
-        outputs = run(inputs)
-        found.extend(predictions(outputs))
-        return outputs
-
-    return call
 
 
 def main():
@@ -55,7 +44,7 @@ def main():
         for augment in (False, True):
             predictor = Predictor.load(app, folder / name, augment=augment)
             found[augment] = []  # val's images, then test's: the pooled order
-            run = recorded(predictor.run, found[augment])
+            run = recording(predictor.run, found[augment])
             reports = score_splits(app, config, predictor.meta, run, splits)
             key = f"{label}_{'augmented' if augment else 'plain'}"
             results[key] = {

@@ -279,6 +279,18 @@ def predictions(outputs):
     return result
 
 
+def recording(run, found):
+    """`run` that also appends each image's (boxes, scores, classes) to the list `found`
+    (tools that score two models pairwise keep what each found)."""
+
+    def call(inputs):
+        outputs = run(inputs)
+        found.extend(predictions(outputs))
+        return outputs
+
+    return call
+
+
 BOOTSTRAP = 1000  # resamplings of the images for the 95% intervals of the mAPs
 
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import load_tool
 from dlkit.apps.detect.config import Config
 from dlkit.apps.detect.data import write_sample_yolo
 from dlkit.cli import cli
@@ -528,3 +529,20 @@ def test_augment_on_evaluate_and_predict(detect_run, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(result.output[result.output.index("{") :].splitlines()[0])
     assert record["width"] > 0 and all(0 <= v <= 1 for d in record["detections"] for v in d["box"])
+
+
+def test_compare_tool_scores_two_detectors_pairwise(detect_run):
+    """tools/compare_detect.py on the tiny run: its Keras model against its int8 file gives
+    each model's own report and a pooled difference equal to the difference of the two
+    pooled reports, inside its paired interval; a model against itself differs by 0."""
+    tool = load_tool("compare_detect")
+    run_dir, data = detect_run
+    result = tool.compare(APP, [run_dir / "model.keras", run_dir / "model.int8.tflite"], str(data))
+    keras_pooled, int8_pooled = (r["pooled"] for r in result["reports"])
+    for key in ("map50", "map50_95", "class_agnostic_map50"):
+        difference = result["pooled_difference"][key]
+        assert difference == pytest.approx(keras_pooled[key] - int8_pooled[key], abs=1e-9)
+        low, high = result["pooled_difference"][f"{key}_ci95"]
+        assert low <= difference <= high
+    same = tool.compare(APP, [run_dir / "model.int8.tflite"] * 2, str(data))["pooled_difference"]
+    assert same["map50"] == 0 and same["map50_ci95"] == [0.0, 0.0]
