@@ -5,6 +5,7 @@ mAP@0.5:0.95 and precision-recall curves, following pycocotools' matching and
 import numpy as np
 
 from dlkit.edge.boxes import iou
+from dlkit.metrics.intervals import paired_bootstrap
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -161,18 +162,12 @@ def map_difference(first, second, ground_truth, num_classes, max_detections=100,
         dict: map50, map50_95 (first minus second) and their _ci95.
     """
     tables = [matches(p, ground_truth, num_classes, max_detections) for p in (first, second)]
-    (a50, a), (b50, b) = (_means(average_precisions(table)[0]) for table in tables)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(bootstrap):
-        images = rng.integers(0, len(ground_truth), len(ground_truth))
-        (c50, c), (d50, d) = (_means(average_precisions(table, images)[0]) for table in tables)
-        samples.append((c50 - d50, c - d))
-    samples = np.array(samples).reshape(-1, 2)
-    result = {"map50": a50 - b50, "map50_95": a - b}
-    for column, key in enumerate(("map50", "map50_95")):
-        result[f"{key}_ci95"] = np.percentile(samples[:, column], [2.5, 97.5]).tolist()
-    return result
+
+    def difference(images):
+        one, other = (_means(average_precisions(table, images)[0]) for table in tables)
+        return np.subtract(one, other)
+
+    return paired_bootstrap(difference, len(ground_truth), ("map50", "map50_95"), bootstrap, seed)
 
 
 def class_agnostic_map(predictions, ground_truth, max_detections=100, bootstrap=0, seed=0):

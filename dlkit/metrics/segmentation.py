@@ -5,6 +5,7 @@ calibration of the pixel probabilities (numpy only)."""
 import numpy as np
 
 from dlkit.metrics.calibration import Calibration
+from dlkit.metrics.intervals import paired_bootstrap
 
 
 class SegmentationEvaluator:
@@ -94,17 +95,12 @@ def iou_difference(first, second, bootstrap=1000, seed=0):
         raise ValueError(f"{len(first.per_image)} and {len(second.per_image)} images: not the same images")
     keys = ("miou", "foreground_iou")
     a, b = np.stack(first.per_image), np.stack(second.per_image)
-    result = {key: scores(a.sum(0))[key] - scores(b.sum(0))[key] for key in keys}
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(bootstrap):
-        images = rng.integers(0, len(a), len(a))
+
+    def difference(images):
         one, other = scores(a[images].sum(0)), scores(b[images].sum(0))
-        samples.append([one[key] - other[key] for key in keys])
-    samples = np.array(samples).reshape(-1, len(keys))
-    for column, key in enumerate(keys):
-        result[f"{key}_ci95"] = np.nanpercentile(samples[:, column], [2.5, 97.5]).tolist()
-    return result
+        return [one[key] - other[key] for key in keys]
+
+    return paired_bootstrap(difference, len(a), keys, bootstrap, seed)
 
 
 def scores(confusion):
