@@ -95,8 +95,9 @@ class Option:
             folder, checked writable before any prediction runs.
         min, max: the allowed range of an int or float value (None: open); a value
             outside it is a usage error before any work starts.
-        evaluate: bool. Also an `evaluate` flag: it changes how the model runs (reaching
-            `prepare_meta`, so the runners see it), not only what predict reports.
+        evaluate: bool. Also an `evaluate` flag: it changes how the model runs, not only
+            what predict reports; set away from its default, it is recorded in the loaded
+            model's meta under its name (`App.options_meta`), where `wrap_runner` reads it.
     """
 
     flag: str
@@ -361,7 +362,7 @@ class App:
         return tflite_runner(path)
 
     def wrap_runner(self, run, meta):
-        """A runner (Keras or TFLite) as the predict options in `meta` (`prepare_meta`) ask:
+        """A runner (Keras or TFLite) as the predict options in `meta` (`options_meta`) ask:
         e.g. test-time augmentation around it. By default the runner itself."""
         return run
 
@@ -440,6 +441,17 @@ class App:
                 f"it has: {', '.join(sorted(declared)) or 'none'}"
             )
         return {**declared, **{k: v for k, v in options.items() if v is not None}}
+
+    def options_meta(self, meta, options):
+        """The model's meta for running it with `options` ({name: value}, defaults filled):
+        the options that change how it runs (`Option.evaluate`) set away from their
+        default, by name (for `wrap_runner`), then the app's own `prepare_meta`."""
+        running = {
+            o.name: options[o.name]
+            for o in self.predict_options
+            if o.evaluate and options.get(o.name, o.default) != o.default
+        }
+        return self.prepare_meta({**meta, **running}, options)
 
     def prepare_meta(self, meta, options):
         """The model's meta adjusted by predict options before the model is loaded."""

@@ -190,7 +190,7 @@ class Predictor:
         if not isinstance(model, ModelBundle):
             model = ModelBundle.load(model or default_model(app.name), app=app, prefer=prefer)
         # A copy with the options applied: the caller's bundle keeps its own metadata.
-        bundle = ModelBundle(model.path, app.prepare_meta(dict(model.meta), options))
+        bundle = ModelBundle(model.path, app.options_meta(dict(model.meta), options))
         return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
 
     def __call__(self, items, batch_size=32, out_dir=None, progress=None):

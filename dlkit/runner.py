@@ -593,7 +593,7 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
     defaults, values = app.option_values({}, "evaluate"), app.option_values(options or {}, "evaluate")
     chosen = {k: v for k, v in values.items() if v != defaults[k]}
     if chosen:  # an app's prepare_meta may do work of its own (face loads its gallery)
-        bundle = ModelBundle(bundle.path, app.prepare_meta(dict(bundle.meta), values))
+        bundle = ModelBundle(bundle.path, app.options_meta(dict(bundle.meta), values))
     config = config_of(app, bundle.meta)
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()

@@ -59,9 +59,6 @@ class DetectApp(App):
         """Fine-tuning keeps the model's anchors and grids (its heads were trained for them)."""
         return {**meta, "anchors": init_meta["anchors"], "grids": init_meta["grids"]}
 
-    def prepare_meta(self, meta, options):
-        return {**meta, "augment": True} if options.get("augment") else meta
-
     def wrap_runner(self, run, meta):
         return self.edge.augmented(run, meta) if meta.get("augment") else run
 

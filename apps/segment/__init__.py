@@ -62,9 +62,6 @@ class SegmentApp(App):
             return {**meta, "argmax": True}, "argmax"
         return meta, ""
 
-    def prepare_meta(self, meta, options):
-        return {**meta, "augment": True} if options.get("augment") else meta
-
     def wrap_runner(self, run, meta):
         return self.edge.augmented(run) if meta.get("augment") else run
 
