@@ -171,6 +171,13 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
     return (report, kept) if keep else report
 
 
+def held_out_splits(app, config, meta, data=None, names=("val", "test")):
+    """{name: decoded split} of a model's held-out splits, from its own data unless
+    `data` is given: what `score_splits` scores."""
+    source = app.open_source(config, data if data is not None else meta.get("data"))
+    return {name: app.load_split(config, source, name, meta=meta) for name in names}
+
+
 def score_splits(app, config, meta, run, splits):
     """{split name: report, ..., "pooled": report} for decoded `splits` ({name: split}):
     each split apart and all of them as one (more held-out data, narrower intervals),

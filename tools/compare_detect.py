@@ -18,7 +18,7 @@ import numpy as np
 
 from dlkit import io
 from dlkit.apps.detect.model import recording
-from dlkit.engine import config_of, score_splits
+from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.detection import map_difference
 from dlkit.paths import shipped_model_dir
 from dlkit.predict import Predictor
@@ -35,8 +35,7 @@ def compare(app, models, data=None):
     if list(predictors[1].meta["labels"]) != list(meta["labels"]):
         raise SystemExit("the two models have different classes: nothing to compare pairwise")
     config = config_of(app, meta)
-    source = app.open_source(config, data if data is not None else meta.get("data"))
-    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    splits = held_out_splits(app, config, meta, data)
     truth = [t for split in splits.values() for t in split.targets]
     found, reports = [], []
     for predictor in predictors:

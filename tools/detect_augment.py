@@ -18,7 +18,7 @@ import numpy as np
 from dlkit import io
 from dlkit.apps.detect.model import recording
 from dlkit.bench import option_timing
-from dlkit.engine import config_of, score_splits
+from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.detection import map_difference
 from dlkit.paths import shipped_model_dir
 from dlkit.predict import Predictor
@@ -35,8 +35,7 @@ def main():
     folder = shipped_model_dir("detect")
     meta = io.read_json(folder / "model.json")
     config = config_of(app, meta)
-    source = app.open_source(config, meta.get("data"))
-    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    splits = held_out_splits(app, config, meta)
     truth = [t for split in splits.values() for t in split.targets]
     results = {"scales": list(app.edge.AUGMENT_SCALES), "iou_threshold": app.edge.AUGMENT_IOU}
     for label, name in (("keras", "model.keras"), ("tflite_int8", "model.int8.tflite")):

@@ -17,7 +17,7 @@ import numpy as np
 
 from dlkit import io
 from dlkit.bench import option_timing
-from dlkit.engine import config_of, score_splits
+from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
 from dlkit.paths import shipped_model_dir
 from dlkit.predict import Predictor
@@ -46,8 +46,7 @@ def main():
     path = folder / "model.int8.tflite"
     meta = io.read_json(folder / "model.json")
     config = config_of(app, meta)
-    source = app.open_source(config, meta.get("data"))
-    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    splits = held_out_splits(app, config, meta)
     masks = np.concatenate([np.asarray(split.targets) for split in splits.values()])
     results = {"model": "model.int8.tflite"}
     evaluators = {}
