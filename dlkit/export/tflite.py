@@ -89,20 +89,20 @@ def convert(
         with native_output_silenced():  # the converter's C++ prints its settings
             return converter.convert()
 
-    try:
-        if composites:
-            raise ValueError("composite functions: the SavedModel path")
-        frozen, inputs, outputs = frozen_function(model, signature)
-        # Without a signature, calibration feeds each sample's arrays in the graph's order.
-        ordered = samples and [[s[n] for n in inputs] if isinstance(s, dict) else s for s in samples]
-        # The converter advises passing the model too, with which it writes a SavedModel
-        # (and calls this path deprecated: were it dropped, the SavedModel paths below run).
-        with advice_dropped("Please consider providing the trackable_obj"):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-        flatbuffer = configured(converter, ordered)
-        flatbuffer = with_serving_signature(flatbuffer, inputs, outputs)
-    except Exception:  # e.g. a composite op, or a converter that drops this path
-        flatbuffer = None
+    flatbuffer = None
+    if not composites:  # a graph with composite functions goes to the SavedModel paths below
+        try:
+            frozen, inputs, outputs = frozen_function(model, signature)
+            # Without a signature, calibration feeds each sample's arrays in the graph's order.
+            ordered = samples and [[s[n] for n in inputs] if isinstance(s, dict) else s for s in samples]
+            # The converter advises passing the model too, with which it writes a SavedModel
+            # (and calls this path deprecated: were it dropped, the SavedModel paths below run).
+            with advice_dropped("Please consider providing the trackable_obj"):
+                converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+            flatbuffer = configured(converter, ordered)
+            flatbuffer = with_serving_signature(flatbuffer, inputs, outputs)
+        except Exception:  # e.g. a composite op, or a converter that drops this path
+            flatbuffer = None
     # Then through a SavedModel: first one whose weights are constants of its graph (no
     # checkpoint to write and read back), then Keras's own export of the model.
     for write in (constant_saved_model, keras_saved_model):
