@@ -221,7 +221,12 @@ def test_nms_converts_to_the_builtin_op(monkeypatch):
             return kept[None]
 
     boxes, scores = keras.Input((40, 4), batch_size=1), keras.Input((40,), batch_size=1)
-    model = keras.Model([boxes, scores], Suppress()([keras.layers.Dense(4)(boxes), scores]))
+    dense = keras.layers.Dense(4)
+    model = keras.Model([boxes, scores], Suppress()([dense(boxes), scores]))
+    # Seeded weights near the identity: the boxes stay boxes (x0 < x1, y0 < y1). Random
+    # weights gave corners in any order, and a different kept set now and then.
+    jitter = np.random.default_rng(1).normal(0, 0.02, (4, 4)).astype(np.float32)
+    dense.set_weights([np.eye(4, dtype=np.float32) + jitter, np.full(4, 0.01, np.float32)])
     with monkeypatch.context() as patched:  # a SavedModel of constants: no checkpoint
         patched.setattr(keras.Model, "export", lambda *a, **k: pytest.fail("Keras's SavedModel was written"))
         flatbuffer = convert(model, batch_size=1)
