@@ -1,6 +1,7 @@
 """`dlkit trigger listen`: streaming detection over files of any length (no TensorFlow with
 a .tflite model)."""
 
+import sys
 import time
 from pathlib import Path
 
@@ -8,12 +9,13 @@ import click
 
 
 def listen_command(app):
-    from dlkit.cli import handle_errors, model_option
+    from dlkit.cli import EXIT_USAGE, handle_errors, model_option, one_line
 
     @click.command(
         name="listen",
-        help="Detect the trigger word in audio files as a stream: chunk by chunk through the "
-        "streaming TFLite model, in bounded memory. Prints each detection's time.",
+        help="Detect the trigger word in audio files (or folders of them) as a stream: chunk "
+        "by chunk through the streaming TFLite model, in bounded memory. Prints each "
+        "detection's time.",
     )
     @click.argument("files", nargs=-1, required=True, type=click.Path())
     @model_option
@@ -36,8 +38,9 @@ def listen_command(app):
         from dlkit.apps.trigger.edge import listen as stream
         from dlkit.apps.trigger.edge import tflite_stepper
         from dlkit.edge.bundle import ModelBundle
-        from dlkit.errors import DlkitError
+        from dlkit.errors import DlkitError, InvalidInputError
         from dlkit.paths import default_model
+        from dlkit.predict import AUDIO_SUFFIXES, expand_files
 
         bundle = ModelBundle.load(model_path or default_model(app.name), app=app, prefer="tflite")
         if not bundle.is_tflite:
@@ -47,18 +50,29 @@ def listen_command(app):
         if chime_dir:
             io.check_writable_dir(chime_dir, "--chime")
         step = tflite_stepper(bundle.path)
-        for name in files:
-            chime_to = Path(chime_dir) / f"{Path(name).stem}_chime.wav" if chime_dir else None
-            if chime_to:
-                chime_to.parent.mkdir(parents=True, exist_ok=True)
+        paths = expand_files(files, AUDIO_SUFFIXES)
+        many = len(paths) > 1
+        failed = 0
+        for path in paths:
+            chime_to = Path(chime_dir) / f"{path.stem}_chime.wav" if chime_dir else None
             start, count = time.perf_counter(), 0
-            for seconds, probability in stream(
-                name, step, bundle.meta, chime_to=chime_to, threshold=threshold
-            ):
-                count += 1
-                click.echo(f"{name}: trigger at {seconds:.2f} s (p={probability:.2f})")
-            click.echo(f"{name}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)
+            try:
+                for seconds, probability in stream(
+                    path, step, bundle.meta, chime_to=chime_to, threshold=threshold
+                ):
+                    count += 1
+                    click.echo(f"{path}: trigger at {seconds:.2f} s (p={probability:.2f})")
+            except InvalidInputError as error:  # the other files still stream
+                if not many:
+                    raise
+                failed += 1
+                click.echo(f"skipped: {one_line(error)}", err=True)
+                continue
+            click.echo(f"{path}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)
             if chime_to:
                 click.echo(f"wrote {chime_to}", err=True)
+        if failed:
+            click.echo(f"{failed} input(s) could not be read", err=True)
+            sys.exit(EXIT_USAGE)
 
     return listen

@@ -1,11 +1,13 @@
 """On-device trigger detection (numpy, soundfile, LiteRT; no TensorFlow): audio files in,
 per-step probabilities from the streaming TFLite model chunk by chunk, and events."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 
 from dlkit.errors import InvalidInputError
+from dlkit.io import atomic_path
 
 
 def read_input(path, meta):
@@ -256,25 +258,28 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
     copy of the audio with a chime at every event is written, block by block."""
     import soundfile
 
-    from dlkit.edge.audio import resample
+    from dlkit.edge.audio import resample, unreadable
 
     rate = meta["sample_rate"]
     streamer = Streamer(step, meta)
     detector = EventStream(meta, threshold)
     try:
         info = soundfile.info(str(path))
-    except (RuntimeError, soundfile.LibsndfileError) as error:
-        raise InvalidInputError(f"{path}: not an audio file ({str(error).splitlines()[0][:80]})") from None
+    except (RuntimeError, soundfile.LibsndfileError, OSError) as error:
+        raise unreadable(path, error) from None
     if not info.frames:
         raise InvalidInputError(f"{path}: no audio samples")
-    writer = soundfile.SoundFile(str(chime_to), "w", rate, 1) if chime_to else None
     chime = chime_sound(rate)
     pending = []  # chime positions (samples) not yet written
     written = 0
     blocks = soundfile.blocks(
         str(path), blocksize=int(block_seconds * info.samplerate), dtype="float32", always_2d=True
     )
-    try:
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if chime_to:  # written under a temporary name: a file cut short never lands
+            temporary = stack.enter_context(atomic_path(chime_to))
+            writer = stack.enter_context(soundfile.SoundFile(str(temporary), "w", rate, 1))
         for block in blocks:
             mono = resample(block.mean(axis=1), info.samplerate, rate)
             probs = streamer.feed(mono)
@@ -287,9 +292,6 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
         for step_index, p in detector.feed(streamer.finish()):
             time = step_end_seconds(meta, step_index)
             yield time, p
-    finally:
-        if writer:
-            writer.close()
 
 
 def _write_with_chimes(writer, mono, written, pending, chime):

@@ -33,6 +33,21 @@ def resample(audio, from_rate, to_rate):
     return resample_poly(audio, to_rate // common, from_rate // common).astype(np.float32)
 
 
+def unreadable(path, error):
+    """The one-line InvalidInputError for an audio file soundfile could not open: no such
+    file, a folder, an empty file, or not audio, with the library's reason."""
+    path = Path(path)
+    if not path.exists():
+        reason = "no such file"
+    elif path.is_dir():
+        reason = "a folder, not an audio file"
+    elif path.stat().st_size == 0:
+        reason = "empty file"
+    else:
+        reason = "not an audio file"
+    return InvalidInputError(f"{path}: {reason} ({str(error).splitlines()[0][:80]})")
+
+
 def read_audio(path, sample_rate=16000):
     """Reads `path` as mono float32 at `sample_rate`: other rates are resampled and
     several channels averaged (each said once in `.notes`).
@@ -46,10 +61,7 @@ def read_audio(path, sample_rate=16000):
     try:
         samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OSError) as error:
-        reason = "empty file" if path.exists() and path.stat().st_size == 0 else "not an audio file"
-        if not path.exists():
-            reason = "no such file"
-        raise InvalidInputError(f"{path}: {reason} ({str(error).splitlines()[0][:80]})") from None
+        raise unreadable(path, error) from None
     if not len(samples):
         raise InvalidInputError(f"{path}: no audio samples")
     notes = []

@@ -207,6 +207,43 @@ def test_bad_audio_is_a_one_line_error(trained, tmp_path):
     assert result.exit_code == 0 and "clipped audio" in result.output, result.output
 
 
+def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
+    """A folder streams file by file; an unreadable file is one `skipped:` line while the
+    others still stream, and the exit code says something was skipped."""
+    model = trained.run_dir / "model.tflite"
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", np.random.default_rng(4).normal(0, 0.05, 16000 * 2), 16000)
+    (folder / "b.wav").write_text("not audio\n")
+    (folder / "c.wav").write_bytes(b"")
+    result = run_cli("trigger", "listen", folder, "--model", model, "--chime", tmp_path / "chimes")
+    assert result.exit_code == 2, result.output
+    assert "skipped: " in result.output and "b.wav: not an audio file" in result.output
+    assert "c.wav: empty file" in result.output and "2 input(s) could not be read" in result.output
+    assert "a.wav: 0 trigger(s)" in result.output or "a.wav: trigger at" in result.output
+    assert sorted(p.name for p in (tmp_path / "chimes").iterdir()) == ["a_chime.wav"]
+    assert_one_line_error(run_cli("trigger", "listen", folder / "c.wav", "--model", model), "empty file")
+    assert_one_line_error(
+        run_cli("trigger", "listen", tmp_path / "none.wav", "--model", model), "no such file"
+    )
+
+
+def test_listen_stopped_midway_leaves_no_chime_file(trained, tmp_path):
+    """The chime copy lands only when the whole file has streamed: a listener that stops
+    early (or a crash) leaves neither the file nor its temporary."""
+    from dlkit.apps.trigger.edge import listen, tflite_stepper
+    from dlkit.edge.bundle import ModelBundle
+
+    bundle = ModelBundle.load(trained.run_dir / "model.tflite")
+    meta = dict(bundle.meta, threshold=0.0, min_steps=1)
+    path = tmp_path / "long.wav"
+    soundfile.write(path, np.random.default_rng(5).normal(0, 0.1, 16000 * 6).astype(np.float32), 16000)
+    events = listen(path, tflite_stepper(bundle.path), meta, block_seconds=1.0, chime_to=tmp_path / "c.wav")
+    next(events)
+    events.close()
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, monkeypatch):
     import importlib.util
     import json
