@@ -181,14 +181,14 @@ def even_batches(dataset, devices, batch_size, training=False):
     import tensorflow as tf
 
     size = max(devices, batch_size // devices * devices)
-    examples = dataset.unbatch()
+    examples = dataset.unbatch()  # padded back: batches cut to their longest text differ in width
     if training:
-        return examples.batch(size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        return examples.padded_batch(size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     total = int(examples.reduce(0, lambda count, _: count + 1))
     kept = total // devices * devices
     if kept == 0:
         raise DlkitError(f"--devices {devices}: the validation split has only {total} example(s)")
-    return examples.take(kept).batch(size).prefetch(tf.data.AUTOTUNE)
+    return examples.take(kept).padded_batch(size).prefetch(tf.data.AUTOTUNE)
 
 
 def float32_outputs(model):

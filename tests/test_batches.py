@@ -5,6 +5,7 @@ import numpy as np
 from dlkit.data.batches import (
     epoch_examples,
     gathered_batches,
+    length_grouped,
     seeded_examples,
     set_training_epoch,
     training_epoch,
@@ -26,6 +27,41 @@ def test_gathered_batches_cover_the_split_once_per_epoch_in_a_new_order():
     assert not np.array_equal(first, second)
     plain = np.concatenate([y.numpy() for _, y in gathered_batches((images, labels), 4)])
     np.testing.assert_array_equal(plain, labels)
+
+
+def test_length_grouped_batches_hold_similar_lengths_and_still_change_every_epoch():
+    """Each index once; within a pool the batches are runs of the pool sorted by length
+    (so a batch spans little of the length range); the batch order and the rows that meet
+    change with the epoch; without a seed the whole split comes sorted by length."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 65, 1000)
+    order = rng.permutation(1000)
+    grouped = length_grouped(order, lengths, 10, np.random.default_rng(1), group=20)
+    assert sorted(grouped) == list(range(1000))
+    batches = grouped.reshape(100, 10)
+    spans = np.ptp(lengths[batches], axis=1)
+    random_spans = np.ptp(lengths[order.reshape(100, 10)], axis=1)
+    assert spans.mean() < random_spans.mean() / 5
+    for pool in range(5):  # a pool's 20 batches: its 200 rows, sorted, cut into runs of 10
+        rows = order[pool * 200 : (pool + 1) * 200]
+        runs = rows[np.argsort(lengths[rows], kind="stable")].reshape(20, 10)
+        assert {tuple(run) for run in runs} <= {tuple(batch) for batch in batches}
+    mins = lengths[batches].min(axis=1)
+    assert not np.all(np.diff(mins) >= 0)  # batches shuffled, not short to long
+    # 7 rows in batches of 2: the short batch stays last
+    short = length_grouped(np.arange(7), np.arange(7)[::-1], 2, np.random.default_rng(0), group=4)
+    assert sorted(short) == list(range(7)) and short[-1] == 0  # (6, 5) (4, 3) (2, 1) shuffled, (0) after them
+
+    texts = np.arange(50)
+    sizes = np.random.default_rng(2).integers(1, 30, 50)
+    dataset = gathered_batches((texts,), 8, shuffle_seed=3, lengths=sizes)
+    epochs = [[b[0].numpy() for b in dataset] for _ in range(2)]
+    assert all(sorted(np.concatenate(e)) == list(range(50)) for e in epochs)
+    assert [list(b) for b in epochs[0]] != [list(b) for b in epochs[1]]
+    again = [b[0].numpy() for b in gathered_batches((texts,), 8, shuffle_seed=3, lengths=sizes)]
+    assert all(np.array_equal(a, b) for a, b in zip(again, epochs[0]))  # from the seed and the epoch
+    plain = np.concatenate([b[0].numpy() for b in gathered_batches((texts,), 8, lengths=sizes)])
+    assert np.all(np.diff(sizes[plain]) >= 0)
 
 
 def test_seeded_examples_are_one_epoch_each_pass_in_a_repeatable_new_order():

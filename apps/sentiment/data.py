@@ -317,8 +317,25 @@ def make_dataset(config, split, training=False, meta=None):
         split.fit_targets if training else np.eye(split.fit_targets.shape[1], dtype=np.float32)[split.targets]
     )
     seed = config.seed if training else None  # a new order each epoch, from the seed and the epoch
-    dataset = gathered_batches((split.inputs, fit_targets), config.batch_size, shuffle_seed=seed)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    arrays = (split.inputs, fit_targets)
+    if not (config.group_by_length and isinstance(split.inputs, dict) and "attention_mask" in split.inputs):
+        return gathered_batches(arrays, config.batch_size, shuffle_seed=seed).prefetch(tf.data.AUTOTUNE)
+    # The encoder takes any length: texts of similar length batched together, each batch
+    # cut to its longest text (rounded up to 8 tokens, a few shapes to trace).
+    lengths = split.inputs["attention_mask"].sum(axis=1)
+    dataset = gathered_batches(arrays, config.batch_size, shuffle_seed=seed, lengths=lengths)
+    return dataset.map(trimmed_to_longest, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def trimmed_to_longest(inputs, targets, multiple=8):
+    """A batch of the encoder's named inputs cut after its longest text's last token
+    (rounded up to `multiple`): the padding it drops is masked out anyway."""
+    import tensorflow as tf
+
+    mask = inputs["attention_mask"]
+    longest = tf.reduce_max(tf.reduce_sum(mask, axis=1))
+    width = tf.minimum(tf.shape(mask)[1], (longest + multiple - 1) // multiple * multiple)
+    return {name: values[:, :width] for name, values in inputs.items()}, targets
 
 
 def write_sample_folder(folder):

@@ -112,12 +112,12 @@ def encoder_meta(config, source):
 
 def build_encoder_model(config, meta):
     """WordPiece ids (+ segments, attention mask) -> BERT encoder -> the mean of its
-    token states -> dropout -> class probabilities."""
+    token states -> dropout -> class probabilities. The Keras model takes any length up to
+    `max_positions` (training batches are cut to their longest text); the exported one,
+    `max_length` tokens."""
     from dlkit.layers.bert import bert_encoder, masked_mean
 
-    inputs, hidden, token_embedding = bert_encoder(
-        config, len(meta["vocab"]), meta["max_length"], config.encoder_dropout
-    )
+    inputs, hidden, token_embedding = bert_encoder(config, len(meta["vocab"]), None, config.encoder_dropout)
     token_embedding.bias.trainable = False  # the MLM output bias: no classifier uses it
     x = masked_mean(hidden, inputs[2])  # (batch, hidden)
     x = layers.Dropout(config.dropout, name="dropout")(x)
@@ -261,10 +261,11 @@ def inherit_meta(meta, model_meta):
 
 
 def convert(model, config, meta, quantize, representative=None):
-    """TFLite bytes with a static batch (the LSTMs convert to builtin WHILE loops)."""
+    """TFLite bytes with a static batch (the LSTMs convert to builtin WHILE loops) and, for
+    the encoder, its static length (`max_length` tokens)."""
     from dlkit.export.tflite import convert as convert_keras
 
-    return convert_keras(model, quantize, batch_size=config.export_batch_size)
+    return convert_keras(model, quantize, batch_size=config.export_batch_size, length=meta["max_length"])
 
 
 class SentimentEvaluator(ClassificationEvaluator):

@@ -50,11 +50,13 @@ def epoch_numbers():
     )
 
 
-def epoch_orders(count, seed=None, length=None, seeds=0):
+def epoch_orders(count, seed=None, length=None, seeds=0, arrange=None):
     """A `tf.data.Dataset` of one element per pass: (epoch, indices, seeds). `indices`
     (`length`, default `count`) is a permutation of range(count) drawn from (`seed`,
     epoch), followed by new ones while `length` asks for more, or range(count) in order
-    when `seed` is None; `seeds` (`seeds`, 2) int64 are stateless-op seeds of the epoch."""
+    when `seed` is None; `seeds` (`seeds`, 2) int64 are stateless-op seeds of the epoch.
+    `arrange(indices, rng)`, if given, reorders each pass's indices (rng: numpy Generator
+    of the seed and the epoch)."""
     import numpy as np
     import tensorflow as tf
 
@@ -67,6 +69,8 @@ def epoch_orders(count, seed=None, length=None, seeds=0):
             rounds = -(-length // count)
             keys = [[seed, epoch]] + [[seed, epoch, r] for r in range(1, rounds)]
             indices = np.concatenate([np.random.default_rng(key).permutation(count) for key in keys])[:length]
+        if arrange is not None:
+            indices = arrange(indices, np.random.default_rng([0 if seed is None else seed, epoch, 1 << 21]))
         stateless = np.random.default_rng([0 if seed is None else seed, epoch, 1 << 20])
         return indices.astype(np.int64), stateless.integers(0, 1 << 62, (seeds, 2))
 
@@ -102,7 +106,33 @@ def _gatherer(arrays):
     return count, lambda index: keras.tree.map_structure(lambda tensor: tf.gather(tensor, index), tensors)
 
 
-def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, length=None):
+def length_grouped(indices, lengths, batch_size, rng, group=50, shuffle=True):
+    """`indices` reordered so that each run of `batch_size` holds rows of similar length.
+
+    The order is cut into pools of `group` batches; each pool is sorted by `lengths`
+    (stably, so ties keep the random order) and cut into batches; with `shuffle` the
+    batches are then shuffled with `rng`, so an epoch does not go from short to long. Rows
+    stay random within a pool, and a pool is many batches, so which rows meet in a batch
+    still changes every epoch (a "length-grouped sampler"). The last batch may be short.
+
+    Example:
+        >>> length_grouped(np.arange(6), np.array([5, 1, 4, 2, 6, 3]), 2, rng, shuffle=False)
+        array([1, 3, 5, 2, 0, 4])  # batches (1, 3) (5, 2) (0, 4); shuffled, in some order
+    """
+    import numpy as np
+
+    indices = np.asarray(indices)
+    pool = batch_size * group
+    pools = [indices[i : i + pool] for i in range(0, len(indices), pool)]
+    ordered = np.concatenate([p[np.argsort(np.asarray(lengths)[p], kind="stable")] for p in pools])
+    batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+    if shuffle:  # a short last batch stays last, as in an epoch without grouping
+        whole = len(batches) if len(batches[-1]) == batch_size else len(batches) - 1
+        batches = [batches[k] for k in rng.permutation(whole)] + batches[whole:]
+    return np.concatenate(batches)
+
+
+def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, length=None, lengths=None):
     """A `tf.data.Dataset` of batches of `arrays` (a nested structure of arrays with one
     first dimension), each gathered from tensors that hold the whole split.
 
@@ -112,7 +142,10 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
     one at a time, and no shuffle buffer copies the split at each epoch's start. With
     `with_seeds`, each batch comes with a stateless-op seed of its own (shape (2,),
     drawn from the seed and the epoch) for augmentation. `length` indices make an epoch
-    (default: the split once; more go on into new orders).
+    (default: the split once; more go on into new orders). With `lengths` (one per row,
+    e.g. a text's token count), each batch holds rows of similar length
+    (`length_grouped`; without `shuffle_seed`, the rows in order of length), so a text
+    model trimming each batch to its longest row computes little padding.
 
     Example:
         >>> gathered_batches((images, labels), 32, shuffle_seed=0).map(augment)
@@ -132,9 +165,16 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
         batch = gather_rows(index)
         return batch if seed is None else (batch, seed)
 
-    dataset = epoch_orders(count, shuffle_seed, length, seeds=batches if with_seeds else 0).flat_map(
-        epoch_batches
-    )
+    arrange = None
+    if lengths is not None:
+
+        def arrange(indices, rng):
+            if shuffle_seed is None:  # whole split sorted: the fewest padded positions
+                return length_grouped(indices, lengths, batch_size, rng, group=len(indices), shuffle=False)
+            return length_grouped(indices, lengths, batch_size, rng)
+
+    orders = epoch_orders(count, shuffle_seed, length, seeds=batches if with_seeds else 0, arrange=arrange)
+    dataset = orders.flat_map(epoch_batches)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).apply(
         tf.data.experimental.assert_cardinality(batches)
     )

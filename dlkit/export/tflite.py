@@ -22,6 +22,7 @@ def convert(
     float_fallback=False,
     float_layers=(),
     composites=False,
+    length=None,
 ):
     """Converts `model` to TFLite flatbuffer bytes, builtin ops only.
 
@@ -53,6 +54,9 @@ def convert(
         composites: bool. The model holds composite functions (detect's NMS): go straight
             to the SavedModel path, without first tracing it for the frozen-graph path,
             which would refuse it (a fifth of detect's conversion time).
+        length: int or None. The static size of input axes the Keras model leaves open
+            after the batch (a text model taking any number of tokens); required for such
+            a model.
 
     Raises:
         DlkitError: when conversion fails; the message names the Keras layer at fault.
@@ -63,8 +67,15 @@ def convert(
         raise DlkitError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
     if quantize == "int8" and representative is None:
         raise DlkitError("int8 export needs representative data (the training split)")
+    if length is None and any(d is None for x in model.inputs for d in x.shape[1:]):
+        raise DlkitError(f"{model.name} takes inputs of any length; convert needs a static length")
     specs = [
-        tf.TensorSpec([batch_size, *x.shape[1:]], x.dtype, name=x.name.split(":")[0]) for x in model.inputs
+        tf.TensorSpec(
+            [batch_size, *(length if d is None else d for d in x.shape[1:])],
+            x.dtype,
+            name=x.name.split(":")[0],
+        )
+        for x in model.inputs
     ]
     # A model called on a dict of named inputs takes its signature as one dict; a model of
     # several inputs as one list.

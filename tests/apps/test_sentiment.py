@@ -242,6 +242,57 @@ def test_encoder_probe_stage_trains_the_output_layer_alone_then_everything():
     assert [stage.name for stage in without] == ["train"]
 
 
+def test_encoder_batches_are_cut_to_their_longest_text_with_the_same_outputs(tmp_path):
+    """`group_by_length`: training batches hold texts of similar length, each cut to its
+    longest text rounded up to 8 tokens; the encoder's outputs on a cut batch equal those
+    on the batch padded to `max_tokens` (the padding is masked), and the exported file
+    takes `max_tokens` tokens."""
+    import dataclasses
+
+    from dlkit.apps.sentiment.data import LoadedSplit, make_dataset
+    from dlkit.apps.sentiment.model import build_encoder_model, convert
+    from dlkit.edge.runtime import EdgeModel
+
+    config = dataclasses.replace(
+        Config.tiny(), model="encoder", max_tokens=40, max_positions=48, batch_size=8
+    )
+    meta = {"model": "encoder", "labels": ["negative", "positive"], "vocab": [f"t{k}" for k in range(40)]}
+    meta["max_length"] = config.max_tokens
+    rng = np.random.default_rng(0)
+    count = 60
+    sizes = rng.integers(3, 41, count)
+    mask = (np.arange(40)[None] < sizes[:, None]).astype(np.int32)
+    inputs = {
+        "token_ids": rng.integers(5, 40, (count, 40)).astype(np.int32) * mask,
+        "segment_ids": np.zeros((count, 40), np.int32),
+        "attention_mask": mask,
+    }
+    targets = rng.integers(0, 2, count)
+    split = LoadedSplit([""] * count, inputs, targets, np.eye(2, dtype=np.float32)[targets])
+    batches = list(make_dataset(config, split, training=True))
+    seen = []
+    for batch, _ in batches:
+        width = batch["token_ids"].shape[1]
+        lengths = batch["attention_mask"].numpy().sum(axis=1)
+        assert width == min(40, -(-lengths.max() // 8) * 8)
+        seen += [tuple(row[:size]) for row, size in zip(batch["token_ids"].numpy(), lengths)]
+    assert sorted(seen) == sorted(tuple(row[:size]) for row, size in zip(inputs["token_ids"], sizes))
+    assert np.mean([b["token_ids"].shape[1] for b, _ in batches]) < 32
+    unshuffled = list(make_dataset(dataclasses.replace(config, group_by_length=False), split, training=True))
+    assert {b["token_ids"].shape[1] for b, _ in unshuffled} == {40}
+
+    model = build_encoder_model(config, meta)
+    batch = batches[0][0]
+    width = batch["token_ids"].shape[1]
+    padded = {name: np.pad(values.numpy(), ((0, 0), (0, 40 - width))) for name, values in batch.items()}
+    np.testing.assert_allclose(
+        model.predict(dict(batch), verbose=0), model.predict(padded, verbose=0), atol=1e-5
+    )
+    path = tmp_path / "encoder.tflite"
+    path.write_bytes(convert(model, config, meta, "float32"))
+    assert set(EdgeModel(path).input_shapes) == {(config.export_batch_size, 40)}
+
+
 # --- user data and its errors ---------------------------------------------------------------
 def test_user_files_in_three_formats(tmp_path):
     rows = [("a good film", "pos"), ("not good", "neg"), ("", "neg"), ("fine", "")]
