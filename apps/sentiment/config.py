@@ -77,10 +77,12 @@ class Config(TrainConfig):
     intermediate_size: int = 1024
     max_positions: int = 128
     encoder_dropout: float = 0.1
-    # encoder: each batch holds texts of similar length and is cut to its longest, instead of
-    # every text padded to max_tokens (the same results; about half the training time)
-    group_by_length: bool = True
-    encoder_learning_rate: float = 1e-4  # AdamW, linear decay; the whole encoder fine-tunes
+    # encoder, > 0: each batch holds texts of similar length (drawn from pools of this many
+    # random batches, sorted by length) and is cut to its longest, instead of every text
+    # padded to max_tokens; 0: off
+    group_by_length: int = 0
+    # AdamW at a constant rate, gradients clipped at norm 1; the whole encoder fine-tunes
+    encoder_learning_rate: float = 1e-4
     # > 0: the encoder stays frozen this many epochs first, the output layer alone learning
     # from its features at `learning_rate` (a linear probe), then everything trains for
     # `epochs` at `encoder_learning_rate` (LP-FT: the features are not torn up by a random

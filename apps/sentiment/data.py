@@ -323,7 +323,9 @@ def make_dataset(config, split, training=False, meta=None):
     # The encoder takes any length: texts of similar length batched together, each batch
     # cut to its longest text (rounded up to 8 tokens, a few shapes to trace).
     lengths = split.inputs["attention_mask"].sum(axis=1)
-    dataset = gathered_batches(arrays, config.batch_size, shuffle_seed=seed, lengths=lengths)
+    dataset = gathered_batches(
+        arrays, config.batch_size, shuffle_seed=seed, lengths=lengths, group=config.group_by_length
+    )
     return dataset.map(trimmed_to_longest, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 

@@ -132,7 +132,9 @@ def length_grouped(indices, lengths, batch_size, rng, group=50, shuffle=True):
     return np.concatenate(batches)
 
 
-def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, length=None, lengths=None):
+def gathered_batches(
+    arrays, batch_size, shuffle_seed=None, with_seeds=False, length=None, lengths=None, group=50
+):
     """A `tf.data.Dataset` of batches of `arrays` (a nested structure of arrays with one
     first dimension), each gathered from tensors that hold the whole split.
 
@@ -144,8 +146,9 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
     drawn from the seed and the epoch) for augmentation. `length` indices make an epoch
     (default: the split once; more go on into new orders). With `lengths` (one per row,
     e.g. a text's token count), each batch holds rows of similar length
-    (`length_grouped`; without `shuffle_seed`, the rows in order of length), so a text
-    model trimming each batch to its longest row computes little padding.
+    (`length_grouped` over pools of `group` batches; without `shuffle_seed`, the rows in
+    order of length), so a text model trimming each batch to its longest row computes
+    little padding.
 
     Example:
         >>> gathered_batches((images, labels), 32, shuffle_seed=0).map(augment)
@@ -171,7 +174,7 @@ def gathered_batches(arrays, batch_size, shuffle_seed=None, with_seeds=False, le
         def arrange(indices, rng):
             if shuffle_seed is None:  # whole split sorted: the fewest padded positions
                 return length_grouped(indices, lengths, batch_size, rng, group=len(indices), shuffle=False)
-            return length_grouped(indices, lengths, batch_size, rng)
+            return length_grouped(indices, lengths, batch_size, rng, group=group)
 
     orders = epoch_orders(count, shuffle_seed, length, seeds=batches if with_seeds else 0, arrange=arrange)
     dataset = orders.flat_map(epoch_batches)

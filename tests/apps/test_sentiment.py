@@ -254,7 +254,7 @@ def test_encoder_batches_are_cut_to_their_longest_text_with_the_same_outputs(tmp
     from dlkit.edge.runtime import EdgeModel
 
     config = dataclasses.replace(
-        Config.tiny(), model="encoder", max_tokens=40, max_positions=48, batch_size=8
+        Config.tiny(), model="encoder", max_tokens=40, max_positions=48, batch_size=8, group_by_length=50
     )
     meta = {"model": "encoder", "labels": ["negative", "positive"], "vocab": [f"t{k}" for k in range(40)]}
     meta["max_length"] = config.max_tokens
@@ -278,7 +278,7 @@ def test_encoder_batches_are_cut_to_their_longest_text_with_the_same_outputs(tmp
         seen += [tuple(row[:size]) for row, size in zip(batch["token_ids"].numpy(), lengths)]
     assert sorted(seen) == sorted(tuple(row[:size]) for row, size in zip(inputs["token_ids"], sizes))
     assert np.mean([b["token_ids"].shape[1] for b, _ in batches]) < 32
-    unshuffled = list(make_dataset(dataclasses.replace(config, group_by_length=False), split, training=True))
+    unshuffled = list(make_dataset(dataclasses.replace(config, group_by_length=0), split, training=True))
     assert {b["token_ids"].shape[1] for b, _ in unshuffled} == {40}
 
     model = build_encoder_model(config, meta)
