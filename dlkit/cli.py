@@ -26,8 +26,15 @@ def one_line(message):
     return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
-def handle_errors(function):
-    """Turns DlkitError into `Error: ...` + exit 2, and Ctrl-C into a resume hint."""
+EXIT_INTERRUPTED = 130  # a shell's code for a process stopped by Ctrl-C
+
+
+def handle_errors(function=None, *, interrupted="interrupted"):
+    """Turns DlkitError into `Error: ...` + exit 2, and Ctrl-C into the line `interrupted`
+    (train: how to resume) + exit 130. Use as `@handle_errors` or
+    `@handle_errors(interrupted=...)`."""
+    if function is None:
+        return functools.partial(handle_errors, interrupted=interrupted)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -41,8 +48,8 @@ def handle_errors(function):
             click.echo(f"Error: {where}{one_line(error.strerror or error)}", err=True)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted; continue a training run with --resume", err=True)
-            sys.exit(130)
+            click.echo(f"\n{interrupted}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
 
@@ -190,7 +197,7 @@ def make_app_group(name):
         is_flag=True,
         help="Train on the machines TF_CONFIG names (MultiWorkerMirroredStrategy); run it on each.",
     )
-    @handle_errors
+    @handle_errors(interrupted="interrupted; continue the run with --resume")
     @uses_tensorflow
     def train(data, run_dir, overrides, seed, epochs, weights, init, resume, tiny, **flags):
         from dlkit import runner
@@ -367,25 +374,33 @@ def predict_command(app):
             out = next_predict_dir(app.name)
         many = len(items) > 1 or any(Path(i).is_dir() for i in inputs if kind in ("image", "audio"))
         progress = ProgressPrinter() if many and kind != "text" else None
-        failed, records = 0, []
-        for prediction in predictor(items, batch_size=batch_size, out_dir=out, progress=progress):
-            for warning in prediction.warnings:
-                click.echo(f"warning: {prediction.name}: {warning}", err=True)
-            if prediction.error:
-                failed += 1
+        failed, records, interrupted = 0, [], False
+        try:
+            for prediction in predictor(items, batch_size=batch_size, out_dir=out, progress=progress):
+                for warning in prediction.warnings:
+                    click.echo(f"warning: {prediction.name}: {warning}", err=True)
+                if prediction.error:
+                    failed += 1
+                    if as_json:
+                        click.echo(json.dumps({"input": prediction.name, "error": prediction.error}))
+                    click.echo(
+                        f"skipped: {prediction.error}" if many else f"Error: {prediction.error}", err=True
+                    )
+                    continue
+                record = {"input": prediction.name, **prediction.result}
+                records.append(record)
                 if as_json:
-                    click.echo(json.dumps({"input": prediction.name, "error": prediction.error}))
-                click.echo(f"skipped: {prediction.error}" if many else f"Error: {prediction.error}", err=True)
-                continue
-            record = {"input": prediction.name, **prediction.result}
-            records.append(record)
-            if as_json:
-                click.echo(json.dumps(record, ensure_ascii=False))
-            else:
-                click.echo(app.format_result(prediction.name, prediction.result))
+                    click.echo(json.dumps(record, ensure_ascii=False))
+                else:
+                    click.echo(app.format_result(prediction.name, prediction.result))
+        except KeyboardInterrupt:  # what was predicted so far is still written
+            interrupted = True
         if out is not None and (chosen or records):
             io.write_json(Path(out) / "predictions.json", records)
             log(f"wrote {len(records)} predictions to {Path(out) / 'predictions.json'}")
+        if interrupted:
+            click.echo(f"interrupted after {len(records) + failed} of {len(items)} inputs", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if not predictor.bundle.is_tflite:
             log(f"(predicted with Keras model {predictor.bundle.path})")
         if failed:

@@ -201,3 +201,37 @@ def test_an_error_whose_text_holds_line_breaks_is_printed_on_one_line():
     result = CliRunner().invoke(broken)
     assert result.exit_code == 2
     assert result.output.splitlines() == ["Error: data.tgz: not readable (tried:; - gz: bad; - bz2: bad; )"]
+
+
+def test_ctrl_c_in_predict_keeps_what_was_predicted_and_train_says_how_to_resume(tmp_path, monkeypatch):
+    """Ctrl-C part-way through predict still writes predictions.json with the inputs done
+    and says how far it got (exit 130); in train it points to --resume."""
+    import json
+
+    from dlkit import predict, runner
+
+    original = predict.Predictor.__call__
+
+    def stopped_after_three(self, items, **kwargs):
+        for k, prediction in enumerate(original(self, items, **kwargs)):
+            if k == 3:
+                raise KeyboardInterrupt
+            yield prediction
+
+    monkeypatch.setattr(predict.Predictor, "__call__", stopped_after_three)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"a fine film, number {k}\n" for k in range(10)))
+    result = CliRunner().invoke(
+        cli, ["sentiment", "predict", "--file", str(texts), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 130, result.output
+    assert "interrupted after 3 of 10 inputs" in result.output and "--resume" not in result.output
+    saved = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [record["input"] for record in saved] == [f"a fine film, number {k}" for k in range(3)]
+
+    def interrupted_training(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "train", interrupted_training)
+    result = CliRunner().invoke(cli, ["sentiment", "train", "--tiny", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 130 and "continue the run with --resume" in result.output
