@@ -281,11 +281,15 @@ def make_app_group(name):
 
     @group.command(help="Show a model's metadata and metrics, or the app's default config.")
     @model_option
+    @click.option(
+        "--json", "as_json", is_flag=True, help="Everything, as JSON (labels, vocabularies, config)."
+    )
     @handle_errors
-    def info(model_path):
-        from dlkit.runner import describe, dumps
+    def info(model_path, as_json):
+        from dlkit.runner import describe, dumps, info_lines
 
-        click.echo(dumps(describe(app, model_path)))
+        info = describe(app, model_path)
+        click.echo(dumps(info) if as_json else "\n".join(info_lines(app, info)))
 
     app.register_cli(group)
     return group

@@ -638,5 +638,87 @@ def describe(app, model_path=None):
     return info
 
 
+def info_lines(app, info):
+    """`info` without `--json`: what `describe` found as lines a person reads (the app and
+    task, the file and its size, labels, input and output, long lists as counts, exports
+    with their checked scores, the headline metric's figures, versions)."""
+    if "default_config" in info:
+        return [
+            f"{app.name}: {app.summary}",
+            "no model (none given, none shipped); the default config, each key settable with --set:",
+            *(f"  {key} = {value}" for key, value in info["default_config"].items()),
+        ]
+    rows = [("app", f"{info.get('app', app.name)}: {info.get('task', app.summary)}")]
+    path = Path(info["model_file"])
+    rows.append(("model", f"{path} ({_megabytes(path.stat().st_size)})" if path.is_file() else str(path)))
+    labels = info.get("labels") or []
+    if labels:
+        shown = ", ".join(map(str, labels[:12])) + (", ..." if len(labels) > 12 else "")
+        rows.append(("labels", f"{len(labels)}: {shown}"))
+    for key in ("input", "output"):
+        if isinstance(info.get(key), dict):
+            rows.append((key, _tensor_text(info[key])))
+    rows += [
+        (key, f"{len(value):,} entries")
+        for key, value in info.items()
+        if isinstance(value, list) and len(value) > 50
+    ]
+    for name, export in (info.get("exports") or {}).items():
+        size = f" ({_megabytes(export['bytes'])})" if export.get("bytes") else ""
+        checked = export.get("val") or {}
+        score = (
+            f", val {checked['metric']} {checked['keras']:.4f} Keras, {checked['tflite']:.4f} TFLite"
+            if {"metric", "keras", "tflite"} <= set(checked)
+            else ""
+        )
+        rows.append(("export", f"{name}: {export.get('file', '?')}{size}{score}"))
+    gate = app.gate.name
+    groups = {}  # "keras" -> ["val 0.913 [0.865, 0.945]", ...]: a model variant's splits on a line
+    for where, text in _headline(info.get("metrics") or {}, gate):
+        groups.setdefault(" / ".join(where[:-1]) or gate, []).append(
+            f"{where[-1] if where else 'all'} {text}"
+        )
+    for k, (group, texts) in enumerate(groups.items()):
+        rows.append((gate if k == 0 else "", f"{group}: {', '.join(texts)}"))
+    versions = info.get("versions") or {}
+    if versions:
+        rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    lines = [f"{key:>12}  {text}" for key, text in rows]
+    return [*lines, f"(all metadata and metrics: dlkit {app.name} info --json)"]
+
+
+def _megabytes(size):
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def _tensor_text(spec):
+    """`image float32 (160, 160, 3), range [0, 255]` from a model.json input or output entry."""
+    names = spec.get("names") or [spec.get("name", "?")]
+    text = ", ".join(names)
+    if spec.get("dtype"):
+        text += f" {spec['dtype']}"
+    if spec.get("shape") is not None:
+        text += f" ({', '.join(map(str, spec['shape']))})"
+    extras = [f"{key} {spec[key]}" for key in ("range", "activation", "norm") if key in spec]
+    return ", ".join([text, *extras])
+
+
+def _headline(metrics, name, where=()):
+    """[(path of keys, "value [low, high]")] for every report in `metrics` (nested by
+    model variant and split) that holds the number `name`."""
+    found = []
+    value = metrics.get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        interval = metrics.get(f"{name}_ci95")
+        found.append(
+            (where, f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""))
+        )
+    if len(where) < 3:
+        for key, inner in metrics.items():
+            if isinstance(inner, dict):
+                found += _headline(inner, name, (*where, str(key)))
+    return found
+
+
 def dumps(obj):
     return json.dumps(obj, indent=2, default=io._json_default)

@@ -49,9 +49,12 @@ def test_unknown_app_and_unknown_verb():
 
 def test_info_without_a_model_shows_the_default_config(tmp_path, monkeypatch):
     monkeypatch.setenv("DLKIT_SAVED_MODELS", str(tmp_path))
-    result = CliRunner().invoke(cli, ["classify", "info"])
+    result = CliRunner().invoke(cli, ["classify", "info", "--json"])
     assert result.exit_code == 0, result.output
     assert '"default_config"' in result.output and '"fine_tune_layers"' in result.output
+    result = CliRunner().invoke(cli, ["classify", "info"])
+    assert result.exit_code == 0 and "no model (none given, none shipped)" in result.output
+    assert "  fine_tune_layers = " in result.output
 
 
 def test_predict_and_evaluate_without_a_shipped_model_say_to_give_one(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ apps' own tests.
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,11 +160,24 @@ def test_bad_input_is_a_one_line_error(trained, tmp_path):
 
 
 def test_info_shows_metadata_and_metrics(trained):
-    result = run_cli(trained.app.name, "info", "--model", trained.run_dir)
+    """`info --json`: everything; `info`: a summary naming the file, the exports and the
+    headline metric's figures, one line per model variant."""
+    result = run_cli(trained.app.name, "info", "--model", trained.run_dir, "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["app"] == trained.app.name and "keras" in info["metrics"]
     assert set(trained.exports) <= set(info["exports"])
+    summary = run_cli(trained.app.name, "info", "--model", trained.run_dir)
+    assert summary.exit_code == 0, summary.output
+    lines = summary.output.splitlines()
+    assert lines[0].split() == ["app", f"{trained.app.name}:", *info["task"].split()]
+    assert str(Path(info["model_file"])) in summary.output
+    for name, export in info["exports"].items():
+        assert f"export  {name}: {export['file']}" in summary.output
+    gate = trained.app.gate.name
+    keras_val = info["metrics"]["keras"]["val"][gate]
+    assert any(line.split()[:3] == [gate, "keras:", "val"] and f"{keras_val:.3f}" in line for line in lines)
+    assert lines[-1] == f"(all metadata and metrics: dlkit {trained.app.name} info --json)"
 
 
 def hand_edits(app, meta):

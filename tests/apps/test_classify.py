@@ -145,7 +145,7 @@ def test_cli_train_evaluate_export_predict(tmp_path, monkeypatch):
     image = sorted((data / "val").rglob("*.png"))[0]
     result = run_cli("classify", "predict", image, "--model", run_dir / "model.dynamic.tflite")
     assert result.exit_code == 0 and result.output.startswith(str(image))
-    info = run_cli("classify", "info", "--model", run_dir)
+    info = run_cli("classify", "info", "--model", run_dir, "--json")
     assert info.exit_code == 0 and '"labels"' in info.output
 
 
