@@ -88,7 +88,8 @@ class SegmentApp(App):
 
             stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{context.index}"
             with io.atomic_path(context.out_dir / f"{stem}.png") as tmp:
-                self.edge.overlay(raw, label_map).save(tmp, format="PNG")
+                # the fastest zlib level: a photo's overlay in a quarter of the time, a quarter larger
+                self.edge.overlay(raw, label_map).save(tmp, format="PNG", compress_level=1)
             with io.atomic_path(context.out_dir / f"{stem}_labels.png") as tmp:
                 from PIL import Image
 

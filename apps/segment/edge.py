@@ -93,12 +93,18 @@ def confidences(label_map, confidence, labels):
 
 
 def overlay(image, label_map, alpha=0.5):
-    """The image with every non-background pixel tinted by its class colour."""
+    """The image with every non-background pixel tinted by its class colour:
+    `(1 - alpha) * pixel + alpha * colour`, computed on the tinted pixels only, class by
+    class (a 24-megapixel photo in a fraction of a second)."""
     from PIL import Image
 
-    colours = COLORS[label_map % len(COLORS)].astype(np.float32)
-    tinted = np.where(label_map[..., None] > 0, (1 - alpha) * image + alpha * colours, image)
-    return Image.fromarray(tinted.astype(np.uint8))
+    tinted = np.array(image, np.uint8)  # a copy
+    present = np.flatnonzero(np.bincount(label_map.reshape(-1)))
+    for k in present[present > 0]:
+        where = label_map == k
+        colour = np.float32(alpha) * COLORS[k % len(COLORS)].astype(np.float32)
+        tinted[where] = (np.float32(1 - alpha) * tinted[where] + colour).astype(np.uint8)
+    return Image.fromarray(tinted)
 
 
 def format_result(name, result):

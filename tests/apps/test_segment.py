@@ -75,6 +75,21 @@ def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, t
     )
 
 
+def test_overlay_tints_object_pixels_only_by_the_blend_formula():
+    from dlkit.apps.segment.edge import COLORS, overlay
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), np.uint8)
+    labels = rng.integers(0, 14, (30, 40)).astype(np.uint8)  # ids past the palette wrap round
+    labels[:10] = 0
+    blend = 0.7 * image + 0.3 * COLORS[labels % len(COLORS)].astype(np.float32)
+    expected = np.where(labels[..., None] > 0, blend, image)
+    got = np.asarray(overlay(image, labels, alpha=0.3)).astype(np.float32)
+    assert np.abs(got - expected).max() < 1.001  # truncated to uint8
+    np.testing.assert_array_equal(got[:10], image[:10])
+    np.testing.assert_array_equal(np.asarray(overlay(image, np.zeros((30, 40), np.uint8))), image)
+
+
 def test_flips_and_zooms_keep_image_and_mask_aligned(tmp_path):
     folder = write_sample_folder(tmp_path / "data", per_split=(6, 2, 2))
     config = dataclasses.replace(Config.tiny(), image_size=32, batch_size=6, zoom=0.5, color=0.0)
