@@ -1,6 +1,7 @@
 """`dlkit trigger listen`: streaming detection over files of any length (no TensorFlow with
 a .tflite model)."""
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,8 +33,14 @@ def listen_command(app):
         metavar="DIR",
         help="Write each file with a chime at every detection.",
     )
+    @click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help="One JSON object per detection (JSON lines), as they fire.",
+    )
     @handle_errors
-    def listen(files, model_path, threshold, chime_dir):
+    def listen(files, model_path, threshold, chime_dir, as_json):
         from dlkit import io
         from dlkit.apps.trigger.edge import listen as stream
         from dlkit.apps.trigger.edge import tflite_stepper
@@ -61,11 +68,21 @@ def listen_command(app):
                     path, step, bundle.meta, chime_to=chime_to, threshold=threshold
                 ):
                     count += 1
-                    click.echo(f"{path}: trigger at {seconds:.2f} s (p={probability:.2f})")
+                    if as_json:
+                        event = {
+                            "input": str(path),
+                            "time": round(seconds, 3),
+                            "probability": round(probability, 4),
+                        }
+                        click.echo(json.dumps(event))
+                    else:
+                        click.echo(f"{path}: trigger at {seconds:.2f} s (p={probability:.2f})")
             except InvalidInputError as error:  # the other files still stream
                 if not many:
                     raise
                 failed += 1
+                if as_json:
+                    click.echo(json.dumps({"input": str(path), "error": one_line(error)}))
                 click.echo(f"skipped: {one_line(error)}", err=True)
                 continue
             click.echo(f"{path}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)

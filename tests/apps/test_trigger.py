@@ -2,6 +2,8 @@
 the sources' splits, event detection, and streaming against one pass over the whole clip.
 Train/export/predict/resume are in the contract kit (tests/test_contract.py)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
@@ -222,6 +224,11 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     assert "c.wav: empty file" in result.output and "2 input(s) could not be read" in result.output
     assert "a.wav: 0 trigger(s)" in result.output or "a.wav: trigger at" in result.output
     assert sorted(p.name for p in (tmp_path / "chimes").iterdir()) == ["a_chime.wav"]
+    import json
+
+    lines = run_cli("trigger", "listen", folder, "--model", model, "--json").stdout.splitlines()
+    errors = [json.loads(line) for line in lines if line.startswith("{") and '"error"' in line]
+    assert [Path(e["input"]).name for e in errors] == ["b.wav", "c.wav"]
     assert_one_line_error(run_cli("trigger", "listen", folder / "c.wav", "--model", model), "empty file")
     assert_one_line_error(
         run_cli("trigger", "listen", tmp_path / "none.wav", "--model", model), "no such file"
@@ -325,6 +332,10 @@ def test_shipped_model_finds_the_word_in_a_recording(tmp_path):
     assert (tmp_path / "out" / "sample.png").stat().st_size > 10_000
     listened = run_cli("trigger", "listen", path)
     assert listened.exit_code == 0 and "trigger at" in listened.stdout
+    # --json: one object per detection, the same time as predict's to a streaming step
+    events = [json.loads(line) for line in run_cli("trigger", "listen", path, "--json").stdout.splitlines()]
+    assert [event["input"] for event in events] == [str(path)]
+    assert abs(events[0]["time"] - triggers[0]) < 0.05 and threshold <= events[0]["probability"] <= 1
 
 
 def test_label_files_read_times_or_audacity_tracks_and_reject_junk(tmp_path):
