@@ -634,7 +634,10 @@ def describe(app, model_path=None):
     info["model_file"] = str(bundle.path)
     metrics = bundle.directory / "metrics.json"
     if metrics.exists():
-        info["metrics"] = io.read_json(metrics)
+        try:
+            info["metrics"] = io.read_json(metrics)
+        except (ValueError, OSError, UnicodeDecodeError) as error:  # the model is still usable
+            info["metrics_error"] = f"{metrics}: unreadable ({str(error).splitlines()[0][:80]})"
     return info
 
 
@@ -674,7 +677,10 @@ def info_lines(app, info):
         rows.append(("export", f"{name}: {export.get('file', '?')}{size}{score}"))
     gate = app.gate.name
     groups = {}  # "keras" -> ["val 0.913 [0.865, 0.945]", ...]: a model variant's splits on a line
-    for where, text in _headline(info.get("metrics") or {}, gate):
+    metrics = info.get("metrics")
+    if info.get("metrics_error"):
+        rows.append(("metrics", info["metrics_error"]))
+    for where, text in _headline(metrics if isinstance(metrics, dict) else {}, gate):
         groups.setdefault(" / ".join(where[:-1]) or gate, []).append(
             f"{where[-1] if where else 'all'} {text}"
         )

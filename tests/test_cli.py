@@ -238,3 +238,19 @@ def test_ctrl_c_in_predict_keeps_what_was_predicted_and_train_says_how_to_resume
     monkeypatch.setattr(runner, "train", interrupted_training)
     result = CliRunner().invoke(cli, ["sentiment", "train", "--tiny", "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 130 and "continue the run with --resume" in result.output
+
+
+def test_info_on_a_model_whose_metrics_file_is_corrupt_still_describes_it(tmp_path):
+    import shutil
+
+    from dlkit.paths import shipped_model_dir
+
+    shipped = shipped_model_dir("translate")
+    for name in ("model.json", "model.tflite"):
+        shutil.copy2(shipped / name, tmp_path / name)
+    (tmp_path / "metrics.json").write_text("{not json")
+    result = CliRunner().invoke(cli, ["translate", "info", "--model", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "metrics.json: unreadable (" in result.output and "model.tflite" in result.output
+    result = CliRunner().invoke(cli, ["translate", "info", "--model", str(tmp_path), "--json"])
+    assert result.exit_code == 0 and '"metrics_error"' in result.output
