@@ -114,6 +114,26 @@ def test_astronaut_one_face_eyes_where_expected(detector):
     assert face.score > 0.8
 
 
+def test_a_large_photo_is_searched_on_a_copy_and_answered_in_its_own_pixels(detector):
+    """A photo past `LARGEST_SIDE` detector inputs: the face found in the photo's pixels
+    where the 512-pixel original puts it (x5), and a tight crop of it enlarged is still
+    framed and found."""
+    import skimage.data
+    from PIL import Image
+
+    from dlkit.apps.face.detector import LARGEST_SIDE
+
+    image = skimage.data.astronaut()
+    large = np.asarray(Image.fromarray(image).resize((2560, 2560), Image.BILINEAR))
+    assert 2560 > LARGEST_SIDE * detector.size
+    (small,), (big,) = find_faces(detector, image), find_faces(detector, large)
+    np.testing.assert_allclose(big.box, small.box * 5, atol=5 * 4)
+    np.testing.assert_allclose(big.keypoints[:2], small.keypoints[:2] * 5, atol=5 * 4)
+    tight = np.asarray(Image.fromarray(image[75:185, 165:285]).resize((1200, 1100), Image.BILINEAR))
+    (face,) = find_faces(detector, tight)
+    np.testing.assert_allclose(face.keypoints[:2], [(40 * 10, 28 * 10), (83 * 10, 31 * 10)], atol=8 * 10)
+
+
 def test_a_tight_crop_is_found_by_framing_it(detector):
     import skimage.data
 
