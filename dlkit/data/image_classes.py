@@ -237,7 +237,7 @@ def load_split(source: ImageClassSource, split, image_size, progress=None) -> Lo
     def decode(item):
         path, label = item
         try:
-            return resize(load_image(path), size), label, None
+            return resize(load_image(path, at_least=2 * image_size), size), label, None
         except InvalidInputError as error:
             return None, label, str(error)
 

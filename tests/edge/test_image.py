@@ -66,3 +66,24 @@ def test_a_large_image_is_refused_once_without_pillows_warning(tmp_path, monkeyp
         with pytest.raises(InvalidInputError, match="12x12 image is too large"):
             load_image(path, max_pixels=100)
     assert not caught
+
+
+def test_a_large_jpeg_decoded_at_a_reduced_scale_resizes_to_nearly_the_same_pixels(tmp_path):
+    """`at_least`: the decoder's 1/2-1/8 scaling, sides kept at or above the bound; after
+    the resize a model needs, within a few levels of the full decode; EXIF rotation still
+    applied; a PNG decoded whole."""
+    import skimage.data
+
+    photo = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((2400, 1600), Image.BILINEAR))
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=92)
+    full, reduced = load_image(tmp_path / "photo.jpg"), load_image(tmp_path / "photo.jpg", at_least=320)
+    assert full.shape == (1600, 2400, 3) and reduced.shape == (400, 600, 3)  # 1/4: 1/8 would go below 320
+    difference = np.abs(resize(full, (160, 160)).astype(int) - resize(reduced, (160, 160)).astype(int))
+    assert difference.mean() < 1 and np.percentile(difference, 99) <= 2
+    image = Image.fromarray(photo)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees
+    image.save(tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(tmp_path / "rotated.jpg", at_least=320).shape == (600, 400, 3)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    assert load_image(tmp_path / "photo.png", at_least=320).shape == (1600, 2400, 3)
