@@ -229,3 +229,31 @@ def test_the_opencv_zoom_moves_pixels_as_the_numpy_augment_does():
         if len(boxes):
             x0, y0, x1, y1 = np.round(boxes[0] * size).astype(int)
             assert out[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].mean() > 200, view
+
+
+def test_a_large_jpeg_loads_at_a_reduced_scale_with_its_object_where_the_box_says(tmp_path):
+    """Boxes are normalised, so a large photo decoded at the JPEG decoder's reduced scale
+    (twice the input side) still puts its object under its box after the resize."""
+    import dataclasses
+
+    from dlkit.apps.detect.config import Config
+    from dlkit.apps.detect.data import load_split
+    from dlkit.edge.image import load_image, resize
+
+    root = tmp_path / "big"
+    pixels = np.full((1536, 2048, 3), 40, np.uint8)
+    pixels[384:768, 512:1536] = (230, 200, 20)  # the box 0.25-0.75 wide, 0.25-0.5 high
+    (root / "images" / "train").mkdir(parents=True)
+    Image.fromarray(pixels).save(root / "images" / "train" / "a.jpg", quality=90)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.375 0.5 0.25\n")
+    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/train\nnames:\n  0: sign\n")
+    config = dataclasses.replace(Config.tiny(), image_size=128)
+    loaded = load_split(config, detection.read_yolo(root / "data.yaml"), "train")
+    image = loaded.inputs[0]
+    assert load_image(root / "images" / "train" / "a.jpg", at_least=256).shape == (384, 512, 3)  # 1/4
+    np.testing.assert_array_equal(
+        image, resize(load_image(root / "images" / "train" / "a.jpg", at_least=256), (128, 128))
+    )
+    x1, y1, x2, y2 = (loaded.targets[0][0][0] * 128).astype(int)
+    assert (image[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2, 0] > 200).all() and (image[: y1 - 2, :, 0] < 60).all()

@@ -79,8 +79,12 @@ def load_split(config, source, split, meta=None, progress=None):
     size = config.image_size
     images, targets, paths, skipped = [], [], [], []
     for i, record in enumerate(records):
-        try:
-            raw = source.arrays[record.image] if record.image in source.arrays else load_image(record.image)
+        try:  # boxes are normalised: a large JPEG may decode at a reduced scale (twice the input)
+            raw = (
+                source.arrays[record.image]
+                if record.image in source.arrays
+                else load_image(record.image, at_least=2 * size)
+            )
         except InvalidInputError as error:
             skipped.append(str(error))
             continue
