@@ -5,19 +5,13 @@ Used by on-device predict and by the evaluation of Keras and TFLite models alike
 
 import numpy as np
 
-from dlkit.edge.image import load_image, resize
+from dlkit.edge.image import decode_side, load_image, resize
 
 
 def read_input(path, meta):
     """Reads one image file as an RGB uint8 array (raises InvalidInputError); a large JPEG
     is decoded at a reduced scale still twice the model's input (as training reads it)."""
-    return load_image(path, at_least=decode_side(meta["input"]["shape"][:2]))
-
-
-def decode_side(size):
-    """The shortest side an image is decoded at for a model taking `size` (height, width):
-    twice its longer side, so the resize after still averages several pixels into each."""
-    return 2 * max(size)
+    return load_image(path, at_least=decode_side(*meta["input"]["shape"][:2]))
 
 
 def preprocess(raw, meta):

@@ -68,7 +68,7 @@ def load_split(config, source, split, meta=None, progress=None):
     """Decodes one split at `image_size` (plain resize: boxes are normalised, so they do not
     move); classes are mapped to the model's by name."""
     from dlkit.data.labels import label_mapping
-    from dlkit.edge.image import load_image, resize
+    from dlkit.edge.image import decode_side, load_image, resize
 
     records = source.records.get(split) or []
     if not records:
@@ -79,11 +79,11 @@ def load_split(config, source, split, meta=None, progress=None):
     size = config.image_size
     images, targets, paths, skipped = [], [], [], []
     for i, record in enumerate(records):
-        try:  # boxes are normalised: a large JPEG may decode at a reduced scale (twice the input)
+        try:  # boxes are normalised: a large JPEG may decode at a reduced scale
             raw = (
                 source.arrays[record.image]
                 if record.image in source.arrays
-                else load_image(record.image, at_least=2 * size)
+                else load_image(record.image, at_least=decode_side(size))
             )
         except InvalidInputError as error:
             skipped.append(str(error))

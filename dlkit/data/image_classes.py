@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkit.edge.image import IMAGE_SUFFIXES, load_image, resize
+from dlkit.edge.image import IMAGE_SUFFIXES, decode_side, load_image, resize
 from dlkit.errors import DlkitError, InvalidInputError
 
 SPLITS = ("train", "val", "test")
@@ -237,7 +237,7 @@ def load_split(source: ImageClassSource, split, image_size, progress=None) -> Lo
     def decode(item):
         path, label = item
         try:
-            return resize(load_image(path, at_least=2 * image_size), size), label, None
+            return resize(load_image(path, at_least=decode_side(image_size)), size), label, None
         except InvalidInputError as error:
             return None, label, str(error)
 

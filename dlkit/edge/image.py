@@ -62,6 +62,12 @@ def load_image(path, max_pixels=MAX_PIXELS, at_least=None) -> np.ndarray:
         raise InvalidInputError(f"{path}: corrupt image ({error})") from None
 
 
+def decode_side(*sides):
+    """The `at_least` of `load_image` for a caller that resizes the image to `sides`: twice
+    the longest, so the resize after still averages several decoded pixels into each."""
+    return 2 * max(sides)
+
+
 def image_array(array) -> np.ndarray:
     """An image given as an array (h, w), (h, w, 1), (h, w, 3) or (h, w, 4), uint8 or
     float in [0, 1] or [0, 255], as an RGB uint8 array (raises InvalidInputError)."""
