@@ -54,6 +54,43 @@ def handle_errors(function=None, *, interrupted="interrupted"):
     return wrapper
 
 
+class UnreadableInputs:
+    """How the commands that go through many inputs (predict, listen) report the ones they
+    cannot read: each on a `skipped:` line while the others go on (plus a JSON line with
+    `--json`), then a count and exit 2 at the end. Given a single input, it is `Error:`
+    and exit 2, as any other bad argument.
+
+    Args:
+        many: bool. Several inputs, or a folder (`several_inputs`).
+        as_json: bool. Also write `{"input": ..., "error": ...}` to stdout.
+    """
+
+    def __init__(self, many, as_json=False):
+        self.many = many
+        self.as_json = as_json
+        self.count = 0
+
+    def skip(self, name, error):
+        self.count += 1
+        message = one_line(error)
+        if self.as_json:
+            click.echo(json.dumps({"input": str(name), "error": message}))
+        click.echo(f"skipped: {message}" if self.many else f"Error: {message}", err=True)
+
+    def finish(self):
+        """Exits 2 when any input could not be read."""
+        if self.count:
+            if self.many:
+                click.echo(f"{self.count} input(s) could not be read", err=True)
+            sys.exit(EXIT_USAGE)
+
+
+def several_inputs(arguments, inputs):
+    """Whether a command was given several inputs: more than one, or a folder (whose files
+    it reports one by one even when it holds one)."""
+    return len(inputs) > 1 or any(Path(a).is_dir() for a in arguments)
+
+
 def resolve_config(app, overrides=(), seed=None, epochs=None, weights=None, tiny=False):
     from dlkit.config import apply_overrides
 
@@ -376,20 +413,16 @@ def predict_command(app):
         chosen = out is not None
         if out is None and app.saves_predictions:
             out = next_predict_dir(app.name)
-        many = len(items) > 1 or any(Path(i).is_dir() for i in inputs if kind in ("image", "audio"))
+        many = several_inputs(inputs if kind in ("image", "audio") else (), items)
         progress = ProgressPrinter() if many and kind != "text" else None
-        failed, records, interrupted = 0, [], False
+        unreadable = UnreadableInputs(many, as_json)
+        records, interrupted = [], False
         try:
             for prediction in predictor(items, batch_size=batch_size, out_dir=out, progress=progress):
                 for warning in prediction.warnings:
                     click.echo(f"warning: {prediction.name}: {warning}", err=True)
                 if prediction.error:
-                    failed += 1
-                    if as_json:
-                        click.echo(json.dumps({"input": prediction.name, "error": prediction.error}))
-                    click.echo(
-                        f"skipped: {prediction.error}" if many else f"Error: {prediction.error}", err=True
-                    )
+                    unreadable.skip(prediction.name, prediction.error)
                     continue
                 record = {"input": prediction.name, **prediction.result}
                 records.append(record)
@@ -403,14 +436,13 @@ def predict_command(app):
             io.write_json(Path(out) / "predictions.json", records)
             log(f"wrote {len(records)} predictions to {Path(out) / 'predictions.json'}")
         if interrupted:
-            click.echo(f"interrupted after {len(records) + failed} of {len(items)} inputs", err=True)
+            click.echo(
+                f"interrupted after {len(records) + unreadable.count} of {len(items)} inputs", err=True
+            )
             sys.exit(EXIT_INTERRUPTED)
         if not predictor.bundle.is_tflite:
             log(f"(predicted with Keras model {predictor.bundle.path})")
-        if failed:
-            if many:
-                click.echo(f"{failed} input(s) could not be read", err=True)
-            sys.exit(EXIT_USAGE)
+        unreadable.finish()
 
     if kind == "text":
         predict = click.option(

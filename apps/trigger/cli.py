@@ -2,7 +2,6 @@
 a .tflite model)."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import click
 
 
 def listen_command(app):
-    from dlkit.cli import EXIT_USAGE, handle_errors, model_option, one_line
+    from dlkit.cli import UnreadableInputs, handle_errors, model_option, several_inputs
 
     @click.command(
         name="listen",
@@ -58,8 +57,7 @@ def listen_command(app):
             io.check_writable_dir(chime_dir, "--chime")
         step = tflite_stepper(bundle.path)
         paths = expand_files(files, AUDIO_SUFFIXES)
-        many = len(paths) > 1
-        failed = 0
+        unreadable = UnreadableInputs(several_inputs(files, paths), as_json)
         for path in paths:
             chime_to = Path(chime_dir) / f"{path.stem}_chime.wav" if chime_dir else None
             start, count = time.perf_counter(), 0
@@ -78,18 +76,11 @@ def listen_command(app):
                     else:
                         click.echo(f"{path}: trigger at {seconds:.2f} s (p={probability:.2f})")
             except InvalidInputError as error:  # the other files still stream
-                if not many:
-                    raise
-                failed += 1
-                if as_json:
-                    click.echo(json.dumps({"input": str(path), "error": one_line(error)}))
-                click.echo(f"skipped: {one_line(error)}", err=True)
+                unreadable.skip(path, error)
                 continue
             click.echo(f"{path}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)
             if chime_to:
                 click.echo(f"wrote {chime_to}", err=True)
-        if failed:
-            click.echo(f"{failed} input(s) could not be read", err=True)
-            sys.exit(EXIT_USAGE)
+        unreadable.finish()
 
     return listen

@@ -230,6 +230,13 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     errors = [json.loads(line) for line in lines if line.startswith("{") and '"error"' in line]
     assert [Path(e["input"]).name for e in errors] == ["b.wav", "c.wav"]
     assert_one_line_error(run_cli("trigger", "listen", folder / "c.wav", "--model", model), "empty file")
+    # A folder is reported file by file, as predict does, even when it holds one file.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "b.wav").write_text("not audio\n")
+    result = run_cli("trigger", "listen", lone, "--model", model)
+    assert result.exit_code == 2 and "skipped: " in result.output, result.output
+    assert "1 input(s) could not be read" in result.output
     assert_one_line_error(
         run_cli("trigger", "listen", tmp_path / "none.wav", "--model", model), "no such file"
     )
