@@ -95,10 +95,15 @@ class TrainConfig:
         val_split: float. Fraction held out for validation where the data has no split.
         test_split: float. Likewise for the test split.
         seed: int. Seed for Python, numpy and TensorFlow.
+        ema: float. Decay of an exponential moving average of the weights, updated every
+            step (`dlkit.callbacks.WeightAverage`); validation, the best checkpoint and the
+            saved model use the average. 0 = off; 0.999 averages about the last thousand
+            steps (Ultralytics' and timm's models train with one).
     """
 
     LIMITS: ClassVar[dict] = {
         "batch_size": AT_LEAST_ONE,
+        "ema": Range(0, 1, high_open=True),
         "epochs": AT_LEAST_ONE,
         "learning_rate": POSITIVE,
         "val_split": FRACTION,
@@ -113,6 +118,7 @@ class TrainConfig:
     val_split: float = 0.15
     test_split: float = 0.15
     seed: int = 42
+    ema: float = 0.0
 
     def __post_init__(self):
         check_config(self)

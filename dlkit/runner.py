@@ -225,7 +225,14 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
     import keras
     import tensorflow as tf
 
-    from dlkit.callbacks import BestCheckpoint, EpochClock, JSONLLogger, Progress, ResumeCheckpoint
+    from dlkit.callbacks import (
+        BestCheckpoint,
+        EpochClock,
+        JSONLLogger,
+        Progress,
+        ResumeCheckpoint,
+        WeightAverage,
+    )
     from dlkit.callbacks.resume import restore_seed_states
     from dlkit.data.batches import training_epoch
     from dlkit.distribute import even_batches, fit_workers, synchronize_batch_norm
@@ -321,6 +328,8 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
         trim_history(history_path, start_epoch)
     offset = 0
     extra_callbacks = [*app.training_callbacks(config, meta, run_dir, val_split), *callbacks]
+    # One average across the stages; in the model from validation until the checkpoint.
+    average = WeightAverage(config.ema, checkpoint_dir, start_epoch) if config.ema else None
     for index, stage in enumerate(stages):
         end = offset + stage.epochs
         if end <= start_epoch or stage.epochs == 0:
@@ -333,6 +342,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
         if options.jit:
             model.jit_compile = True  # after compile, which resets it
         stage_callbacks = [
+            *([average] if average else []),
             EpochClock(),
             Progress(total_epochs, stage=stage.name),
             JSONLLogger(history_path, stage=stage.name),
@@ -345,6 +355,8 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
             stage_callbacks.append(
                 keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=config.patience)
             )
+        if average:  # the trained weights, not the average, go on training and resume
+            stage_callbacks.append(average.swap_back)
         # Last: an epoch counts as done only once everything it writes is written (its
         # history line, best weights, sample overlays); a kill before that retrains it.
         stage_callbacks.append(ResumeCheckpoint(checkpoint_dir, index, extra=lambda: {"best": best.best}))

@@ -74,6 +74,8 @@ def runs(sample, tmp_path_factory):
     are both multi-worker processes."""
     root = tmp_path_factory.mktemp("runs")
     deterministic = ("--deterministic", "--seed", "3")
+    # classify's pair also keeps a moving average of the weights, which must resume too.
+    averaged = (*deterministic, "--set", "ema=0.9")
     # Two devices and the workers train sentiment (an embedding and an LSTM, no BatchNorm
     # to synchronize: seconds, where classify's 50 BatchNorm all-reduces a step take
     # minutes here).
@@ -84,8 +86,8 @@ def runs(sample, tmp_path_factory):
     two = tf_configs(2)
     sentiment = (*deterministic, "--epochs", "4")
     started = {
-        "a": start(root / "a", sample, *deterministic),
-        "b": start(root / "b", sample, *deterministic),
+        "a": start(root / "a", sample, *averaged),
+        "b": start(root / "b", sample, *averaged),
         "sentiment_a": start(root / "sentiment_a", texts, *sentiment, app="sentiment"),
         "sentiment_b": start(root / "sentiment_b", texts, *sentiment, app="sentiment"),
         "mirrored": start(root / "mirrored", texts, "--devices", "2", "--mixed-precision", app="sentiment"),
@@ -129,7 +131,8 @@ def policies(path):
 def test_a_deterministic_run_killed_and_resumed_ends_with_the_uninterrupted_runs_weights(runs, run):
     """Bit for bit: the resumed epochs draw the uninterrupted run's data (each epoch's
     from the seed and the epoch) and dropout masks (the seed generators' states are in
-    the checkpoint)."""
+    the checkpoint), and classify's moving average of the weights goes on from its
+    saved state (the model holds the best epoch's average)."""
     root, logs, killed_after = runs
     assert "training with: deterministic" in logs[f"{run}a"]
     assert 1 <= killed_after[f"{run}b"] < (2 if not run else 4)
@@ -145,6 +148,11 @@ def test_a_deterministic_run_killed_and_resumed_ends_with_the_uninterrupted_runs
             float(np.max(np.abs(x - y))) for x, y in zip(first, second) if not np.array_equal(x, y)
         ]
         assert not differences, f"{file}: {len(differences)} weights differ, by up to {max(differences)}"
+    if not run:  # the average after the last epoch, which went on from the saved one
+        last_average = max((runs_[0] / "checkpoint").glob("ema_epoch*.npz")).relative_to(runs_[0])
+        first, second = [np.load(folder / last_average) for folder in runs_]
+        assert int(first["updates"]) > 0 and sorted(first.files) == sorted(second.files)
+        assert all(np.array_equal(first[key], second[key]) for key in first.files)
 
 
 def test_deterministic_runs_record_their_options(runs):
