@@ -20,7 +20,7 @@ import numpy as np
 
 from dlkit import io
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import config_of, runner_for, score_splits
+from dlkit.engine import config_of, held_out_splits, runner_for, score_splits
 from dlkit.errors import DlkitError
 from dlkit.export.bundle import export, install_bundle
 from dlkit.paths import shipped_model_dir
@@ -50,8 +50,7 @@ def main(run_dir, measure_only=False):
         metrics = io.read_json(work / "metrics.json")
         meta = io.read_json(work / "model.json")
         config = config_of(app, meta)
-        source = app.open_source(config, meta.get("data"))
-        splits = {split: app.load_split(config, source, split, meta=meta) for split in ("val", "test")}
+        splits = held_out_splits(app, config, meta)
         for label, name in VARIANTS:
             run = runner_for(app, ModelBundle.load(work / name, app=app.name), config)
             # On the default data each accuracy_ci95 resamples objects (the split lists them).

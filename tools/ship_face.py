@@ -113,7 +113,7 @@ def identify_seconds(model, photo, runs=5):
 def measure(app, work, peers):
     meta = ModelBundle.load(work / "model.keras", app=app.name).meta
     config = config_of(app, meta)
-    source = app.open_source(config, None)
+    source = app.open_source(config, meta.get("data"))
     splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
     johns = johns_only(splits)
     pooled = np.concatenate([split.inputs for split in splits.values()])

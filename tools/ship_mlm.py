@@ -27,7 +27,7 @@ import numpy as np
 
 from dlkit.apps.mlm.data import LoadedSplit
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import config_of, runner_for, score_splits
+from dlkit.engine import config_of, held_out_splits, runner_for, score_splits
 from dlkit.export.bundle import ship_run
 from dlkit.registry import get_app
 
@@ -73,7 +73,7 @@ def measure(app, work):
 
     meta = ModelBundle.load(work / "model.keras", app=app.name).meta
     config = config_of(app, meta)
-    source = app.open_source(config, None)
+    source = app.open_source(config, meta.get("data"))
     splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
     train = app.load_split(config, source, "train", meta=meta)
     targets = np.concatenate([split.targets for split in splits.values()])  # score_splits' order
@@ -140,8 +140,7 @@ def share_tables():
         return
     meta = ModelBundle.load(path, app=app.name).meta
     config = config_of(app, meta)
-    source = app.open_source(config, None)
-    splits = {name: app.load_split(config, source, name, meta=meta) for name in ("val", "test")}
+    splits = held_out_splits(app, config, meta)
     targets = np.concatenate([split.targets for split in splits.values()])
     with io.temp_dir("share") as tmp:
         for side in SIDE_FILES:
