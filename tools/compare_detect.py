@@ -8,7 +8,9 @@ replaces another needs, since the two models' intervals apart overlap for any di
 the scenes' own difficulty hides.
 
     python tools/compare_detect.py NEW_MODEL [OLD_MODEL: the shipped model]
-        [--out tools/results/detect_compare.json]
+        [--augment] [--out tools/results/detect_compare.json]
+
+`--augment` scores both through test-time augmentation (`detect evaluate --augment`).
 """
 
 import argparse
@@ -27,10 +29,11 @@ from dlkit.registry import get_app
 KEYS = ("map50", "map50_95", "class_agnostic_map50", "class_agnostic_map50_95")
 
 
-def compare(app, models, data=None):
+def compare(app, models, data=None, augment=False):
     """{"models": [..], "reports": [{split: report}], "pooled_difference": {...}} of two
-    models on the same held-out splits (the first model's data unless `data`)."""
-    predictors = [Predictor.load(app, model, prefer="keras") for model in models]
+    models on the same held-out splits (the first model's data unless `data`), each
+    through test-time augmentation with `augment`."""
+    predictors = [Predictor.load(app, model, prefer="keras", augment=augment) for model in models]
     meta = predictors[0].meta
     if list(predictors[1].meta["labels"]) != list(meta["labels"]):
         raise SystemExit("the two models have different classes: nothing to compare pairwise")
@@ -53,6 +56,7 @@ def compare(app, models, data=None):
     agnostic = map_difference(*merged, [(b, np.zeros_like(c)) for b, c in truth], 1)
     return {
         "models": [str(p.bundle.path) for p in predictors],
+        "augment": augment,
         "reports": reports,
         "pooled_difference": difference | {f"class_agnostic_{k}": v for k, v in agnostic.items()},
     }
@@ -63,10 +67,11 @@ def main():
     parser.add_argument("new")
     parser.add_argument("old", nargs="?", default=None)
     parser.add_argument("--data", default=None)
+    parser.add_argument("--augment", action="store_true", help="score both with test-time augmentation")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "detect_compare.json"))
     args = parser.parse_args()
     app = get_app("detect")
-    result = compare(app, [args.new, args.old or shipped_model_dir("detect")], args.data)
+    result = compare(app, [args.new, args.old or shipped_model_dir("detect")], args.data, args.augment)
     print("pooled difference", result["pooled_difference"])
     io.write_json(Path(args.out), result)
 

@@ -546,3 +546,15 @@ def test_compare_tool_scores_two_detectors_pairwise(detect_run):
         assert low <= difference <= high
     same = tool.compare(APP, [run_dir / "model.int8.tflite"] * 2, str(data))["pooled_difference"]
     assert same["map50"] == 0 and same["map50_ci95"] == [0.0, 0.0]
+    # --augment scores each model through test-time augmentation, as evaluate --augment does.
+    from dlkit.engine import config_of, held_out_splits, score_splits
+    from dlkit.predict import Predictor
+
+    augmented = tool.compare(APP, [run_dir / "model.int8.tflite"] * 2, str(data), augment=True)
+    predictor = Predictor.load(APP, run_dir / "model.int8.tflite", augment=True)
+    config = config_of(APP, predictor.meta)
+    expected = score_splits(
+        APP, config, predictor.meta, predictor.run, held_out_splits(APP, config, predictor.meta, str(data))
+    )
+    assert augmented["augment"] and augmented["pooled_difference"]["map50"] == 0
+    assert augmented["reports"][0]["pooled"]["map50"] == pytest.approx(expected["pooled"]["map50"], abs=1e-12)
