@@ -295,13 +295,15 @@ def fit_workers(model, train_data, val_data, epochs, initial_epoch=0, callbacks=
 
         return distributed
 
-    def epoch(dataset, step):
+    def epoch(dataset, step, batch_end=None):
         for metric in model.metrics:
             metric.reset_state()
         loss_sum = count = 0.0
-        for batch in dataset:
+        for index, batch in enumerate(dataset):
             batch_loss, batch_count = step(batch)
             loss_sum, count = loss_sum + float(batch_loss), count + float(batch_count)
+            if batch_end:  # per-step callbacks (progress, the weight average)
+                batch_end(index, {"loss": loss_sum / max(count, 1.0)})
         logs = {k: float(v) for k, v in model.get_metrics_result().items() if k != "loss"}
         return {"loss": loss_sum / max(count, 1.0), **logs}
 
@@ -312,8 +314,11 @@ def fit_workers(model, train_data, val_data, epochs, initial_epoch=0, callbacks=
     logs = {}
     for index in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(index)
-        logs = epoch(train, train_function)
-        logs.update({f"val_{key}": value for key, value in epoch(val, test_function).items()})
+        logs = epoch(train, train_function, callback_list.on_train_batch_end)
+        callback_list.on_test_begin()
+        scored = epoch(val, test_function)
+        callback_list.on_test_end(scored)
+        logs.update({f"val_{key}": value for key, value in scored.items()})
         callback_list.on_epoch_end(index, logs)
         if model.stop_training:
             break

@@ -258,7 +258,8 @@ def test_two_workers_resume_together_end_with_the_same_weights_and_only_the_chie
 def test_a_worker_loop_trains_as_keras_fit_and_two_workers_as_one(tmp_path):
     """The training loop of `fit_workers` on a small network with BatchNorm and class
     weights: one worker takes Keras `fit`'s steps (no shuffle: fit's reshuffling order
-    is its own), two workers take one worker's (shuffled), to float rounding."""
+    is its own), two workers take one worker's (shuffled), to float rounding; so does the
+    moving average of the weights, updated by the loop's per-step callbacks."""
     script = tmp_path / "train.py"
     script.write_text(WORKER_SCRIPT)
 
@@ -288,6 +289,8 @@ def test_a_worker_loop_trains_as_keras_fit_and_two_workers_as_one(tmp_path):
     np.testing.assert_array_equal(first, second)
     np.testing.assert_allclose(first, shuffled, atol=1e-5)
     assert np.abs(first - one).max() > 1e-3  # the shuffled runs did train on another order
+    half = len(one) // 2  # the trained weights, then their average: it lags behind them
+    assert np.abs(one[:half] - one[half:]).max() > 1e-3 and np.abs(fit[:half] - fit[half:]).max() > 1e-3
 
 
 WORKER_SCRIPT = """
@@ -312,12 +315,18 @@ with strategy.scope():
     ])
     model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", metrics=["accuracy"])
     weights = {0: 1.0, 1: 2.0}
+    from dlkit.callbacks import WeightAverage
+    average = WeightAverage(0.5)  # its per-step updates run in either loop
+    callbacks = [average, average.swap_back]
     if count:
         synchronize_batch_norm(model)
         train = even_batches(data, strategy.num_replicas_in_sync, 12, training=True)
-        fit_workers(model, train, data, epochs=3, class_weight=weights)
+        fit_workers(model, train, data, epochs=3, class_weight=weights, callbacks=callbacks)
     else:
-        model.fit(data, validation_data=data, epochs=3, verbose=0, shuffle=False, class_weight=weights)
+        model.fit(data, validation_data=data, epochs=3, verbose=0, shuffle=False, class_weight=weights,
+                  callbacks=callbacks)
 index = worker_task()[1] if count else 0
-np.save(f"{out}.{index}.npy", np.concatenate([w.ravel() for w in model.get_weights()]))
+trained = [w.ravel() for w in model.get_weights()]
+average.swap_in()
+np.save(f"{out}.{index}.npy", np.concatenate(trained + [w.ravel() for w in model.get_weights()]))
 """
