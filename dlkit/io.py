@@ -158,6 +158,16 @@ def write_bytes(path, data: bytes):
         tmp.write_bytes(data)
 
 
+def write_npz(path, *arrays, compressed=False, **named):
+    """Writes numpy arrays atomically as an `.npz` (`np.savez`: positional ones as
+    `arr_0`, `arr_1`...), deflated with `compressed`."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            (np.savez_compressed if compressed else np.savez)(f, *arrays, **named)
+
+
 def write_text(path, text: str, exclusive=False):
     """Writes `text` atomically; `exclusive`: only into a new file (see `atomic_path`)."""
     with atomic_path(path, exclusive) as tmp:

@@ -48,9 +48,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is not None and self.improved(float(value)):
             self.best = float(value)
             self.best_epoch = epoch
-            with io.atomic_path(self.path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, *self.model.get_weights())
+            io.write_npz(self.path, *self.model.get_weights())
 
     def restore(self, model):
         """Loads the best weights into `model`; returns False when none were saved."""

@@ -52,7 +52,7 @@ class WeightAverage(keras.callbacks.Callback):
         self.directory = None if directory is None else Path(directory)
         self.start_epoch = start_epoch
         self.updates = 0
-        self.swapped = False
+        self._trained = None  # the trained weights while the average is in the model
         self._shadow = None
         self._variables = None
         self._update = None
@@ -91,17 +91,14 @@ class WeightAverage(keras.callbacks.Callback):
         self._update(np.float32(ema_decay(self.decay, self.updates)))
         self.updates += 1
 
-    def on_test_begin(self, logs=None):
-        if self._shadow is not None:  # validation inside fit
-            self.swap_in()
+    def on_test_begin(self, logs=None):  # validation inside fit
+        self.swap_in()
 
     def on_epoch_end(self, epoch, logs=None):
         self.swap_in()  # also when the epoch has no validation
         if self.directory is not None:
             arrays = {f"w{i}": np.asarray(s) for i, s in enumerate(self._shadow)}
-            with io.atomic_path(self.directory / f"ema_epoch{epoch + 1}.npz") as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, updates=self.updates, **arrays)
+            io.write_npz(self.directory / f"ema_epoch{epoch + 1}.npz", updates=self.updates, **arrays)
             # A kill before the resume checkpoint lands continues after the epoch before.
             for old in self.directory.glob("ema_epoch*.npz"):
                 if old.name not in (f"ema_epoch{epoch + 1}.npz", f"ema_epoch{epoch}.npz"):
@@ -112,20 +109,19 @@ class WeightAverage(keras.callbacks.Callback):
 
     def swap_in(self):
         """Puts the average in the model (the trained weights kept aside)."""
-        if self.swapped or self._shadow is None:
+        if self._trained is not None or self._shadow is None:
             return
         self._trained = [np.asarray(v) for v in self._variables]
         for variable, shadow in zip(self._variables, self._shadow):
             variable.assign(shadow)
-        self.swapped = True
 
     def swap_out(self):
         """Puts the trained weights back."""
-        if not self.swapped:
+        if self._trained is None:
             return
         for variable, value in zip(self._variables, self._trained):
             variable.assign(value)
-        self._trained, self.swapped = None, False
+        self._trained = None
 
 
 class _SwapBack(keras.callbacks.Callback):

@@ -74,13 +74,11 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
                 "nothing written. Raise --max-drop to accept it"
             )
     golden = out_dir / name.replace(".tflite", ".golden.npz")
-    with io.atomic_path(golden) as tmp:
-        with open(tmp, "wb") as f:
-            arrays = golden_inputs(take(val.inputs, slice(0, GOLDEN_ROWS)))
-            for k, (keras_out, tflite_out) in enumerate(zip(keras_outputs, tflite_outputs)):
-                arrays[f"keras_output_{k}"] = keras_out
-                arrays[f"tflite_output_{k}"] = tflite_out
-            np.savez_compressed(f, **arrays)
+    arrays = golden_inputs(take(val.inputs, slice(0, GOLDEN_ROWS)))
+    for k, (keras_out, tflite_out) in enumerate(zip(keras_outputs, tflite_outputs)):
+        arrays[f"keras_output_{k}"] = keras_out
+        arrays[f"tflite_output_{k}"] = tflite_out
+    io.write_npz(golden, compressed=True, **arrays)
     needs = min_runtime_version(flatbuffer)
     record = {
         "file": name,
