@@ -701,7 +701,8 @@ def info_lines(app, info):
     versions = info.get("versions") or {}
     if versions:
         rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in versions.items())))
-    lines = [f"{key:>12}  {text}" for key, text in rows]
+    width = max(len(key) for key, _ in rows)
+    lines = [f"{key:>{width}}  {text}" for key, text in rows]
     return [*lines, f"(all metadata and metrics: dlkit {app.name} info --json)"]
 
 
@@ -710,13 +711,20 @@ def _megabytes(size):
 
 
 def _tensor_text(spec):
-    """`image float32 (160, 160, 3), range [0, 255]` from a model.json input or output entry."""
+    """`image float32 (160, 160, 3), range [0, 255]` from a model.json input or output entry;
+    several named inputs are grouped by shape, a name's own shape (`"masked_positions":
+    [20]`) overriding the shared one: `token_ids, attention_mask int32 (128); masked_positions
+    int32 (20)`."""
     names = spec.get("names") or [spec.get("name", "?")]
-    text = ", ".join(names)
-    if spec.get("dtype"):
-        text += f" {spec['dtype']}"
-    if spec.get("shape") is not None:
-        text += f" ({', '.join(map(str, spec['shape']))})"
+    groups = {}  # shape (or None) -> names, in the inputs' order
+    for name in names:
+        shape = spec.get(name) if isinstance(spec.get(name), list) else spec.get("shape")
+        groups.setdefault(None if shape is None else tuple(shape), []).append(name)
+    dtype = f" {spec['dtype']}" if spec.get("dtype") else ""
+    text = "; ".join(
+        ", ".join(group) + dtype + ("" if shape is None else f" ({', '.join(map(str, shape))})")
+        for shape, group in groups.items()
+    )
     extras = [f"{key} {spec[key]}" for key in ("range", "activation", "norm") if key in spec]
     return ", ".join([text, *extras])
 

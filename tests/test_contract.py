@@ -178,6 +178,20 @@ def test_info_shows_metadata_and_metrics(trained):
     keras_val = info["metrics"]["keras"]["val"][gate]
     assert any(line.split()[:3] == [gate, "keras:", "val"] and f"{keras_val:.3f}" in line for line in lines)
     assert lines[-1] == f"(all metadata and metrics: dlkit {trained.app.name} info --json)"
+    # Every input is shown with its own shape (mlm's masked positions are not its tokens').
+    spec = info["input"]
+    shown = {}  # input name -> the shape text after its group of names
+    for group in (
+        next(line for line in lines if line.split()[:1] == ["input"]).split("input", 1)[1].split(";")
+    ):
+        names, _, shape = group.partition("(")
+        for name in names.replace(spec.get("dtype") or "", "").replace(",", " ").split():
+            shown[name] = shape.split(")")[0]
+    for name in spec.get("names") or [spec["name"]]:
+        assert shown[name] == ", ".join(map(str, spec.get(name, spec["shape"]))), (name, lines)
+    # One column for the keys, however long the headline metric's name.
+    width = lines[0].index("app") + len("app")
+    assert all(line[width : width + 2] == "  " and line[width + 2] != " " for line in lines[:-1]), lines
 
 
 def hand_edits(app, meta):
