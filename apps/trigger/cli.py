@@ -42,7 +42,7 @@ def listen_command(app):
     def listen(files, model_path, threshold, chime_dir, as_json):
         from dlkit import io
         from dlkit.apps.trigger.edge import listen as stream
-        from dlkit.apps.trigger.edge import tflite_stepper
+        from dlkit.apps.trigger.edge import tflite_stepper, triggers_text
         from dlkit.edge.bundle import ModelBundle
         from dlkit.errors import DlkitError, InvalidInputError
         from dlkit.paths import default_model
@@ -78,7 +78,7 @@ def listen_command(app):
             except InvalidInputError as error:  # the other files still stream
                 unreadable.skip(path, error)
                 continue
-            click.echo(f"{path}: {count} trigger(s), {time.perf_counter() - start:.1f} s", err=True)
+            click.echo(f"{path}: {triggers_text(count)}, {time.perf_counter() - start:.1f} s", err=True)
             if chime_to:
                 click.echo(f"wrote {chime_to}", err=True)
         unreadable.finish()

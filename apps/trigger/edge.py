@@ -132,9 +132,16 @@ def combine(results, audio, meta):
     }
 
 
+def triggers_text(count):
+    """`no trigger`, `1 trigger`, `3 triggers`."""
+    return "no trigger" if not count else f"{count} trigger{'s' if count != 1 else ''}"
+
+
 def format_result(name, result):
-    times = ", ".join(f"{t:.2f}s" for t in result["triggers"]) or "none"
-    line = f"{name}: {len(result['triggers'])} trigger(s) at {times} ({result['seconds']:.1f} s of audio)"
+    """`clip.wav: 2 triggers at 1.20 s, 3.45 s (10.0 s of audio)`."""
+    times = result["triggers"]
+    found = triggers_text(len(times)) + (" at " + ", ".join(f"{t:.2f} s" for t in times) if times else "")
+    line = f"{name}: {found} ({result['seconds']:.1f} s of audio)"
     if "labelled" in result:
         line += f"; labelled {len(result['labelled'])}, found {result['found']}"
     return line

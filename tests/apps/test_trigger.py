@@ -222,7 +222,7 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     assert result.exit_code == 2, result.output
     assert "skipped: " in result.output and "b.wav: not an audio file" in result.output
     assert "c.wav: empty file" in result.output and "2 input(s) could not be read" in result.output
-    assert "a.wav: 0 trigger(s)" in result.output or "a.wav: trigger at" in result.output
+    assert "a.wav: no trigger, " in result.output or "a.wav: trigger at" in result.output
     assert sorted(p.name for p in (tmp_path / "chimes").iterdir()) == ["a_chime.wav"]
     import json
 
@@ -437,3 +437,17 @@ def test_held_out_clips_do_not_follow_the_training_seed(tmp_path):
     for name in ("val", "test"):
         np.testing.assert_array_equal(splits[0][name].inputs, splits[1][name].inputs)
     assert not np.array_equal(splits[0]["train"].inputs[:5], splits[1]["train"].inputs[:5])
+
+
+@pytest.mark.parametrize(
+    ("times", "line"),
+    [
+        ([], "a.wav: no trigger (2.0 s of audio)"),
+        ([1.234], "a.wav: 1 trigger at 1.23 s (2.0 s of audio)"),
+        ([0.5, 1.75], "a.wav: 2 triggers at 0.50 s, 1.75 s (2.0 s of audio)"),
+    ],
+)
+def test_a_predict_line_counts_and_times_the_triggers(times, line):
+    from dlkit.apps.trigger.edge import format_result
+
+    assert format_result("a.wav", {"triggers": times, "seconds": 2.0}) == line
