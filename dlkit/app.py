@@ -150,6 +150,8 @@ class App:
         input_kind: str. One of INPUT_KINDS: what `predict` reads.
         data_help: str. What `--data` accepts.
         gate: Metric. The export parity gate's metric.
+        headline: tuple of str. Metrics `info` shows beside the gate's, where the model's
+            metrics.json holds them (trigger: its event recall and false accepts an hour).
         monitor: (str, str). Metric and mode watched by best-checkpoint and early stopping.
         architecture: tuple of str. Config fields that define the network: `train --init`
             takes them from the model it starts from.
@@ -175,6 +177,7 @@ class App:
     input_kind = "image"
     data_help = "A dataset, or omit for the offline default."
     gate = Metric("accuracy")
+    headline = ()
     monitor = ("val_loss", "min")
     architecture = ()
     predict_options = ()

@@ -687,17 +687,17 @@ def info_lines(app, info):
             else ""
         )
         rows.append(("export", f"{name}: {export.get('file', '?')}{size}{score}"))
-    gate = app.gate.name
-    groups = {}  # "keras" -> ["val 0.913 [0.865, 0.945]", ...]: a model variant's splits on a line
     metrics = info.get("metrics")
     if info.get("metrics_error"):
         rows.append(("metrics", info["metrics_error"]))
-    for where, text in _headline(metrics if isinstance(metrics, dict) else {}, gate):
-        groups.setdefault(" / ".join(where[:-1]) or gate, []).append(
-            f"{where[-1] if where else 'all'} {text}"
-        )
-    for k, (group, texts) in enumerate(groups.items()):
-        rows.append((gate if k == 0 else "", f"{group}: {', '.join(texts)}"))
+    for name in (app.gate.name, *app.headline):
+        groups = {}  # "keras" -> ["val 0.913 [0.865, 0.945]", ...]: a model variant's splits on a line
+        for where, text in _headline(metrics if isinstance(metrics, dict) else {}, name):
+            groups.setdefault(" / ".join(where[:-1]) or name, []).append(
+                f"{where[-1] if where else 'all'} {text}"
+            )
+        for k, (group, texts) in enumerate(groups.items()):
+            rows.append((name if k == 0 else "", f"{group}: {', '.join(texts)}"))
     versions = info.get("versions") or {}
     if versions:
         rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in versions.items())))

@@ -174,9 +174,11 @@ def test_info_shows_metadata_and_metrics(trained):
     assert str(Path(info["model_file"])) in summary.output
     for name, export in info["exports"].items():
         assert f"export  {name}: {export['file']}" in summary.output
-    gate = trained.app.gate.name
-    keras_val = info["metrics"]["keras"]["val"][gate]
-    assert any(line.split()[:3] == [gate, "keras:", "val"] and f"{keras_val:.3f}" in line for line in lines)
+    for name in (trained.app.gate.name, *trained.app.headline):  # trigger: event recall, false accepts
+        keras_val = info["metrics"]["keras"]["val"][name]
+        assert any(
+            line.split()[:3] == [name, "keras:", "val"] and f"{keras_val:.3f}" in line for line in lines
+        )
     assert lines[-1] == f"(all metadata and metrics: dlkit {trained.app.name} info --json)"
     # Every input is shown with its own shape (mlm's masked positions are not its tokens').
     spec = info["input"]

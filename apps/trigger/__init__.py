@@ -45,6 +45,7 @@ class TriggerApp(App):
         "synthesized clips."
     )
     gate = Metric("f1")
+    headline = ("event_recall", "false_accepts_per_hour")
     monitor = ("val_loss", "min")
     architecture = (
         "sample_rate",
