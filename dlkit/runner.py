@@ -690,7 +690,7 @@ def info_lines(app, info):
     metrics = info.get("metrics")
     if info.get("metrics_error"):
         rows.append(("metrics", info["metrics_error"]))
-    for name in (app.gate.name, *app.headline):
+    for name in (app.gate_metric(info).name, *app.headline):
         groups = {}  # "keras" -> ["val 0.913 [0.865, 0.945]", ...]: a model variant's splits on a line
         for where, text in _headline(metrics if isinstance(metrics, dict) else {}, name):
             groups.setdefault(" / ".join(where[:-1]) or name, []).append(
@@ -735,9 +735,18 @@ def _headline(metrics, name, where=()):
     found = []
     value = metrics.get(name)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        interval = metrics.get(f"{name}_ci95")
+        interval = metrics.get(f"{name}_ci95") or []
+        figures = [value, *interval]
+        # 3 decimals, more where they would show a narrow interval as [1.000, 1.000]
+        places = next(
+            (d for d in (3, 4, 5) if len({f"{x:.{d}f}" for x in figures}) == len(set(figures))), 5
+        )
         found.append(
-            (where, f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""))
+            (
+                where,
+                f"{value:.{places}f}"
+                + (f" [{interval[0]:.{places}f}, {interval[1]:.{places}f}]" if interval else ""),
+            )
         )
     if len(where) < 3:
         for key, inner in metrics.items():

@@ -254,3 +254,27 @@ def test_info_on_a_model_whose_metrics_file_is_corrupt_still_describes_it(tmp_pa
     assert "metrics.json: unreadable (" in result.output and "model.tflite" in result.output
     result = CliRunner().invoke(cli, ["translate", "info", "--model", str(tmp_path), "--json"])
     assert result.exit_code == 0 and '"metrics_error"' in result.output
+
+
+def test_info_shows_the_gate_of_the_model_and_intervals_to_the_places_that_tell_them_apart(tmp_path):
+    """The sentence model's headline is BLEU (its gate), the date model's exact match;
+    a figure shows with as many decimals as its interval needs: 0.9996 is not 1.000."""
+    import shutil
+
+    from dlkit import io
+    from dlkit.paths import shipped_model_dir
+
+    shipped = shipped_model_dir("translate")
+    for folder, gate in ((tmp_path / "dates", "exact_match"), (tmp_path / "bible", "bleu")):
+        folder.mkdir()
+        for name in ("model.json", "model.tflite"):
+            shutil.copy2((shipped if gate == "exact_match" else shipped / "bible") / name, folder / name)
+        report = {"count": 10000, gate: 1.0, f"{gate}_ci95": [0.99962, 1.0]}
+        io.write_json(
+            folder / "metrics.json",
+            {"keras": {"test": report, "val": {gate: 0.9132, f"{gate}_ci95": [0.8654, 0.9451]}}},
+        )
+        result = CliRunner().invoke(cli, ["translate", "info", "--model", str(folder)])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if line.split()[:1] == [gate])
+        assert line.split(None, 1)[1] == "keras: test 1.0000 [0.9996, 1.0000], val 0.913 [0.865, 0.945]"

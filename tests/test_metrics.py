@@ -58,6 +58,7 @@ def test_wilson_interval_solves_its_defining_equation():
             # |p - bound| = z * sqrt(bound (1 - bound) / n): the Wilson bounds' definition.
             assert abs(abs(p - bound) - 1.96 * np.sqrt(bound * (1 - bound) / total)) < 1e-9
     assert all(np.isnan(wilson_interval(0, 0)))
+    assert wilson_interval(10000, 10000)[1] == 1.0 and wilson_interval(0, 10000)[0] == 0.0  # exactly
 
 
 def scipy_paired_bootstrap(samples, statistic, rounds=8000):

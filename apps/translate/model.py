@@ -11,6 +11,7 @@ from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError
 from dlkit.layers import AdditiveAttention, PaddingMask
 from dlkit.metrics.calibration import Calibration
+from dlkit.metrics.intervals import wilson_interval
 from dlkit.metrics.token_accuracy import token_accuracy
 from dlkit.quiet import native_output_silenced
 from dlkit.stages import Stage
@@ -273,6 +274,7 @@ class ExactMatchEvaluator(Evaluator):
     def result(self):
         return {
             "exact_match": self.exact / self.count if self.count else float("nan"),
+            "exact_match_ci95": wilson_interval(self.exact, self.count),
             "char_accuracy": self.chars / self.char_total if self.char_total else float("nan"),
             "ece": self.calibration.ece(),
             "count": self.count,
@@ -299,13 +301,50 @@ class CorpusEvaluator(Evaluator):
         import sacrebleu
 
         hypotheses, references = self.hypotheses, self.references
+        exact = sum(h == r for h, r in zip(hypotheses, references))
         return {
             "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+            "bleu_ci95": bleu_interval(hypotheses, references),
             "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-            "exact_match": float(np.mean([h == r for h, r in zip(hypotheses, references)])),
+            "exact_match": exact / len(references) if references else float("nan"),
+            "exact_match_ci95": wilson_interval(exact, len(references)),
             "count": len(references),
             "examples": [{"hypothesis": h, "reference": r} for h, r in list(zip(hypotheses, references))[:5]],
         }
+
+
+def bleu_interval(hypotheses, references, rounds=1000, seed=0):
+    """The 95% percentile-bootstrap interval of corpus BLEU, [low, high]: the sentences
+    resampled with replacement and each resample scored from its sentences' summed n-gram
+    counts and lengths, which is how sacrebleu scores a corpus (the full sample's sums give
+    `sacrebleu.corpus_bleu` exactly)."""
+    from sacrebleu.metrics import BLEU
+
+    if not references:
+        return [float("nan"), float("nan")]
+    corpus, sentences = BLEU(), BLEU(effective_order=True)  # the order changes no count
+    # (sentences, 2 + 2 * max n-gram order): hypothesis and reference length, matches, totals
+    stats = np.array(
+        [
+            [s.sys_len, s.ref_len, *s.counts, *s.totals]
+            for s in (sentences.sentence_score(h, [r]) for h, r in zip(hypotheses, references))
+        ],
+        np.int64,
+    )
+    order = corpus.max_ngram_order
+    picks = np.random.default_rng(seed).integers(0, len(stats), (rounds, len(stats)))
+    scores = [
+        BLEU.compute_bleu(
+            correct=sums[2 : 2 + order].tolist(),
+            total=sums[2 + order :].tolist(),
+            sys_len=int(sums[0]),
+            ref_len=int(sums[1]),
+            smooth_method=corpus.smooth_method,
+            max_ngram_order=order,
+        ).score
+        for sums in stats[picks].sum(axis=1)
+    ]
+    return np.percentile(scores, [2.5, 97.5]).tolist()
 
 
 def evaluator(config, meta):

@@ -11,7 +11,10 @@ def wilson_interval(successes, total, z=1.96):
     p = successes / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+    # at p = 0 or 1 the bound on that side is exactly 0 or 1 (rounding leaves 1 - 1e-16)
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= total else min(1.0, centre + half)
+    return [float(low), float(high)]
 
 
 def poisson_interval(count, exposure=1.0, confidence=0.95):

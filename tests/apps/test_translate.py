@@ -102,6 +102,11 @@ def test_exact_match_scoring_against_hand_counts():
     scorer.update([probs[2:]], targets[2:])
     report = scorer.result()
     assert report["exact_match"] == pytest.approx(2 / 3)
+    # Wilson: centre (p + z^2/2n) / (1 + z^2/n), half-width z sqrt(p(1-p)/n + z^2/4n^2) / (1 + z^2/n)
+    z, n, p = 1.96, 3, 2 / 3
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert report["exact_match_ci95"] == pytest.approx([centre - half, centre + half])
     assert report["char_accuracy"] == pytest.approx(8 / 9)
     assert report["errors"] == [{"index": 1, "predicted": "101"}]
 
@@ -198,6 +203,33 @@ def test_seq2seq_run_export_and_beam_parity(seq2seq_run):
     assert runner_for(APP, bundle)(inputs)[0].shape == (len(inputs), meta["max_tokens"] + 1)
     report = json.loads((seq2seq_run / "metrics.json").read_text())["keras"]["test"]
     assert 0 <= report["bleu"] <= 100 and 0 <= report["chrf"] <= 100
+    assert report["bleu_ci95"][0] <= report["bleu"] <= report["bleu_ci95"][1]
+    assert len(report["exact_match_ci95"]) == 2
+
+
+def test_bleu_interval_resamples_sentences_as_sacrebleu_scores_a_corpus():
+    """Each resample's BLEU from summed sentence counts equals sacrebleu's corpus BLEU of
+    the resampled sentences: the interval is their 2.5th and 97.5th percentiles."""
+    import sacrebleu
+
+    from dlkit.apps.translate.model import bleu_interval
+
+    rng = np.random.default_rng(1)
+    words = "y la tierra de los cielos dijo jehová sobre su hermano abel".split()
+    references = [" ".join(rng.choice(words, rng.integers(2, 14))) for _ in range(40)]
+    hypotheses = [
+        " ".join(w if rng.random() < 0.6 else rng.choice(words) for w in r.split()) for r in references
+    ]
+    rounds, seed = 50, 3
+    picks = np.random.default_rng(seed).integers(0, len(references), (rounds, len(references)))
+    expected = [
+        sacrebleu.corpus_bleu([hypotheses[i] for i in pick], [[references[i] for i in pick]]).score
+        for pick in picks
+    ]
+    interval = bleu_interval(hypotheses, references, rounds=rounds, seed=seed)
+    assert interval == pytest.approx(np.percentile(expected, [2.5, 97.5]).tolist())
+    assert interval[0] < sacrebleu.corpus_bleu(hypotheses, [references]).score < interval[1]
+    assert np.isnan(bleu_interval([], [])).all()
 
 
 def test_seq2seq_predict_cli(seq2seq_run):
