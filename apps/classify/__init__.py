@@ -1,4 +1,4 @@
-"""Image classification with transfer learning (MobileNetV2) and augmentation.
+"""Image classification with transfer learning (MobileNetV2 or EfficientNet-Lite0) and augmentation.
 
 Data: a folder with one sub-folder per class (`<folder>/<class>/<image>`, optionally
 split as `train/`, `val/`, `test/`), `tfds:NAME` (e.g. `tfds:tf_flowers`), or, by default,
@@ -17,7 +17,9 @@ from dlkit.registry import register
 @register
 class ClassifyApp(App):
     name = "classify"
-    summary = "Image classification with transfer learning (MobileNetV2) and augmentation."
+    summary = (
+        "Image classification with transfer learning (MobileNetV2 or EfficientNet-Lite0) and augmentation."
+    )
     input_kind = "image"
     data_help = "A folder of <class>/<image> files, tfds:NAME, or omit for the offline default."
     gate = Metric("accuracy")

@@ -20,7 +20,8 @@ from dlkit.registry import register
 class SegmentApp(App):
     name = "segment"
     summary = (
-        "Semantic segmentation with a U-Net (pretrained MobileNetV2 encoder, transposed-convolution decoder)."
+        "Semantic segmentation with a U-Net (pretrained MobileNetV2 or EfficientNet-Lite0 encoder, "
+        "transposed-convolution decoder)."
     )
     input_kind = "image"
     data_help = "A folder of images/ + masks/ (PNG class indices), or omit for the offline scenes."
