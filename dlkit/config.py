@@ -197,6 +197,27 @@ def apply_overrides(config, overrides):
     return dataclasses.replace(config, **changes)
 
 
+def overrides_between(base, config):
+    """The `key=value` strings that `apply_overrides` turns `base` into `config` with (its
+    inverse): the fields that differ, in field order, each value written as `--set` reads
+    it (tuples comma-separated, None as `none`, booleans as `true`/`false`)."""
+
+    def written(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if value is None:
+            return "none"
+        if isinstance(value, (tuple, list)):
+            return ",".join(written(item) for item in value)
+        return str(value)
+
+    return [
+        f"{field.name}={written(getattr(config, field.name))}"
+        for field in dataclasses.fields(config)
+        if getattr(config, field.name) != getattr(base, field.name)
+    ]
+
+
 def parse_value(raw: str, annotation, key: str = "value"):
     """Parses `raw` as `annotation` (bool, int, float, str, Optional[...], tuple[...])."""
     origin = typing.get_origin(annotation)

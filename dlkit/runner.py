@@ -90,7 +90,7 @@ def train(
                 f"{run_dir} resumes with the settings it started with: {', '.join(conflicts)}; "
                 f"drop those options to resume it, or train a new run from it with --init {run_dir}"
             )
-        data, init = saved.get("data"), saved.get("init")
+        data, init, tiny = saved.get("data"), saved.get("init"), bool(saved.get("tiny"))
     else:
         run_dir = Path(run_dir) if run_dir else next_run_dir(app.name)  # claimed below
     worker = options.multi_worker and not is_chief()  # trains into a scratch folder
@@ -265,6 +265,7 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
         source, meta, train_split, val_split = load_training_data(
             app, config, data, init_bundle, init_parts, progress
         )
+        meta.update({"init": str(init)} if init else {}, **({"tiny": True} if tiny else {}))
     except BaseException:
         if not resume:  # nothing trained yet: the folder is free for the next attempt
             release_run(run_dir)
@@ -698,12 +699,34 @@ def info_lines(app, info):
             )
         for k, (group, texts) in enumerate(groups.items()):
             rows.append((name if k == 0 else "", f"{group}: {', '.join(texts)}"))
+    if info.get("pretrained"):  # a port of published weights (`--init dlib`, `--init minilm`)
+        rows.append(("ported from", str(info["pretrained"])))
+    elif isinstance(info.get("config"), dict):
+        rows.append(("trained by", train_command(app, info)))
     versions = info.get("versions") or {}
     if versions:
         rows.append(("trained with", ", ".join(f"{k} {v}" for k, v in versions.items())))
     width = max(len(key) for key, _ in rows)
     lines = [f"{key:>{width}}  {text}" for key, text in rows]
     return [*lines, f"(all metadata and metrics: dlkit {app.name} info --json)"]
+
+
+def train_command(app, meta):
+    """The `dlkit <app> train` command that trains a model like the one `meta` describes:
+    its data, `--init` and `--tiny`, and every setting that differs from the defaults as
+    `--set key=value` (`apply_overrides` reads them back to the same config)."""
+    import shlex
+
+    from dlkit.config import overrides_between
+
+    tiny = bool(meta.get("tiny"))
+    words = ["dlkit", app.name, "train", *(["--tiny"] if tiny else [])]
+    for flag, key in (("--data", "data"), ("--init", "init")):
+        if meta.get(key):
+            words += [flag, str(meta[key])]
+    for item in overrides_between(app.default_config(tiny=tiny), config_of(app, meta)):
+        words += ["--set", item]
+    return shlex.join(words)
 
 
 def _megabytes(size):
@@ -738,9 +761,7 @@ def _headline(metrics, name, where=()):
         interval = metrics.get(f"{name}_ci95") or []
         figures = [value, *interval]
         # 3 decimals, more where they would show a narrow interval as [1.000, 1.000]
-        places = next(
-            (d for d in (3, 4, 5) if len({f"{x:.{d}f}" for x in figures}) == len(set(figures))), 5
-        )
+        places = next((d for d in (3, 4, 5) if len({f"{x:.{d}f}" for x in figures}) == len(set(figures))), 5)
         found.append(
             (
                 where,

@@ -278,3 +278,12 @@ def test_info_shows_the_gate_of_the_model_and_intervals_to_the_places_that_tell_
         assert result.exit_code == 0, result.output
         line = next(line for line in result.output.splitlines() if line.split()[:1] == [gate])
         assert line.split(None, 1)[1] == "keras: test 1.0000 [0.9996, 1.0000], val 0.913 [0.865, 0.945]"
+
+
+def test_info_of_a_ported_model_names_its_origin_not_a_training_command():
+    result = CliRunner().invoke(cli, ["face", "info"])
+    assert result.exit_code == 0, result.output
+    assert "ported from  dlib's face descriptor" in result.output and "trained by" not in result.output
+    result = CliRunner().invoke(cli, ["segment", "info"])  # the shipped recipe, from its config
+    line = next(line for line in result.output.splitlines() if "trained by" in line)
+    assert "--set backbone=efficientnet_lite0" in line and "--set image_data=2" in line

@@ -10,6 +10,7 @@ from dlkit.config import (
     Range,
     apply_overrides,
     from_dict,
+    overrides_between,
     parse_value,
     to_dict,
 )
@@ -33,6 +34,20 @@ def test_overrides_are_typed():
     )
     assert config == Example(epochs=7, rate=1e-3, name="b", flag=True, sizes=(3, 4, 5), limit=None)
     assert apply_overrides(Example(), ["limit=4"]).limit == 4
+
+
+def test_overrides_between_is_the_inverse_of_apply_overrides():
+    changed = Example(epochs=7, rate=1e-3, name="b c", flag=True, sizes=(3, 4, 5), limit=4)
+    items = overrides_between(Example(), changed)
+    assert items == ["epochs=7", "rate=0.001", "name=b c", "flag=true", "sizes=3,4,5", "limit=4"]
+    assert apply_overrides(Example(), items) == changed
+    assert overrides_between(changed, Example())[-1] == "limit=none"
+    assert apply_overrides(changed, overrides_between(changed, Example())) == Example()
+    assert overrides_between(Example(), Example()) == []
+    for name in app_names():  # every app's fields, both ways between its full and tiny configs
+        full, tiny = get_app(name).default_config(), get_app(name).default_config(tiny=True)
+        assert apply_overrides(full, overrides_between(full, tiny)) == tiny, name
+        assert apply_overrides(tiny, overrides_between(tiny, full)) == full, name
 
 
 def test_dashes_map_to_underscores():

@@ -191,6 +191,22 @@ def test_info_shows_metadata_and_metrics(trained):
             shown[name] = shape.split(")")[0]
     for name in spec.get("names") or [spec["name"]]:
         assert shown[name] == ", ".join(map(str, spec.get(name, spec["shape"]))), (name, lines)
+    # The command that trains a model like it: --tiny and --set items that rebuild its config.
+    import shlex
+
+    from dlkit.config import apply_overrides
+    from dlkit.engine import config_of
+
+    words = shlex.split(
+        next(line for line in lines if line.split()[:2] == ["trained", "by"]).split("by", 1)[1]
+    )
+    assert words[:4] == ["dlkit", trained.app.name, "train", "--tiny"], words
+    if info["data"]:
+        assert words[4:6] == ["--data", info["data"]], words
+    items = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
+    rebuilt = apply_overrides(trained.app.default_config(tiny=True), items)
+    assert rebuilt == config_of(trained.app, info), words
+    assert len(words) == 4 + 2 * bool(info["data"]) + 2 * len(items), words
     # One column for the keys, however long the headline metric's name.
     width = lines[0].index("app") + len("app")
     assert all(line[width : width + 2] == "  " and line[width + 2] != " " for line in lines[:-1]), lines
