@@ -1,4 +1,5 @@
-"""tools/probe_detect_naming.py: the crops it classifies and the ways it names boxes."""
+"""The probe tools' own logic: probe_detect_naming (crops, naming), probe_detect_multilabel
+(several classes per box), probe_segment_bias (a bias on the argmax)."""
 
 import numpy as np
 
@@ -41,3 +42,34 @@ def test_boxes_named_by_the_classifier_or_by_both():
     assert list(kept_scores) == sorted(kept_scores, reverse=True)
     pairs = {(tuple(b), c) for b, c in zip(kept_boxes.tolist(), kept_classes.tolist())}
     assert (tuple(boxes[2]), 1) not in pairs and (tuple(boxes[0]), 1) in pairs
+
+
+def test_multilabel_postprocess_gives_a_box_every_class_above_the_threshold():
+    """tools/probe_detect_multilabel.py: one class per box, or each class that passes."""
+    from types import SimpleNamespace
+
+    tool = load_tool("probe_detect_multilabel")
+    config = SimpleNamespace(score_threshold=0.05, iou_threshold=0.5, max_detections=10)
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.5, 0.52], [0.6, 0.6, 0.9, 1.2]])
+    objectness = np.array([0.9, 0.5, 0.8])
+    probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.02, 0.98]])
+    # scores: box 0 (0.54, 0.36), box 1 (0.15, 0.35), box 2 (0.016, 0.784); box 2 clipped to 1
+    b, s, c = tool.postprocess(boxes, objectness, probs, config, multi_label=False)
+    assert list(c) == [1, 0, 1] and np.allclose(s, [0.784, 0.54, 0.35])
+    assert np.allclose(b[0], [0.6, 0.6, 0.9, 1.0])
+    b, s, c = tool.postprocess(boxes, objectness, probs, config, multi_label=True)
+    # class 1: boxes 2, 0 (0.36) and 1 (0.35, IoU 0.9 with box 0: suppressed); class 0: box 0
+    # (0.54), box 1 (0.15: suppressed by box 0); box 2's class 0 (0.016) is under the threshold
+    assert list(zip(c.tolist(), np.round(s, 3).tolist())) == [(1, 0.784), (0, 0.54), (1, 0.36)]
+
+
+def test_a_class_bias_moves_the_argmax_and_the_confusion_matrix():
+    """tools/probe_segment_bias.py: labels are the argmax of log p + bias."""
+    tool = load_tool("probe_segment_bias")
+    log_probs = np.log(np.array([[[[0.6, 0.4], [0.2, 0.8]]]], np.float32))  # (1, 1, 2, 2)
+    masks = np.array([[[1, 1]]])
+    plain = tool.scored(["background", "object"], log_probs, masks, [0.0, 0.0])
+    assert plain.matrix.tolist() == [[0, 0], [1, 1]]  # the first pixel called background
+    shifted = tool.scored(["background", "object"], log_probs, masks, [np.log(0.5), 0.0])
+    assert shifted.matrix.tolist() == [[0, 0], [0, 2]]  # 0.6 * 0.5 < 0.4: now an object
+    assert tool.figures(shifted)["foreground_iou"] == 1.0
