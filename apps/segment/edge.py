@@ -107,15 +107,25 @@ def overlay(image, label_map, alpha=0.5):
     return Image.fromarray(tinted)
 
 
+def percent(share):
+    """`12.3%`; a share above 0 that would round to 0.0% is `<0.1%`, and one short of
+    1 that would round to 100.0% is `>99.9%`."""
+    if 0 < share < 0.0005:
+        return "<0.1%"
+    if 0.9995 <= share < 1:
+        return ">99.9%"
+    return f"{100 * share:.1f}%"
+
+
 def format_result(name, result):
     """`scene.jpg: birds 12.3%, fish 4.0% (background 83.7%, pixel confidence 0.95)`."""
     shares = result["classes"]
     objects = sorted(
         ((s, label) for label, s in shares.items() if label != "background" and s > 0), reverse=True
     )
-    listed = ", ".join(f"{label} {100 * s:.1f}%" for s, label in objects) or "no objects"
+    listed = ", ".join(f"{label} {percent(s)}" for s, label in objects) or "no objects"
     background = shares.get("background")
-    notes = [f"background {100 * background:.1f}%"] if background is not None else []
+    notes = [f"background {percent(background)}"] if background is not None else []
     if result.get("confidence") is not None:
         notes.append(f"pixel confidence {result['confidence']:.2f}")
     return f"{name}: {listed}" + (f" ({', '.join(notes)})" if notes else "")

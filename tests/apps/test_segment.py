@@ -75,6 +75,17 @@ def test_predict_writes_overlays_and_label_maps_at_the_image_size(segment_run, t
     )
 
 
+def test_a_predict_line_lists_object_shares_largest_first_and_never_a_zero():
+    from dlkit.apps.segment.edge import format_result
+
+    shares = {"background": 0.9996, "birds": 0.0001, "fish": 0.0003, "flowers": 0.0}
+    line = format_result("a.jpg", {"classes": shares, "confidence": 0.987})
+    assert line == "a.jpg: fish <0.1%, birds <0.1% (background >99.9%, pixel confidence 0.99)"
+    shares = {"background": 0.75, "birds": 0.125, "fish": 0.125}
+    assert format_result("b.jpg", {"classes": shares}) == "b.jpg: fish 12.5%, birds 12.5% (background 75.0%)"
+    assert format_result("c.jpg", {"classes": {"background": 1.0}}) == "c.jpg: no objects (background 100.0%)"
+
+
 def test_overlay_tints_object_pixels_only_by_the_blend_formula():
     from dlkit.apps.segment.edge import COLORS, overlay
 
