@@ -265,7 +265,10 @@ def _train(app, config, data, run_dir, resume, init, callbacks, options, state, 
         source, meta, train_split, val_split = load_training_data(
             app, config, data, init_bundle, init_parts, progress
         )
-        meta.update({"init": str(init)} if init else {}, **({"tiny": True} if tiny else {}))
+        if init:  # what `info` shows as the command that trains a model like it
+            meta["init"] = str(init)
+        if tiny:
+            meta["tiny"] = True
     except BaseException:
         if not resume:  # nothing trained yet: the folder is free for the next attempt
             release_run(run_dir)
