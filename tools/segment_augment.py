@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.apps.segment.model import recording
 from dlkit.bench import option_timing
 from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
@@ -24,17 +25,6 @@ from dlkit.predict import Predictor
 from dlkit.registry import get_app
 
 KEYS = ("miou", "foreground_iou", "boundary_f", "pixel_accuracy", "mean_dice")
-
-
-def recorded(run, found):
-    """`run` that also appends each batch's label maps (uint8) to `found`."""
-
-    def call(inputs):
-        outputs = run(inputs)
-        found.append(np.argmax(outputs[0], axis=-1).astype(np.uint8))
-        return outputs
-
-    return call
 
 
 def main():
@@ -53,7 +43,7 @@ def main():
     for augment in (False, True):
         predictor = Predictor.load(app, path, augment=augment)
         found = []  # val's label maps, then test's: the pooled order
-        reports = score_splits(app, config, predictor.meta, recorded(predictor.run, found), splits)
+        reports = score_splits(app, config, predictor.meta, recording(predictor.run, found), splits)
         key = f"tflite_int8_{'augmented' if augment else 'plain'}"
         results[key] = {
             split: {k: report[k] for k in report if k.split("_ci95")[0] in KEYS}

@@ -138,6 +138,19 @@ def evaluator(config, meta):
     return SegmentationEvaluator(meta["labels"])
 
 
+def recording(run, found):
+    """`run` that also appends each batch's label maps ((b, h, w) uint8, the argmax of its
+    class scores) to the list `found` (tools that score two models pairwise keep what each
+    found)."""
+
+    def call(inputs):
+        outputs = run(inputs)
+        found.append(np.argmax(outputs[0], axis=-1).astype(np.uint8))
+        return outputs
+
+    return call
+
+
 def inference_model(model, config, meta):
     """The training model, or with `meta["argmax"]` (export --argmax) the same network
     ending in a per-pixel ArgMax: (batch, S, S) int32 class ids (TFLite ARG_MAX)."""

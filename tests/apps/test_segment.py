@@ -451,3 +451,23 @@ def test_the_split_of_user_data_does_not_follow_the_training_seed_nor_the_folder
     grown = _three_splits(Config.tiny(), pairs)
     for split in ("train", "val", "test"):
         assert set(first[split]) == set(grown[split]) & set(pairs[:40])
+
+
+def test_compare_tool_scores_two_segmenters_pairwise(segment_run):
+    """tools/compare_segment.py on the tiny run: its Keras model against its int8 file gives
+    each model's own report and a pooled difference equal to the difference of the two
+    pooled reports, inside its paired interval; a model against itself differs by 0."""
+    from conftest import load_tool
+    from dlkit.registry import get_app
+
+    tool, app = load_tool("compare_segment"), get_app("segment")
+    run_dir, data = segment_run
+    result = tool.compare(app, [run_dir / "model.keras", run_dir / "model.int8.tflite"], str(data))
+    keras_pooled, int8_pooled = (r["pooled"] for r in result["reports"])
+    for key in ("miou", "foreground_iou"):
+        difference = result["pooled_difference"][key]
+        assert difference == pytest.approx(keras_pooled[key] - int8_pooled[key], abs=1e-9)
+        low, high = result["pooled_difference"][f"{key}_ci95"]
+        assert low <= difference <= high
+    same = tool.compare(app, [run_dir / "model.int8.tflite"] * 2, str(data))["pooled_difference"]
+    assert same["miou"] == 0 and same["miou_ci95"] == [0.0, 0.0]

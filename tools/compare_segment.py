@@ -1,0 +1,69 @@
+"""Two segmentation models on the same held-out scenes, with paired intervals of their
+difference.
+
+Scores each model (a run or export folder, a .keras or .tflite file) on the first model's
+held-out validation and test scenes (or another source with `--data`), apart and pooled,
+and the pooled difference of mean IoU and foreground IoU, first minus second, with a
+paired 95% interval (each of 1,000 resamplings of the scenes scores both): what deciding
+whether one model replaces another needs. The shipped U-Net ships as int8 only, so the
+fair comparison with it is a run's own int8 file.
+
+    python tools/compare_segment.py NEW_MODEL [OLD_MODEL: the shipped model]
+        [--out tools/results/segment_compare.json]
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from dlkit import io
+from dlkit.apps.segment.model import recording
+from dlkit.engine import config_of, held_out_splits, score_splits
+from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
+from dlkit.paths import shipped_model_dir
+from dlkit.predict import Predictor
+from dlkit.registry import get_app
+
+KEYS = ("miou", "foreground_iou", "boundary_f", "pixel_accuracy", "miou_ci95", "foreground_iou_ci95")
+
+
+def compare(app, models, data=None):
+    """{"models", "reports": [{split: report}], "pooled_difference"} of two models on the
+    same held-out scenes (the first model's data unless `data`)."""
+    predictors = [Predictor.load(app, model, prefer="keras") for model in models]
+    meta = predictors[0].meta
+    if list(predictors[1].meta["labels"]) != list(meta["labels"]):
+        raise SystemExit("the two models have different classes: nothing to compare pairwise")
+    config = config_of(app, meta)
+    splits = held_out_splits(app, config, meta, data)
+    masks = np.concatenate([np.asarray(split.targets) for split in splits.values()])
+    reports, evaluators = [], []
+    for predictor in predictors:
+        found = []  # val's label maps, then test's: the pooled order
+        split_reports = score_splits(app, config, predictor.meta, recording(predictor.run, found), splits)
+        reports.append({split: {k: r[k] for k in KEYS if k in r} for split, r in split_reports.items()})
+        evaluators.append(SegmentationEvaluator(meta["labels"]))
+        evaluators[-1].update([np.concatenate(found)], masks)
+        print(predictor.bundle.path, {s: round(r["miou"], 4) for s, r in split_reports.items()}, flush=True)
+    return {
+        "models": [str(p.bundle.path) for p in predictors],
+        "reports": reports,
+        "pooled_difference": iou_difference(*evaluators),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("new")
+    parser.add_argument("old", nargs="?", default=None)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_compare.json"))
+    args = parser.parse_args()
+    result = compare(get_app("segment"), [args.new, args.old or shipped_model_dir("segment")], args.data)
+    print("pooled difference", result["pooled_difference"])
+    io.write_json(Path(args.out), result)
+
+
+if __name__ == "__main__":
+    main()
