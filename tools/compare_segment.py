@@ -3,8 +3,8 @@ difference.
 
 Scores each model (a run or export folder, a .keras or .tflite file) on the first model's
 held-out validation and test scenes (or another source with `--data`), apart and pooled,
-and the pooled difference of mean IoU and foreground IoU, first minus second, with a
-paired 95% interval (each of 1,000 resamplings of the scenes scores both): what deciding
+and the difference of mean IoU and foreground IoU on each split and pooled, first minus
+second, with a paired 95% interval (each of 1,000 resamplings of the scenes scores both): what deciding
 whether one model replaces another needs. The shipped U-Net ships as int8 only, so the
 fair comparison with it is a run's own int8 file.
 
@@ -29,27 +29,33 @@ KEYS = ("miou", "foreground_iou", "boundary_f", "pixel_accuracy", "miou_ci95", "
 
 
 def compare(app, models, data=None):
-    """{"models", "reports": [{split: report}], "pooled_difference"} of two models on the
-    same held-out scenes (the first model's data unless `data`)."""
+    """{"models", "reports": [{split: report}], "differences": {split: ...}} of two models
+    on the same held-out scenes (the first model's data unless `data`): the paired
+    difference on each split and on both pooled ("pooled")."""
     predictors = [Predictor.load(app, model, prefer="keras") for model in models]
     meta = predictors[0].meta
     if list(predictors[1].meta["labels"]) != list(meta["labels"]):
         raise SystemExit("the two models have different classes: nothing to compare pairwise")
     config = config_of(app, meta)
     splits = held_out_splits(app, config, meta, data)
-    masks = np.concatenate([np.asarray(split.targets) for split in splits.values()])
+    masks = np.concatenate([np.asarray(split.targets) for split in splits.values()])  # val's, then test's
+    ends = np.cumsum([len(split.targets) for split in splits.values()])
+    parts = {name: slice(end - len(split.targets), end) for (name, split), end in zip(splits.items(), ends)}
+    parts["pooled"] = slice(0, len(masks))
     reports, evaluators = [], []
     for predictor in predictors:
-        found = []  # val's label maps, then test's: the pooled order
+        found = []  # label maps in the order of `masks`
         split_reports = score_splits(app, config, predictor.meta, recording(predictor.run, found), splits)
         reports.append({split: {k: r[k] for k in KEYS if k in r} for split, r in split_reports.items()})
-        evaluators.append(SegmentationEvaluator(meta["labels"]))
-        evaluators[-1].update([np.concatenate(found)], masks)
+        maps = np.concatenate(found)
+        evaluators.append({name: SegmentationEvaluator(meta["labels"]) for name in parts})
+        for name, part in parts.items():
+            evaluators[-1][name].update([maps[part]], masks[part])
         print(predictor.bundle.path, {s: round(r["miou"], 4) for s, r in split_reports.items()}, flush=True)
     return {
         "models": [str(p.bundle.path) for p in predictors],
         "reports": reports,
-        "pooled_difference": iou_difference(*evaluators),
+        "differences": {name: iou_difference(evaluators[0][name], evaluators[1][name]) for name in parts},
     }
 
 
@@ -61,7 +67,7 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_compare.json"))
     args = parser.parse_args()
     result = compare(get_app("segment"), [args.new, args.old or shipped_model_dir("segment")], args.data)
-    print("pooled difference", result["pooled_difference"])
+    print("differences", result["differences"])
     io.write_json(Path(args.out), result)
 
 

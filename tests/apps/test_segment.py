@@ -463,11 +463,12 @@ def test_compare_tool_scores_two_segmenters_pairwise(segment_run):
     tool, app = load_tool("compare_segment"), get_app("segment")
     run_dir, data = segment_run
     result = tool.compare(app, [run_dir / "model.keras", run_dir / "model.int8.tflite"], str(data))
-    keras_pooled, int8_pooled = (r["pooled"] for r in result["reports"])
-    for key in ("miou", "foreground_iou"):
-        difference = result["pooled_difference"][key]
-        assert difference == pytest.approx(keras_pooled[key] - int8_pooled[key], abs=1e-9)
-        low, high = result["pooled_difference"][f"{key}_ci95"]
-        assert low <= difference <= high
-    same = tool.compare(app, [run_dir / "model.int8.tflite"] * 2, str(data))["pooled_difference"]
+    for split in ("val", "test", "pooled"):  # each split's difference is its two reports'
+        keras_report, int8_report = (r[split] for r in result["reports"])
+        for key in ("miou", "foreground_iou"):
+            difference = result["differences"][split][key]
+            assert difference == pytest.approx(keras_report[key] - int8_report[key], abs=1e-9), split
+            low, high = result["differences"][split][f"{key}_ci95"]
+            assert low <= difference <= high
+    same = tool.compare(app, [run_dir / "model.int8.tflite"] * 2, str(data))["differences"]["pooled"]
     assert same["miou"] == 0 and same["miou_ci95"] == [0.0, 0.0]
