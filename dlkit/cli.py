@@ -349,24 +349,19 @@ def report_lines(report):
             if isinstance(value, (int, float)) and not isinstance(value, bool)
         )
 
-    lines = [
-        f"{key:>18}: {number(key, value, report)}"
-        for key, value in report.items()
-        if isinstance(value, float)
-    ]
-    lines += [f"{label:>18}: {numbers(row)}" for label, row in report.get("per_class", {}).items()]
+    rows = [(key, number(key, value, report)) for key, value in report.items() if isinstance(value, float)]
+    rows += [(label, numbers(row)) for label, row in report.get("per_class", {}).items()]
     if report.get("options"):  # how the model was run (`--augment`), so the numbers say it
-        lines.insert(0, f"{'options':>18}: " + ", ".join(f"{k} {v}" for k, v in report["options"].items()))
+        rows.insert(0, ("options", ", ".join(f"{k} {v}" for k, v in report["options"].items())))
     for key, value in report.items():
         if key in ("per_class", "options") or not isinstance(value, dict) or not value:
             continue
-        rows = value.items() if all(isinstance(v, dict) for v in value.values()) else [(key, value)]
-        lines += [  # a group of lists (a curve, plot points) has no number to show
-            f"{f'{key}: {name}' if name != key else key:>18}: {numbers(row)}"
-            for name, row in rows
-            if numbers(row)
+        group = value.items() if all(isinstance(v, dict) for v in value.values()) else [(key, value)]
+        rows += [  # a group of lists (a curve, plot points) has no number to show
+            (f"{key}: {name}" if name != key else key, numbers(row)) for name, row in group if numbers(row)
         ]
-    return lines
+    width = max([18, *(len(label) for label, _ in rows)])
+    return [f"{label:>{width}}: {text}" for label, text in rows]
 
 
 PREDICT_HELP = {

@@ -92,6 +92,12 @@ def test_report_lines_show_intervals_classes_and_groups():
         "           options: augment True, conf 0.5",
         *lines,
     ]
+    # A label longer than the column widens it for every line, so the colons stay aligned.
+    wide = {"accuracy": 0.8, "peers": {"tfidf_logreg": {"accuracy": 0.75}}}
+    assert report_lines(wide) == [
+        "           accuracy: 0.8000",
+        "peers: tfidf_logreg: accuracy 0.7500",
+    ]
 
 
 @pytest.mark.parametrize("name", app_names())
