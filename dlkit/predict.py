@@ -165,6 +165,9 @@ def next_predict_dir(app_name, root="runs"):
     return next_numbered_dir(Path(root) / app_name, "predict")
 
 
+RAW_BYTES = 256 * 2**20  # decoded inputs one predict batch may hold
+
+
 class Predictor:
     """An app's model ready to predict: loaded once, called on many inputs.
 
@@ -178,6 +181,7 @@ class Predictor:
 
     def __init__(self, app, run, meta, options, bundle=None):
         self.app, self.run, self.meta, self.options, self.bundle = app, run, meta, options, bundle
+        self.raw_bytes = RAW_BYTES
 
     @classmethod
     def load(cls, app, model=None, prefer="tflite", **options):
@@ -194,17 +198,22 @@ class Predictor:
         return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
 
     def __call__(self, items, batch_size=32, out_dir=None, progress=None):
-        """Yields a Prediction per item, in order."""
+        """Yields a Prediction per item, in order. Inputs are read and run batch_size at a
+        time, fewer once a batch's decoded inputs hold `raw_bytes` (large photos)."""
         from dlkit.engine import stack
 
         app, meta = self.app, self.meta
         out_dir = Path(out_dir) if out_dir is not None else None
         if progress:
             progress(0, len(items), "predicting")
-        index = 0
-        for start in range(0, len(items), batch_size):
-            ready, windows = [], []  # ready: (item, raw or None, windows, error or None)
-            for item in items[start : start + batch_size]:
+        index, start = 0, 0
+        while start < len(items):
+            # Each decoded input is held until its result is drawn: 32 photos of 12
+            # megapixels would hold 1.1 GB. ready: (item, raw or None, windows, error or None).
+            ready, windows, held, end = [], [], 0, start
+            while end < len(items) and end - start < batch_size and held < self.raw_bytes:
+                item = items[end]
+                end += 1
                 try:
                     raw = app.read_input(item, meta)
                     parts = app.windows(raw, meta)
@@ -215,6 +224,7 @@ class Predictor:
                     continue
                 ready.append((item, raw, len(parts), None))
                 windows += parts
+                held += getattr(raw, "nbytes", 0)
             results = []
             for first in range(0, len(windows), batch_size):
                 outputs = self.run(stack(windows[first : first + batch_size]))
@@ -235,5 +245,6 @@ class Predictor:
                     result=app.finish(item, raw, combined, context),
                     warnings=[shortened(warning, item) for warning in app.input_warnings(raw, meta)],
                 )
+            start = end
             if progress:
-                progress(min(start + batch_size, len(items)), len(items), "predicting")
+                progress(end, len(items), "predicting")

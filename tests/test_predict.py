@@ -55,6 +55,36 @@ def test_windows_are_run_across_batches_and_combined_per_input():
     assert max(calls) <= 2  # windows are batched by batch_size, not per input
 
 
+class CodeSum(ChunkSum):
+    """ChunkSum whose raw input is an array (8 bytes a character), as a decoded image is."""
+
+    def read_input(self, item, meta):
+        return np.array([ord(ch) for ch in super().read_input(item, meta)], np.float64)
+
+    def windows(self, raw, meta):
+        return super().windows("".join(map(chr, raw.astype(int))), meta)
+
+
+def test_a_batch_closes_when_its_decoded_inputs_reach_the_byte_budget():
+    calls, reported = [], []
+
+    def run(batch):
+        calls.append(len(batch))
+        return [np.asarray(batch).sum(axis=1)]
+
+    items = ["abcdefgh", "ijk", "", "lmnopqrs", "tu", "vwxyz"]
+    predictor = Predictor(CodeSum(), run, meta={}, options={})
+    whole = [o.result for o in predictor(items, batch_size=32)]
+    assert len(calls) == 1  # 8 + 3 + 8 + 2 + 5 windows of 3 characters: one batch
+    calls.clear()
+    predictor.raw_bytes = 80  # two 8-character inputs (64 bytes each) pass it
+    outcomes = list(predictor(items, batch_size=32, progress=lambda done, total, _: reported.append(done)))
+    assert [o.result for o in outcomes] == whole and outcomes[2].error == "empty input"
+    # A batch closes after the input that brings it to 80 bytes (an unreadable one holds
+    # none): [abcdefgh, ijk] 88, ["", lmnopqrs, tu] 80, [vwxyz].
+    assert calls == [3 + 1, 3 + 1, 2] and reported == [0, 2, 5, 6]
+
+
 def test_sources_expand_by_input_kind(tmp_path):
     (tmp_path / "clips").mkdir()
     for name in ("a.wav", "b.flac", "notes.txt"):
