@@ -1,6 +1,7 @@
 """The classify app end to end on a tiny dataset: train, evaluate, export, predict."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,7 @@ def test_export_gate_fails_without_writing(tmp_path, tiny_run, monkeypatch):
     monkeypatch.setattr(Metric, "drop", lambda self, reference, candidate: 5.0)  # 5 points worse
     result = run_cli("classify", "export", "--model", run_dir, "--quantize", "float16", "--max-drop", "1")
     assert_one_line_error(result, "nothing written")
+    assert re.search(r"dropped 5.00 points on \d+ validation examples \(budget 1.0\)", result.output)
     assert not (run_dir / "model.float16.tflite").exists()
 
 
