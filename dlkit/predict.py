@@ -224,7 +224,7 @@ class Predictor:
                     continue
                 ready.append((item, raw, len(parts), None))
                 windows += parts
-                held += getattr(raw, "nbytes", 0)
+                held += getattr(raw, "nbytes", 0)  # an array, or a raw input that says its size
             results = []
             for first in range(0, len(windows), batch_size):
                 outputs = self.run(stack(windows[first : first + batch_size]))

@@ -18,6 +18,11 @@ class FacePhoto:
     faces: list
     crops: list
 
+    @property
+    def nbytes(self):
+        """Bytes held, as an array's `nbytes` (predict bounds a batch's decoded inputs)."""
+        return self.image.nbytes + sum(crop.nbytes for crop in self.crops)
+
 
 def detector_of(meta):
     """The bundle's own detector (side file `detector`), else the shipped one."""

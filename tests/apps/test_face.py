@@ -102,6 +102,16 @@ def test_several_faces_each_reported_and_the_largest_enrolled(photos, tmp_path):
     assert json.loads(alone.output.splitlines()[-1])["faces"][0]["name"] == "Eileen"
 
 
+def test_a_read_photo_tells_predict_the_bytes_it_holds(photos):
+    from dlkit.apps.face import edge
+    from dlkit.edge.bundle import ModelBundle
+
+    meta = ModelBundle.load(SHIPPED, app="face").meta
+    photo = edge.read_input(photos / "two_people.png", meta)
+    assert len(photo.crops) == 2
+    assert photo.nbytes == 512 * 1024 * 3 + sum(crop.size * crop.itemsize for crop in photo.crops)
+
+
 @pytest.mark.parametrize("name", ["coffee.png", "tiny.png", "corrupt.jpg"])
 def test_photos_without_a_face_enrol_nothing(photos, tmp_path, name):
     gallery = tmp_path / "gallery.json"
