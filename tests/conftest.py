@@ -263,6 +263,7 @@ EDGE_BLOCKED = (
     "faker",
     "sacrebleu",
     "skimage",
+    "scipy",
 )
 
 

@@ -1,4 +1,4 @@
-"""Audio on device (numpy + soundfile + scipy, no TensorFlow): reading any file libsndfile
+"""Audio on device (numpy + soundfile, no TensorFlow): reading any file libsndfile
 knows (WAV, FLAC, OGG...) as mono float32 at the model's sample rate."""
 
 from dataclasses import dataclass, field
@@ -24,13 +24,40 @@ class Audio:
 
 
 def resample(audio, from_rate, to_rate):
-    """`audio` (float32) from `from_rate` to `to_rate` Hz with scipy's polyphase filter."""
+    """`audio` from `from_rate` to `to_rate` Hz as float32: scipy's `resample_poly` (its
+    default Kaiser-windowed filter, zero padding) in numpy, so the edge path needs no scipy.
+
+    The rates reduce to up/down; the low-pass filter is a sinc with cutoff 1/max(up, down)
+    times a Kaiser window (beta 5) of 20 max(up, down) + 1 taps, scaled to gain `up`. Each
+    output sample is one phase of that filter (every `up`-th tap) against the input samples
+    before it: output r + up j uses phase (r + first) down mod up and inputs `down` apart
+    as j grows, so each phase is one matrix-vector product over a strided window view.
+    """
     if from_rate == to_rate:
         return np.asarray(audio, np.float32)
-    from scipy.signal import resample_poly
-
+    x = np.asarray(audio, np.float32)
     common = gcd(int(from_rate), int(to_rate))
-    return resample_poly(audio, to_rate // common, from_rate // common).astype(np.float32)
+    up, down = int(to_rate) // common, int(from_rate) // common
+    n_out = -(-len(x) * up // down)
+    rate = max(up, down)
+    half = 10 * rate
+    h = np.sinc(np.arange(-half, half + 1) / rate) * np.kaiser(2 * half + 1, 5.0)
+    h *= up / h.sum()
+    pre = down - half % down  # zeros before the filter put output 0 at input 0's centre
+    first = (half + pre) // down  # outputs of the full convolution dropped at its start
+    taps = -(-(len(h) + pre) // up)
+    padded = np.zeros(up * taps)
+    padded[pre : pre + len(h)] = h
+    phases = padded.reshape(taps, up).T[:, ::-1].astype(np.float32)  # per phase, oldest tap first
+    x = np.concatenate([np.zeros(taps, np.float32), x, np.zeros(taps + down, np.float32)])
+    windows = np.lib.stride_tricks.sliding_window_view(x, taps)  # windows[i] = x[i : i + taps]
+    out = np.empty(n_out, np.float32)
+    for r in range(min(up, n_out)):
+        position = (r + first) * down  # in the upsampled signal
+        start = position // up + 1  # the window that ends at the newest input it reaches
+        outputs = len(range(r, n_out, up))
+        out[r::up] = windows[start : start + down * outputs : down] @ phases[position % up]
+    return out
 
 
 def unreadable(path, error):

@@ -136,6 +136,33 @@ def test_resampling_keeps_duration_and_stays_finite(audio, rate):
     assert abs(len(out) - len(audio) * 16000 / rate) <= 1
 
 
+@pytest.mark.parametrize(
+    "rates",
+    [
+        (44100, 16000),
+        (48000, 16000),
+        (22050, 16000),
+        (11025, 16000),
+        (8000, 16000),
+        (16000, 8000),
+        (16000, 44100),
+    ],
+)
+@pytest.mark.parametrize("length", [1, 2, 7, 100, 4001, 3 * 44100])
+def test_resampling_matches_scipys_polyphase_filter(rates, length):
+    """The numpy resampler of the edge path against `scipy.signal.resample_poly` (its
+    reference, installed with the training extra)."""
+    from math import gcd
+
+    signal = pytest.importorskip("scipy.signal")
+    audio = np.random.default_rng(length).uniform(-1, 1, length).astype(np.float32)
+    common = gcd(*rates)
+    expected = signal.resample_poly(audio, rates[1] // common, rates[0] // common)
+    out = resample(audio, *rates)
+    assert out.dtype == np.float32 and out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_events_ignore_nan_and_inf_probabilities_safely(bad):
     probs = np.array([0.9, 0.9, bad, bad, 0.1, 0.9, 0.9], np.float32)

@@ -26,7 +26,6 @@ OLD_STACK = [
     "numpy==1.26.4",
     "pillow>=10",
     "click>=8.1",
-    "scipy==1.13.1",
 ]
 
 
