@@ -211,7 +211,7 @@ class Predictor:
             # Each decoded input is held until its result is drawn: 32 photos of 12
             # megapixels would hold 1.1 GB. ready: (item, raw or None, windows, error or None).
             ready, windows, held, end = [], [], 0, start
-            while end < len(items) and end - start < batch_size and held < self.raw_bytes:
+            while end < len(items) and end - start < batch_size and (end == start or held < self.raw_bytes):
                 item = items[end]
                 end += 1
                 try:

@@ -83,6 +83,8 @@ def test_a_batch_closes_when_its_decoded_inputs_reach_the_byte_budget():
     # A batch closes after the input that brings it to 80 bytes (an unreadable one holds
     # none): [abcdefgh, ijk] 88, ["", lmnopqrs, tu] 80, [vwxyz].
     assert calls == [3 + 1, 3 + 1, 2] and reported == [0, 2, 5, 6]
+    predictor.raw_bytes = 0  # a budget below one input still reads one input a batch
+    assert [o.result for o in predictor(items, batch_size=32)] == whole
 
 
 def test_sources_expand_by_input_kind(tmp_path):
