@@ -430,7 +430,7 @@ def _finish(app, config, run_dir, model, meta, source, val_split, progress, best
         checkpoint_dir / "state.json", {"epochs_done": total_epochs, "complete": True, "best": best}
     )
     metric = app.gate_metric(meta).name
-    shown = {split: round(m.get(metric, float("nan")), 4) for split, m in metrics.items()}
+    shown = ", ".join(f"{split} {m.get(metric, float('nan')):.4f}" for split, m in metrics.items())
     log(f"done: {run_dir} ({metric}: {shown})")
     return run_dir
 
