@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.console import log
+from dlkit.console import counted, log
 from dlkit.errors import DlkitError
 from dlkit.stages import build_optimizer
 
@@ -205,7 +205,7 @@ def latency_process(plan_path, threads):
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DlkitError(f"the latency run with {threads} thread(s) failed: {tail}")
+        raise DlkitError(f"the latency run with {counted(threads, 'thread')} failed: {tail}")
     return io.read_json(out)
 
 
@@ -545,7 +545,7 @@ def bench(
         io.write_json(plan_path, plan)
         results["peak_flops"] = {}
         for count in threads:
-            log(f"timing every model with {count} thread(s)")
+            log(f"timing every model with {counted(count, 'thread')}")
             measured = latency_process(plan_path, count)
             results["peak_flops"][str(count)] = measured.pop("peak")
             for name, latencies in measured.items():
@@ -611,7 +611,7 @@ def markdown(results):
     m = results["machine"]
     threads = [str(t) for t in results["threads"]]
     peaks = ", ".join(
-        f"{t} thread(s): {p['float32'] / 1e9:.1f} GFLOP/s float32, {p['int8'] / 1e9:.1f} GOP/s int8"
+        f"{counted(int(t), 'thread')}: {p['float32'] / 1e9:.1f} GFLOP/s float32, {p['int8'] / 1e9:.1f} GOP/s int8"
         for t, p in results["peak_flops"].items()
     )
     lines = [
@@ -634,10 +634,10 @@ def markdown(results):
             if variant not in row["latency_ms"][threads[0]]:
                 continue
             size = row["sizes"].get(variant)
-            counted = row["flops"].get(variant if variant != "keras" else "float32")
+            flops = row["flops"].get(variant if variant != "keras" else "float32")
             flops_text = ""
-            if counted:
-                flops_text = ("" if counted[1] else ">=") + f"{counted[0] / 1e9:.2f} G"
+            if flops:
+                flops_text = ("" if flops[1] else ">=") + f"{flops[0] / 1e9:.2f} G"
             cells = [
                 name,
                 variant,

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from dlkit import __version__
+from dlkit.console import counted
 from dlkit.errors import DlkitError
 from dlkit.export import QUANTIZATIONS
 from dlkit.registry import app_names, get_app
@@ -81,7 +82,7 @@ class UnreadableInputs:
         """Exits 2 when any input could not be read."""
         if self.count:
             if self.many:
-                click.echo(f"{self.count} input(s) could not be read", err=True)
+                click.echo(f"{counted(self.count, 'input')} could not be read", err=True)
             sys.exit(EXIT_USAGE)
 
 

@@ -4,6 +4,11 @@ import sys
 import time
 
 
+def counted(count, noun):
+    """`1 input`, `2 inputs`."""
+    return f"{count} {noun if count == 1 else noun + 's'}"
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 
+from dlkit.console import counted
 from dlkit.errors import DlkitError
 
 
@@ -115,7 +116,7 @@ def mirrored_strategy(devices):
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         if len(gpus) < devices:
-            raise DlkitError(f"--devices {devices}: this machine has {len(gpus)} GPU(s)")
+            raise DlkitError(f"--devices {devices}: this machine has {counted(len(gpus), 'GPU')}")
         return tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(devices)])
     split_cpu(devices)
     logical = tf.config.list_logical_devices("CPU")
@@ -187,7 +188,7 @@ def even_batches(dataset, devices, batch_size, training=False):
     total = int(examples.reduce(0, lambda count, _: count + 1))
     kept = total // devices * devices
     if kept == 0:
-        raise DlkitError(f"--devices {devices}: the validation split has only {total} example(s)")
+        raise DlkitError(f"--devices {devices}: the validation split has only {counted(total, 'example')}")
     return examples.take(kept).padded_batch(size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from dlkit.console import counted
+
 
 def gallery_option(function):
     return click.option(
@@ -81,7 +83,7 @@ def add_commands(app, group):
         with editing(path) as gallery:
             gallery.add(name, [embedding for embedding, _ in found.values()], predictor.meta, replace=replace)
             total = len(gallery.people[name])
-        click.echo(f"enrolled {name}: {len(found)} photo(s), {total} in all ({path})")
+        click.echo(f"enrolled {name}: {counted(len(found), 'photo')}, {total} in all ({path})")
         if len(found) < len(photos):
             sys.exit(EXIT_USAGE)
 
@@ -138,7 +140,7 @@ def add_commands(app, group):
             click.echo(f"the gallery is empty ({path}): enrol people with dlkit face enroll NAME PHOTO...")
             return
         for name, rows in sorted(gallery.people.items()):
-            click.echo(f"{name}: {len(rows)} photo(s)")
+            click.echo(f"{name}: {counted(len(rows), 'photo')}")
         click.echo(f"{len(gallery.people)} people, {gallery.photos} photos ({path})", err=True)
 
     @click.command(name="remove", help="Remove a person from the gallery.")

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from dlkit.console import counted
 from dlkit.edge.text import BERT_RESERVED
 from dlkit.engine import Evaluator
 from dlkit.errors import DlkitError, InvalidInputError
@@ -31,7 +32,7 @@ def read_vocab_file(path):
             twice.append(token)
         seen.add(token)
     if twice:
-        raise InvalidInputError(f"{path}: lists {len(twice)} token(s) twice, e.g. {twice[0]!r}")
+        raise InvalidInputError(f"{path}: lists {counted(len(twice), 'token')} twice, e.g. {twice[0]!r}")
     missing = [token for token in BERT_RESERVED if token not in seen]
     if missing:
         raise InvalidInputError(f"{path}: a BERT vocabulary needs {', '.join(missing)}")

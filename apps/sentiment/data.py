@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.console import counted
 from dlkit.errors import DlkitError, InvalidInputError
 
 BINARY_LABELS = ("negative", "positive")
@@ -177,7 +178,7 @@ def _open_files(config, path):
     labels = _configured_labels(config) or tuple(sorted({label for _, _, label in named["train"][0]}))
     if len(labels) < 2:
         raise InvalidInputError(
-            f"{path}: the training texts have {len(labels)} label(s); at least 2 are needed"
+            f"{path}: the training texts have {counted(len(labels), 'label')}; at least 2 are needed"
         )
     index = {label: i for i, label in enumerate(labels)}
     splits, skipped = {}, []

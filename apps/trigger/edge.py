@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dlkit.console import counted
 from dlkit.errors import InvalidInputError
 from dlkit.io import atomic_path
 
@@ -134,7 +135,7 @@ def combine(results, audio, meta):
 
 def triggers_text(count):
     """`no trigger`, `1 trigger`, `3 triggers`."""
-    return "no trigger" if not count else f"{count} trigger{'s' if count != 1 else ''}"
+    return counted(count, "trigger") if count else "no trigger"
 
 
 def format_result(name, result):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.console import counted
 from dlkit.data.splits import hash_split as split_by_name
 from dlkit.edge.image import IMAGE_SUFFIXES
 from dlkit.errors import InvalidInputError, MissingSourceError
@@ -603,7 +604,7 @@ def check_dataset(source, max_listed=20):
             if len(items) > max_listed:
                 lines.append(f"  ... {len(items) - max_listed} more")
             errors += len(items) if is_error else 0
-    lines.append("ok" if not errors else f"{errors} problem(s) found")
+    lines.append("ok" if not errors else f"{counted(errors, 'problem')} found")
     return {
         "lines": lines,
         "errors": errors,

@@ -147,7 +147,9 @@ def _check_nonempty(files, folder, labels):
     counts = np.bincount([label for _, label in files], minlength=len(labels))
     empty = [labels[i] for i, n in enumerate(counts) if n == 0]
     if empty:
-        raise DlkitError(f"{folder}: class folder(s) without images: {', '.join(empty)}")
+        raise DlkitError(
+            f"{folder}: {'class folder' if len(empty) == 1 else 'class folders'} without images: {', '.join(empty)}"
+        )
 
 
 def _hash_split(files, fraction, salt=""):

@@ -101,7 +101,7 @@ def test_cli_predict_folder_skips_and_reports_bad_files(tiny_run, bad_files):
         "bomb.png",
     }
     assert "Traceback" not in result.output
-    assert "4 input(s) could not be read" in result.output
+    assert "4 inputs could not be read" in result.output
 
 
 def test_cli_train_evaluate_export_predict(tmp_path, monkeypatch):

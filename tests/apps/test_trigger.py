@@ -221,7 +221,7 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     result = run_cli("trigger", "listen", folder, "--model", model, "--chime", tmp_path / "chimes")
     assert result.exit_code == 2, result.output
     assert "skipped: " in result.output and "b.wav: not an audio file" in result.output
-    assert "c.wav: empty file" in result.output and "2 input(s) could not be read" in result.output
+    assert "c.wav: empty file" in result.output and "2 inputs could not be read" in result.output
     assert "a.wav: no trigger, " in result.output or "a.wav: trigger at" in result.output
     assert sorted(p.name for p in (tmp_path / "chimes").iterdir()) == ["a_chime.wav"]
     import json
@@ -236,7 +236,7 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     (lone / "b.wav").write_text("not audio\n")
     result = run_cli("trigger", "listen", lone, "--model", model)
     assert result.exit_code == 2 and "skipped: " in result.output, result.output
-    assert "1 input(s) could not be read" in result.output
+    assert "1 input could not be read" in result.output
     assert_one_line_error(
         run_cli("trigger", "listen", tmp_path / "none.wav", "--model", model), "no such file"
     )
