@@ -23,6 +23,9 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
+CHUNK_VALUES = 1 << 22  # input values one block of the resampler's product copies (16 MB)
+
+
 def resample(audio, from_rate, to_rate):
     """`audio` from `from_rate` to `to_rate` Hz as float32: scipy's `resample_poly` (its
     default Kaiser-windowed filter, zero padding) in numpy, so the edge path needs no scipy.
@@ -52,11 +55,14 @@ def resample(audio, from_rate, to_rate):
     x = np.concatenate([np.zeros(taps, np.float32), x, np.zeros(taps + down, np.float32)])
     windows = np.lib.stride_tricks.sliding_window_view(x, taps)  # windows[i] = x[i : i + taps]
     out = np.empty(n_out, np.float32)
+    rows = max(1, CHUNK_VALUES // taps)  # the product copies its rows: a bounded block at a time
     for r in range(min(up, n_out)):
         position = (r + first) * down  # in the upsampled signal
         start = position // up + 1  # the window that ends at the newest input it reaches
-        outputs = len(range(r, n_out, up))
-        out[r::up] = windows[start : start + down * outputs : down] @ phases[position % up]
+        phase, outputs = phases[position % up], out[r::up]
+        for j in range(0, len(outputs), rows):
+            block = windows[start + down * j : start + down * min(j + rows, len(outputs)) : down]
+            outputs[j : j + len(block)] = block @ phase
     return out
 
 
