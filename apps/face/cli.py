@@ -141,7 +141,11 @@ def add_commands(app, group):
             return
         for name, rows in sorted(gallery.people.items()):
             click.echo(f"{name}: {counted(len(rows), 'photo')}")
-        click.echo(f"{len(gallery.people)} people, {gallery.photos} photos ({path})", err=True)
+        people = len(gallery.people)
+        click.echo(
+            f"{'1 person' if people == 1 else f'{people} people'}, {counted(gallery.photos, 'photo')} ({path})",
+            err=True,
+        )
 
     @click.command(name="remove", help="Remove a person from the gallery.")
     @click.argument("name")
