@@ -6,6 +6,7 @@ model itself decodes boxes and runs NMS; this file only resizes and reads its ou
 
 import numpy as np
 
+from dlkit.console import counted
 from dlkit.edge.image import load_image, resize
 
 COLORS = (
@@ -142,7 +143,7 @@ def format_result(name, result):
     listed = ", ".join(f"{d['label']} {d['score']:.2f}" for d in dets[:8]) + (
         ", ..." if len(dets) > 8 else ""
     )
-    return f"{name}: {len(dets)} object{'s' if len(dets) != 1 else ''}" + (f" ({listed})" if dets else "")
+    return f"{name}: {counted(len(dets), 'object')}" + (f" ({listed})" if dets else "")
 
 
 def draw(image, result, labels):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlkit.apps.face.detector import MIN_FACE, align, detector_at, find_faces, shipped_detector
+from dlkit.console import counted
 
 MAX_FACES = 20
 
@@ -116,5 +117,4 @@ def format_result(name, result):
             parts.append(f"{who} ({face['distance']:.3f})" if face["distance"] is not None else who)
         else:
             parts.append(f"face at {[round(v) for v in face['box']]} ({face['score']:.2f})")
-    count = f"{len(faces)} face{'s' if len(faces) > 1 else ''}"
-    return f"{name}: {count}: {', '.join(parts)}"
+    return f"{name}: {counted(len(faces), 'face')}: {', '.join(parts)}"
