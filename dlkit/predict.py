@@ -165,9 +165,6 @@ def next_predict_dir(app_name, root="runs"):
     return next_numbered_dir(Path(root) / app_name, "predict")
 
 
-RAW_BYTES = 256 * 2**20  # decoded inputs one predict batch may hold
-
-
 class Predictor:
     """An app's model ready to predict: loaded once, called on many inputs.
 
@@ -179,9 +176,10 @@ class Predictor:
         bundle: the ModelBundle `run` comes from, if any.
     """
 
+    raw_bytes = 256 * 2**20  # decoded inputs one batch may hold
+
     def __init__(self, app, run, meta, options, bundle=None):
         self.app, self.run, self.meta, self.options, self.bundle = app, run, meta, options, bundle
-        self.raw_bytes = RAW_BYTES
 
     @classmethod
     def load(cls, app, model=None, prefer="tflite", **options):
