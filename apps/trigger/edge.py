@@ -266,7 +266,7 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
     copy of the audio with a chime at every event is written, block by block."""
     import soundfile
 
-    from dlkit.edge.audio import resample, unreadable
+    from dlkit.edge.audio import Resampler, unreadable
 
     rate = meta["sample_rate"]
     streamer = Streamer(step, meta)
@@ -288,8 +288,7 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
         if chime_to:  # written under a temporary name: a file cut short never lands
             temporary = stack.enter_context(atomic_path(chime_to))
             writer = stack.enter_context(soundfile.SoundFile(str(temporary), "w", rate, 1))
-        for block in blocks:
-            mono = resample(block.mean(axis=1), info.samplerate, rate)
+        for mono in _mono_at(blocks, Resampler(info.samplerate, rate)):
             probs = streamer.feed(mono)
             for step_index, p in detector.feed(probs):
                 time = step_end_seconds(meta, step_index)
@@ -300,6 +299,14 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
         for step_index, p in detector.feed(streamer.finish()):
             time = step_end_seconds(meta, step_index)
             yield time, p
+
+
+def _mono_at(blocks, resampler):
+    """Each block downmixed and resampled; the resampler carries its filter across
+    blocks (no seam where one block ends), and its last samples come at the end."""
+    for block in blocks:
+        yield resampler.feed(block.mean(axis=1))
+    yield resampler.finish()
 
 
 def _write_with_chimes(writer, mono, written, pending, chime):

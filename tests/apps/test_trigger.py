@@ -242,6 +242,26 @@ def test_listen_takes_folders_and_skips_what_it_cannot_read(trained, tmp_path):
     )
 
 
+def test_listen_resamples_a_stream_without_seams(trained, tmp_path):
+    """A 44.1 kHz file streamed in blocks that are no multiple of the rate ratio: the
+    copy `listen` writes (no event fires, so no chime) is the whole file resampled at
+    once, with no edge effect where a block ends, and no sample more or less."""
+    from dlkit.apps.trigger.edge import listen, tflite_stepper
+    from dlkit.edge.audio import read_audio
+    from dlkit.edge.bundle import ModelBundle
+
+    bundle = ModelBundle.load(trained.run_dir / "model.tflite")
+    t = np.arange(int(44100 * 3.3)) / 44100
+    path = tmp_path / "tone.wav"
+    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 44100)
+    events = listen(path, tflite_stepper(bundle.path), bundle.meta, 0.6543, tmp_path / "c.wav", threshold=2.0)
+    assert list(events) == []
+    copied, rate = soundfile.read(tmp_path / "c.wav", dtype="float32")
+    whole = read_audio(path, 16000).samples
+    assert rate == 16000 and copied.shape == whole.shape
+    np.testing.assert_allclose(copied, whole, atol=1e-4)  # the copy is 16-bit PCM
+
+
 def test_listen_stopped_midway_leaves_no_chime_file(trained, tmp_path):
     """The chime copy lands only when the whole file has streamed: a listener that stops
     early (or a crash) leaves neither the file nor its temporary."""
