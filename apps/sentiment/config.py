@@ -35,7 +35,6 @@ class Config(TrainConfig):
                 "max_length",
                 "units",
                 "lstm_layers",
-                "export_batch_size",
                 "max_tokens",
                 "vocab_size",
                 "hidden_size",
@@ -96,7 +95,6 @@ class Config(TrainConfig):
     learning_rate: float = 2e-3
     patience: int = 4
     max_drop: float = 1.0
-    export_batch_size: int = 32  # static batch of the exported LSTM graph (predict's batch)
 
     @classmethod
     def tiny(cls):
@@ -110,7 +108,6 @@ class Config(TrainConfig):
             epochs=2,
             patience=0,
             max_drop=100.0,
-            export_batch_size=4,
             max_tokens=16,
             vocab_size=100,
             hidden_size=8,

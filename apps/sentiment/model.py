@@ -261,11 +261,11 @@ def inherit_meta(meta, model_meta):
 
 
 def convert(model, config, meta, quantize, representative=None):
-    """TFLite bytes with a static batch (the LSTMs convert to builtin WHILE loops) and, for
-    the encoder, its static length (`max_length` tokens)."""
+    """TFLite bytes taking any batch (the LSTMs unrolled over `max_length` steps) of
+    `max_length` tokens (the encoder's static length)."""
     from dlkit.export.tflite import convert as convert_keras
 
-    return convert_keras(model, quantize, batch_size=config.export_batch_size, length=meta["max_length"])
+    return convert_keras(model, quantize, length=meta["max_length"])
 
 
 class SentimentEvaluator(ClassificationEvaluator):

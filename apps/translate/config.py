@@ -46,7 +46,6 @@ class Config(TrainConfig):
                 "seq_embedding_dim",
                 "seq_units",
                 "beam_width",
-                "export_batch_size",
             ),
             AT_LEAST_ONE,
         ),
@@ -82,7 +81,6 @@ class Config(TrainConfig):
     val_split: float = 0.05  # user TSV without split files, and the Bible pairs
     test_split: float = 0.05
     max_drop: float = 0.2  # export fails when TFLite exact match (or BLEU) drops more (points)
-    export_batch_size: int = 32  # static batch of the exported date model
 
     @classmethod
     def tiny(cls):
@@ -103,5 +101,4 @@ class Config(TrainConfig):
             batch_size=32,
             epochs=2,
             max_drop=100.0,
-            export_batch_size=4,
         )

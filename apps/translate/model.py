@@ -360,7 +360,7 @@ def convert(model, config, meta, quantize, representative=None):
 
     if meta["model"] == "attention":
         full = inference_model(model, config, meta)
-        return convert_keras(full, quantize, batch_size=config.export_batch_size)
+        return convert_keras(full, quantize)  # any batch: the Bi-LSTM is unrolled
     return _convert_seq2seq(model, config, meta, quantize)
 
 

@@ -35,7 +35,8 @@ def convert(
     its graph (`constant_saved_model`); a model that converts neither way, through
     `model.export`'s SavedModel, the path that is about five times slower for a
     MobileNetV2 (it writes, then reloads, a checkpoint of every variable). LSTM/GRU
-    layers need a static `batch_size` on every path.
+    layers are unrolled over their static number of steps (`recurrent_unrolled`), so they
+    take any batch too.
 
     Args:
         model: keras.Model.
@@ -100,6 +101,18 @@ def convert(
         with native_output_silenced():  # the converter's C++ prints its settings
             return converter.convert()
 
+    with recurrent_unrolled(model):
+        flatbuffer = _convert(model, signature, samples, configured, composites)
+    if quantize == "int8" and float_layers:
+        flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
+    if quantize == "dynamic":
+        flatbuffer = share_tied_tables(flatbuffer)
+    return flatbuffer
+
+
+def _convert(model, signature, samples, configured, composites):
+    import tensorflow as tf
+
     flatbuffer = None
     if not composites:  # a graph with composite functions goes to the SavedModel paths below
         try:
@@ -126,11 +139,31 @@ def convert(
             except Exception as error:
                 if write is keras_saved_model:
                     raise DlkitError(conversion_error(model, error)) from None
-    if quantize == "int8" and float_layers:
-        flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
-    if quantize == "dynamic":
-        flatbuffer = share_tied_tables(flatbuffer)
     return flatbuffer
+
+
+@contextlib.contextmanager
+def recurrent_unrolled(model):
+    """`model`'s recurrent layers (LSTM, GRU, also inside Bidirectional) unrolled for the
+    block: each time step becomes its own ops instead of a TFLite WHILE loop, whose
+    iterations cost a subgraph call each and whose tensors need a static batch. The
+    weights and the math are the same; the layers are set back afterwards.
+
+    Measured on the shipped date model (a 40-step Bi-LSTM, LiteRT, one thread): one input
+    0.44 ms against 7.1 ms for the loop graph, which needed a static batch of 32."""
+    import keras
+
+    layers = [
+        layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.RNN)
+    ]
+    before = [layer.unroll for layer in layers]
+    for layer in layers:
+        layer.unroll = True
+    try:
+        yield
+    finally:
+        for layer, unroll in zip(layers, before):
+            layer.unroll = unroll
 
 
 def frozen_function(model, signature):

@@ -79,7 +79,7 @@ def test_date_model_keras_and_tflite_agree(date_run):
     bundle_k = ModelBundle.load(date_run, prefer="keras")
     bundle_t = ModelBundle.load(date_run / "model.tflite")
     inputs = np.load(date_run / "model.golden.npz")["inputs"]
-    inputs = np.concatenate([inputs, inputs[:3]])  # 7 rows: not a multiple of the static batch (4)
+    inputs = np.concatenate([inputs, inputs[:3]])  # 7 rows, one batch of any size
     keras_out = runner_for(APP, bundle_k)(inputs)
     tflite_out = runner_for(APP, bundle_t)(inputs)
     assert tflite_out[0].shape == keras_out[0].shape == (7, 10, len(bundle_t.meta["target_vocab"]))
