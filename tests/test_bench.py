@@ -30,15 +30,26 @@ def test_flops_count_the_multiply_adds_of_convolutions_and_dense_layers(tmp_path
     assert complete and counted == expected
 
 
-def test_flops_count_a_matrix_product_and_mark_a_loop_as_a_lower_bound(tmp_path):
+def test_flops_count_a_matrix_product_and_mark_a_loop_as_a_lower_bound(tmp_path, monkeypatch):
+    import contextlib
+
+    import dlkit.export.tflite
     from dlkit.bench import flops
     from dlkit.export.tflite import convert
 
     inputs = keras.Input((6, 4))
-    x = keras.layers.LSTM(3, return_sequences=True)(inputs)  # a WHILE loop in TFLite
-    outputs = keras.layers.Dense(2)(x)  # 6 x 2 outputs x 3 inputs, outside the loop
+    x = keras.layers.LSTM(3, return_sequences=True)(inputs)
+    outputs = keras.layers.Dense(2)(x)  # 6 x 2 outputs x 3 inputs
+    model = keras.Model(inputs, outputs)
     path = tmp_path / "lstm.tflite"
-    path.write_bytes(convert(keras.Model(inputs, outputs), "float32", batch_size=1))
+    # Unrolled (what export writes): per step the four gates' input product, 2 x 12 x 4,
+    # and from the second step their recurrent product, 2 x 12 x 3 (the first multiplies
+    # the zero initial state: the converter folds it away); then the dense layer.
+    path.write_bytes(convert(model, "float32", batch_size=1))
+    assert flops(path) == (6 * 2 * 12 * 4 + 5 * 2 * 12 * 3 + 2 * 6 * 2 * 3, True)
+    # As a WHILE loop (the shipped trigger file): its body counted once, a lower bound.
+    monkeypatch.setattr(dlkit.export.tflite, "recurrent_unrolled", lambda model: contextlib.nullcontext())
+    path.write_bytes(convert(model, "float32", batch_size=1))
     counted, complete = flops(path)
     assert not complete and counted >= 2 * 6 * 2 * 3
 

@@ -79,6 +79,31 @@ def test_dynamic_batch_and_static_batch(tmp_path, small_cnn):
     assert static.predict(images)[0].shape == (3, 4)  # runs one row at a time
 
 
+def test_recurrent_layers_convert_unrolled_and_take_any_batch(tmp_path):
+    """A masked Bi-LSTM returning sequences and a GRU over it (tokens padded at the end,
+    as sentiment pads them) convert without WHILE loops and with a dynamic batch: one
+    row, or five at once, equal Keras; the layers are set back afterwards."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((12,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(30, 8, mask_zero=True)(tokens)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True))(x)
+    x = keras.layers.GRU(5)(x)
+    model = keras.Model(tokens, keras.layers.Dense(3, activation="softmax")(x))
+    ids = np.random.default_rng(0).integers(1, 30, (5, 12)).astype("int32")
+    ids[1, 7:] = 0  # padding, masked
+    path = tmp_path / "rnn.tflite"
+    path.write_bytes(convert(model))
+    edge = EdgeModel(path)
+    assert edge.input_shapes == [(-1, 12)]
+    assert "WHILE" not in {op["op_name"] for op in edge.interpreter._get_ops_details()}
+    expected = model.predict(ids, verbose=0)
+    np.testing.assert_allclose(edge.predict(ids)[0], expected, atol=1e-5)
+    np.testing.assert_allclose(edge.predict(ids[1:2])[0], expected[1:2], atol=1e-5)
+    recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    assert recurrent and not any(layer.unroll for layer in recurrent)
+    assert [layer.zero_output_for_mask for layer in recurrent if layer.go_backwards] == [True]
+
+
 def test_int8_needs_representative_data(small_cnn):
     with pytest.raises(DlkitError, match="representative"):
         convert(small_cnn, "int8")

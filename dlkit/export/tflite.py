@@ -150,20 +150,30 @@ def recurrent_unrolled(model):
     weights and the math are the same; the layers are set back afterwards.
 
     Measured on the shipped date model (a 40-step Bi-LSTM, LiteRT, one thread): one input
-    0.44 ms against 7.1 ms for the loop graph, which needed a static batch of 32."""
+    0.44 ms against 7.1 ms for the loop graph, which needed a static batch of 32.
+
+    A backward layer that zeroes its masked outputs (a Bidirectional one returning
+    sequences) has that turned off while unrolled: Keras 3.15's unrolled loop zeroes the
+    outputs of a reversed sequence with the mask in forward order, so real steps read
+    zeros. Without it the masked steps carry the output before them, which for padding
+    at the end (every dlkit text pipeline's) is the same zero: the backward pass meets
+    the padding first.
+    """
     import keras
 
     layers = [
         layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, keras.layers.RNN)
     ]
-    before = [layer.unroll for layer in layers]
+    before = [(layer.unroll, layer.zero_output_for_mask) for layer in layers]
     for layer in layers:
         layer.unroll = True
+        if layer.go_backwards:
+            layer.zero_output_for_mask = False
     try:
         yield
     finally:
-        for layer, unroll in zip(layers, before):
-            layer.unroll = unroll
+        for layer, (unroll, zero_output) in zip(layers, before):
+            layer.unroll, layer.zero_output_for_mask = unroll, zero_output
 
 
 def frozen_function(model, signature):
