@@ -4,9 +4,9 @@ import sys
 import time
 
 
-def counted(count, noun):
-    """`1 input`, `2 inputs`."""
-    return f"{count} {noun if count == 1 else noun + 's'}"
+def counted(count, noun, plural=None):
+    """`1 input`, `2 inputs`; `plural` for a noun that does not add an s (`people`)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def log(message):

@@ -5,8 +5,8 @@ Scores each model (a run or export folder, a .keras or .tflite file) on the firs
 held-out validation and test scenes (or another source with `--data`), apart and pooled,
 and the difference of mean IoU and foreground IoU on each split and pooled, first minus
 second, with a paired 95% interval (each of 1,000 resamplings of the scenes scores both):
-what deciding whether one model replaces another needs. The shipped U-Net ships as int8 only, so the
-fair comparison with it is a run's own int8 file.
+what deciding whether one model replaces another needs. The shipped U-Net ships as int8
+only, so the fair comparison with it is a run's own int8 file.
 
     python tools/compare_segment.py NEW_MODEL [OLD_MODEL: the shipped model]
         [--out tools/results/segment_compare.json]

@@ -141,11 +141,8 @@ def add_commands(app, group):
             return
         for name, rows in sorted(gallery.people.items()):
             click.echo(f"{name}: {counted(len(rows), 'photo')}")
-        people = len(gallery.people)
-        click.echo(
-            f"{'1 person' if people == 1 else f'{people} people'}, {counted(gallery.photos, 'photo')} ({path})",
-            err=True,
-        )
+        people = counted(len(gallery.people), "person", "people")
+        click.echo(f"{people}, {counted(gallery.photos, 'photo')} ({path})", err=True)
 
     @click.command(name="remove", help="Remove a person from the gallery.")
     @click.argument("name")
@@ -162,7 +159,7 @@ def add_commands(app, group):
         with editing(path) as gallery:
             gallery.remove(name)
             left = len(gallery.people)
-        click.echo(f"removed {name} ({left} people left)")
+        click.echo(f"removed {name} ({counted(left, 'person', 'people')} left)")
 
     @click.group(name="data", help="The offline faces.")
     def data():

@@ -69,7 +69,8 @@ class Resampler:
         block = np.asarray(block, np.float32).reshape(-1)
         if self.up == self.down:
             return block
-        self.kept = np.concatenate([self.kept, block])
+        # A whole file in one block is kept as it is (the window below copies it once).
+        self.kept = np.concatenate([self.kept, block]) if len(self.kept) else block
         self.seen += len(block)
         # output k is complete once input newest(k) has come: (k + first) down < seen up
         return self._emit(-(-self.seen * self.up // self.down) - self.first)

@@ -84,7 +84,8 @@ def test_enrol_verify_identify_list_remove(photos, tmp_path):
     listed = face_cli("list", "--gallery", gallery)
     assert "Eileen: 1 photo\n" in listed.output and "Lee: 2 photos" in listed.output
     assert "2 people, 3 photos" in listed.output
-    assert face_cli("remove", "Lee", "--gallery", gallery).exit_code == 0
+    removed = face_cli("remove", "Lee", "--gallery", gallery)
+    assert removed.exit_code == 0 and "(1 person left)" in removed.output
     assert list(Gallery.load(gallery).people) == ["Eileen"]
     assert "1 person, 1 photo (" in face_cli("list", "--gallery", gallery).output
     assert_one_line_error(face_cli("remove", "Lee", "--gallery", gallery), "no 'Lee'")
