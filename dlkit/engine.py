@@ -5,6 +5,8 @@ through this module; it imports none of them, so there is no import circle. Inpu
 be one array or several named arrays (a dict), batched the same way.
 """
 
+import hashlib
+
 import numpy as np
 
 from dlkit.errors import DlkitError
@@ -39,6 +41,45 @@ def batches(inputs, targets, batch_size=SCORE_BATCH):
     for start in range(0, total, batch_size):
         part = slice(start, start + batch_size)
         yield take(inputs, part), targets[part]
+
+
+def fingerprint(split):
+    """A short digest of a decoded split's inputs and targets, as `score` records it.
+
+    The default data are made here from what is installed (speech synthesized by the
+    espeak-ng wheel, scenes composited from Debian packages' photos, text read from
+    them), so a package or library version can change a held-out split without any file
+    of the project changing. Two reports with the same digest scored the same examples;
+    `evaluate` compares it with the one a model's metrics.json recorded.
+    """
+    digest = hashlib.sha256()
+    _digest(digest, split.inputs)
+    _digest(digest, split.targets)
+    return digest.hexdigest()[:16]
+
+
+def pooled_fingerprint(fingerprints):
+    """The digest of several splits scored as one, from theirs (in order)."""
+    return hashlib.sha256("+".join(fingerprints).encode()).hexdigest()[:16]
+
+
+def _digest(digest, value):
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        digest.update(f"{value.dtype.str}{value.shape};".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"{{{len(value)};".encode())
+        for key in sorted(value, key=str):
+            digest.update(f"{key}:".encode())
+            _digest(digest, value[key])
+    elif isinstance(value, (list, tuple, np.ndarray)):  # object arrays: ragged targets
+        digest.update(f"[{len(value)};".encode())
+        for item in value:
+            _digest(digest, item)
+    else:  # strings (reference texts), numbers, None
+        digest.update(f"{type(value).__name__}:{value!s};".encode())
 
 
 def load_keras(path):
@@ -167,7 +208,7 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
         evaluator.update(outputs, targets)
         if keep and kept is None:
             kept = [np.asarray(o)[:keep] for o in outputs]
-    report = app.annotate(evaluator.result(), split)
+    report = {**app.annotate(evaluator.result(), split), "data_fingerprint": fingerprint(split)}
     return (report, kept) if keep else report
 
 
@@ -192,8 +233,9 @@ def score_splits(app, config, meta, run, splits):
             outputs = run(inputs)
             evaluator.update(outputs, targets)
             pooled.update(outputs, targets)
-        reports[name] = app.annotate(evaluator.result(), split)
-    reports["pooled"] = pooled.result()
+        reports[name] = {**app.annotate(evaluator.result(), split), "data_fingerprint": fingerprint(split)}
+    parts = [reports[name]["data_fingerprint"] for name in splits]
+    reports["pooled"] = {**pooled.result(), "data_fingerprint": pooled_fingerprint(parts)}
     return reports
 
 

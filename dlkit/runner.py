@@ -611,6 +611,7 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
     if chosen:  # an app's prepare_meta may do work of its own (face loads its gallery)
         bundle = ModelBundle(bundle.path, app.options_meta(dict(bundle.meta), values))
     config = config_of(app, bundle.meta)
+    own_data = data is None or data == bundle.meta.get("data")
     data = data if data is not None else bundle.meta.get("data")
     progress = ProgressPrinter()
     source = app.open_source(config, data, progress=progress)
@@ -619,6 +620,15 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
     report = score(app, config, bundle.meta, runner_for(app, bundle, config), loaded)
     report["model"] = str(bundle.path)
     report["split"] = split
+    recorded = recorded_fingerprints(bundle, split) if own_data else set()
+    if recorded and report["data_fingerprint"] not in recorded:
+        report["recorded_data_fingerprints"] = sorted(recorded)
+        log(
+            f"note: the {split} examples made here differ from those {bundle.directory}'s records "
+            f"were scored on (data fingerprint {report['data_fingerprint']}, recorded "
+            f"{', '.join(sorted(recorded))}): other package or library versions made them, so "
+            "these figures and the recorded ones are not comparable"
+        )
     if chosen:
         report["options"] = chosen
     peers = app.peers(config, bundle.meta, source, loaded)
@@ -628,6 +638,43 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
         io.write_json(Path(out_dir) / "evaluation.json", report)
         app.plots(report, bundle.meta, out_dir, title=f"{bundle.path.name} on {split}")
     return report
+
+
+def recorded_fingerprints(bundle, split):
+    """The data fingerprints (`dlkit.engine.fingerprint`) that a model's own records hold
+    for `split`: its export checks in model.json, and in the metrics.json beside it every
+    report of that split (its training run's, what a ship tool measured) and any
+    `data_fingerprints` ({split: fingerprint}) written for them."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (
+                    key == split
+                    and isinstance(value, dict)
+                    and isinstance(value.get("data_fingerprint"), str)
+                ):
+                    found.add(value["data_fingerprint"])
+                if (
+                    key == "data_fingerprints"
+                    and isinstance(value, dict)
+                    and isinstance(value.get(split), str)
+                ):
+                    found.add(value[split])  # {split: fingerprint}, as tools/reproduce_shipped.py writes
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(bundle.meta.get("exports", {}))
+    metrics = bundle.directory / "metrics.json"
+    if metrics.is_file():
+        try:
+            walk(io.read_json(metrics))
+        except (ValueError, OSError, UnicodeDecodeError):
+            pass  # `info` reports an unreadable metrics.json; scoring needs none
+    return found
 
 
 def describe(app, model_path=None):

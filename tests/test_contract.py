@@ -110,9 +110,39 @@ def test_evaluate_reproduces_the_run_metrics(trained, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{") :])
     gate = trained.app.gate_metric(io.read_json(trained.run_dir / "model.json"))
-    recorded = io.read_json(trained.run_dir / "metrics.json")["keras"]["val"][gate.name]
-    assert report[gate.name] == pytest.approx(recorded, abs=1e-6)
+    recorded = io.read_json(trained.run_dir / "metrics.json")["keras"]["val"]
+    assert report[gate.name] == pytest.approx(recorded[gate.name], abs=1e-6)
     assert (tmp_path / "evaluation.json").exists()
+    # The split decoded again in another process is the one training scored, byte for byte.
+    assert len(report["data_fingerprint"]) == 16
+    assert report["data_fingerprint"] == recorded["data_fingerprint"]
+    assert "note:" not in result.output and "recorded_data_fingerprints" not in report
+
+
+def test_evaluate_says_when_its_split_differs_from_the_recorded_one(contract_run, tmp_path):
+    trained = contract_run("classify")
+    for name in ("model.keras", "model.json", "metrics.json"):
+        (tmp_path / name).write_bytes((trained.run_dir / name).read_bytes())
+    metrics = io.read_json(tmp_path / "metrics.json")
+    made_here = metrics["keras"]["val"]["data_fingerprint"]
+    # As if made elsewhere: the run's scores and its export checks all recorded another split.
+    metrics["keras"]["val"]["data_fingerprint"] = "0123456789abcdef"
+    io.write_json(tmp_path / "metrics.json", metrics)
+    meta = io.read_json(tmp_path / "model.json")
+    for record in meta["exports"].values():
+        assert record["val"]["data_fingerprint"] == made_here
+        record["val"]["data_fingerprint"] = "0123456789abcdef"
+    io.write_json(tmp_path / "model.json", meta)
+    result = run_cli("classify", "evaluate", "--model", tmp_path, "--split", "val", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["data_fingerprint"] == made_here
+    assert report["recorded_data_fingerprints"] == ["0123456789abcdef"]
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and made_here in notes[0] and "0123456789abcdef" in notes[0], result.output
+    # The test split's record was left as made: no note.
+    test = run_cli("classify", "evaluate", "--model", tmp_path, "--split", "test")
+    assert test.exit_code == 0 and "note:" not in test.output, test.output
 
 
 def test_exports_pass_the_gate_and_replay_their_golden_vectors(trained):

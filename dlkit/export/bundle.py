@@ -93,6 +93,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
             "higher_is_better": gate.higher_is_better,
             "drop_points": drop,
             "max_drop": max_drop,
+            "data_fingerprint": keras_score["data_fingerprint"],
         },
         # Over the golden rows (the whole split's outputs are never held in memory).
         "max_abs_diff": max(
