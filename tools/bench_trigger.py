@@ -21,7 +21,7 @@ from dlkit import io
 from dlkit.apps.trigger import edge, sounds
 from dlkit.apps.trigger.data import load_split, pools_of, synthesize_clip
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import config_of, load_keras
+from dlkit.engine import config_of, fingerprint, load_keras
 from dlkit.metrics.intervals import poisson_interval, wilson_interval
 from dlkit.plots import det_plot
 from dlkit.registry import get_app
@@ -133,6 +133,9 @@ def main():
     tflite_probs = edge.tflite_runner(tflite.path, meta)(test.inputs)[0][..., 0]
 
     results = {"model": str(folder), "tflite_file": tflite.path.name, "test_clips": len(test.inputs)}
+    # What `dlkit trigger evaluate` compares with: the clips are synthesized from what is
+    # installed, and other packages make other clips.
+    results["test"] = {"clips": len(test.inputs), "data_fingerprint": fingerprint(test)}
     # The threshold, calibrated on validation: clips of validation voices and speakers, and
     # negative audio of validation speech and sounds (pick_threshold).
     if args.calibration_hours:
@@ -147,6 +150,7 @@ def main():
         margin = args.recall_margin if args.calibrate == "recall" else args.calibration_margin
         threshold = pick_threshold(calibration["det"], args.calibrate, margin)
         results["calibration"] = {**calibration, "threshold": threshold, "rule": args.calibrate}
+        results["val"] = {"clips": len(val.inputs), "data_fingerprint": fingerprint(val)}
         meta = dict(meta, threshold=threshold)
         print(f"threshold {threshold} (validation: {calibration['hours']:.1f} h of negatives)", flush=True)
 
