@@ -115,3 +115,46 @@ def test_recorded_fingerprints_are_read_from_the_export_checks_and_metrics(tmp_p
     assert recorded_fingerprints(bundle, "val") == {"e1", "k1"}
     assert recorded_fingerprints(bundle, "test") == {"k2", "t1", "b1"}
     assert recorded_fingerprints(bundle, "train") == set()
+
+
+def test_reproduce_shipped_records_fingerprints_only_where_every_figure_repeats(
+    contract_run, tmp_path, monkeypatch
+):
+    from conftest import load_tool
+    from dlkit import runner
+
+    tool = load_tool("reproduce_shipped")
+    trained = contract_run("classify")
+    meta = io.read_json(trained.run_dir / "model.json")
+    record = meta["exports"]["int8"]
+    for name in ("model.json", record["file"], record["golden"]):
+        (tmp_path / name).write_bytes((trained.run_dir / name).read_bytes())
+    # A shipped record as a ship tool writes it: the file's reports on val and test.
+    reports = {
+        split: runner.evaluate(trained.app, tmp_path / record["file"], split=split)
+        for split in ("val", "test")
+    }
+    io.write_json(tmp_path / "metrics.json", {"tflite_int8": reports})
+    monkeypatch.setattr(tool, "shipped_model_dir", lambda name: tmp_path)
+
+    results = tool.main(["classify", "--record"])
+    found = results["classify"]
+    assert found["variant"] == "tflite_int8" and found["reproduced"]
+    figures = [k for k, v in reports["val"].items() if tool.numbers(v) is not None]
+    assert "accuracy" in figures and "accuracy_ci95" in figures  # numbers and intervals
+    assert found["val"]["compared"] == len(figures) >= 3 and not found["val"]["differing"]
+    assert io.read_json(tmp_path / "metrics.json")["data_fingerprints"] == {
+        split: reports[split]["data_fingerprint"] for split in ("val", "test")
+    }
+
+    # One recorded figure off by more than the tolerance: reported, nothing recorded.
+    metrics = {"tflite_int8": reports}
+    metrics["tflite_int8"]["test"]["accuracy"] += 0.01
+    low, high = metrics["tflite_int8"]["val"]["accuracy_ci95"]
+    metrics["tflite_int8"]["val"]["accuracy_ci95"] = [low, high - 0.01]  # an interval too
+    io.write_json(tmp_path / "metrics.json", metrics)
+    results = tool.main(["classify", "--record"])
+    assert not results["classify"]["reproduced"]
+    assert list(results["classify"]["test"]["differing"]) == ["accuracy"]
+    assert list(results["classify"]["val"]["differing"]) == ["accuracy_ci95"]
+    assert "data_fingerprints" not in io.read_json(tmp_path / "metrics.json")
