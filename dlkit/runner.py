@@ -626,8 +626,8 @@ def evaluate(app, model_path=None, data=None, split="test", out_dir=None, option
         log(
             f"note: the {split} examples made here differ from those {bundle.directory}'s records "
             f"were scored on (data fingerprint {report['data_fingerprint']}, recorded "
-            f"{', '.join(sorted(recorded))}): other package or library versions made them, so "
-            "these figures and the recorded ones are not comparable"
+            f"{', '.join(sorted(recorded))}): other versions of the packages, libraries or dlkit "
+            "that make them; these figures and the recorded ones are not comparable"
         )
     if chosen:
         report["options"] = chosen

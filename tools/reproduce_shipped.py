@@ -126,6 +126,10 @@ def main(argv=None):
     unknown = sorted(set(names) - set(app_names()))
     if unknown:
         raise DlkitError(f"unknown app {', '.join(unknown)} (apps: {', '.join(app_names())})")
+    if "trigger" in names:
+        raise DlkitError(
+            "trigger is measured by tools/bench_trigger.py, which records its clips' fingerprints"
+        )
     results = {}
     for name in names:
         results[name] = result = reproduce(name)
