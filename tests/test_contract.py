@@ -113,7 +113,7 @@ def test_evaluate_reproduces_the_run_metrics(trained, tmp_path):
     recorded = io.read_json(trained.run_dir / "metrics.json")["keras"]["val"]
     assert report[gate.name] == pytest.approx(recorded[gate.name], abs=1e-6)
     assert (tmp_path / "evaluation.json").exists()
-    # The split decoded again in another process is the one training scored, byte for byte.
+    # The split decoded again is the one training scored, byte for byte.
     assert len(report["data_fingerprint"]) == 16
     assert report["data_fingerprint"] == recorded["data_fingerprint"]
     assert "note:" not in result.output and "recorded_data_fingerprints" not in report
