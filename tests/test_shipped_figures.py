@@ -50,10 +50,10 @@ def quoted(metrics):
             f"rank-1 {figure(metrics['face']['tflite_int8']['johns'], 'rank1', 3)}",
         ],
         "sentiment": [
-            f"accuracy {figure(metrics['sentiment']['movie']['keras'], 'accuracy', 3)}",
-            f"(TFLite {metrics['sentiment']['movie']['tflite_dynamic']['accuracy']:.3f})",
-            f"VADER {metrics['sentiment']['movie']['vader']['accuracy']:.3f}",
-            f"TF-IDF {metrics['sentiment']['movie']['tfidf_logreg']['accuracy']:.3f}",
+            f"accuracy {figure(metrics['sentiment']['keras']['test'], 'accuracy', 3)}",
+            f"(TFLite {metrics['sentiment']['tflite_dynamic']['test']['accuracy']:.3f})",
+            f"VADER {metrics['sentiment']['vader']['test']['accuracy']:.3f}",
+            f"TF-IDF {metrics['sentiment']['tfidf_logreg']['test']['accuracy']:.3f}",
         ],
         "translate": [
             f"exact match {figure(metrics['translate']['tflite_float32']['test'], 'exact_match', 4)}"

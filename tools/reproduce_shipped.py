@@ -26,19 +26,13 @@ from dlkit.registry import app_names, get_app
 
 TOLERANCE = 1e-6
 SPLITS = ("val", "test")
-# Where an app's metrics.json keeps a variant's report of a split, when not [variant][split].
-RECORDED_AT = {
-    "sentiment": {"val": ("movie_val", "{variant}"), "test": ("movie", "{variant}")},
-}
 
 
-def recorded_report(app_name, metrics, variant, split):
-    """The report metrics.json holds for `variant` (e.g. tflite_int8) on `split`, or None."""
-    path = RECORDED_AT.get(app_name, {}).get(split, ("{variant}", split))
-    node = metrics
-    for key in path:
-        node = node.get(key.format(variant=variant)) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
+def recorded_report(metrics, variant, split):
+    """The report metrics.json holds for `variant` (e.g. tflite_int8) on `split`, or None
+    (`{variant: {split: figures}}`, every app's layout)."""
+    report = metrics.get(variant, {}).get(split)
+    return report if isinstance(report, dict) else None
 
 
 def number(value):
@@ -83,7 +77,7 @@ def reproduce(app_name):
     run = runner_for(app, bundle, config)
     results = {"file": bundle.path.name, "variant": variant}
     for split in SPLITS:
-        recorded = recorded_report(app_name, metrics, variant, split)
+        recorded = recorded_report(metrics, variant, split)
         loaded = app.load_split(config, source, split, meta=bundle.meta)
         report = score(app, config, bundle.meta, run, loaded)
         rows = compare(recorded, report) if recorded else []

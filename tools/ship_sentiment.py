@@ -1,10 +1,12 @@
 """Assembles saved_models/sentiment/ from a finished Bi-LSTM run, or only measures it.
 
 Exports the dynamic-range TFLite model (shipped) and float32 (measured), and scores, on
-the test split of the rated movie sentences and on the archive's cross-domain sets:
-Keras, both TFLite files, the label agreement of Keras and the shipped TFLite, the
-averaging baseline (a second run), VADER and the TF-IDF logistic regression, each with
-a 95% interval and its accuracy on the negation/contrast diagnostic subset.
+the validation and test splits of the rated movie sentences (`val`, `test`) and on the
+archive's cross-domain sets (`tweets`, `amazon`, `nyt`): Keras, both TFLite files, the
+label agreement of Keras and the shipped TFLite, the averaging baseline (a second run),
+VADER and the TF-IDF logistic regression, each with a 95% interval and its accuracy on
+the negation/contrast diagnostic subset. metrics.json is `{variant: {split: figures}}`,
+as for every app.
 
     python tools/ship_sentiment.py LSTM_RUN AVERAGE_RUN [--measure-only]
 """
@@ -25,11 +27,16 @@ SHIPPED = "model.dynamic.tflite"
 FILES = ("model.keras", SHIPPED, "model.dynamic.golden.npz", "model.json")
 VARIANTS = (("keras", "model.keras"), ("tflite_float32", "model.tflite"), ("tflite_dynamic", SHIPPED))
 SETS = ("movie", *reviews.CROSS_DOMAIN)
+SPLIT_NAMES = {"movie": "test"}  # the movie sentences are the app's own data; the rest keep their names
 
 
 def headline(report):
     """The figures worth a table row: accuracy, its interval, the diagnostic subset."""
-    row = {key: report[key] for key in ("accuracy", "accuracy_ci95", "count") if key in report}
+    row = {
+        key: report[key]
+        for key in ("accuracy", "accuracy_ci95", "count", "data_fingerprint")
+        if key in report
+    }
     if "diagnostic" in report:
         row["diagnostic_accuracy"] = report["diagnostic"]["accuracy"]
         row["diagnostic_count"] = report["diagnostic"]["count"]
@@ -59,9 +66,12 @@ def measure(app, work, average_run):
     average = ModelBundle.load(Path(average_run) / "model.keras", app=app.name)
     average_config = config_of(app, average.meta)
     runs["average_keras"] = runner_for(app, average, average_config)
-    results = {}
+    results = {variant: {} for variant in runs}
+    val = app.load_split(config, movie, "val", meta=meta)
+    for variant, _ in VARIANTS:
+        results[variant]["val"] = headline(score(app, config, meta, runs[variant], val))
     for name, loaded in tests.items():
-        row = {}
+        split = SPLIT_NAMES.get(name, name)
         for variant, run in runs.items():
             variant_meta = average.meta if variant == "average_keras" else meta
             if variant == "average_keras":
@@ -70,25 +80,22 @@ def measure(app, work, average_run):
                 )
             else:
                 loaded_here = loaded
-            report = score(app, config, variant_meta, run, loaded_here)
-            row[variant] = headline(report)
+            results[variant][split] = headline(score(app, config, variant_meta, run, loaded_here))
+        # Its own vocabulary makes other ids of the same sentences: not this model's data.
+        results["average_keras"][split].pop("data_fingerprint", None)
         for peer, report in app.peers(config, meta, movie, loaded).items():
-            row[peer] = headline(report)
+            results.setdefault(peer, {})[split] = headline(report)
         keras_labels, tflite_labels = (
             labels_of(runs["keras"], loaded),
             labels_of(runs["tflite_dynamic"], loaded),
         )
-        row["label_agreement_keras_tflite_dynamic"] = float(np.mean(keras_labels == tflite_labels))
-        results[name] = row
+        agreement = float(np.mean(keras_labels == tflite_labels))
+        results.setdefault("label_agreement_keras_tflite_dynamic", {})[split] = agreement
         print(
-            name,
-            {k: round(v["accuracy"], 4) if isinstance(v, dict) else round(v, 4) for k, v in row.items()},
+            split,
+            {k: round(v[split]["accuracy"], 4) for k, v in results.items() if isinstance(v.get(split), dict)},
             flush=True,
         )
-    val = app.load_split(config, movie, "val", meta=meta)
-    results["movie_val"] = {
-        variant: headline(score(app, config, meta, runs[variant], val)) for variant, _ in VARIANTS
-    }
     return results
 
 

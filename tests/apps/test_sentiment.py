@@ -417,6 +417,41 @@ def test_bench_tool_times_keras_and_tflite_side_by_side(contract_run, tmp_path):
     assert 0 < result["tflite_interpreter_seconds"] < medians["tflite"]
 
 
+def test_ship_tool_measures_in_the_layout_of_every_app(contract_run):
+    from conftest import load_tool
+    from dlkit.apps.sentiment.data import rated_source
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import config_of, fingerprint
+    from dlkit.registry import get_app
+
+    tool = load_tool("ship_sentiment")
+    run = contract_run("sentiment")
+    assert set(run.exports) == {"float32", "dynamic"}
+    # The tiny run stands for both models (the shipped one and the averaging baseline).
+    results = tool.measure(get_app("sentiment"), run.run_dir, run.run_dir)
+    splits = ["val", "test", "tweets", "amazon", "nyt"]
+    for variant in ("keras", "tflite_float32", "tflite_dynamic"):
+        assert list(results[variant]) == splits, variant
+        for row in results[variant].values():
+            assert (
+                0 <= row["accuracy"] <= 1
+                and row["accuracy_ci95"][0] <= row["accuracy"] <= row["accuracy_ci95"][1]
+            )
+    for peer in ("average_keras", "vader", "tfidf_logreg", "label_agreement_keras_tflite_dynamic"):
+        assert list(results[peer]) == splits[1:], peer
+    # The model's own splits carry the data they were scored on; the baseline's ids are
+    # its own vocabulary's, so its rows carry none.
+    app = get_app("sentiment")
+    meta = ModelBundle.load(run.run_dir / "model.keras", app="sentiment").meta  # with its vocabulary
+    config = config_of(app, meta)
+    test = app.load_split(config, rated_source(config, "movie", reviews.load_sets()), "test", meta=meta)
+    assert results["keras"]["test"]["data_fingerprint"] == fingerprint(test)
+    assert results["tflite_dynamic"]["test"]["data_fingerprint"] == fingerprint(test)
+    assert results["keras"]["test"]["count"] == len(test.inputs)
+    assert "data_fingerprint" not in results["average_keras"]["test"]
+    assert all(0 <= value <= 1 for value in results["label_agreement_keras_tflite_dynamic"].values())
+
+
 def test_rated_training_sentences_get_soft_targets(rated_sets):
     from dlkit.apps.sentiment.data import load_split, rated_source
 
