@@ -324,6 +324,14 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     false_accepts = [d["false_accepts_per_hour"] for d in negatives["det"]]
     assert misses == sorted(misses) and false_accepts == sorted(false_accepts, reverse=True)
     assert (tmp_path / "trigger_clip.png").stat().st_size > 0 and (tmp_path / "trigger_det.png").exists()
+    # The clips' fingerprints are those `evaluate` makes, so a record it writes is one
+    # that `dlkit trigger evaluate` finds its own examples in.
+    from dlkit import runner
+
+    for split in ("val", "test"):
+        report = runner.evaluate(trained.app, trained.run_dir, split=split)
+        assert result[split]["data_fingerprint"] == report["data_fingerprint"], split
+    assert result["test"]["clips"] == result["test_clips"] > 0
 
 
 def test_a_word_espeak_cannot_speak_is_a_one_line_error(tmp_path):
