@@ -57,8 +57,12 @@ class Resampler:
         self.phases = padded.reshape(self.taps, self.up).T[:, ::-1].astype(np.float32)
         self.kept = np.zeros(0, np.float32)  # the inputs from index `origin` on
         self.origin = 0
-        self.seen = 0  # inputs fed
         self.done = 0  # outputs returned
+
+    @property
+    def seen(self):
+        """The number of inputs fed: `kept` holds the newest of them."""
+        return self.origin + len(self.kept)
 
     def newest(self, k):
         """The index of the newest input output `k` reads."""
@@ -71,7 +75,6 @@ class Resampler:
             return block
         # A whole file in one block is kept as it is (the window below copies it once).
         self.kept = np.concatenate([self.kept, block]) if len(self.kept) else block
-        self.seen += len(block)
         # output k is complete once input newest(k) has come: (k + first) down < seen up
         return self._emit(-(-self.seen * self.up // self.down) - self.first)
 
