@@ -19,7 +19,7 @@ import sys
 
 from dlkit import io
 from dlkit.edge.bundle import ModelBundle
-from dlkit.engine import config_of, runner_for, score
+from dlkit.engine import config_of, held_out_splits, runner_for, score
 from dlkit.errors import DlkitError
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import app_names, get_app
@@ -73,12 +73,10 @@ def reproduce(app_name):
     variant = f"tflite_{kind}"
     metrics = io.read_json(folder / "metrics.json")
     config = config_of(app, bundle.meta)
-    source = app.open_source(config, bundle.meta.get("data"))
     run = runner_for(app, bundle, config)
     results = {"file": bundle.path.name, "variant": variant}
-    for split in SPLITS:
+    for split, loaded in held_out_splits(app, config, bundle.meta, names=SPLITS).items():
         recorded = recorded_report(metrics, variant, split)
-        loaded = app.load_split(config, source, split, meta=bundle.meta)
         report = score(app, config, bundle.meta, run, loaded)
         rows = compare(recorded, report) if recorded else []
         results[split] = {
