@@ -47,7 +47,7 @@ def test_flops_count_a_matrix_product_and_mark_a_loop_as_a_lower_bound(tmp_path,
     # the zero initial state: the converter folds it away); then the dense layer.
     path.write_bytes(convert(model, "float32", batch_size=1))
     assert flops(path) == (6 * 2 * 12 * 4 + 5 * 2 * 12 * 3 + 2 * 6 * 2 * 3, True)
-    # As a WHILE loop (the shipped trigger file): its body counted once, a lower bound.
+    # As a WHILE loop (a file exported before unrolling): its body counted once, a lower bound.
     monkeypatch.setattr(dlkit.export.tflite, "recurrent_unrolled", lambda model: contextlib.nullcontext())
     path.write_bytes(convert(model, "float32", batch_size=1))
     counted, complete = flops(path)
