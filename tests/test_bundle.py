@@ -46,6 +46,30 @@ def test_altered_or_missing_side_file_is_a_one_line_error(bundle_with_asset, bad
     assert_one_line_error(run_cli("classify", "predict", bad_files["good"], "--model", model), "is missing")
 
 
+def test_a_tflite_file_altered_after_export_is_refused_in_one_line(bundle_with_asset, bad_files):
+    import hashlib
+
+    model = bundle_with_asset / "model.tflite"
+    flatbuffer = model.read_bytes()
+    record = io.read_json(bundle_with_asset / "model.json")["exports"]["float32"]
+    assert record["sha256"] == hashlib.sha256(flatbuffer).hexdigest()
+    assert record["bytes"] == len(flatbuffer)
+    middle = len(flatbuffer) // 2  # inside the weights: the file still parses and runs
+    model.write_bytes(flatbuffer[:middle] + bytes([flatbuffer[middle] ^ 1]) + flatbuffer[middle + 1 :])
+    predict = ("classify", "predict", bad_files["good"], "--model", model)
+    assert_one_line_error(run_cli(*predict), "differs from the file its export wrote")
+    model.write_bytes(flatbuffer + b"\0")
+    assert_one_line_error(run_cli(*predict), "altered or truncated")
+    model.write_bytes(flatbuffer)
+    assert run_cli(*predict).exit_code == 0
+    # A file the export did not record (a bundle put together by hand) is not checked.
+    meta = io.read_json(bundle_with_asset / "model.json")
+    meta["exports"] = {}
+    io.write_json(bundle_with_asset / "model.json", meta)
+    model.write_bytes(flatbuffer[:middle] + bytes([flatbuffer[middle] ^ 1]) + flatbuffer[middle + 1 :])
+    assert ModelBundle.load(model).path == model
+
+
 def test_text_side_file_fills_the_metadata_and_stays_out_of_model_json(contract_run):
     from dlkit.edge.bundle import stored_meta
 

@@ -19,6 +19,7 @@ masked tokens, top-1 agreement between the two files, and the golden vectors' Ke
 outputs (recorded when the model was exported) against the new file's.
 """
 
+import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -171,6 +172,7 @@ def share_tables():
     stored = io.read_json(folder / "model.json")
     record = stored["exports"]["dynamic"]
     record["bytes"] = len(after)
+    record["sha256"] = hashlib.sha256(after).hexdigest()
     record["val"]["tflite"] = reports["after"]["val"]["masked_accuracy"]
     record["val"]["drop_points"] = app.gate_metric(meta).drop(record["val"]["keras"], record["val"]["tflite"])
     record["max_abs_diff"] = float(np.max(np.abs(golden["keras_output_0"] - golden["tflite_output_0"])))

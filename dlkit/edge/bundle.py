@@ -62,6 +62,27 @@ class ModelBundle:
             )
         return path
 
+    def check_model_file(self):
+        """Checks a `.tflite` file against the size and checksum its export recorded.
+
+        A flatbuffer with a few bytes changed may still load and run, giving other numbers:
+        this says so instead. Files with no export record (written by hand) are not checked.
+
+        Raises:
+            InvalidInputError: the file differs from the one the export wrote.
+        """
+        if not self.is_tflite:
+            return
+        exports = self.meta.get("exports", {}).values()
+        record = next((r for r in exports if r.get("file") == self.path.name), {})
+        if ("bytes" in record and self.path.stat().st_size != record["bytes"]) or (
+            "sha256" in record and sha256_file(self.path) != record["sha256"]
+        ):
+            raise InvalidInputError(
+                f"{self.path}: differs from the file its export wrote (size or checksum in "
+                "model.json): altered or truncated; export it again"
+            )
+
     def check_assets(self):
         """Checks every listed side file (see `asset`)."""
         for name in self.meta.get("assets", {}):
@@ -93,6 +114,7 @@ class ModelBundle:
         if hasattr(app, "check_meta"):
             app.check_meta(meta, meta_path)
         bundle = cls(path, meta)
+        bundle.check_model_file()
         bundle.check_assets()
         for name, record in meta.get("assets", {}).items():
             if record.get("into"):

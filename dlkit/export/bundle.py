@@ -1,5 +1,6 @@
 """The export bundle: `.tflite` + `model.json` + golden vectors, behind a parity gate."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     record = {
         "file": name,
         "bytes": len(flatbuffer),
+        "sha256": hashlib.sha256(flatbuffer).hexdigest(),  # ModelBundle.load checks it
         "min_runtime": needs,  # the oldest TFLite runtime that runs it, as the converter says
         "golden": golden.name,
         "val": {
