@@ -40,6 +40,8 @@ def listen_command(app):
     )
     @handle_errors
     def listen(files, model_path, threshold, chime_dir, as_json):
+        import soundfile
+
         from dlkit import io
         from dlkit.apps.trigger.edge import listen as stream
         from dlkit.apps.trigger.edge import tflite_stepper, triggers_text
@@ -78,7 +80,12 @@ def listen_command(app):
             except InvalidInputError as error:  # the other files still stream
                 unreadable.skip(path, error)
                 continue
-            click.echo(f"{path}: {triggers_text(count)}, {time.perf_counter() - start:.1f} s", err=True)
+            elapsed = time.perf_counter() - start
+            heard = soundfile.info(str(path)).duration
+            click.echo(
+                f"{path}: {triggers_text(count)} in {heard:.1f} s of audio (streamed in {elapsed:.1f} s)",
+                err=True,
+            )
             if chime_to:
                 click.echo(f"wrote {chime_to}", err=True)
         unreadable.finish()
