@@ -62,7 +62,14 @@ def _postprocess():
 
 def _spectrogram():
     audio = keras.Input((1600,))
-    return keras.Model(audio, dlkit.layers.Spectrogram(400, 160, 512)(audio)), [RNG.normal(0, 0.1, (2, 1600))]
+    spectrogram = dlkit.layers.Spectrogram(400, 160, 512, fft="matmul")
+    return keras.Model(audio, spectrogram(audio)), [RNG.normal(0, 0.1, (2, 1600))]
+
+
+def _unrolled_gru():
+    x, state = keras.Input((4, 3)), keras.Input((5,))
+    sequence, last = dlkit.layers.UnrolledGRU(5)(x, initial_state=state)
+    return keras.Model([x, state], [sequence, last]), [RNG.normal(size=(2, 4, 3)), RNG.normal(size=(2, 5))]
 
 
 def _label_map():
@@ -124,6 +131,7 @@ LAYER_EXAMPLES = {
     "dlkit>ReversibleEmbedding": _reversible_embedding,
     "dlkit>TransformerEncoder": _encoder_block,
     "dlkit>Spectrogram": _spectrogram,
+    "dlkit>UnrolledGRU": _unrolled_gru,
     "dlkit>YOLODecode": _decode,
     "dlkit>YOLOPostprocess": _postprocess,
 }

@@ -5,6 +5,7 @@ from dlkit.layers.audio import Spectrogram
 from dlkit.layers.masked_positions import MaskedPositions
 from dlkit.layers.pad_channels import PadChannels
 from dlkit.layers.position_embedding import PositionEmbedding
+from dlkit.layers.recurrent import UnrolledGRU
 from dlkit.layers.reversible_embedding import ReversibleEmbedding
 from dlkit.layers.transformer_encoder import MultiHeadSelfAttention, TransformerEncoder
 from dlkit.layers.unet import LabelMap
@@ -22,6 +23,7 @@ __all__ = [
     "ReversibleEmbedding",
     "Spectrogram",
     "TransformerEncoder",
+    "UnrolledGRU",
     "YOLODecode",
     "YOLOPostprocess",
 ]
