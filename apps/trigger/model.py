@@ -7,7 +7,7 @@ import numpy as np
 from keras import layers
 
 from dlkit.engine import Evaluator
-from dlkit.layers import Spectrogram
+from dlkit.layers import Spectrogram, UnrolledGRU
 from dlkit.stages import Stage
 
 
@@ -82,13 +82,21 @@ def build_model(config, meta, load_weights=True):
 def stream_model(model, config, meta):
     """The trained network on one chunk: (audio window (1, W), state_1, state_2) ->
     (probs (1, stream_steps, 1), new state_1, new state_2), W = the samples of
-    `stream_steps` steps plus the receptive field's overlap with the previous chunk."""
+    `stream_steps` steps plus the receptive field's overlap with the previous chunk.
+    Its spectrogram is two matrix products (`Spectrogram(fft="matmul")`) and its GRUs are
+    written out step by step with fused gates (`dlkit.layers.UnrolledGRU`): the same
+    numbers, a chunk in less than half of LiteRT's time before (README, bench)."""
     from dlkit.apps.trigger.edge import window_samples
 
     audio = keras.Input((window_samples(meta),), name="audio", batch_size=1)
     h1 = keras.Input((config.gru_units,), name="state_1", batch_size=1)
     h2 = keras.Input((config.gru_units,), name="state_2", batch_size=1)
     parts = _layers(config)
+    # The same function in faster ops: the STFT as two matrix products, the GRUs step by step.
+    spectrogram = parts["spectrogram"]
+    parts["spectrogram"] = Spectrogram.from_config({**spectrogram.get_config(), "fft": "matmul"})
+    for name in ("gru_1", "gru_2"):
+        parts[name] = UnrolledGRU.from_gru(model.get_layer(name))
     probs, (s1, s2) = _apply(parts, audio, (h1, h2))
     stream = keras.Model([audio, h1, h2], [probs, s1, s2], name="trigger_stream")
     for name in parts:
