@@ -161,6 +161,12 @@ class App:
         saves_predictions: bool. `predict` writes files (e.g. annotated images) even
             without `--out`, to `runs/<app>/predictN`.
         quantizations: tuple of str. The TFLite variants `export` can make.
+        export_batch: int or None. The exported files' static batch size; None keeps the
+            batch dynamic. A graph whose ops size their outputs from the batch (a transposed
+            convolution's output shape) keeps SHAPE ops in a dynamic-batch file, which
+            LiteRT's XNNPACK delegate does not take: they split it into partitions and run
+            those ops on the slower builtin kernels. (The runner feeds a static-batch file
+            one batch at a time.)
         provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
         may_find_nothing: bool. An input may give no model window (a photo without a
@@ -184,6 +190,7 @@ class App:
     export_options = ()
     saves_predictions = False
     quantizations = QUANTIZATIONS
+    export_batch = None
     provides = ()
     inherits = ()
     may_find_nothing = False
@@ -377,6 +384,7 @@ class App:
             self.inference_model(model, config, meta),
             quantize,
             representative,
+            batch_size=self.export_batch,
             int8_input=meta.get("int8_input") if quantize == "int8" else None,
         )
 

@@ -259,6 +259,12 @@ def test_argmax_export_gives_label_maps_on_device(contract_run, tmp_path):
     labels_model = EdgeModel(out / "model.argmax.tflite")
     ops = {op["op_name"] for op in labels_model.interpreter._get_ops_details()}
     assert "ARG_MAX" in ops
+    # A static batch: the transposed convolutions' output shapes are constants, so no
+    # SHAPE op splits LiteRT's XNNPACK partition (the runner feeds 3 images one by one).
+    for model in (labels_model, EdgeModel(run.run_dir / "model.tflite")):
+        assert model.interpreter.get_input_details()[0]["shape_signature"][0] == 1
+        ops = {op["op_name"] for op in model.interpreter._get_ops_details()}
+        assert "TRANSPOSE_CONV" in ops and "SHAPE" not in ops
     app = get_app("segment")
     images = np.random.default_rng(0).uniform(0, 255, (3, *meta["input"]["shape"])).astype(np.float32)
     scores = runner_for(app, ModelBundle.load(run.run_dir / "model.tflite"))(images)[0]
