@@ -6,6 +6,8 @@ points reproduces dlib's crops, the ones the face descriptor was trained on.
     python tools/calibrate_face_template.py
 """
 
+import sys
+
 import numpy as np
 
 from dlkit.apps.face.detector import KEYPOINTS, detector_at, find_faces, shipped_detector
@@ -30,4 +32,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     main()

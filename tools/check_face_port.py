@@ -12,6 +12,7 @@ Measured: max |difference| 4.9e-6 over 55 x 128 numbers, cosine >= 0.9999998.
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -71,4 +72,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     main()

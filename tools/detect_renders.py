@@ -133,4 +133,7 @@ def main(pairs):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     main(sys.argv[1:])

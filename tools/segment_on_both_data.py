@@ -84,6 +84,9 @@ def main(pairs, raw=False):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     pairs = [arg.rsplit("=", 1) for arg in sys.argv[1:] if arg != "--raw"]  # a label may hold "="
     if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         sys.exit(__doc__)

@@ -183,6 +183,9 @@ def main(model_dir=None, peers=(), measure_only=False):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     args = sys.argv[1:]
     peers = [a.removeprefix("--peer=") for a in args if a.startswith("--peer=")]
     positional = [a for a in args if not a.startswith("--")]

@@ -191,6 +191,9 @@ def share_tables():
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     if sys.argv[1:] == ["--share-tables"]:
         share_tables()
         sys.exit()

@@ -58,6 +58,9 @@ def main(run_dir, measure_only=False):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
     if len(args) != 1:
         sys.exit(__doc__)

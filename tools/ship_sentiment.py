@@ -116,6 +116,9 @@ def main(run_dir, average_run, measure_only=False):
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        sys.exit()
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
     if len(args) != 2:
         sys.exit(__doc__)
