@@ -40,8 +40,6 @@ def listen_command(app):
     )
     @handle_errors
     def listen(files, model_path, threshold, chime_dir, as_json):
-        import soundfile
-
         from dlkit import io
         from dlkit.apps.trigger.edge import listen as stream
         from dlkit.apps.trigger.edge import tflite_stepper, triggers_text
@@ -63,10 +61,14 @@ def listen_command(app):
         for path in paths:
             chime_to = Path(chime_dir) / f"{path.stem}_chime.wav" if chime_dir else None
             start, count = time.perf_counter(), 0
+            events = stream(path, step, bundle.meta, chime_to=chime_to, threshold=threshold)
             try:
-                for seconds, probability in stream(
-                    path, step, bundle.meta, chime_to=chime_to, threshold=threshold
-                ):
+                while True:
+                    try:
+                        seconds, probability = next(events)
+                    except StopIteration as done:
+                        heard = done.value
+                        break
                     count += 1
                     if as_json:
                         event = {
@@ -81,7 +83,6 @@ def listen_command(app):
                 unreadable.skip(path, error)
                 continue
             elapsed = time.perf_counter() - start
-            heard = soundfile.info(str(path)).duration
             click.echo(
                 f"{path}: {triggers_text(count)} in {heard:.1f} s of audio (streamed in {elapsed:.1f} s)",
                 err=True,

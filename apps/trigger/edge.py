@@ -262,8 +262,10 @@ def tflite_runner(path, meta):
 
 def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
     """Streams a file of any length through the model in bounded memory; yields
-    (event time in seconds, probability) as they fire. With `chime_to` (a WAV path), a
-    copy of the audio with a chime at every event is written, block by block."""
+    (event time in seconds, probability) as they fire, and returns the audio's length in
+    seconds (the generator's return value: `heard = yield from listen(...)`). With
+    `chime_to` (a WAV path), a copy of the audio with a chime at every event is written,
+    block by block."""
     import soundfile
 
     from dlkit.edge.audio import Resampler, unreadable
@@ -299,6 +301,7 @@ def listen(path, step, meta, block_seconds=30.0, chime_to=None, threshold=None):
         for step_index, p in detector.feed(streamer.finish()):
             time = step_end_seconds(meta, step_index)
             yield time, p
+    return info.frames / info.samplerate
 
 
 def _mono_at(blocks, resampler):

@@ -168,6 +168,15 @@ def test_streaming_in_any_pieces_equals_one_pass_over_the_clip(trained):
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
 
 
+def yield_all(generator, into):
+    """Appends what `generator` yields to `into`; returns what it returns."""
+    while True:
+        try:
+            into.append(next(generator))
+        except StopIteration as done:
+            return done.value
+
+
 def test_listen_streams_a_long_file_and_writes_chimes(trained, tmp_path):
     from dlkit.apps.trigger.edge import listen, tflite_stepper
     from dlkit.edge.bundle import ModelBundle
@@ -177,9 +186,10 @@ def test_listen_streams_a_long_file_and_writes_chimes(trained, tmp_path):
     audio = np.random.default_rng(3).normal(0, 0.1, 16000 * 12).astype(np.float32)
     path = tmp_path / "long.wav"
     soundfile.write(path, np.stack([audio, audio], 1), 16000)  # stereo: mixed down
-    events = list(
-        listen(path, tflite_stepper(bundle.path), meta, block_seconds=2.5, chime_to=tmp_path / "c.wav")
-    )
+    stream = listen(path, tflite_stepper(bundle.path), meta, block_seconds=2.5, chime_to=tmp_path / "c.wav")
+    events = []
+    heard = yield_all(stream, events)
+    assert heard == 12.0  # the length it returns: 192,000 samples at 16 kHz
     times = [t for t, _ in events]
     assert len(times) == 12 and all(b - a >= 1.0 for a, b in zip(times, times[1:]))
     chimed, rate = soundfile.read(tmp_path / "c.wav")
@@ -332,7 +342,7 @@ def test_bench_tool_measures_recall_false_accepts_and_det(trained, tmp_path, mon
     for split in ("val", "test"):
         report = runner.evaluate(trained.app, trained.run_dir, split=split)
         assert result[split]["data_fingerprint"] == report["data_fingerprint"], split
-    assert result["test"]["clips"] == result["test_clips"] > 0
+    assert result["test"]["clips"] > 0 and "test_clips" not in result
 
 
 def test_a_word_espeak_cannot_speak_is_a_one_line_error(tmp_path):
@@ -480,3 +490,4 @@ def test_a_predict_line_counts_and_times_the_triggers(times, line):
     from dlkit.apps.trigger.edge import format_result
 
     assert format_result("a.wav", {"triggers": times, "seconds": 2.0}) == line
+
