@@ -109,7 +109,7 @@ def test_recorded_fingerprints_are_read_from_the_export_checks_and_metrics(tmp_p
             "keras": {"val": {"data_fingerprint": "k1"}, "test": {"data_fingerprint": "k2"}},
             "movie": {"tflite_dynamic": {"accuracy": 0.8}},
             "data_fingerprints": {"test": "t1"},
-            "bench": {"test": {"clips": 300, "data_fingerprint": "b1"}, "test_clips": 300},
+            "bench": {"test": {"clips": 300, "data_fingerprint": "b1"}},
         },
     )
     assert recorded_fingerprints(bundle, "val") == {"e1", "k1"}

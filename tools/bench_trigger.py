@@ -132,7 +132,7 @@ def main():
     keras_probs = keras_model.predict(test.inputs, verbose=0, batch_size=16)[..., 0]
     tflite_probs = edge.tflite_runner(tflite.path, meta)(test.inputs)[0][..., 0]
 
-    results = {"model": str(folder), "tflite_file": tflite.path.name, "test_clips": len(test.inputs)}
+    results = {"model": str(folder), "tflite_file": tflite.path.name}
     # What `dlkit trigger evaluate` compares with: the clips are synthesized from what is
     # installed, and other packages make other clips.
     results["test"] = {"clips": len(test.inputs), "data_fingerprint": fingerprint(test)}

@@ -98,7 +98,8 @@ def open_source(config, data, progress=None):
         digest = hashlib.sha1()
         for split in sorted(files):
             for path in files[split].speech + files[split].effects:
-                digest.update(f"{split}:{path}".encode())
+                # The size too: a package upgrade can change a sound and keep its name.
+                digest.update(f"{split}:{path}:{Path(path).stat().st_size}".encode())
         return AudioSource(
             f"synthesized clips: '{config.word}' by espeak-ng, recorded speech and sounds",
             files,

@@ -491,3 +491,22 @@ def test_a_predict_line_counts_and_times_the_triggers(times, line):
 
     assert format_result("a.wav", {"triggers": times, "seconds": 2.0}) == line
 
+
+def test_the_default_sources_fingerprint_changes_when_a_sound_does(tmp_path, monkeypatch):
+    """A package upgrade can change a sound under the same name; the run's manifest must
+    tell the two data apart."""
+    from dlkit.apps.trigger.data import open_source
+
+    speech, effect = tmp_path / "speech.wav", tmp_path / "door.ogg"
+    soundfile.write(speech, np.zeros(1600, np.float32), 16000)
+    soundfile.write(effect, np.zeros(800, np.float32), 16000, format="OGG")
+    found = {
+        "train": sounds.SoundFiles([speech], [effect]),
+        "val": sounds.SoundFiles(),
+        "test": sounds.SoundFiles(),
+    }
+    monkeypatch.setattr(sounds, "find_files", lambda: found)
+    before = open_source(Config(), None).fingerprint
+    assert open_source(Config(), None).fingerprint == before
+    soundfile.write(speech, np.zeros(3200, np.float32), 16000)
+    assert open_source(Config(), None).fingerprint != before
