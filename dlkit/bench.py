@@ -515,7 +515,13 @@ def bench(
     from dlkit.registry import get_app
 
     models = dict(models or {})
-    results = {"machine": machine(), "threads": list(threads), "repeat": repeat, "apps": {}}
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "threads": list(threads),
+        "repeat": repeat,
+        "apps": {},
+    }
     results["help_seconds"] = command_seconds(["--help"], process_repeat) if process_repeat else None
     with io.temp_dir("bench") as tmp:
         root = Path(work) if work else tmp
@@ -566,6 +572,49 @@ def bench(
     return results
 
 
+def read_results(path):
+    """A bench.json `bench` wrote, checked enough to merge into; one-line errors."""
+    path = Path(path)
+    try:
+        results = io.read_json(path)
+    except FileNotFoundError:
+        raise DlkitError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DlkitError(f"{path}: not a bench.json ({e})") from None
+    keys = ("machine", "threads", "apps", "peak_flops")
+    if not isinstance(results, dict) or not all(k in results for k in keys) or "pipeline" in results:
+        raise DlkitError(f"{path}: not a bench.json of `dlkit bench` (it needs {', '.join(keys)})")
+    return results
+
+
+def merge(base, update, why=""):
+    """`update`'s app rows laid into `base` (both `bench` results), for an app measured
+    again without measuring every app again.
+
+    Each row from `update` records where it came from in `measured_apart`: the date, the
+    machine and the matrix-product peak of its own run (its ratios and fractions of peak
+    are side by side within that run only), and `why`. Rows of other apps stay as they
+    are; the apps keep `base`'s order, new ones last. `base` is not changed.
+    """
+    if base["threads"] != update["threads"]:
+        raise DlkitError(
+            f"this run timed {update['threads']} threads, the results it joins "
+            f"{base['threads']}: measure the same thread counts (--threads)"
+        )
+    merged = {**base, "apps": dict(base["apps"])}
+    for name, row in update["apps"].items():
+        merged["apps"][name] = {
+            **row,
+            "measured_apart": {
+                "date": update.get("date", ""),
+                "why": why,
+                "machine": update["machine"],
+                "peak_flops": update["peak_flops"],
+            },
+        }
+    return merged
+
+
 def pipeline_bench(apps, tiny=False, steps=30, warmup=3, rounds=2, overrides=()):
     """`training_throughput` of every app in `apps`: its default config on its offline
     default data, or with `tiny` its tiny config on its sample data (what the tests run),
@@ -606,17 +655,22 @@ def summarise(row, peaks):
 
 
 # --- report --------------------------------------------------------------------------
+def peak_text(peak_flops):
+    """'1 thread: 97.0 GFLOP/s float32, 354.9 GOP/s int8, 2 threads: ...'"""
+    return ", ".join(
+        f"{counted(int(t), 'thread')}: {p['float32'] / 1e9:.1f} GFLOP/s float32, {p['int8'] / 1e9:.1f} GOP/s int8"
+        for t, p in peak_flops.items()
+    )
+
+
 def markdown(results):
-    """The results as Markdown: the machine, one row per app and variant, then the targets."""
+    """The results as Markdown: the machine, one row per app and variant, the summary per
+    app, then one line for each app whose rows were measured in a run of their own."""
     m = results["machine"]
     threads = [str(t) for t in results["threads"]]
-    peaks = ", ".join(
-        f"{counted(int(t), 'thread')}: {p['float32'] / 1e9:.1f} GFLOP/s float32, {p['int8'] / 1e9:.1f} GOP/s int8"
-        for t, p in results["peak_flops"].items()
-    )
     lines = [
         f"Measured on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, "
-        f"LiteRT {m['ai_edge_litert']}. Peak (a LiteRT matrix product): {peaks}."
+        f"LiteRT {m['ai_edge_litert']}. Peak (a LiteRT matrix product): {peak_text(results['peak_flops'])}."
         + (f" `dlkit --help`: {results['help_seconds']:.2f} s." if results["help_seconds"] else ""),
         "",
         "| app | variant | size | params | FLOPs | "
@@ -673,6 +727,16 @@ def markdown(results):
         lines.append(
             f"| {name} | {small} | {ratio} | {speedup} | {process_text} | {'; '.join(row['notes'])} |"
         )
+    apart = [
+        (name, row["measured_apart"]) for name, row in results["apps"].items() if "measured_apart" in row
+    ]
+    if apart:
+        lines.append("")
+    for name, record in apart:
+        when = f" on {record['date']}" if record.get("date") else ""
+        why = f" ({record['why']})" if record.get("why") else ""
+        peak = f" Peak: {peak_text(record['peak_flops'])}." if record.get("peak_flops") else ""
+        lines.append(f"- The {name} rows were measured{when} in a run of their own{why}.{peak}")
     return "\n".join(lines) + "\n"
 
 

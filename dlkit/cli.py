@@ -538,20 +538,36 @@ def thread_counts(ctx, param, value):
     metavar="DIR",
     help="Writes bench.json/.md (pipeline.json/.md).",
 )
+@click.option(
+    "--into",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="BENCH_JSON",
+    help="Lay this run's app rows into an earlier bench.json (the other apps' rows stay, each "
+    "row keeps its own run's date, machine and peak) and write the merged results to --out.",
+)
+@click.option("--why", default="", metavar="TEXT", help="With --into: why these apps were measured again.")
 @handle_errors
 @uses_tensorflow
 def bench_command(
-    apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, rounds, overrides, out
+    apps, models, threads, repeat, process_repeat, limit, pipeline, tiny, rounds, overrides, out, into, why
 ):
-    from dlkit.bench import bench, markdown, pipeline_bench, pipeline_markdown, write
+    from dlkit.bench import bench, markdown, merge, pipeline_bench, pipeline_markdown, read_results, write
 
     if overrides and not pipeline:
         raise click.UsageError("--set applies to --pipeline (the shipped models are benched as they are)")
+    if into and pipeline:
+        raise click.UsageError("--into merges model benches, not --pipeline results")
+    if why and not into:
+        raise click.UsageError("--why goes with --into")
+    base = read_results(into) if into else None  # before the long run, so a bad file stops it now
     if pipeline:
         results = pipeline_bench(list(apps) or app_names(), tiny=tiny, rounds=rounds, overrides=overrides)
         click.echo(pipeline_markdown(results))
     else:
         results = bench(list(apps) or app_names(), models, threads, repeat, process_repeat, limit)
+        if base is not None:
+            results = merge(base, results, why)
         click.echo(markdown(results))
     json_path, md_path = write(results, out)
     click.echo(f"wrote {json_path} and {md_path}", err=True)

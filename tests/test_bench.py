@@ -2,12 +2,14 @@
 tiny contract model (it runs and writes every column; no timing is asserted)."""
 
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
+from dlkit.errors import DlkitError
 from dlkit.registry import app_names
 
 keras = pytest.importorskip("keras")
@@ -104,20 +106,48 @@ def test_bench_writes_json_and_a_markdown_table_with_the_machine_and_peak(bench_
         assert f"| {name} | keras |" in text and f"| {name} | {results['apps'][name]['smallest']} |" in text
 
 
-def test_bench_cli_converts_every_variant_and_times_predict_processes(contract_run, tmp_path):
+def test_bench_cli_converts_every_variant_and_times_predict_processes(bench_results, contract_run, tmp_path):
     from dlkit.registry import get_app
 
+    earlier, (earlier_json, _) = bench_results
     run = contract_run("classify").run_dir
     result = run_cli(
         "bench", "--app", "classify", "--model", f"classify={run}", "--threads", "1", "--repeat", "1",
         "--process-repeat", "1", "--limit", "2", "--out", str(tmp_path),
+        "--into", str(earlier_json), "--why", "a new classify model",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    row = json.loads((tmp_path / "bench.json").read_text())["apps"]["classify"]
+    merged = json.loads((tmp_path / "bench.json").read_text())
+    row = merged["apps"]["classify"]
     assert sorted(row["sizes"]) == sorted(get_app("classify").quantizations)
     assert set(row["process_seconds"]) == {"keras", row["smallest"]}
     assert all(seconds > 0 for seconds in row["process_seconds"].values())
     assert "| classify | float16 |" in result.output and "| classify | dynamic |" in result.output
+    # --into: the other apps' rows are the earlier run's, in its order; classify's says where it came from
+    assert list(merged["apps"]) == list(earlier["apps"])
+    assert merged["apps"]["detect"] == json.loads(earlier_json.read_text())["apps"]["detect"]
+    assert merged["peak_flops"] == earlier["peak_flops"] and "measured_apart" not in merged["apps"]["detect"]
+    apart = row["measured_apart"]
+    assert apart["why"] == "a new classify model" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", apart["date"])
+    assert apart["peak_flops"]["1"]["float32"] > 1e8
+    assert (
+        f"- The classify rows were measured on {apart['date']} in a run of their own (a new classify model). "
+        f"Peak: 1 thread: {apart['peak_flops']['1']['float32'] / 1e9:.1f} GFLOP/s float32"
+    ) in (tmp_path / "bench.md").read_text()
+
+
+def test_merge_refuses_other_thread_counts_and_leaves_its_inputs_alone(bench_results):
+    from dlkit.bench import merge
+
+    results, _ = bench_results
+    base = {**results, "apps": {"detect": results["apps"]["detect"]}}
+    update = {**results, "apps": {"classify": results["apps"]["classify"]}, "date": "2026-01-02"}
+    merged = merge(base, update)
+    assert list(merged["apps"]) == ["detect", "classify"] and list(base["apps"]) == ["detect"]
+    assert "measured_apart" not in results["apps"]["classify"]
+    assert merged["apps"]["classify"]["measured_apart"]["date"] == "2026-01-02"
+    with pytest.raises(DlkitError, match="measure the same thread counts"):
+        merge(base, {**update, "threads": [1, 2]})
 
 
 def test_bench_cli_refuses_bad_arguments_in_one_line():
@@ -125,6 +155,21 @@ def test_bench_cli_refuses_bad_arguments_in_one_line():
     assert_one_line_error(run_cli("bench", "--threads", "0"), "--threads")
     assert_one_line_error(
         run_cli("bench", "--app", "classify", "--model", "classify=/nonexistent"), "no model.json"
+    )
+    assert_one_line_error(run_cli("bench", "--why", "x"), "--why goes with --into")
+    assert_one_line_error(run_cli("bench", "--pipeline", "--into", "b.json"), "--into merges model benches")
+
+
+def test_bench_into_refuses_a_file_that_is_not_a_bench_record_before_measuring(tmp_path):
+    missing = tmp_path / "missing.json"
+    assert_one_line_error(run_cli("bench", "--into", str(missing)), "no such file")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"apps": ')
+    assert_one_line_error(run_cli("bench", "--into", str(broken)), "not a bench.json")
+    other = tmp_path / "pipeline.json"
+    other.write_text(json.dumps({"machine": {}, "pipeline": {}}))
+    assert_one_line_error(
+        run_cli("bench", "--into", str(other)), "it needs machine, threads, apps, peak_flops"
     )
 
 
