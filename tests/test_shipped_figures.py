@@ -3,6 +3,7 @@ formatted from the model's own metrics.json, so a figure re-measured, or rounded
 (0.7648 is 0.76, not 0.77 by way of 0.765), cannot drift from its record unseen."""
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,18 @@ def test_every_app_has_a_row():
     from dlkit.registry import app_names
 
     assert set(readme_rows()) == set(app_names()) == set(APPS)
+
+
+@pytest.mark.parametrize("name", ("bench", "pipeline"))
+def test_the_readme_bench_tables_are_their_records_formatted(name):
+    """`dlkit bench`'s tables in the README and in tools/results/bench/*.md are what
+    `dlkit.bench` formats from the bench.json and pipeline.json beside them."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from readme_tables import RESULTS, block, generated
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    fresh = generated(name)
+    fix = "run python tools/readme_tables.py"
+    assert block((ROOT / "README.md").read_text(encoding="utf-8"), name) == fresh, f"README.md: {fix}"
+    assert (RESULTS / f"{name}.md").read_text(encoding="utf-8") == fresh, f"{name}.md: {fix}"
