@@ -366,7 +366,7 @@ def report_lines(report):
 
 
 PREDICT_HELP = {
-    "image": "Predict on image files or folders",
+    "image": "Predict on image files, videos (a result per frame, an annotated video) or folders",
     "audio": "Predict on audio files or folders",
     "text": "Predict on texts given as arguments or one per line in --file",
     "pair": "Predict on pairs of inputs (two arguments each)",
@@ -397,6 +397,7 @@ def predict_command(app):
     def predict(inputs, model_path, batch_size, as_json, out, file=None, **options):
         from dlkit import io
         from dlkit.console import ProgressPrinter, log
+        from dlkit.edge.video import is_video
         from dlkit.predict import Predictor, expand_sources, next_predict_dir
 
         items = expand_sources(kind, inputs, file)
@@ -410,7 +411,8 @@ def predict_command(app):
         if out is None and app.saves_predictions:
             out = next_predict_dir(app.name)
         many = several_inputs(inputs if kind in ("image", "audio") else (), items)
-        progress = ProgressPrinter() if many and kind != "text" else None
+        videos = kind == "image" and any(is_video(item) for item in items)
+        progress = ProgressPrinter() if (many or videos) and kind != "text" else None
         unreadable = UnreadableInputs(many, as_json)
         records, interrupted = [], False
         try:
@@ -425,15 +427,19 @@ def predict_command(app):
                 if as_json:
                     click.echo(json.dumps(record, ensure_ascii=False))
                 else:
-                    click.echo(app.format_result(prediction.name, prediction.result))
+                    click.echo(app.format_result(prediction.label, prediction.result))
         except KeyboardInterrupt:  # what was predicted so far is still written
             interrupted = True
         if out is not None and (chosen or records):
             io.write_json(Path(out) / "predictions.json", records)
             log(f"wrote {len(records)} predictions to {Path(out) / 'predictions.json'}")
         if interrupted:
+            done = len(records) + unreadable.count
             click.echo(
-                f"interrupted after {len(records) + unreadable.count} of {len(items)} inputs", err=True
+                f"interrupted after {counted(done, 'prediction')} (a video's frames one each)"
+                if videos
+                else f"interrupted after {done} of {len(items)} inputs",
+                err=True,
             )
             sys.exit(EXIT_INTERRUPTED)
         if not predictor.bundle.is_tflite:

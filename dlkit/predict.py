@@ -5,10 +5,12 @@ A `.tflite` model runs on the edge path (no TensorFlow); a `.keras` model throug
 app's Keras runner. Inputs are expanded by the app's input kind: image and audio folders
 to their files, text from arguments and `--file` lines, pairs two arguments at a time.
 An input may become several model windows (a long recording, a tiled image) that the
-app combines into one result. Bad inputs are reported and skipped, never fatal to the
-rest of a batch.
+app combines into one result. A video (image apps) becomes one result per frame, and its
+annotated frames one video (`dlkit.edge.video`). Bad inputs are reported and skipped,
+never fatal to the rest of a batch.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,9 @@ def suffixes_of(kind):
     """File suffixes that a folder is expanded to, for an input kind."""
     if kind == "image":
         from dlkit.edge.image import IMAGE_SUFFIXES
+        from dlkit.edge.video import VIDEO_SUFFIXES
 
-        return IMAGE_SUFFIXES
+        return IMAGE_SUFFIXES | VIDEO_SUFFIXES
     if kind == "audio":
         return AUDIO_SUFFIXES
     return ()
@@ -138,26 +141,59 @@ def shortened(message, item):
 
 @dataclass
 class Context:
-    """What an app's `finish` may use: the predict options and the output folder."""
+    """What an app's `finish` may use: the predict options, the output folder, and for a
+    video's frame the annotated video's `frame_writer`."""
 
     meta: dict
     options: dict
     out_dir: Path = None
     index: int = 0
+    frame_writer: object = None  # write(image) of the video this input is a frame of
+
+    @property
+    def wants_pictures(self):
+        """Whether `picture` keeps anything: an app draws only then."""
+        return self.out_dir is not None or self.frame_writer is not None
+
+    def picture(self, item, image, suffix, tag="", **save):
+        """Keeps an app's annotated picture of `item` (a PIL image): the file
+        `<stem><tag><suffix>` in the output folder, saved with Pillow's `save` options; for
+        a video's frame, the main picture (no `tag`) is the annotated video's frame and the
+        others are not kept (a label map would not survive a video codec)."""
+        from dlkit import io
+
+        if self.frame_writer is not None:
+            if not tag:
+                self.frame_writer(image)
+            return
+        if self.out_dir is None:
+            return
+        stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
+        with io.atomic_path(self.out_dir / f"{stem}{tag}{suffix}") as tmp:
+            image.save(tmp, **save)
 
 
 @dataclass
 class Prediction:
-    """The outcome of one input: `result` or `error`, plus any warnings."""
+    """The outcome of one input: `result` or `error`, plus any warnings. A video's frame
+    has `frame` (index, seconds), also in its result."""
 
     item: object
     result: dict = None
     error: str = None
     warnings: list = field(default_factory=list)
+    frame: tuple = None
 
     @property
     def name(self):
         return item_name(self.item)
+
+    @property
+    def label(self):
+        """The name, and for a video's frame where in the video it is."""
+        if self.frame is None:
+            return self.name
+        return f"{self.name} @ {self.frame[1]:.2f} s (frame {self.frame[0]})"
 
 
 def next_predict_dir(app_name, root="runs"):
@@ -196,8 +232,67 @@ class Predictor:
         return cls(app, runner_for(app, bundle), bundle.meta, options, bundle)
 
     def __call__(self, items, batch_size=32, out_dir=None, progress=None):
-        """Yields a Prediction per item, in order. Inputs are read and run batch_size at a
-        time, fewer once a batch's decoded inputs hold `raw_bytes` (large photos)."""
+        """Yields a Prediction per item, in order, and per frame of a video item. Inputs are
+        read and run batch_size at a time, fewer once a batch's decoded inputs hold
+        `raw_bytes` (large photos)."""
+        from dlkit.edge.video import is_video
+
+        items = list(items)
+        if self.app.input_kind != "image" or not any(is_video(item) for item in items):
+            yield from self._inputs(items, batch_size, out_dir, progress)
+            return
+        start = 0
+        while start < len(items):
+            if is_video(items[start]):
+                yield from self.video(items[start], batch_size, out_dir, progress)
+                start += 1
+                continue
+            end = start
+            while end < len(items) and not is_video(items[end]):
+                end += 1
+            yield from self._inputs(items[start:end], batch_size, out_dir, progress)
+            start = end
+
+    def video(self, path, batch_size=32, out_dir=None, progress=None):
+        """Yields a Prediction per frame of the video at `path` (`frame`: index and
+        seconds, also in its result); with `out_dir`, the app's annotated frames become
+        `<out_dir>/<stem>.mp4` (apps that draw nothing write none). A video that cannot
+        be read is one Prediction with its error."""
+        from dlkit.edge.video import VideoReader, video_writer
+
+        path = Path(path)
+        try:
+            reader = VideoReader(path)
+        except InvalidInputError as error:
+            yield Prediction(path, error=str(error))
+            return
+        writing = (
+            video_writer(Path(out_dir) / f"{path.stem}.mp4", reader.fps)
+            if out_dir is not None
+            else contextlib.nullcontext()
+        )
+        with writing as write:
+            batch = []
+            for frame in reader:
+                batch.append(frame)
+                if len(batch) == batch_size or frame[0] + 1 == reader.frames:
+                    yield from self._frames(path, batch, batch_size, write)
+                    batch = []
+                    if progress and reader.frames:
+                        progress(frame[0] + 1, reader.frames, f"{path.name}: frames")
+            yield from self._frames(path, batch, batch_size, write)
+
+    def _frames(self, path, batch, batch_size, write):
+        arrays = [array for _, _, array in batch]
+        for (index, seconds, _), done in zip(batch, self._inputs(arrays, batch_size, frame_writer=write)):
+            where = (index, seconds)
+            if done.error:
+                yield Prediction(path, error=f"{path}: frame {index}: {done.error}", frame=where)
+                continue
+            result = {"frame": index, "time": round(seconds, 3), **done.result}
+            yield Prediction(path, result=result, warnings=done.warnings, frame=where)
+
+    def _inputs(self, items, batch_size=32, out_dir=None, progress=None, frame_writer=None):
         from dlkit.engine import stack
 
         app, meta = self.app, self.meta
@@ -236,7 +331,7 @@ class Predictor:
                 position += size
                 if out_dir is not None:  # made on the first result: no empty folder for bad input
                     out_dir.mkdir(parents=True, exist_ok=True)
-                context = Context(meta, self.options, out_dir, index)
+                context = Context(meta, self.options, out_dir, index, frame_writer)
                 index += 1
                 yield Prediction(
                     item,

@@ -74,15 +74,9 @@ class DetectApp(App):
     def finish(self, item, raw, result, context):
         """Boxes in the image's pixels too; with an output folder, the annotated image."""
         result = self.edge.to_pixels(result, raw.shape[1], raw.shape[0])
-        if context.out_dir is not None:
-            from pathlib import Path
-
-            from dlkit import io
-
-            stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{context.index}"
-            image_out = context.out_dir / f"{stem}.jpg"
-            with io.atomic_path(image_out) as tmp:
-                self.edge.draw(raw, result, context.meta["labels"]).save(tmp, format="JPEG", quality=90)
+        if context.wants_pictures:
+            drawn = self.edge.draw(raw, result, context.meta["labels"])
+            context.picture(item, drawn, ".jpg", format="JPEG", quality=90)
         return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
 
     def register_cli(self, group):

@@ -98,12 +98,8 @@ class FaceApp(App):
         gallery = context.meta.get("gallery")
         if gallery is not None:
             self.edge.identify(faces, gallery, context.meta["threshold"])
-        if context.out_dir is not None:
-            from dlkit import io
-
-            stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{context.index}"
-            with io.atomic_path(context.out_dir / f"{stem}.jpg") as tmp:
-                self.edge.draw(raw.image, faces).save(tmp, format="JPEG", quality=90)
+        if context.wants_pictures:
+            context.picture(item, self.edge.draw(raw.image, faces), ".jpg", format="JPEG", quality=90)
         for face in faces:
             face["embedding"] = [round(float(v), 6) for v in face["embedding"]]
         return {"width": int(raw.image.shape[1]), "height": int(raw.image.shape[0]), "faces": faces}

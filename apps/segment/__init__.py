@@ -10,8 +10,6 @@ Example:
     dlkit segment predict scene.jpg --out masks/
 """
 
-from pathlib import Path
-
 from dlkit.app import App, Metric, Option
 from dlkit.registry import register
 
@@ -87,17 +85,13 @@ class SegmentApp(App):
         small = result.pop("label_map")
         confidence = self.edge.confidences(small, result.pop("confidence"), context.meta["labels"])
         label_map = self.edge.to_image_size(small, width, height)
-        if context.out_dir is not None:
-            from dlkit import io
+        if context.wants_pictures:
+            # the fastest zlib level: a photo's overlay in a quarter of the time, a quarter larger
+            overlay = self.edge.overlay(raw, label_map)
+            context.picture(item, overlay, ".png", format="PNG", compress_level=1)
+            from PIL import Image
 
-            stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{context.index}"
-            with io.atomic_path(context.out_dir / f"{stem}.png") as tmp:
-                # the fastest zlib level: a photo's overlay in a quarter of the time, a quarter larger
-                self.edge.overlay(raw, label_map).save(tmp, format="PNG", compress_level=1)
-            with io.atomic_path(context.out_dir / f"{stem}_labels.png") as tmp:
-                from PIL import Image
-
-                Image.fromarray(label_map).save(tmp, format="PNG")
+            context.picture(item, Image.fromarray(label_map), ".png", tag="_labels", format="PNG")
         return {
             "width": int(width),
             "height": int(height),
