@@ -272,12 +272,13 @@ class Predictor:
             else contextlib.nullcontext()
         )
         with writing as write:
-            batch = []
+            batch, held = [], 0
             for frame in reader:
                 batch.append(frame)
-                if len(batch) == batch_size or frame[0] + 1 == reader.frames:
+                held += frame[2].nbytes  # 32 frames of 4K video: 800 MB
+                if len(batch) == batch_size or held >= self.raw_bytes or frame[0] + 1 == reader.frames:
                     yield from self._frames(path, batch, batch_size, write)
-                    batch = []
+                    batch, held = [], 0
                     if progress and reader.frames:
                         progress(frame[0] + 1, reader.frames, f"{path.name}: frames")
             yield from self._frames(path, batch, batch_size, write)

@@ -144,3 +144,19 @@ def test_a_video_predicts_on_the_edge_path_without_tensorflow(scenes, tmp_path):
     result = run_without_tensorflow(["segment", "predict", str(clip), "--out", str(tmp_path / "out")])
     assert result.returncode == 0 and "edge-ok" in result.stdout, result.stderr[-2000:]
     assert len(decoded(tmp_path / "out" / "clip.mp4")) == 2
+
+
+def test_frames_are_batched_by_count_and_by_the_bytes_a_batch_may_hold(scenes, tmp_path):
+    from dlkit.predict import Predictor
+    from dlkit.registry import get_app
+
+    clip = write_video(tmp_path / "clip.mp4", scenes[:5])
+    predictor = Predictor.load(get_app("classify"))
+    batches, run = [], predictor.run
+    predictor.run = lambda batch: batches.append(len(batch)) or run(batch)
+    first = [p.result for p in predictor.video(clip, batch_size=2)]
+    assert batches == [2, 2, 1]
+    batches.clear()
+    predictor.raw_bytes = scenes[0].nbytes * 3 // 2  # a frame and a half
+    assert [p.result for p in predictor.video(clip, batch_size=4)] == first
+    assert batches == [2, 2, 1]  # the second frame of each batch crosses the limit
