@@ -66,7 +66,8 @@ class Model:
 
     def predict(self, inputs, batch_size=32, out_dir=None, **options):
         """Results for `inputs`: file paths, folders, image arrays or strings, by the app's
-        input kind; one dict per input, as `dlkit <app> predict --json` prints them.
+        input kind; one dict per input (per frame of a video, with its `frame` and `time`),
+        as `dlkit <app> predict --json` prints them.
 
         Raises:
             InvalidInputError: for the first input that cannot be read.

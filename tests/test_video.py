@@ -160,3 +160,15 @@ def test_frames_are_batched_by_count_and_by_the_bytes_a_batch_may_hold(scenes, t
     predictor.raw_bytes = scenes[0].nbytes * 3 // 2  # a frame and a half
     assert [p.result for p in predictor.video(clip, batch_size=4)] == first
     assert batches == [2, 2, 1]  # the second frame of each batch crosses the limit
+
+
+def test_the_python_api_gives_a_result_per_frame(scenes, tmp_path):
+    import dlkit.api
+
+    model = dlkit.api.load("detect")
+    results = model.predict(write_video(tmp_path / "clip.mp4", scenes[:3]))
+    assert [(r["frame"], r["time"]) for r in results] == [(0, 0.0), (1, 0.125), (2, 0.25)]
+    assert all("detections" in r for r in results)
+    (tmp_path / "bad.mp4").write_text("not a video\n")
+    with pytest.raises(InvalidInputError, match="not a video OpenCV can decode"):
+        model.predict(tmp_path / "bad.mp4")
