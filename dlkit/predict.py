@@ -169,8 +169,17 @@ class Context:
         if self.out_dir is None:
             return
         stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
-        with io.atomic_path(self.out_dir / f"{stem}{tag}{suffix}") as tmp:
+        with io.atomic_path(output_path(self.out_dir, stem + tag, suffix, item)) as tmp:
             image.save(tmp, **save)
+
+
+def output_path(out_dir, stem, suffix, source):
+    """`out_dir/<stem><suffix>`, or `<stem>_pred<suffix>` where that is the input file
+    itself (`--out` pointed at the inputs' folder): an input is never overwritten."""
+    path = Path(out_dir) / f"{stem}{suffix}"
+    if isinstance(source, (str, Path)) and path.exists() and path.resolve() == Path(source).resolve():
+        return path.with_name(f"{stem}_pred{suffix}")
+    return path
 
 
 @dataclass
@@ -267,7 +276,7 @@ class Predictor:
             yield Prediction(path, error=str(error))
             return
         writing = (
-            video_writer(Path(out_dir) / f"{path.stem}.mp4", reader.fps)
+            video_writer(output_path(out_dir, path.stem, ".mp4", path), reader.fps)
             if out_dir is not None
             else contextlib.nullcontext()
         )

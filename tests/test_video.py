@@ -172,3 +172,14 @@ def test_the_python_api_gives_a_result_per_frame(scenes, tmp_path):
     (tmp_path / "bad.mp4").write_text("not a video\n")
     with pytest.raises(InvalidInputError, match="not a video OpenCV can decode"):
         model.predict(tmp_path / "bad.mp4")
+
+
+def test_out_pointed_at_the_inputs_folder_never_overwrites_an_input(scenes, tmp_path):
+    clip = write_video(tmp_path / "clip.mp4", scenes[:2])
+    Image.fromarray(scenes[0]).save(tmp_path / "photo.jpg")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = run_cli("detect", "predict", clip, tmp_path / "photo.jpg", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
+    assert len(decoded(tmp_path / "clip_pred.mp4")) == 2
+    assert Image.open(tmp_path / "photo_pred.jpg").size == (256, 256)
