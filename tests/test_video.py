@@ -183,3 +183,17 @@ def test_out_pointed_at_the_inputs_folder_never_overwrites_an_input(scenes, tmp_
     assert all((tmp_path / name).read_bytes() == data for name, data in before.items())
     assert len(decoded(tmp_path / "clip_pred.mp4")) == 2
     assert Image.open(tmp_path / "photo_pred.jpg").size == (256, 256)
+
+
+@pytest.mark.parametrize("size", [(143, 255), (1, 1)])
+def test_odd_sides_are_padded_so_the_encoder_crops_no_pixel(size, tmp_path):
+    from dlkit.edge.video import video_writer
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (*size, 3), dtype=np.uint8) for _ in range(3)]
+    with video_writer(tmp_path / "v.mp4", 10) as write:
+        for frame in frames:
+            write(frame)
+    back = decoded(tmp_path / "v.mp4")
+    height, width = size[0] + size[0] % 2, size[1] + size[1] % 2
+    assert len(back) == 3 and back[0].shape == (height, width, 3)

@@ -75,9 +75,11 @@ class VideoReader:
 @contextlib.contextmanager
 def video_writer(path, fps):
     """Yields write(image) for RGB frames (PIL images or uint8 arrays, all one size: the
-    first sets it) into an MP4 at `path`. The file is written under a temporary name and
-    renamed when the block ends without an error, so a video cut short never lands; a
-    block that wrote no frame leaves no file."""
+    first sets it) into an MP4 at `path`. MPEG-4 takes even sides only (its encoder
+    would crop an odd one), so an odd side is padded by repeating its last row or column:
+    every pixel drawn is kept. The file is written under a temporary name and renamed
+    when the block ends without an error, so a video cut short never lands; a block that
+    wrote no frame leaves no file."""
     path = Path(path)
     cv2 = _cv2(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +89,9 @@ def video_writer(path, fps):
     def write(image):
         nonlocal writer
         frame = cv2.cvtColor(np.asarray(image, dtype=np.uint8), cv2.COLOR_RGB2BGR)
+        odd = (frame.shape[0] % 2, frame.shape[1] % 2)
+        if any(odd):
+            frame = np.pad(frame, ((0, odd[0]), (0, odd[1]), (0, 0)), mode="edge")
         if writer is None:
             height, width = frame.shape[:2]
             writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
