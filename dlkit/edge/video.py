@@ -23,6 +23,13 @@ def is_video(item):
 
 
 def _cv2(path):
+    """OpenCV, its FFmpeg console lines (`moov atom not found`) and its own warnings off
+    unless `--verbose`: a file it cannot read is this module's one-line error instead."""
+    from dlkit.quiet import verbose
+
+    if not verbose():  # read when OpenCV is first imported
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         import cv2
     except ImportError:
