@@ -85,7 +85,42 @@ def hostile_images(root):
     (root / "folder.jpg").mkdir(exist_ok=True)
     cases.append(("a folder named like an image", root / "folder.jpg", "error"))
     cases.append(("a missing file", root / "missing.png", "error"))
-    return cases
+    return cases + hostile_videos(root)
+
+
+def hostile_videos(root):
+    """[(case, path, outcome)] of video files (none without OpenCV, which reads them)."""
+    try:
+        import cv2
+    except ImportError:
+        return []
+
+    def video(name, frames, fps=10):
+        path = root / name
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+        return path
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (48, 64, 3), np.uint8) for _ in range(3)]
+    whole = video("three.mp4", frames)
+    (root / "truncated.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (root / "notes.mp4").write_text("not a video\n")
+    (root / "empty.avi").write_bytes(b"")
+    (root / "picture.mov").write_bytes(_png_bytes(Image.new("RGB", (4, 4))))
+    (root / "folder.mkv").mkdir(exist_ok=True)
+    return [
+        ("a 3-frame MP4", whole, "ok"),
+        ("a 1-frame 17 x 9 video", video("odd.avi", [frames[0][:9, :17]]), "ok"),
+        ("a truncated MP4", root / "truncated.mp4", "clean"),
+        ("text named .mp4", root / "notes.mp4", "error"),
+        ("zero-byte .avi", root / "empty.avi", "error"),
+        ("PNG named .mov (FFmpeg reads it as a 1-frame video)", root / "picture.mov", "clean"),
+        ("a folder named like a video", root / "folder.mkv", "error"),
+        ("a missing video", root / "missing.webm", "error"),
+    ]
 
 
 def _rotated_exif():
