@@ -172,6 +172,17 @@ class Context:
         with io.atomic_path(output_path(self.out_dir, stem + tag, suffix, item)) as tmp:
             image.save(tmp, **save)
 
+    def text(self, item, text, suffix, folder):
+        """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (not for a video's frame,
+        which has no file of its own)."""
+        from dlkit import io
+
+        if self.frame_writer is not None or self.out_dir is None:
+            return
+        stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
+        with io.atomic_path(self.out_dir / folder / f"{stem}{suffix}") as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
 
 def output_path(out_dir, stem, suffix, source):
     """`out_dir/<stem><suffix>`, or `<stem>_pred<suffix>` where that is the input file

@@ -49,6 +49,14 @@ class DetectApp(App):
             "the boxes (6x the inference; more accurate boxes and classes).",
             evaluate=True,
         ),
+        Option(
+            "--save-txt",
+            bool,
+            False,
+            "Also write each image's detections as a YOLO label file, labels/<name>.txt in the "
+            "output folder (class x_center y_center width height, normalised): training data "
+            "once checked (not for video frames).",
+        ),
     )
     saves_predictions = True
 
@@ -77,6 +85,8 @@ class DetectApp(App):
         if context.wants_pictures:
             drawn = self.edge.draw(raw, result, context.meta["labels"])
             context.picture(item, drawn, ".jpg", format="JPEG", quality=90)
+        if context.options.get("save_txt"):
+            context.text(item, self.edge.yolo_label_text(result, context.meta["labels"]), ".txt", "labels")
         return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
 
     def register_cli(self, group):

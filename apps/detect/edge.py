@@ -137,6 +137,17 @@ def to_pixels(result, width, height):
     return result
 
 
+def yolo_label_text(result, labels):
+    """The detections as a YOLO label file: a row `class x_center y_center width height`
+    (normalised, 6 decimals) per box, what `dlkit.data.detection.read_yolo_labels` reads."""
+    rows = []
+    for det in result["detections"]:
+        x0, y0, x1, y1 = det["box"]
+        cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+        rows.append(f"{labels.index(det['label'])} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+    return "".join(row + "\n" for row in rows)
+
+
 def format_result(name, result):
     """`street.jpg: 3 objects (birds 0.91, fish 0.85, mammals 0.40)`."""
     dets = result["detections"]

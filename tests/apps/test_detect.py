@@ -471,6 +471,63 @@ def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_pat
     assert total >= 20 and found / total >= 0.6 and named / total >= 0.5, (found, named, total)
 
 
+def test_save_txt_writes_yolo_labels_that_read_back_as_a_dataset_of_the_predicted_boxes(tmp_path):
+    """`predict --save-txt`: one YOLO label file per image, read back by the project's own
+    YOLO reader as the boxes and classes predict printed (auto-labelling: predictions
+    become training data once checked); a video's frames get none."""
+    import shutil
+
+    from dlkit.data.detection import read_yolo
+    from dlkit.data.scenes import compose
+    from dlkit.data.tuxpaint import find_cutouts, load_backgrounds, load_cutout, split_cutouts
+    from dlkit.paths import shipped_model_dir
+
+    meta = json.loads((shipped_model_dir("detect") / "model.json").read_text())
+    cutouts = split_cutouts(find_cutouts())["test"]
+    objects = [(load_cutout(c.path), meta["labels"].index(c.label)) for c in cutouts]
+    rng, images = np.random.default_rng(3), tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    for index in range(4):
+        scene = compose(load_backgrounds(), objects, rng, 256, max_objects=3)
+        Image.fromarray(scene.image).save(images / f"scene{index}.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["detect", "predict", str(images), "--json", "--save-txt", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    records = {Path(r["input"]).stem: r for r in map(json.loads, lines)}
+    assert sum(len(r["detections"]) for r in records.values()) >= 4  # the shipped model finds objects
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [f"scene{i}.txt" for i in range(4)]
+
+    shutil.copytree(out / "labels", tmp_path / "data" / "labels")
+    (tmp_path / "data" / "data.yaml").write_text(
+        "train: images\nnames:\n" + "".join(f"  - {name}\n" for name in meta["labels"])
+    )
+    source = read_yolo(tmp_path / "data")
+    assert not source.skipped
+    read_back = [r for split in source.records.values() for r in split]
+    assert len(read_back) == 4
+    for record in read_back:
+        detections = records[Path(record.image).stem]["detections"]
+        np.testing.assert_allclose(
+            record.boxes, [d["box"] for d in detections] or np.zeros((0, 4)), atol=2e-6
+        )
+        assert [meta["labels"][c] for c in record.classes] == [d["label"] for d in detections]
+
+    import cv2
+
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (256, 256))
+    writer.write(np.zeros((256, 256, 3), np.uint8))
+    writer.release()
+    result = CliRunner().invoke(
+        cli, ["detect", "predict", str(video), "--save-txt", "--out", str(tmp_path / "v")]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["clip.mp4", "predictions.json"]
+
+
 def test_augmented_views_map_their_boxes_back_to_the_input():
     """A fake detector that boxes the bright rectangle of whatever it is given: through
     `--augment`'s six views (three scales, each mirrored) every view's box maps back onto
