@@ -168,20 +168,29 @@ class Context:
             return
         if self.out_dir is None:
             return
-        stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
-        with io.atomic_path(output_path(self.out_dir, stem + tag, suffix, item)) as tmp:
+        with io.atomic_path(output_path(self.out_dir, self.stem(item) + tag, suffix, item)) as tmp:
             image.save(tmp, **save)
 
     def text(self, item, text, suffix, folder):
         """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (not for a video's frame,
-        which has no file of its own)."""
+        which has no file of its own). A file already there is never replaced: `--out`
+        pointed at a dataset would overwrite its own labels, so that stops in one line."""
         from dlkit import io
 
         if self.frame_writer is not None or self.out_dir is None:
             return
-        stem = Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
-        with io.atomic_path(self.out_dir / folder / f"{stem}{suffix}") as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        path = self.out_dir / folder / f"{self.stem(item)}{suffix}"
+        try:
+            with io.atomic_path(path, exclusive=True) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except FileExistsError:
+            raise DlkitError(
+                f"{path}: exists, and predict does not replace it; choose another --out"
+            ) from None
+
+    def stem(self, item):
+        """The name of an input's files: its file's stem, or `image<index>` for an array."""
+        return Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
 
 
 def output_path(out_dir, stem, suffix, source):

@@ -500,6 +500,14 @@ def test_save_txt_writes_yolo_labels_that_read_back_as_a_dataset_of_the_predicte
     assert sum(len(r["detections"]) for r in records.values()) >= 4  # the shipped model finds objects
     assert sorted(p.name for p in (out / "labels").iterdir()) == [f"scene{i}.txt" for i in range(4)]
 
+    # Labels already there (a dataset's own, or an earlier run's) are never replaced.
+    truth = out / "labels" / "scene0.txt"
+    before = truth.read_text()
+    again = CliRunner().invoke(cli, ["detect", "predict", str(images), "--save-txt", "--out", str(out)])
+    assert again.exit_code == 2 and "Traceback" not in again.output, again.output
+    assert f"Error: {truth}: exists, and predict does not replace it" in again.output
+    assert truth.read_text() == before
+
     shutil.copytree(out / "labels", tmp_path / "data" / "labels")
     (tmp_path / "data" / "data.yaml").write_text(
         "train: images\nnames:\n" + "".join(f"  - {name}\n" for name in meta["labels"])
