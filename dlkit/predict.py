@@ -149,6 +149,7 @@ class Context:
     out_dir: Path = None
     index: int = 0
     frame_writer: object = None  # write(image) of the video this input is a frame of
+    name: str = None  # the name of its files, where the input is not a file (`clip_12`)
 
     @property
     def wants_pictures(self):
@@ -172,12 +173,12 @@ class Context:
             image.save(tmp, **save)
 
     def text(self, item, text, suffix, folder):
-        """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (not for a video's frame,
-        which has no file of its own). A file already there is never replaced: `--out`
-        pointed at a dataset would overwrite its own labels, so that stops in one line."""
+        """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (a video's frame: its
+        `name`, `clip_12`). A file already there is never replaced: `--out` pointed at a
+        dataset would overwrite its own labels, so that stops in one line."""
         from dlkit import io
 
-        if self.frame_writer is not None or self.out_dir is None:
+        if self.out_dir is None:
             return
         path = self.out_dir / folder / f"{self.stem(item)}{suffix}"
         try:
@@ -189,7 +190,10 @@ class Context:
             ) from None
 
     def stem(self, item):
-        """The name of an input's files: its file's stem, or `image<index>` for an array."""
+        """The name of an input's files: `name` if given, its file's stem, or
+        `image<index>` for an array."""
+        if self.name:
+            return self.name
         return Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
 
 
@@ -306,15 +310,17 @@ class Predictor:
                 batch.append(frame)
                 held += frame[2].nbytes  # 32 frames of 4K video: 800 MB
                 if len(batch) == batch_size or held >= self.raw_bytes or frame[0] + 1 == reader.frames:
-                    yield from self._frames(path, batch, batch_size, write)
+                    yield from self._frames(path, batch, batch_size, out_dir, write)
                     batch, held = [], 0
                     if progress and reader.frames:
                         progress(frame[0] + 1, reader.frames, f"{path.name}: frames")
-            yield from self._frames(path, batch, batch_size, write)
+            yield from self._frames(path, batch, batch_size, out_dir, write)
 
-    def _frames(self, path, batch, batch_size, write):
+    def _frames(self, path, batch, batch_size, out_dir, write):
         arrays = [array for _, _, array in batch]
-        for (index, seconds, _), done in zip(batch, self._inputs(arrays, batch_size, frame_writer=write)):
+        names = [f"{path.stem}_{index}" for index, _, _ in batch]  # files of a frame: clip_12.txt
+        frames = self._inputs(arrays, batch_size, out_dir, frame_writer=write, names=names)
+        for (index, seconds, _), done in zip(batch, frames):
             where = (index, seconds)
             if done.error:
                 yield Prediction(path, error=f"{path}: frame {index}: {done.error}", frame=where)
@@ -322,7 +328,7 @@ class Predictor:
             result = {"frame": index, "time": round(seconds, 3), **done.result}
             yield Prediction(path, result=result, warnings=done.warnings, frame=where)
 
-    def _inputs(self, items, batch_size=32, out_dir=None, progress=None, frame_writer=None):
+    def _inputs(self, items, batch_size=32, out_dir=None, progress=None, frame_writer=None, names=None):
         from dlkit.engine import stack
 
         app, meta = self.app, self.meta
@@ -332,7 +338,8 @@ class Predictor:
         index, start = 0, 0
         while start < len(items):
             # Each decoded input is held until its result is drawn: 32 photos of 12
-            # megapixels would hold 1.1 GB. ready: (item, raw or None, windows, error or None).
+            # megapixels would hold 1.1 GB. ready: (position in items, item, raw or None,
+            # windows, error or None).
             ready, windows, held, end = [], [], 0, start
             while end < len(items) and end - start < batch_size and (end == start or held < self.raw_bytes):
                 item = items[end]
@@ -343,9 +350,9 @@ class Predictor:
                     if not parts and not app.may_find_nothing:
                         raise InvalidInputError(f"{item_name(item)}: nothing to read")
                 except InvalidInputError as error:
-                    ready.append((item, None, 0, shortened(str(error), item)))
+                    ready.append((end - 1, item, None, 0, shortened(str(error), item)))
                     continue
-                ready.append((item, raw, len(parts), None))
+                ready.append((end - 1, item, raw, len(parts), None))
                 windows += parts
                 held += getattr(raw, "nbytes", 0)  # an array, or a raw input that says its size
             results = []
@@ -353,7 +360,7 @@ class Predictor:
                 outputs = self.run(stack(windows[first : first + batch_size]))
                 results += app.postprocess(outputs, meta, self.options)
             position = 0
-            for item, raw, size, error in ready:
+            for at, item, raw, size, error in ready:
                 if error:
                     yield Prediction(item, error=error)
                     continue
@@ -361,7 +368,8 @@ class Predictor:
                 position += size
                 if out_dir is not None:  # made on the first result: no empty folder for bad input
                     out_dir.mkdir(parents=True, exist_ok=True)
-                context = Context(meta, self.options, out_dir, index, frame_writer)
+                name = names[at] if names else None
+                context = Context(meta, self.options, out_dir, index, frame_writer, name)
                 index += 1
                 yield Prediction(
                     item,

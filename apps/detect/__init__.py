@@ -54,8 +54,8 @@ class DetectApp(App):
             bool,
             False,
             "Also write each image's detections as a YOLO label file, labels/<name>.txt in the "
-            "output folder (class x_center y_center width height, normalised): training data "
-            "once checked (not for video frames).",
+            "output folder (class x_center y_center width height, normalised; a video's frames "
+            "labels/<name>_<frame>.txt): training data once checked.",
         ),
     )
     saves_predictions = True

@@ -474,7 +474,7 @@ def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_pat
 def test_save_txt_writes_yolo_labels_that_read_back_as_a_dataset_of_the_predicted_boxes(tmp_path):
     """`predict --save-txt`: one YOLO label file per image, read back by the project's own
     YOLO reader as the boxes and classes predict printed (auto-labelling: predictions
-    become training data once checked); a video's frames get none."""
+    become training data once checked), and one per frame of a video."""
     import shutil
 
     from dlkit.data.detection import read_yolo
@@ -523,17 +523,26 @@ def test_save_txt_writes_yolo_labels_that_read_back_as_a_dataset_of_the_predicte
         )
         assert [meta["labels"][c] for c in record.classes] == [d["label"] for d in detections]
 
+    # A video's frames: labels/clip_<frame>.txt, each the frame's printed detections.
     import cv2
+
+    from dlkit.apps.detect.edge import yolo_label_text
 
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (256, 256))
-    writer.write(np.zeros((256, 256, 3), np.uint8))
+    for index in range(2):
+        writer.write(cv2.imread(str(images / f"scene{index}.png")))
     writer.release()
-    result = CliRunner().invoke(
-        cli, ["detect", "predict", str(video), "--save-txt", "--out", str(tmp_path / "v")]
-    )
+    out = tmp_path / "v"
+    args = ["detect", "predict", str(video), "--json", "--save-txt", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["clip.mp4", "predictions.json"]
+    frames = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["clip_0.txt", "clip_1.txt"]
+    assert sum(len(f["detections"]) for f in frames) >= 2
+    for frame in frames:
+        text = (out / "labels" / f"clip_{frame['frame']}.txt").read_text()
+        assert text == yolo_label_text(frame, meta["labels"])
 
 
 def test_augmented_views_map_their_boxes_back_to_the_input():
