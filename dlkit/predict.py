@@ -11,6 +11,7 @@ never fatal to the rest of a batch.
 """
 
 import contextlib
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,21 +271,13 @@ class Predictor:
         `raw_bytes` (large photos)."""
         from dlkit.edge.video import is_video
 
-        items = list(items)
-        if self.app.input_kind != "image" or not any(is_video(item) for item in items):
-            yield from self._inputs(items, batch_size, out_dir, progress)
-            return
-        start = 0
-        while start < len(items):
-            if is_video(items[start]):
-                yield from self.video(items[start], batch_size, out_dir, progress)
-                start += 1
-                continue
-            end = start
-            while end < len(items) and not is_video(items[end]):
-                end += 1
-            yield from self._inputs(items[start:end], batch_size, out_dir, progress)
-            start = end
+        images = self.app.input_kind == "image"  # a text input may end in ".mp4"
+        for videos, group in itertools.groupby(items, key=lambda item: images and is_video(item)):
+            if videos:
+                for path in group:
+                    yield from self.video(path, batch_size, out_dir, progress)
+            else:
+                yield from self._inputs(list(group), batch_size, out_dir, progress)
 
     def video(self, path, batch_size=32, out_dir=None, progress=None):
         """Yields a Prediction per frame of the video at `path` (`frame`: index and
