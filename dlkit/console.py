@@ -52,3 +52,11 @@ class ProgressPrinter:
         elif not self.live and finished:
             self.stream.write(f"{what}: {done}/{total} ({now - self._start:.1f}s)\n")
             self.stream.flush()
+
+
+def exit_on_help(usage):
+    """For a script that reads its arguments by hand: prints `usage` (its docstring) and
+    exits 0 when they ask for `-h` or `--help`, before any of its work starts."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(usage)
+        sys.exit()

@@ -6,12 +6,11 @@ points reproduces dlib's crops, the ones the face descriptor was trained on.
     python tools/calibrate_face_template.py
 """
 
-import sys
-
 import numpy as np
 
 from dlkit.apps.face.detector import KEYPOINTS, detector_at, find_faces, shipped_detector
 from dlkit.apps.face.faces import PEOPLE, default_folder
+from dlkit.console import exit_on_help
 from dlkit.edge.image import load_image
 
 
@@ -32,7 +31,5 @@ def main():
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     main()

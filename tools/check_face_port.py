@@ -12,13 +12,13 @@ Measured: max |difference| 4.9e-6 over 55 x 128 numbers, cosine >= 0.9999998.
 
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from dlkit.apps.face.faces import PEOPLE, default_folder
+from dlkit.console import exit_on_help
 from dlkit.edge.image import load_image
 from dlkit.io import sha256_file
 from dlkit.pretrained.face_resnet import WEIGHTS_SHA256, pretrained_face_resnet, shipped_weights_dir
@@ -72,7 +72,5 @@ def main():
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     main()

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.registry import get_app
@@ -133,7 +134,5 @@ def main(pairs):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     main(sys.argv[1:])

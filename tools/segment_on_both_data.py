@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from dlkit import io
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.registry import get_app
@@ -84,9 +85,7 @@ def main(pairs, raw=False):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     pairs = [arg.rsplit("=", 1) for arg in sys.argv[1:] if arg != "--raw"]  # a label may hold "="
     if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         sys.exit(__doc__)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.apps.face.data import LoadedFaces
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -183,9 +184,7 @@ def main(model_dir=None, peers=(), measure_only=False):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     args = sys.argv[1:]
     peers = [a.removeprefix("--peer=") for a in args if a.startswith("--peer=")]
     positional = [a for a in args if not a.startswith("--")]

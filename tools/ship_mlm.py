@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.apps.mlm.data import LoadedSplit
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, held_out_splits, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -191,9 +192,7 @@ def share_tables():
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     if sys.argv[1:] == ["--share-tables"]:
         share_tables()
         sys.exit()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from dlkit import io
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -58,9 +59,7 @@ def main(run_dir, measure_only=False):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
     if len(args) != 1:
         sys.exit(__doc__)

@@ -18,6 +18,7 @@ import numpy as np
 
 from dlkit.apps.sentiment import reviews
 from dlkit.apps.sentiment.data import rated_source
+from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import batches, config_of, runner_for, score
 from dlkit.export.bundle import ship_run
@@ -116,9 +117,7 @@ def main(run_dir, average_run, measure_only=False):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     args = [a for a in sys.argv[1:] if a != "--measure-only"]
     if len(args) != 2:
         sys.exit(__doc__)

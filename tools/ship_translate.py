@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from dlkit import io, runner
+from dlkit.console import exit_on_help
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
@@ -138,9 +139,7 @@ def main(kind, run_dir):
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__)
-        sys.exit()
+    exit_on_help(__doc__)
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     main(sys.argv[1], sys.argv[2])
