@@ -43,7 +43,8 @@ def training_curves(records, path, title="training"):
 
 
 def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
-    """A row-normalised heat map with the counts written in each cell."""
+    """A row-normalised heat map with the counts written in each cell (large counts, such as
+    a segmentation's pixels, shortened: 48.2k, 1.31M)."""
     plt = _pyplot()
     matrix = np.asarray(matrix)
     rows = matrix.sum(axis=1, keepdims=True)
@@ -58,12 +59,23 @@ def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
     for i in range(len(labels)):
         for j in range(len(labels)):
             color = "white" if normalised[i, j] > 0.5 else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
+            ax.text(j, i, _count(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
     fig.tight_layout()
     _save(fig, path)
     return path
+
+
+def _count(n):
+    """An int in at most five characters or so: 9999, 48.2k, 1M, 30.1M."""
+    n = int(n)
+    if abs(n) < 10**4:
+        return str(n)
+    for scale, unit in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+        value = float(f"{n / scale:.3g}")
+        if abs(value) < 1000 or unit == "G":
+            return f"{value:g}{unit}"
 
 
 def attention_plot(weights, inputs, outputs, path, title="attention"):

@@ -1,4 +1,5 @@
-"""COCO-style mAP against pycocotools on the same predictions (agreement within 0.001)."""
+"""COCO-style mAP against pycocotools on the same predictions (agreement within 0.001), and
+the confusion matrix with a background class."""
 
 import contextlib
 import io
@@ -6,7 +7,9 @@ import io
 import numpy as np
 import pytest
 
-from dlkit.metrics.detection import average_precision, class_agnostic_map, coco_map
+from dlkit.edge.boxes import iou
+from dlkit.metrics import classification
+from dlkit.metrics.detection import average_precision, class_agnostic_map, coco_map, confusion_matrix
 
 
 def random_case(seed, images=40, classes=3):
@@ -168,3 +171,84 @@ def test_a_paired_map_difference_is_the_difference_with_a_narrower_interval():
         assert high - low < apart / 2
     same = map_difference(preds, preds, gts, 3, bootstrap=50)
     assert same == {"map50": 0.0, "map50_95": 0.0, "map50_ci95": [0.0, 0.0], "map50_95_ci95": [0.0, 0.0]}
+
+
+def test_confusion_matrix_by_hand():
+    truth = [
+        (
+            np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10], [60, 0, 70, 10]]),
+            np.array([0, 1, 1, 2]),
+        ),
+        (np.zeros((0, 4)), np.zeros(0, int)),
+    ]
+    found = [
+        (
+            np.array(
+                [
+                    [0, 0, 10, 10],  # class 0 on the class-0 box: right
+                    [20, 0, 30, 10],  # class 0 on a class-1 box: named wrong
+                    [0, 0, 10, 9],  # a second box on the class-0 box (IoU 0.9): a false positive
+                    [40, 0, 50, 10],  # class 1 on the class-1 box, but score 0.25: not above, dropped
+                    [60, 0, 65, 10],  # IoU 0.5 with the class-2 box, above 0.45: right
+                    [80, 0, 90, 10],  # over nothing: a false positive
+                ]
+            ),
+            np.array([0.9, 0.8, 0.7, 0.25, 0.6, 0.5]),
+            np.array([0, 0, 0, 1, 2, 1]),
+        ),
+        (np.array([[0, 0, 5, 5]]), np.array([0.9]), np.array([2])),  # an image without objects
+    ]
+    expected = np.array(
+        [
+            [1, 0, 0, 0],
+            [1, 0, 0, 1],  # the class-1 box under the dropped detection is missed
+            [0, 0, 1, 0],
+            [1, 1, 1, 0],  # false positives
+        ]
+    )
+    np.testing.assert_array_equal(confusion_matrix(found, truth, 3), expected)
+    # IoU 0.5 is not above 0.5: the class-2 box is missed and its detection is a false positive.
+    stricter = confusion_matrix(found, truth, 3, iou_threshold=0.5)
+    assert stricter[2, 2] == 0 and stricter[2, 3] == 1 and stricter[3, 2] == expected[3, 2] + 1
+
+
+def test_confusion_matrix_pairs_the_highest_overlaps_first():
+    # Detection A overlaps the first box best; B overlaps the first box less and the
+    # second box too. Pairing the highest IoU first gives A the first box and B the
+    # second: both found. (Ultralytics' validation keeps each detection's best box
+    # before pairing, so there B loses the first box to A and the second box is missed.)
+    truth = [(np.array([[0, 0, 10, 10], [6, 0, 16, 10]]), np.array([0, 1]))]
+    a, b = [0, 0, 10, 9], [2, 0, 12, 10]
+    np.testing.assert_allclose(iou([a, b], truth[0][0]), [[90 / 100, 36 / 154], [80 / 120, 60 / 140]])
+    found = [(np.array([a, b]), np.array([0.5, 0.9]), np.array([0, 1]))]
+    matrix = confusion_matrix(found, truth, 2, iou_threshold=0.4)
+    np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_confusion_matrix_counts_every_box_and_detection_once(seed):
+    preds, gts = random_case(seed, classes=3)
+    matrix = confusion_matrix(preds, gts, 3)
+    true_classes = np.concatenate([c for _, c in gts])
+    kept = np.concatenate([c[s > 0.25] for _, s, c in preds]).astype(int)
+    np.testing.assert_array_equal(matrix[:3].sum(1), np.bincount(true_classes, minlength=3))
+    np.testing.assert_array_equal(matrix[:, :3].sum(0), np.bincount(kept, minlength=3))
+    assert matrix[3, 3] == 0 and matrix[:3, :3].sum() > 0
+
+
+def test_confusion_matrix_of_exact_boxes_is_the_classification_matrix():
+    # Every detection exactly on its own true box: what is left is naming, so the class
+    # block is the classification confusion matrix of the same labels.
+    rng = np.random.default_rng(0)
+    truth, found, y_true, y_pred = [], [], [], []
+    for _ in range(30):
+        m = rng.integers(1, 5)
+        boxes = np.array([[40.0 * i, 0, 40.0 * i + 30, 30] for i in range(m)])
+        true, named = rng.integers(0, 4, m), rng.integers(0, 4, m)
+        truth.append((boxes, true))
+        found.append((boxes, np.full(m, 0.9), named))
+        y_true += list(true)
+        y_pred += list(named)
+    matrix = confusion_matrix(found, truth, 4)
+    np.testing.assert_array_equal(matrix[:4, :4], classification.confusion_matrix(y_true, y_pred, 4))
+    assert matrix[4].sum() == 0 and matrix[:, 4].sum() == 0

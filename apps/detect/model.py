@@ -294,9 +294,14 @@ def recording(run, found):
 BOOTSTRAP = 1000  # resamplings of the images for the 95% intervals of the mAPs
 
 
+CONFUSION_CONF, CONFUSION_IOU = 0.25, 0.45  # Ultralytics' validation confusion matrix
+
+
 class DetectionEvaluator(Evaluator):
-    """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, and the class-agnostic mAPs
-    (localisation alone). Keeps each image's valid detections, never the padded outputs."""
+    """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, the class-agnostic mAPs
+    (localisation alone), and the confusion matrix with a background class (detections
+    above score 0.25 paired at IoU 0.45, as Ultralytics' validation draws it). Keeps each
+    image's valid detections, never the padded outputs."""
 
     def __init__(self, labels):
         self.labels = list(labels)
@@ -307,7 +312,7 @@ class DetectionEvaluator(Evaluator):
         self.truth += list(targets)
 
     def result(self):
-        from dlkit.metrics.detection import class_agnostic_map, coco_map
+        from dlkit.metrics.detection import class_agnostic_map, coco_map, confusion_matrix
 
         found, truth, labels = self.found, self.truth, self.labels
         result = coco_map(found, truth, len(labels), bootstrap=BOOTSTRAP)
@@ -331,7 +336,25 @@ class DetectionEvaluator(Evaluator):
                 for i, label in enumerate(labels)
             },
             "curves": {labels[k]: v for k, v in result["curves"].items()},
+            "confusion": _confusion(
+                confusion_matrix(found, truth, len(labels), CONFUSION_CONF, CONFUSION_IOU), labels
+            ),
         }
+
+
+def _confusion(matrix, labels):
+    """The confusion matrix with its labels and the box counts it adds up to."""
+    named = matrix[:-1, :-1]
+    return {
+        "score_above": CONFUSION_CONF,
+        "iou_above": CONFUSION_IOU,
+        "right": int(np.trace(named)),
+        "wrong_class": int(named.sum() - np.trace(named)),
+        "missed": int(matrix[:-1, -1].sum()),
+        "false_positives": int(matrix[-1, :-1].sum()),
+        "labels": [*labels, "background"],
+        "matrix": matrix.tolist(),
+    }
 
 
 def evaluator(config, meta):
@@ -343,11 +366,23 @@ def _num(value):
 
 
 def plots(report, meta, out_dir, title=""):
-    """Precision-recall curves per class at IoU 0.5."""
-    from dlkit.plots import precision_recall_plot
+    """Precision-recall curves per class at IoU 0.5, and the confusion matrix with its
+    background row (false positives) and column (missed boxes)."""
+    from dlkit.plots import confusion_matrix_plot, precision_recall_plot
 
     path = f"{out_dir}/precision_recall.png"
     precision_recall_plot(
         report["curves"], path, title=title or "precision-recall (IoU 0.5)", per_class=report["per_class"]
     )
-    return [path]
+    paths = [path]
+    if "confusion" in report:  # reports written before it have none
+        confusion = report["confusion"]
+        paths.append(
+            confusion_matrix_plot(
+                confusion["matrix"],
+                confusion["labels"],
+                f"{out_dir}/confusion_matrix.png",
+                title=f"{title or 'boxes'}: score > {confusion['score_above']:g}, IoU > {confusion['iou_above']:g}",
+            )
+        )
+    return paths

@@ -67,6 +67,14 @@ class SegmentApp(App):
     def wrap_runner(self, run, meta):
         return self.edge.augmented(run) if meta.get("augment") else run
 
+    def plots(self, report, meta, out_dir, title=""):
+        """The pixels' confusion matrix (rows the true class), each row normalised."""
+        from dlkit.plots import confusion_matrix_plot
+
+        path = f"{out_dir}/confusion_matrix.png"
+        labels = list(report["per_class"])
+        return [confusion_matrix_plot(report["confusion_matrix"], labels, path, title=title or "pixels")]
+
     def training_callbacks(self, config, meta, run_dir, val_split):
         return self.model.training_callbacks(config, meta, run_dir, val_split)
 

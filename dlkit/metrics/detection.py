@@ -1,6 +1,7 @@
 """COCO-style detection metrics in numpy: AP per class at IoU 0.50:0.95, mAP@0.5,
 mAP@0.5:0.95 and precision-recall curves, following pycocotools' matching and
-101-point interpolation (checked against pycocotools in the tests)."""
+101-point interpolation (checked against pycocotools in the tests); and the confusion
+matrix with a background class that Ultralytics' validation draws."""
 
 import numpy as np
 
@@ -182,3 +183,45 @@ def class_agnostic_map(predictions, ground_truth, max_detections=100, bootstrap=
     truth = [(b, np.zeros(len(np.asarray(c)), np.int64)) for b, c in ground_truth]
     result = coco_map(one, truth, 1, max_detections, bootstrap, seed)
     return {k: v for k, v in result.items() if k.startswith("map")}
+
+
+def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_threshold=0.45):
+    """Which class each true box was given, with a background class, as Ultralytics'
+    validation counts it: detections scoring above `conf` are paired with true boxes of
+    any class by IoU above `iou_threshold`, the highest IoU first, each box in one pair at
+    most. A paired box counts at (its true class, the detection's class); a true box left
+    unpaired is missed (true class, background); a detection left unpaired is a false
+    positive (background, its class).
+
+    Args:
+        predictions: list per image of (boxes (n, 4) xyxy, scores (n,), classes (n,)).
+        ground_truth: list per image of (boxes (m, 4) xyxy, classes (m,)).
+        num_classes: int.
+
+    Returns:
+        (num_classes + 1, num_classes + 1) int64: rows true, columns predicted, the last
+        row and column background (its own cell stays 0: background found nowhere is not
+        counted).
+    """
+    matrix = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+    background = num_classes
+    for (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(predictions, ground_truth):
+        kept = np.asarray(p_scores).reshape(-1) > conf
+        p_boxes = np.asarray(p_boxes).reshape(-1, 4)[kept]
+        p_classes = np.asarray(p_classes).reshape(-1)[kept].astype(np.int64)
+        g_boxes = np.asarray(g_boxes).reshape(-1, 4)
+        g_classes = np.asarray(g_classes).reshape(-1).astype(np.int64)
+        overlaps = iou(g_boxes, p_boxes)
+        truth_of = np.full(len(p_boxes), -1)
+        found = np.zeros(len(g_boxes), bool)
+        pairs = np.argwhere(overlaps > iou_threshold)
+        for g, d in pairs[np.argsort(-overlaps[tuple(pairs.T)], kind="stable")]:
+            if not found[g] and truth_of[d] < 0:
+                found[g], truth_of[d] = True, g
+        for d, g in enumerate(truth_of):
+            if g >= 0:
+                matrix[g_classes[g], p_classes[d]] += 1
+            else:
+                matrix[background, p_classes[d]] += 1
+        np.add.at(matrix[:, background], g_classes[~found], 1)
+    return matrix

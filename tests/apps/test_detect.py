@@ -149,6 +149,14 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
     report = json.loads((tmp_path / "evaluation.json").read_text())
     assert report["split"] == "test" and 0 <= report["map50"] <= 1
     assert (tmp_path / "precision_recall.png").exists()
+    # The confusion matrix adds up to the split's boxes: each one right, named wrong or missed.
+    confusion = report["confusion"]
+    matrix = np.array(confusion["matrix"])
+    assert confusion["labels"] == ["red", "blue", "background"] and matrix.shape == (3, 3)
+    assert confusion["right"] + confusion["wrong_class"] + confusion["missed"] == report["boxes"]
+    assert confusion["false_positives"] == matrix[-1].sum() and matrix[-1, -1] == 0
+    assert "false_positives" in result.output
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
 
 
 def test_class_ids_read_from_an_int8_model_are_rounded_not_truncated():

@@ -331,12 +331,15 @@ def test_augment_on_evaluate_and_predict(segment_run, tmp_path):
     plain, augmented = (
         json.loads(result.output[result.output.index("{") :])
         for result in (
-            run_cli("segment", "evaluate", "--model", model, "--data", folder, "--json"),
+            run_cli("segment", "evaluate", "--model", model, "--data", folder, "--json", "--out", tmp_path),
             run_cli("segment", "evaluate", "--model", model, "--data", folder, "--json", "--augment"),
         )
     )
     assert "options" not in plain and augmented["options"] == {"augment": True}
     assert augmented["images"] == plain["images"] and 0 <= augmented["miou"] <= 1
+    # --out keeps the pixels' confusion matrix as a plot too: one row per true class.
+    assert np.array(plain["confusion_matrix"]).shape == (len(plain["per_class"]),) * 2
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     image = sorted((Path(folder) / "images" / "test").glob("*.png"))[0]
     records = [
         json.loads(
