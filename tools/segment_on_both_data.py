@@ -12,12 +12,12 @@ under other labels are kept, so the table grows one trained model at a time.
 JPEG encoding (`image_data_N_raw`): how much a model depends on the JPEG look.
 """
 
+import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from dlkit import io
-from dlkit.console import exit_on_help
+from dlkit.console import labelled
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.registry import get_app
@@ -85,8 +85,12 @@ def main(pairs, raw=False):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    pairs = [arg.rsplit("=", 1) for arg in sys.argv[1:] if arg != "--raw"]  # a label may hold "="
-    if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
-        sys.exit(__doc__)
-    main(pairs, raw="--raw" in sys.argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("models", nargs="+", type=labelled, metavar="LABEL=RUN_DIR")
+    parser.add_argument(
+        "--raw", action="store_true", help="score the scenes as they are before their JPEG encoding"
+    )
+    args = parser.parse_args()
+    main(args.models, raw=args.raw)

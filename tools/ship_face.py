@@ -16,6 +16,7 @@ the .keras is built from stay in saved_models/backbones/face.
     python tools/ship_face.py [MODEL_DIR] [--peer NAME=DIR ...] [--measure-only]
 """
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlkit.apps.face.data import LoadedFaces
-from dlkit.console import exit_on_help
+from dlkit.console import labelled
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -169,7 +170,7 @@ def main(model_dir=None, peers=(), measure_only=False):
 
     app = get_app("face")
     model_dir = Path(model_dir) if model_dir else pretrained_model_dir()
-    peers = dict(peer.split("=", 1) for peer in peers)
+    peers = dict(peers)  # (name, folder) each
     target = ship_run(
         app,
         model_dir,
@@ -184,10 +185,13 @@ def main(model_dir=None, peers=(), measure_only=False):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    args = sys.argv[1:]
-    peers = [a.removeprefix("--peer=") for a in args if a.startswith("--peer=")]
-    positional = [a for a in args if not a.startswith("--")]
-    if len(positional) > 1:
-        sys.exit(__doc__)
-    main(*positional, peers=peers, measure_only="--measure-only" in args)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "model_dir", nargs="?", metavar="MODEL_DIR", help="default: the ported dlib descriptor"
+    )
+    parser.add_argument("--peer", action="append", default=[], type=labelled, metavar="NAME=DIR")
+    parser.add_argument("--measure-only", action="store_true", help="measure, do not ship")
+    args = parser.parse_args()
+    main(args.model_dir, peers=args.peer, measure_only=args.measure_only)

@@ -19,15 +19,14 @@ masked tokens, top-1 agreement between the two files, and the golden vectors' Ke
 outputs (recorded when the model was exported) against the new file's.
 """
 
+import argparse
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from dlkit.apps.mlm.data import LoadedSplit
-from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, held_out_splits, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -192,11 +191,23 @@ def share_tables():
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    if sys.argv[1:] == ["--share-tables"]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", nargs="?", metavar="RUN")
+    parser.add_argument(
+        "--measure-only",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RESULTS.json",
+        help="measure, do not ship",
+    )
+    parser.add_argument("--share-tables", action="store_true", help="rewrite the shipped file (no RUN)")
+    args = parser.parse_args()
+    if args.share_tables != (args.run is None):
+        parser.error("give RUN, or --share-tables alone")
+    if args.share_tables:
         share_tables()
-        sys.exit()
-    args = [a for a in sys.argv[1:] if a != "--measure-only"]
-    if not 1 <= len(args) <= 1 + ("--measure-only" in sys.argv):
-        sys.exit(__doc__)
-    main(args[0], measure_only="--measure-only" in sys.argv, results=args[1] if len(args) > 1 else None)
+    else:
+        main(args.run, measure_only=args.measure_only is not None, results=args.measure_only or None)

@@ -8,11 +8,10 @@ golden vectors, model.json and metrics.json (the run's model.keras stays with th
     python tools/ship_segment.py /tmp/runs/segment [--measure-only]
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 from dlkit import io
-from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import config_of, runner_for, score_splits
 from dlkit.export.bundle import ship_run
@@ -59,8 +58,10 @@ def main(run_dir, measure_only=False):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    args = [a for a in sys.argv[1:] if a != "--measure-only"]
-    if len(args) != 1:
-        sys.exit(__doc__)
-    main(args[0], measure_only="--measure-only" in sys.argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", metavar="RUN")
+    parser.add_argument("--measure-only", action="store_true", help="measure, do not ship")
+    args = parser.parse_args()
+    main(args.run, measure_only=args.measure_only)

@@ -11,14 +11,13 @@ as for every app.
     python tools/ship_sentiment.py LSTM_RUN AVERAGE_RUN [--measure-only]
 """
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 from dlkit.apps.sentiment import reviews
 from dlkit.apps.sentiment.data import rated_source
-from dlkit.console import exit_on_help
 from dlkit.edge.bundle import ModelBundle
 from dlkit.engine import batches, config_of, runner_for, score
 from dlkit.export.bundle import ship_run
@@ -117,8 +116,11 @@ def main(run_dir, average_run, measure_only=False):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    args = [a for a in sys.argv[1:] if a != "--measure-only"]
-    if len(args) != 2:
-        sys.exit(__doc__)
-    main(*args, measure_only="--measure-only" in sys.argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("lstm_run", metavar="LSTM_RUN")
+    parser.add_argument("average_run", metavar="AVERAGE_RUN")
+    parser.add_argument("--measure-only", action="store_true", help="measure, do not ship")
+    args = parser.parse_args()
+    main(args.lstm_run, args.average_run, measure_only=args.measure_only)

@@ -10,6 +10,7 @@ bible: exports float32 TFLite and scores BLEU/chrF on the test split with greedy
 search through the TFLite graphs. Results go to tools/results/translate.json.
 """
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -17,7 +18,6 @@ import time
 from pathlib import Path
 
 from dlkit import io, runner
-from dlkit.console import exit_on_help
 from dlkit.export.bundle import export
 from dlkit.paths import shipped_model_dir
 from dlkit.registry import get_app
@@ -139,7 +139,10 @@ def main(kind, run_dir):
 
 
 if __name__ == "__main__":
-    exit_on_help(__doc__)
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("task", choices=("dates", "bible"))
+    parser.add_argument("run", metavar="RUN")
+    args = parser.parse_args()
+    main(args.task, args.run)
