@@ -21,3 +21,19 @@ def test_audio_plot_of_a_clip_opening_in_digital_silence_warns_nothing(tmp_path)
         audio_scores_plot(path, audio, rate, steps, np.linspace(0, 1, 50), 0.5, events=[1.5], truth=[1.4])
     with Image.open(path) as image:
         assert image.width > 500 and image.height > 400
+
+
+def test_confusion_matrix_cells_keep_large_counts_short(tmp_path):
+    """A segmentation's pixel counts run to millions: a cell shows three figures and a
+    unit, rounded the way the rest of the text is, never '1e+03k'."""
+    from dlkit.plots import _count, confusion_matrix_plot
+
+    shown = [_count(n) for n in (0, 9999, 10000, 48213, 999_999, 1_312_345, 30_100_000, 2 * 10**9, -12345)]
+    assert shown == ["0", "9999", "10k", "48.2k", "1M", "1.31M", "30.1M", "2G", "-12.3k"]
+    matrix = np.array([[27_000_000, 512_345], [999_999, 0]])
+    path = confusion_matrix_plot(matrix, ["background", "birds"], tmp_path / "pixels.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty row (nothing true of a class) divides nothing
+        confusion_matrix_plot(np.zeros((2, 2), int), ["a", "b"], tmp_path / "empty.png")
+    with Image.open(path) as image:
+        assert image.width > 200 and image.height > 200
