@@ -77,7 +77,7 @@ class Model:
 
         if isinstance(inputs, (str, Path)) or hasattr(inputs, "shape"):
             inputs = [inputs]
-        key = tuple(sorted(options.items()))
+        key = repr(sorted(options.items()))  # values may be lists (detect's classes=)
         if key not in self._predictors:
             self._predictors[key] = Predictor.load(self.app, self.bundle, **options)
         items = expand_sources(self.app.input_kind, inputs)

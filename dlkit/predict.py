@@ -174,9 +174,14 @@ class Context:
             image.save(tmp, **save)
 
     def text(self, item, text, suffix, folder):
-        """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (a video's frame: its
-        `name`, `clip_12`). A file already there is never replaced: `--out` pointed at a
-        dataset would overwrite its own labels, so that stops in one line."""
+        """Writes `text` to `<out_dir>/<folder>/<stem><suffix>` (`file`)."""
+        self.file(item, suffix, folder, lambda path: path.write_text(text, encoding="utf-8"))
+
+    def file(self, item, suffix, folder, write):
+        """Writes `<out_dir>/<folder>/<stem><suffix>` (a video's frame: its `name`,
+        `clip_12`) through `write(path)`, atomically. A file already there is never
+        replaced: `--out` pointed at a dataset would overwrite its own labels, so that
+        stops in one line."""
         from dlkit import io
 
         if self.out_dir is None:
@@ -184,7 +189,7 @@ class Context:
         path = self.out_dir / folder / f"{self.stem(item)}{suffix}"
         try:
             with io.atomic_path(path, exclusive=True) as tmp:
-                tmp.write_text(text, encoding="utf-8")
+                write(tmp)
         except FileExistsError:
             raise DlkitError(
                 f"{path}: exists, and predict does not replace it; choose another --out"

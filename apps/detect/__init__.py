@@ -57,6 +57,20 @@ class DetectApp(App):
             "output folder (class x_center y_center width height, normalised; a video's frames "
             "labels/<name>_<frame>.txt): training data once checked.",
         ),
+        Option(
+            "--save-crop",
+            bool,
+            False,
+            "Also cut each detection out of its image into crops/<class>/<name>_<k>.jpg in the "
+            "output folder (k: its rank in the image): a folder dlkit classify trains on.",
+        ),
+        Option(
+            "--classes",
+            str,
+            None,
+            "Report only these classes: names or ids, comma-separated (birds,fish or 0,2).",
+            metavar="NAMES",
+        ),
     )
     saves_predictions = True
 
@@ -70,6 +84,10 @@ class DetectApp(App):
     def wrap_runner(self, run, meta):
         return self.edge.augmented(run, meta) if meta.get("augment") else run
 
+    def prepare_meta(self, meta, options):
+        self.edge.chosen_classes(options.get("classes"), meta["labels"])  # an unknown one stops here
+        return meta
+
     def inference_model(self, model, config, meta):
         return self.model.inference_model(model, config, meta)
 
@@ -80,13 +98,23 @@ class DetectApp(App):
         return self.model.plots(report, meta, out_dir, title)
 
     def finish(self, item, raw, result, context):
-        """Boxes in the image's pixels too; with an output folder, the annotated image."""
+        """Boxes in the image's pixels too; with an output folder, the annotated image, and
+        as asked each image's YOLO label file and the crops of its detections."""
         result = self.edge.to_pixels(result, raw.shape[1], raw.shape[0])
         if context.wants_pictures:
             drawn = self.edge.draw(raw, result, context.meta["labels"])
             context.picture(item, drawn, ".jpg", format="JPEG", quality=90)
         if context.options.get("save_txt"):
             context.text(item, self.edge.yolo_label_text(result, context.meta["labels"]), ".txt", "labels")
+        if context.options.get("save_crop"):
+            from functools import partial
+
+            from PIL import Image
+
+            for k, (label, crop) in enumerate(self.edge.crops(raw, result), 1):
+                save = partial(Image.fromarray(crop).save, format="JPEG", quality=95)
+                folder = "crops/" + label.replace("/", "_").replace("\\", "_").lstrip(".")
+                context.file(item, f"_{k}.jpg", folder, save)
         return {"width": int(raw.shape[1]), "height": int(raw.shape[0]), **result}
 
     def register_cli(self, group):

@@ -34,20 +34,46 @@ def preprocess(raw, meta):
     return resize(raw, (height, width)).astype(np.float32)
 
 
-def postprocess(outputs, meta, conf=0.25, **options):
+def chosen_classes(classes, labels):
+    """The labels that `--classes` keeps (Ultralytics' `classes=`): names or ids, given as
+    "birds,fish", "0,2" or a list; None keeps every class. An unknown one raises
+    DlkitError naming the model's classes."""
+    from dlkit.errors import DlkitError
+
+    if classes is None:
+        return None
+    items = classes.split(",") if isinstance(classes, str) else list(classes)
+    chosen = set()
+    for item in (str(i).strip() for i in items):
+        if item in labels:
+            chosen.add(item)
+        elif item.isdigit() and int(item) < len(labels):
+            chosen.add(labels[int(item)])
+        else:
+            raise DlkitError(
+                f"--classes: {item!r} is not a class of this model; it has "
+                + ", ".join(f"{i} {label}" for i, label in enumerate(labels))
+            )
+    return chosen
+
+
+def postprocess(outputs, meta, conf=0.25, classes=None, **options):
     """Model outputs (boxes, scores, classes, num_detections) -> per image a list of
-    `{"label", "score", "box"}` with `box` = normalised [x0, y0, x1, y1], best first."""
-    boxes, scores, classes, counts = (np.asarray(o) for o in outputs)
+    `{"label", "score", "box"}` with `box` = normalised [x0, y0, x1, y1], best first:
+    the boxes scoring `conf` or more, of the `classes` chosen (`chosen_classes`)."""
+    boxes, scores, found_classes, counts = (np.asarray(o) for o in outputs)
     labels = meta["labels"]
+    kept = chosen_classes(classes, labels)
     results = []
-    for b, s, c, n in zip(boxes, scores, classes, counts.reshape(-1)):
+    for b, s, c, n in zip(boxes, scores, found_classes, counts.reshape(-1)):
         found = []
         for box, score, cls in zip(b[: int(n)], s[: int(n)], c[: int(n)]):
-            if score < conf:
+            label = labels[int(round(float(cls)))]
+            if score < conf or (kept is not None and label not in kept):
                 continue
             found.append(
                 {
-                    "label": labels[int(round(float(cls)))],
+                    "label": label,
                     "score": float(score),
                     "box": [float(v) for v in np.clip(box, 0.0, 1.0)],
                 }
@@ -135,6 +161,21 @@ def to_pixels(result, width, height):
             round(y1 * height, 1),
         ]
     return result
+
+
+def crops(image, result, gain=1.02, pad=10):
+    """(label, crop) per detection of `result` (with `box_pixels`), best first: each side
+    of the box times `gain` plus `pad` pixels, for a little context, as Ultralytics'
+    `save_crop` cuts them, and clipped to the image. A box under a pixel gives none."""
+    height, width = image.shape[:2]
+    for det in result["detections"]:
+        x0, y0, x1, y1 = det["box_pixels"]
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        half_w, half_h = ((x1 - x0) * gain + pad) / 2, ((y1 - y0) * gain + pad) / 2
+        left, top = max(int(cx - half_w), 0), max(int(cy - half_h), 0)
+        right, bottom = min(int(np.ceil(cx + half_w)), width), min(int(np.ceil(cy + half_h)), height)
+        if x1 - x0 >= 1 and y1 - y0 >= 1 and right > left and bottom > top:
+            yield det["label"], image[top:bottom, left:right]
 
 
 def yolo_label_text(result, labels):

@@ -479,6 +479,83 @@ def test_the_shipped_model_finds_held_out_objects_without_a_model_option(tmp_pat
     assert total >= 20 and found / total >= 0.6 and named / total >= 0.5, (found, named, total)
 
 
+def test_crops_are_the_boxes_grown_as_ultralytics_cuts_them_and_clipped():
+    from dlkit.apps.detect.edge import crops
+
+    image = np.arange(80 * 100 * 3, dtype=np.uint32).reshape(80, 100, 3).astype(np.uint8)
+    result = {
+        "detections": [
+            {"label": "a", "box_pixels": [10, 20, 30, 40]},  # centre (20, 30), sides 20 * 1.02 + 10
+            {"label": "b", "box_pixels": [90, 70, 100, 80]},  # at the corner: clipped
+            {"label": "c", "box_pixels": [50, 50, 50.5, 60]},  # under a pixel wide: no crop
+        ]
+    }
+    cut = list(crops(image, result))
+    assert [label for label, _ in cut] == ["a", "b"]
+    np.testing.assert_array_equal(cut[0][1], image[14:46, 4:36])  # 20 -+ 15.2 = 4.8, 35.2 (outward)
+    np.testing.assert_array_equal(cut[1][1], image[64:80, 84:100])  # 95 - 10.1 = 84.9, to the edges
+
+
+def test_save_crop_and_classes(tmp_path):
+    """`predict --save-crop` cuts every reported box into crops/<class>/<name>_<k>.jpg, a
+    folder classify reads as its classes; `--classes` (names or ids) reports only those,
+    and an unknown one stops before any work in one line."""
+    from dlkit.apps.detect.edge import crops
+    from dlkit.data.image_classes import open_folder
+    from dlkit.data.scenes import compose
+    from dlkit.data.tuxpaint import find_cutouts, load_backgrounds, load_cutout, split_cutouts
+    from dlkit.paths import shipped_model_dir
+
+    labels = json.loads((shipped_model_dir("detect") / "model.json").read_text())["labels"]
+    cutouts = split_cutouts(find_cutouts())["test"]
+    objects = [(load_cutout(c.path), labels.index(c.label)) for c in cutouts]
+    rng, images = np.random.default_rng(5), tmp_path / "images"
+    images.mkdir()
+    for index in range(4):
+        scene = compose(load_backgrounds(), objects, rng, 256, max_objects=4)
+        Image.fromarray(scene.image).save(images / f"scene{index}.png")
+
+    def predict(*extra):
+        result = CliRunner().invoke(
+            cli, ["detect", "predict", str(images), "--json", "--conf", "0.1", *extra]
+        )
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if line.startswith("{")]
+        return {Path(r["input"]).stem: r["detections"] for r in map(json.loads, lines)}
+
+    out = tmp_path / "out"
+    every = predict("--save-crop", "--out", str(out))
+    found = [(stem, k, d) for stem, dets in every.items() for k, d in enumerate(dets, 1)]
+    assert len({d["label"] for _, _, d in found}) >= 2  # the shipped model names several classes
+    written = sorted(p.relative_to(out / "crops").as_posix() for p in (out / "crops").rglob("*.jpg"))
+    assert written == sorted(f"{d['label']}/{stem}_{k}.jpg" for stem, k, d in found)
+    stem, k, det = found[0]
+    raw = np.asarray(Image.open(images / f"{stem}.png").convert("RGB"))
+    _, expected = list(crops(raw, {"detections": every[stem]}))[k - 1]
+    with Image.open(out / "crops" / det["label"] / f"{stem}_{k}.jpg") as crop:
+        assert crop.size == expected.shape[1::-1]
+        assert np.abs(np.asarray(crop, np.float32) - expected).mean() < 8  # JPEG at quality 95
+    crops_as_data = open_folder(out / "crops")
+    assert crops_as_data.labels == sorted({d["label"] for _, _, d in found})
+
+    # --classes: the same boxes, of the classes chosen (by name and by id) only.
+    chosen = {found[0][2]["label"], labels[1]}
+    only = predict("--classes", f"{found[0][2]['label']},1")
+    assert only == {stem: [d for d in dets if d["label"] in chosen] for stem, dets in every.items()}
+    # From Python the classes may be a list too.
+    import dlkit
+
+    stem = found[0][0]
+    by_api = dlkit.load("detect").predict(images / f"{stem}.png", conf=0.1, classes=[found[0][2]["label"], 1])
+    assert [d["label"] for d in by_api[0]["detections"]] == [d["label"] for d in only[stem]]
+    wrong = CliRunner().invoke(cli, ["detect", "predict", str(images), "--classes", "birds,cars"])
+    assert wrong.exit_code == 2 and "Traceback" not in wrong.output
+    assert wrong.output.strip().splitlines()[-1] == (
+        "Error: --classes: 'cars' is not a class of this model; it has "
+        + ", ".join(f"{i} {label}" for i, label in enumerate(labels))
+    )
+
+
 def test_save_txt_writes_yolo_labels_that_read_back_as_a_dataset_of_the_predicted_boxes(tmp_path):
     """`predict --save-txt`: one YOLO label file per image, read back by the project's own
     YOLO reader as the boxes and classes predict printed (auto-labelling: predictions
