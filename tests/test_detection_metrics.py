@@ -3,13 +3,20 @@ the confusion matrix with a background class."""
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import pytest
 
 from dlkit.edge.boxes import iou
 from dlkit.metrics import classification
-from dlkit.metrics.detection import average_precision, class_agnostic_map, coco_map, confusion_matrix
+from dlkit.metrics.detection import (
+    average_precision,
+    class_agnostic_map,
+    coco_map,
+    confusion_matrix,
+    confusion_shares,
+)
 
 
 def random_case(seed, images=40, classes=3):
@@ -252,3 +259,35 @@ def test_confusion_matrix_of_exact_boxes_is_the_classification_matrix():
     matrix = confusion_matrix(found, truth, 4)
     np.testing.assert_array_equal(matrix[:4, :4], classification.confusion_matrix(y_true, y_pred, 4))
     assert matrix[4].sum() == 0 and matrix[:, 4].sum() == 0
+
+
+def test_confusion_shares_and_their_intervals_resample_the_images():
+    preds, gts = random_case(1, images=60, classes=3)
+    per_image = confusion_matrix(preds, gts, 3, per_image=True)
+    assert per_image.shape == (60, 4, 4)
+    np.testing.assert_array_equal(per_image.sum(0), confusion_matrix(preds, gts, 3))
+    matrix = per_image.sum(0)
+    shares = confusion_shares(per_image, bootstrap=200)
+    boxes, detections = matrix[:3].sum(), matrix[:, :3].sum()
+    assert shares["right_share"] == pytest.approx(np.trace(matrix[:3, :3]) / boxes)
+    assert shares["missed_share"] == pytest.approx(matrix[:3, 3].sum() / boxes)
+    assert shares["right_share"] + shares["wrong_class_share"] + shares["missed_share"] == pytest.approx(1)
+    assert shares["false_positive_share"] == pytest.approx(matrix[3, :3].sum() / detections)
+    for name in ("right_share", "wrong_class_share", "missed_share", "false_positive_share"):
+        low, high = shares[f"{name}_ci95"]
+        assert low < shares[name] < high
+    # One resampling, by hand: the shares of the images it drew, summed.
+    draw = np.random.default_rng(0).integers(0, 60, 60)
+    one = confusion_shares(per_image[draw], bootstrap=0)
+    redrawn = per_image[draw].sum(0)
+    assert one["right_share"] == pytest.approx(np.trace(redrawn[:3, :3]) / redrawn[:3].sum())
+
+
+def test_confusion_shares_of_nothing_are_nan_without_an_interval():
+    nothing_found = [(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int))] * 3
+    truth = [(np.array([[0, 0, 10, 10]]), np.array([0]))] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shares = confusion_shares(confusion_matrix(nothing_found, truth, 1, per_image=True), bootstrap=50)
+    assert shares["missed_share"] == 1 and shares["missed_share_ci95"] == [1, 1]
+    assert np.isnan(shares["false_positive_share"]) and "false_positive_share_ci95" not in shares

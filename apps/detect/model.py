@@ -337,13 +337,18 @@ class DetectionEvaluator(Evaluator):
             },
             "curves": {labels[k]: v for k, v in result["curves"].items()},
             "confusion": _confusion(
-                confusion_matrix(found, truth, len(labels), CONFUSION_CONF, CONFUSION_IOU), labels
+                confusion_matrix(found, truth, len(labels), CONFUSION_CONF, CONFUSION_IOU, per_image=True),
+                labels,
             ),
         }
 
 
-def _confusion(matrix, labels):
-    """The confusion matrix with its labels and the box counts it adds up to."""
+def _confusion(per_image, labels):
+    """The confusion matrix with its labels, the box counts it adds up to, and their
+    shares with 95% intervals from resampling the images."""
+    from dlkit.metrics.detection import confusion_shares
+
+    matrix = per_image.sum(0)
     named = matrix[:-1, :-1]
     return {
         "score_above": CONFUSION_CONF,
@@ -352,6 +357,10 @@ def _confusion(matrix, labels):
         "wrong_class": int(named.sum() - np.trace(named)),
         "missed": int(matrix[:-1, -1].sum()),
         "false_positives": int(matrix[-1, :-1].sum()),
+        **{
+            k: _num(v) if isinstance(v, float) else v
+            for k, v in confusion_shares(per_image, BOOTSTRAP).items()
+        },
         "labels": [*labels, "background"],
         "matrix": matrix.tolist(),
     }

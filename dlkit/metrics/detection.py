@@ -185,7 +185,7 @@ def class_agnostic_map(predictions, ground_truth, max_detections=100, bootstrap=
     return {k: v for k, v in result.items() if k.startswith("map")}
 
 
-def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_threshold=0.45):
+def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_threshold=0.45, per_image=False):
     """Which class each true box was given, with a background class, as Ultralytics'
     validation counts it: detections scoring above `conf` are paired with true boxes of
     any class by IoU above `iou_threshold`, the highest IoU first, each box in one pair at
@@ -201,11 +201,13 @@ def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_thre
     Returns:
         (num_classes + 1, num_classes + 1) int64: rows true, columns predicted, the last
         row and column background (its own cell stays 0: background found nowhere is not
-        counted).
+        counted). With `per_image`, one such matrix per image: (images, k + 1, k + 1).
     """
-    matrix = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+    matrices = np.zeros((len(ground_truth), num_classes + 1, num_classes + 1), np.int64)
     background = num_classes
-    for (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(predictions, ground_truth):
+    for matrix, (p_boxes, p_scores, p_classes), (g_boxes, g_classes) in zip(
+        matrices, predictions, ground_truth
+    ):
         kept = np.asarray(p_scores).reshape(-1) > conf
         p_boxes = np.asarray(p_boxes).reshape(-1, 4)[kept]
         p_classes = np.asarray(p_classes).reshape(-1)[kept].astype(np.int64)
@@ -224,4 +226,38 @@ def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_thre
             else:
                 matrix[background, p_classes[d]] += 1
         np.add.at(matrix[:, background], g_classes[~found], 1)
-    return matrix
+    return matrices if per_image else matrices.sum(0)
+
+
+SHARES = ("right_share", "wrong_class_share", "missed_share", "false_positive_share")
+
+
+def confusion_shares(matrices, bootstrap=1000, seed=0):
+    """From per-image confusion matrices (`confusion_matrix(..., per_image=True)`): the
+    shares of the true boxes named right, named wrong and missed, and the share of the
+    detections that are false positives, each with a 95% interval from resampling the
+    images (the boxes of one image are not independent).
+
+    Returns:
+        dict: {name: share, f"{name}_ci95": [low, high]} for each name in SHARES; a share
+        of nothing (no true boxes, no detections) is NaN, without an interval.
+    """
+    matrices = np.asarray(matrices)
+
+    def shares(matrix):
+        named = matrix[:-1, :-1]
+        boxes, detections, right = matrix[:-1].sum(), matrix[:, :-1].sum(), np.trace(named)
+        of_boxes = (right, named.sum() - right, matrix[:-1, -1].sum())
+        false_positives = matrix[-1, :-1].sum() / detections if detections else np.nan
+        return [count / boxes if boxes else np.nan for count in of_boxes] + [false_positives]
+
+    result = dict(zip(SHARES, (float(v) for v in shares(matrices.sum(0)))))
+    if bootstrap and len(matrices) > 1:
+        rng = np.random.default_rng(seed)
+        samples = np.array(
+            [shares(matrices[rng.integers(0, len(matrices), len(matrices))].sum(0)) for _ in range(bootstrap)]
+        )
+        for column, name in enumerate(SHARES):
+            if not np.isnan(samples[:, column]).all():  # no boxes (or detections) at all: no share
+                result[f"{name}_ci95"] = np.nanpercentile(samples[:, column], [2.5, 97.5]).tolist()
+    return result

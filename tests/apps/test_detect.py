@@ -155,6 +155,7 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
     assert confusion["labels"] == ["red", "blue", "background"] and matrix.shape == (3, 3)
     assert confusion["right"] + confusion["wrong_class"] + confusion["missed"] == report["boxes"]
     assert confusion["false_positives"] == matrix[-1].sum() and matrix[-1, -1] == 0
+    assert confusion["right_share"] == pytest.approx(confusion["right"] / report["boxes"])
     assert "false_positives" in result.output
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
 
