@@ -36,13 +36,17 @@ def suffixes_of(kind):
 
 
 def expand_files(inputs, suffixes):
-    """Files given directly, plus the files with a known suffix inside given folders.
+    """Files given directly, plus the files with a known suffix inside given folders, in
+    the order given; an input that is not a path (an array) stays where it is.
 
     A folder without any is skipped with a line on stderr when there are other inputs,
     and an error when there are none.
     """
     files, empty = [], []
     for item in inputs:
+        if not isinstance(item, (str, Path)):
+            files.append(item)
+            continue
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
@@ -108,9 +112,7 @@ def expand_sources(kind, inputs, file=None):
             raise DlkitError(f"inputs come in pairs; got {len(inputs)} (an odd number)")
         items = [(inputs[i], inputs[i + 1]) for i in range(0, len(inputs), 2)]
     else:
-        paths = [i for i in inputs if isinstance(i, (str, Path))]
-        arrays = [i for i in inputs if not isinstance(i, (str, Path))]
-        items = arrays + expand_files(paths, suffixes_of(kind))
+        items = expand_files(inputs, suffixes_of(kind))
     if not items:
         if kind == "text":
             raise DlkitError("nothing to predict: give texts as arguments or --file FILE")
@@ -148,7 +150,7 @@ class Context:
     meta: dict
     options: dict
     out_dir: Path = None
-    index: int = 0
+    index: int = 0  # the input's place among those predict was given, from 0
     frame_writer: object = None  # write(image) of the video this input is a frame of
     name: str = None  # the name of its files, where the input is not a file (`clip_12`)
 
@@ -197,7 +199,8 @@ class Context:
 
     def stem(self, item):
         """The name of an input's files: `name` if given, its file's stem, or
-        `image<index>` for an array."""
+        `image<index>` for an array (`index`: its place among the inputs, so a name
+        never depends on which other inputs failed or were videos)."""
         if self.name:
             return self.name
         return Path(item).stem if isinstance(item, (str, Path)) else f"image{self.index}"
@@ -277,12 +280,15 @@ class Predictor:
         from dlkit.edge.video import is_video
 
         images = self.app.input_kind == "image"  # a text input may end in ".mp4"
-        for videos, group in itertools.groupby(items, key=lambda item: images and is_video(item)):
+        numbered = enumerate(items)  # an input's number names its files where it has no name
+        for videos, group in itertools.groupby(numbered, key=lambda pair: images and is_video(pair[1])):
+            group = list(group)
             if videos:
-                for path in group:
+                for _, path in group:
                     yield from self.video(path, batch_size, out_dir, progress)
             else:
-                yield from self._inputs(list(group), batch_size, out_dir, progress)
+                inputs = [item for _, item in group]
+                yield from self._inputs(inputs, batch_size, out_dir, progress, number=group[0][0])
 
     def video(self, path, batch_size=32, out_dir=None, progress=None):
         """Yields a Prediction per frame of the video at `path` (`frame`: index and
@@ -326,14 +332,18 @@ class Predictor:
             result = {"frame": index, "time": round(seconds, 3), **done.result}
             yield Prediction(path, result=result, warnings=done.warnings, frame=where)
 
-    def _inputs(self, items, batch_size=32, out_dir=None, progress=None, frame_writer=None, names=None):
+    def _inputs(
+        self, items, batch_size=32, out_dir=None, progress=None, frame_writer=None, names=None, number=0
+    ):
+        """Predictions of `items`, the inputs numbered `number` on in what the caller was
+        given (`Context.index`); a video's frames come with their `names`."""
         from dlkit.engine import stack
 
         app, meta = self.app, self.meta
         out_dir = Path(out_dir) if out_dir is not None else None
         if progress:
             progress(0, len(items), "predicting")
-        index, start = 0, 0
+        start = 0
         while start < len(items):
             # Each decoded input is held until its result is drawn: 32 photos of 12
             # megapixels would hold 1.1 GB. ready: (position in items, item, raw or None,
@@ -367,8 +377,7 @@ class Predictor:
                 if out_dir is not None:  # made on the first result: no empty folder for bad input
                     out_dir.mkdir(parents=True, exist_ok=True)
                 name = names[at] if names else None
-                context = Context(meta, self.options, out_dir, index, frame_writer, name)
-                index += 1
+                context = Context(meta, self.options, out_dir, number + at, frame_writer, name)
                 yield Prediction(
                     item,
                     result=app.finish(item, raw, combined, context),

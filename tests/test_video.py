@@ -174,6 +174,21 @@ def test_the_python_api_gives_a_result_per_frame(scenes, tmp_path):
         model.predict(tmp_path / "bad.mp4")
 
 
+def test_arrays_are_named_by_their_place_among_the_inputs(scenes, tmp_path):
+    """Arrays have no file name: each is named by its place among the inputs given, so two
+    arrays on either side of a video never share a name (and overwrite each other)."""
+    import dlkit.api
+
+    clip = write_video(tmp_path / "clip.mp4", scenes[:2])
+    out = tmp_path / "out"
+    results = dlkit.api.load("detect").predict([scenes[0], clip, scenes[1]], out_dir=out)
+    assert [r.get("frame") for r in results] == [None, 0, 1, None]  # in the order given
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4", "image0.jpg", "image2.jpg"]
+    assert not np.array_equal(
+        np.asarray(Image.open(out / "image0.jpg")), np.asarray(Image.open(out / "image2.jpg"))
+    )
+
+
 def test_out_pointed_at_the_inputs_folder_never_overwrites_an_input(scenes, tmp_path):
     clip = write_video(tmp_path / "clip.mp4", scenes[:2])
     Image.fromarray(scenes[0]).save(tmp_path / "photo.jpg")
