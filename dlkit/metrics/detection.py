@@ -189,7 +189,8 @@ def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_thre
     """Which class each true box was given, with a background class, as Ultralytics'
     validation counts it: detections scoring above `conf` are paired with true boxes of
     any class by IoU above `iou_threshold`, the highest IoU first, each box in one pair at
-    most. A paired box counts at (its true class, the detection's class); a true box left
+    most (Ultralytics first keeps each detection's best box only, which can leave a box
+    unpaired that a detection's second-best overlap would have found). A paired box counts at (its true class, the detection's class); a true box left
     unpaired is missed (true class, background); a detection left unpaired is a false
     positive (background, its class).
 
