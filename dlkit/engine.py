@@ -208,8 +208,16 @@ def score(app, config, meta, run, split, batch_size=SCORE_BATCH, keep=None):
         evaluator.update(outputs, targets)
         if keep and kept is None:
             kept = [np.asarray(o)[:keep] for o in outputs]
-    report = {**app.annotate(evaluator.result(), split), "data_fingerprint": fingerprint(split)}
+    report = {**annotated(app, evaluator.result(), split), "data_fingerprint": fingerprint(split)}
     return (report, kept) if keep else report
+
+
+def annotated(app, report, split):
+    """The evaluator's report completed by the app from the split (`App.annotate`), without
+    the per-row predictions it hands `annotate` (`rows`), which no report keeps."""
+    report = app.annotate(report, split) if split is not None else report
+    report.pop("rows", None)
+    return report
 
 
 def held_out_splits(app, config, meta, data=None, names=("val", "test")):
@@ -233,9 +241,12 @@ def score_splits(app, config, meta, run, splits):
             outputs = run(inputs)
             evaluator.update(outputs, targets)
             pooled.update(outputs, targets)
-        reports[name] = {**app.annotate(evaluator.result(), split), "data_fingerprint": fingerprint(split)}
+        reports[name] = {**annotated(app, evaluator.result(), split), "data_fingerprint": fingerprint(split)}
     parts = [reports[name]["data_fingerprint"] for name in splits]
-    reports["pooled"] = {**pooled.result(), "data_fingerprint": pooled_fingerprint(parts)}
+    reports["pooled"] = {
+        **annotated(app, pooled.result(), None),
+        "data_fingerprint": pooled_fingerprint(parts),
+    }
     return reports
 
 

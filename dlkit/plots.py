@@ -67,6 +67,24 @@ def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
     return path
 
 
+def image_grid_plot(images, captions, path, title="", columns=4):
+    """Images in a grid, each with a caption under it (the misclassified inputs of an
+    evaluation); `images`: (h, w, 3) uint8 arrays of any sizes."""
+    plt = _pyplot()
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
 def _count(n):
     """An int in at most five characters or so: 9999, 48.2k, 1M, 30.1M."""
     n = int(n)

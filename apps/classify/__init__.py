@@ -35,6 +35,9 @@ class ClassifyApp(App):
     def class_weights(self, config, split):
         return self.model.class_weights(config, split)
 
+    def annotate(self, report, split):
+        return self.model.annotate(report, split)
+
     def plots(self, report, meta, out_dir, title=""):
         return self.model.plots(report, meta, out_dir, title)
 

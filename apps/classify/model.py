@@ -5,7 +5,7 @@ import numpy as np
 from keras import layers
 
 from dlkit.errors import DlkitError
-from dlkit.metrics.classification import ClassificationEvaluator
+from dlkit.metrics.classification import ClassificationEvaluator, misclassified
 from dlkit.pretrained import build_backbone
 from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
@@ -105,16 +105,60 @@ def class_weights(config, loaded):
 
 
 def evaluator(config, meta):
-    """Accuracy, top-k, per-class precision/recall/F1 of [class probabilities] outputs."""
-    return ClassificationEvaluator(meta["labels"], k=config.top_k)
+    """Accuracy, top-k, per-class precision/recall/F1 of [class probabilities] outputs,
+    and each image's prediction for `annotate`."""
+    return ClassificationEvaluator(meta["labels"], k=config.top_k, rows=True)
+
+
+def annotate(report, split):
+    """The misclassified images of the split (their paths), most confident first."""
+    if "rows" in report and getattr(split, "paths", None) is not None:
+        report["misclassified"] = misclassified(report, list(split.paths), key="path")
+    return report
+
+
+SHOWN_ERRORS = 16  # misclassified images drawn in misclassified.png
 
 
 def plots(report, meta, out_dir, title=""):
-    """Confusion-matrix PNG for a classification report."""
-    from dlkit.plots import confusion_matrix_plot
+    """The confusion matrix, misclassified.tsv (path, true class, predicted, confidence)
+    and misclassified.png: the most confident mistakes, captioned."""
+    from pathlib import Path
 
-    path = f"{out_dir}/confusion_matrix.png"
+    from dlkit import io
+    from dlkit.edge.image import load_image
+    from dlkit.errors import InvalidInputError
+    from dlkit.plots import confusion_matrix_plot, image_grid_plot
+
+    out_dir = Path(out_dir)
+    path = out_dir / "confusion_matrix.png"
     confusion_matrix_plot(
         report["confusion_matrix"], report["labels"], path, title=title or "confusion matrix"
     )
-    return [path]
+    written = [str(path)]
+    errors = report.get("misclassified")
+    if errors is None:  # a report written before it, or a split without file names
+        return written
+    lines = ["path\ttrue\tpredicted\tconfidence"]
+    lines += [f"{e['path']}\t{e['true']}\t{e['predicted']}\t{e['confidence']:.3f}" for e in errors]
+    io.write_text(out_dir / "misclassified.tsv", "\n".join(lines) + "\n")
+    written.append(str(out_dir / "misclassified.tsv"))
+    images, captions = [], []
+    for error in errors:
+        if len(images) == SHOWN_ERRORS:
+            break
+        try:  # a TFDS example has a name, not a file
+            images.append(load_image(error["path"], at_least=160))
+        except (InvalidInputError, OSError):
+            continue
+        captions.append(
+            f"{Path(error['path']).name}\n{error['true']} -> {error['predicted']} {error['confidence']:.2f}"
+        )
+    if images:
+        shown = f"{len(images)} most confident of {len(errors)} mistakes"
+        written.append(
+            image_grid_plot(
+                images, captions, out_dir / "misclassified.png", f"{title}: {shown}" if title else shown
+            )
+        )
+    return written

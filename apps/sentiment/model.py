@@ -8,7 +8,7 @@ import numpy as np
 from keras import layers
 
 from dlkit.errors import DlkitError
-from dlkit.metrics.classification import ClassificationEvaluator
+from dlkit.metrics.classification import ClassificationEvaluator, misclassified
 from dlkit.metrics.intervals import wilson_interval
 from dlkit.stages import Stage
 
@@ -273,20 +273,11 @@ class SentimentEvaluator(ClassificationEvaluator):
     `annotate` turns into the misclassified texts and the diagnostic-set scores."""
 
     def __init__(self, labels):
-        super().__init__(labels, k=1)
-        self.predicted, self.confidence, self.truth = [], [], []
-
-    def update(self, outputs, targets):
-        super().update(outputs, targets)
-        probs = np.asarray(outputs[0])
-        self.predicted += np.argmax(probs, axis=1).tolist()
-        self.confidence += probs.max(axis=1).tolist()
-        self.truth += np.asarray(targets).astype(int).tolist()
+        super().__init__(labels, k=1, rows=True)
 
     def result(self):
         report = super().result()
         report.pop("top_1_accuracy", None)
-        report["rows"] = {"predicted": self.predicted, "confidence": self.confidence, "truth": self.truth}
         return report
 
 
@@ -341,26 +332,13 @@ def diagnostic_mask(texts):
 def annotate(report, split, keep_errors=None):
     """Turns the evaluator's per-row predictions into the misclassified texts (all of
     them, most confident first) and the accuracy on the diagnostic subset."""
-    rows = report.pop("rows", None)
     texts = getattr(split, "texts", None)
-    if rows is None or texts is None:
+    if "rows" not in report or texts is None:
         return report
-    labels = report["labels"]
-    predicted, truth = np.array(rows["predicted"]), np.array(rows["truth"])
-    confidence = np.array(rows["confidence"])
-    wrong = np.flatnonzero(predicted != truth)
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:keep_errors]
-    report["misclassified"] = [
-        {
-            "text": texts[i],
-            "true": labels[truth[i]],
-            "predicted": labels[predicted[i]],
-            "confidence": float(confidence[i]),
-        }
-        for i in wrong
-    ]
+    rows = report["rows"]
+    right = np.array(rows["predicted"]) == np.array(rows["truth"])
+    report["misclassified"] = misclassified(report, texts, key="text", keep=keep_errors)
     diagnostic = diagnostic_mask(texts)
-    right = predicted == truth
     report["diagnostic"] = {
         "rule": "a negator ("
         + ", ".join(sorted(NEGATORS))

@@ -71,15 +71,18 @@ class ClassificationEvaluator:
     Args:
         labels: list of str, one per class.
         k: int. For top-k accuracy.
+        rows: bool. Also keep every row's predicted class and confidence (`report["rows"]`),
+            which an app's `annotate` turns into the misclassified inputs (`misclassified`).
     """
 
-    def __init__(self, labels, k=3):
+    def __init__(self, labels, k=3, rows=False):
         self.labels = list(labels)
         self.k = min(k, len(self.labels))
         self.matrix = np.zeros((len(self.labels), len(self.labels)), dtype=np.int64)
         self.top_k_hits = 0
         self.calibration = Calibration()
         self.hits, self.groups, self.grouped, self.parts = [], [], False, 0
+        self.rows = {"predicted": [], "confidence": [], "truth": []} if rows else None
 
     def begin(self, split):
         """Takes the split's object of each example, if it lists them; groups of different
@@ -100,6 +103,10 @@ class ClassificationEvaluator:
         self.hits.append(y_pred == y_true)
         top = np.argsort(-probs, axis=1, kind="stable")[:, : self.k]  # (batch, k)
         self.top_k_hits += int(np.sum(np.any(top == y_true[:, None], axis=1)))
+        if self.rows is not None:
+            self.rows["predicted"] += y_pred.tolist()
+            self.rows["confidence"] += probs.max(axis=1).tolist()
+            self.rows["truth"] += y_true.tolist()
 
     def result(self):
         matrix = self.matrix
@@ -137,4 +144,25 @@ class ClassificationEvaluator:
             },
             "confusion_matrix": matrix.tolist(),
             "labels": list(self.labels),
+            **({"rows": self.rows} if self.rows is not None else {}),
         }
+
+
+def misclassified(report, names, key="input", keep=None):
+    """The rows a model got wrong, most confident first, from a report kept with `rows`
+    (which this takes out of it): a list of {key: the input's name, "true", "predicted",
+    "confidence"}; `names` names each row in order (paths, texts). At most `keep`."""
+    rows, labels = report.pop("rows"), report["labels"]
+    predicted, truth = np.array(rows["predicted"], int), np.array(rows["truth"], int)
+    confidence = np.array(rows["confidence"], float)
+    wrong = np.flatnonzero(predicted != truth)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:keep]
+    return [
+        {
+            key: names[i],
+            "true": labels[truth[i]],
+            "predicted": labels[predicted[i]],
+            "confidence": float(confidence[i]),
+        }
+        for i in wrong
+    ]

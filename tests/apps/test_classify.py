@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import BAD_IMAGES, assert_one_line_error, run_cli, write_tiny_folder
 from dlkit import io
@@ -143,6 +144,14 @@ def test_cli_train_evaluate_export_predict(tmp_path, monkeypatch):
     report = json.loads(result.output[result.output.index("{") :])
     assert report["split"] == "val" and 0 <= report["accuracy"] <= 1
     assert (tmp_path / "eval" / "confusion_matrix.png").exists()
+    # Every image it got wrong, most confident first, each under its true class's folder.
+    errors = report["misclassified"]
+    assert "rows" not in report
+    assert len(errors) == report["count"] - round(report["accuracy"] * report["count"])
+    assert [e["confidence"] for e in errors] == sorted((e["confidence"] for e in errors), reverse=True)
+    assert all(Path(e["path"]).parent.name == e["true"] != e["predicted"] for e in errors)
+    tsv = (tmp_path / "eval" / "misclassified.tsv").read_text().splitlines()
+    assert tsv[0] == "path\ttrue\tpredicted\tconfidence" and len(tsv) == len(errors) + 1
     result = run_cli("classify", "export", "--model", run_dir, "--quantize", "dynamic")
     assert result.exit_code == 0, result.output
     assert (run_dir / "model.dynamic.tflite").exists()
@@ -361,3 +370,35 @@ def test_ship_tool_scores_every_variant_apart_and_pooled_with_object_intervals(t
         and "not a finished classify run" in done.stderr
         and "Traceback" not in done.stderr
     )
+
+
+def test_misclassified_rows_and_their_pictures(tmp_path):
+    """`misclassified` lists the wrong rows most confident first; the plots write them as
+    misclassified.tsv and draw those that are files (a TFDS example is a name only)."""
+    from dlkit.apps.classify.model import plots
+    from dlkit.metrics.classification import ClassificationEvaluator, misclassified
+
+    evaluator = ClassificationEvaluator(["cat", "dog"], k=1, rows=True)
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
+    evaluator.update([probs], np.array([0, 0, 0, 1]))
+    report = evaluator.result()
+    names = [str(tmp_path / f"{i}.png") for i in range(3)] + ["tfds:pets:test:3"]
+    for name in names[:3]:
+        Image.fromarray(np.full((30, 40, 3), 128, np.uint8)).save(name)
+    errors = misclassified(report, names, key="path")
+    assert "rows" not in report
+    assert [(e["path"], e["true"], e["predicted"]) for e in errors] == [
+        (names[2], "cat", "dog"),  # 0.8 sure
+        (names[1], "cat", "dog"),  # 0.7
+        (names[3], "dog", "cat"),  # 0.6
+    ]
+    report["misclassified"] = errors
+    written = plots(report, {}, tmp_path, title="pets on test")
+    assert [Path(p).name for p in written] == [
+        "confusion_matrix.png",
+        "misclassified.tsv",
+        "misclassified.png",
+    ]
+    assert (tmp_path / "misclassified.tsv").read_text().splitlines()[1] == f"{names[2]}\tcat\tdog\t0.800"
+    with Image.open(tmp_path / "misclassified.png") as picture:
+        assert picture.width > 300
