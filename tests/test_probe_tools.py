@@ -1,5 +1,6 @@
 """The probe tools' own logic: probe_detect_naming (crops, naming), probe_detect_multilabel
-(several classes per box), probe_segment_bias (a bias on the argmax)."""
+(several classes per box), probe_segment_bias (a bias on the argmax),
+probe_classify_backgrounds (views composed as the classify data composes them)."""
 
 import numpy as np
 
@@ -73,3 +74,18 @@ def test_a_class_bias_moves_the_argmax_and_the_confusion_matrix():
     shifted = tool.scored(["background", "object"], log_probs, masks, [np.log(0.5), 0.0])
     assert shifted.matrix.tolist() == [[0, 0], [0, 2]]  # 0.6 * 0.5 < 0.4: now an object
     assert tool.figures(shifted)["foreground_iou"] == 1.0
+
+
+def test_background_probe_views_paste_the_object_as_the_dataset_does():
+    """probe_classify_backgrounds composes a view as the classify data does: the object's
+    side 60-95% of the scene, on a crop of a background of the pool, JPEG, then resized."""
+    from PIL import Image
+
+    tool = load_tool("probe_classify_backgrounds")
+    red = Image.new("RGBA", (50, 50), (255, 0, 0, 255))
+    blue = [np.full((300, 400, 3), (0, 0, 255), np.uint8)]
+    views = tool.views(red, blue, 8, seed=[3, 0], side=160)
+    assert views.shape == (8, 160, 160, 3) and views.dtype == np.uint8
+    redness = ((views[..., 0] > 128) & (views[..., 2] < 128)).mean(axis=(1, 2))
+    assert np.all((redness > 0.6**2 * 0.9) & (redness < 0.95**2 * 1.1)), redness
+    np.testing.assert_array_equal(views, tool.views(red, blue, 8, seed=[3, 0], side=160))
