@@ -10,10 +10,11 @@ background photo. Per kind it reports how often a cut-out that is not a fish is 
 fish, and how often each object is named right; differences are paired by object, with
 95% intervals from resampling the objects (`dlkit.metrics.intervals`).
 
-    python tools/probe_classify_backgrounds.py [MODEL] [--views 12]
+    python tools/probe_classify_backgrounds.py [MODEL] [--views 12] [--label shipped]
 
 MODEL: a classify run or model folder, .keras or .tflite (default: the shipped model).
-Writes tools/results/classify_backgrounds.json.
+Writes tools/results/classify_backgrounds.json under the model's label (other labels are
+kept, so runs of other recipes sit side by side).
 """
 
 import argparse
@@ -108,8 +109,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("model", nargs="?", metavar="MODEL")
     parser.add_argument("--views", type=int, default=12, help="views per object and kind of background")
+    parser.add_argument("--label", default="shipped", help="the name of the model's record in the results")
     args = parser.parse_args()
     result = probe(args.model, args.views)
-    io.write_json(RESULTS, result)
+    results = io.read_json(RESULTS) if RESULTS.exists() else {"models": {}}
+    results["models"][args.label] = result
+    io.write_json(RESULTS, results)
     for key in ("not_fish_called_fish", "not_fish_named_right", "fish_named_right"):
-        print(key, {k: v for k, v in result[key].items()})
+        print(key, result[key])
