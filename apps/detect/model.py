@@ -300,8 +300,9 @@ CONFUSION_CONF, CONFUSION_IOU = 0.25, 0.45  # Ultralytics' validation confusion 
 class DetectionEvaluator(Evaluator):
     """COCO-style mAP@0.5, mAP@0.5:0.95, AP per class, the class-agnostic mAPs
     (localisation alone), and the confusion matrix with a background class (detections
-    above score 0.25 paired at IoU 0.45, as Ultralytics' validation draws it). Keeps each
-    image's valid detections, never the padded outputs."""
+    above score 0.25 paired at IoU 0.45, as Ultralytics' validation draws it), with each
+    class's precision and recall there. Keeps each image's valid detections, never the
+    padded outputs."""
 
     def __init__(self, labels):
         self.labels = list(labels)
@@ -318,6 +319,8 @@ class DetectionEvaluator(Evaluator):
         result = coco_map(found, truth, len(labels), bootstrap=BOOTSTRAP)
         agnostic = class_agnostic_map(found, truth, bootstrap=BOOTSTRAP)
         ap = result["ap"]
+        per_image = confusion_matrix(found, truth, len(labels), CONFUSION_CONF, CONFUSION_IOU, per_image=True)
+        matrix = per_image.sum(0)
         intervals = {k: v for k, v in result.items() if k.endswith("_ci95")}
         intervals.update({f"class_agnostic_{k}": v for k, v in agnostic.items() if k.endswith("_ci95")})
         return {
@@ -332,14 +335,14 @@ class DetectionEvaluator(Evaluator):
                 label: {
                     "ap50": _num(ap[i, 0]),
                     "ap50_95": _num(np.nanmean(ap[i]) if not np.isnan(ap[i, 0]) else np.nan),
+                    # at the confusion matrix's score and IoU, as Ultralytics prints P and R
+                    "precision": _share(matrix[i, i], matrix[:, i].sum()),
+                    "recall": _share(matrix[i, i], matrix[i].sum()),
                 }
                 for i, label in enumerate(labels)
             },
             "curves": {labels[k]: v for k, v in result["curves"].items()},
-            "confusion": _confusion(
-                confusion_matrix(found, truth, len(labels), CONFUSION_CONF, CONFUSION_IOU, per_image=True),
-                labels,
-            ),
+            "confusion": _confusion(per_image, labels),
         }
 
 
@@ -364,6 +367,10 @@ def _confusion(per_image, labels):
         "labels": [*labels, "background"],
         "matrix": matrix.tolist(),
     }
+
+
+def _share(part, whole):
+    return float(part / whole) if whole else None
 
 
 def evaluator(config, meta):

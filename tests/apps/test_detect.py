@@ -156,6 +156,11 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
     assert confusion["right"] + confusion["wrong_class"] + confusion["missed"] == report["boxes"]
     assert confusion["false_positives"] == matrix[-1].sum() and matrix[-1, -1] == 0
     assert confusion["right_share"] == pytest.approx(confusion["right"] / report["boxes"])
+    for i, row in enumerate(report["per_class"].values()):  # P and R at the matrix's threshold
+        if matrix[i].sum():
+            assert row["recall"] == pytest.approx(matrix[i, i] / matrix[i].sum())
+        if matrix[:, i].sum():
+            assert row["precision"] == pytest.approx(matrix[i, i] / matrix[:, i].sum())
     assert "false_positives" in result.output
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
 
