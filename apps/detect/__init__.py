@@ -94,6 +94,9 @@ class DetectApp(App):
     def convert(self, model, config, meta, quantize, representative=None):
         return self.model.convert(model, config, meta, quantize, representative)
 
+    def annotate(self, report, split):
+        return self.model.annotate(report, split)
+
     def plots(self, report, meta, out_dir, title=""):
         return self.model.plots(report, meta, out_dir, title)
 

@@ -343,6 +343,7 @@ class DetectionEvaluator(Evaluator):
             },
             "curves": {labels[k]: v for k, v in result["curves"].items()},
             "confusion": _confusion(per_image, labels),
+            "rows": {"worst": worst_images(per_image, found, truth, labels)},  # for annotate only
         }
 
 
@@ -369,6 +370,58 @@ def _confusion(per_image, labels):
     }
 
 
+WORST = 16  # images with the most errors that evaluate lists and draws
+
+
+def worst_images(per_image, found, truth, labels, count=WORST):
+    """The `count` images with the most errors at the confusion matrix's threshold (boxes
+    named wrong, missed and false positives; ties in image order), each with its counts,
+    its detections above the threshold and its true boxes (normalised xyxy): a list of
+    dicts with the image's `index` in the split."""
+    named = per_image[:, :-1, :-1]
+    right = np.trace(named, axis1=1, axis2=2)
+    wrong = named.sum(axis=(1, 2)) - right
+    missed, false_positives = per_image[:, :-1, -1].sum(1), per_image[:, -1, :-1].sum(1)
+    errors = wrong + missed + false_positives
+    worst = []
+    for i in np.argsort(-errors, kind="stable")[:count]:
+        if not errors[i]:
+            break
+        boxes, scores, classes = found[i]
+        kept = np.asarray(scores) > CONFUSION_CONF
+        worst.append(
+            {
+                "index": int(i),
+                "right": int(right[i]),
+                "wrong_class": int(wrong[i]),
+                "missed": int(missed[i]),
+                "false_positives": int(false_positives[i]),
+                "found": [
+                    {"label": labels[int(c)], "score": float(s), "box": [float(v) for v in b]}
+                    for b, s, c in zip(
+                        np.asarray(boxes)[kept], np.asarray(scores)[kept], np.asarray(classes)[kept]
+                    )
+                ],
+                "truth": [
+                    {"label": labels[int(c)], "box": [float(v) for v in b]}
+                    for b, c in zip(np.asarray(truth[i][0]).reshape(-1, 4), np.asarray(truth[i][1]))
+                ],
+            }
+        )
+    return worst
+
+
+def annotate(report, split):
+    """The images with the most errors, named by their files (`worst_images`)."""
+    paths = getattr(split, "paths", None)
+    if "rows" in report and paths is not None:
+        report["worst_images"] = [
+            {"path": str(paths[row["index"]]), **{k: v for k, v in row.items() if k != "index"}}
+            for row in report["rows"]["worst"]
+        ]
+    return report
+
+
 def _share(part, whole):
     return float(part / whole) if whole else None
 
@@ -382,8 +435,10 @@ def _num(value):
 
 
 def plots(report, meta, out_dir, title=""):
-    """Precision-recall curves per class at IoU 0.5, and the confusion matrix with its
-    background row (false positives) and column (missed boxes)."""
+    """Precision-recall curves per class at IoU 0.5, the images with the most errors
+    (their true boxes in white, the detections in their class's colour), and the
+    confusion matrix with its background row (false positives) and column (missed
+    boxes)."""
     from dlkit.plots import confusion_matrix_plot, precision_recall_plot
 
     path = f"{out_dir}/precision_recall.png"
@@ -391,6 +446,11 @@ def plots(report, meta, out_dir, title=""):
         report["curves"], path, title=title or "precision-recall (IoU 0.5)", per_class=report["per_class"]
     )
     paths = [path]
+    drawn = report.get("worst_images") and _draw_worst(
+        report["worst_images"], (meta or {}).get("labels"), f"{out_dir}/worst_images.png", title
+    )
+    if drawn:
+        paths.append(drawn)
     if "confusion" in report:  # reports written before it have none
         confusion = report["confusion"]
         paths.append(
@@ -402,3 +462,50 @@ def plots(report, meta, out_dir, title=""):
             )
         )
     return paths
+
+
+def _draw_worst(worst, labels, path, title=""):
+    """worst_images.png: each image with its true boxes (white) and detections drawn in
+    the colours predict gives the model's `labels`; None when no image can be read."""
+    from pathlib import Path
+
+    from PIL import ImageDraw
+
+    from dlkit.apps.detect.edge import draw, to_pixels
+    from dlkit.edge.image import load_image
+    from dlkit.errors import InvalidInputError
+    from dlkit.plots import image_grid_plot
+
+    labels = list(labels or sorted({box["label"] for row in worst for box in row["found"] + row["truth"]}))
+    images, captions = [], []
+    for row in worst:
+        try:
+            image = load_image(row["path"], at_least=320)
+        except (InvalidInputError, OSError):
+            continue
+        height, width = image.shape[:2]
+        canvas = draw(
+            image, to_pixels({"detections": [dict(d) for d in row["found"]]}, width, height), labels
+        )
+        pen = ImageDraw.Draw(canvas)
+        for box in to_pixels({"detections": [dict(t) for t in row["truth"]]}, width, height)["detections"]:
+            pen.rectangle(
+                box["box_pixels"], outline=(255, 255, 255), width=max(1, round(max(width, height) / 400))
+            )
+        images.append(np.asarray(canvas))
+        counts = ", ".join(
+            f"{row[key]} {name}"
+            for key, name in (
+                ("missed", "missed"),
+                ("wrong_class", "named wrong"),
+                ("false_positives", "false"),
+            )
+            if row[key]
+        )
+        captions.append(f"{Path(row['path']).name}\n{counts}")
+    heading = "most errors: true boxes white, detections coloured"
+    return (
+        image_grid_plot(images, captions, path, f"{title}: {heading}" if title else heading)
+        if images
+        else None
+    )

@@ -162,6 +162,12 @@ def test_evaluate_cli_reports_map_and_per_class_ap(detect_run, tmp_path):
         if matrix[:, i].sum():
             assert row["precision"] == pytest.approx(matrix[i, i] / matrix[:, i].sum())
     assert "false_positives" in result.output
+    # The images with the most errors, worst first, named by their files and drawn.
+    worst = report["worst_images"]
+    errors = [w["missed"] + w["wrong_class"] + w["false_positives"] for w in worst]
+    assert errors == sorted(errors, reverse=True) and all(errors) and len(worst) <= 16
+    assert all(Path(w["path"]).is_file() for w in worst) and "rows" not in report
+    assert not worst or (tmp_path / "worst_images.png").stat().st_size > 1000
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
 
 
@@ -723,3 +729,27 @@ def test_compare_tool_scores_two_detectors_pairwise(detect_run):
     )
     assert augmented["augment"] and augmented["pooled_difference"]["map50"] == 0
     assert augmented["reports"][0]["pooled"]["map50"] == pytest.approx(expected["pooled"]["map50"], abs=1e-12)
+
+
+def test_worst_images_are_those_with_the_most_errors_at_the_threshold():
+    from dlkit.apps.detect.model import worst_images
+    from dlkit.metrics.detection import confusion_matrix
+
+    box, other = [0.1, 0.1, 0.4, 0.4], [0.6, 0.6, 0.9, 0.9]
+    truth = [(np.array([box]), np.array([0])), (np.array([box, other]), np.array([0, 1]))] * 2
+    found = [
+        (np.array([box]), np.array([0.9]), np.array([0])),  # right
+        (np.array([box, other]), np.array([0.9, 0.2]), np.array([0, 1])),  # one under 0.25: missed
+        (np.array([box, [0.5, 0.0, 0.6, 0.1]]), np.array([0.9, 0.8]), np.array([1, 0])),  # misnamed, false
+        (np.array([box, other]), np.array([0.9, 0.8]), np.array([0, 1])),  # right
+    ]
+    per_image = confusion_matrix(found, truth, 2, per_image=True)
+    worst = worst_images(per_image, found, truth, ["a", "b"])
+    assert [w["index"] for w in worst] == [2, 1]  # 2 errors, then 1; the right images never
+    assert [(w["right"], w["wrong_class"], w["missed"], w["false_positives"]) for w in worst] == [
+        (0, 1, 0, 1),
+        (1, 0, 1, 0),
+    ]
+    assert [d["score"] for d in worst[1]["found"]] == [0.9]  # what the matrix counted, above 0.25
+    assert [t["label"] for t in worst[1]["truth"]] == ["a", "b"]
+    assert worst_images(per_image, found, truth, ["a", "b"], count=1)[0]["index"] == 2
