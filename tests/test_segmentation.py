@@ -204,3 +204,23 @@ def test_boundary_f_score_on_hand_made_masks():
     void = square.copy()
     void[0, :] = 255  # void pixels belong to no class
     assert boundary_f_score(void, void, 2) == 1.0
+
+
+def test_worst_images_are_the_lowest_foreground_iou_first_without_empty_scenes():
+    from dlkit.metrics.segmentation import SegmentationEvaluator, scores
+
+    truth = np.zeros((4, 4, 4), np.int64)
+    truth[0, :2, :2] = 1  # four object pixels in each image but the last
+    truth[1, :2, :2] = 1
+    truth[2, :2, :2] = 1
+    predicted = truth.copy()
+    predicted[1, 0, 0] = 0  # one object pixel lost: foreground IoU 3/4
+    predicted[2, :2, :2] = 0
+    predicted[2, 3, 3] = 1  # the object missed, one pixel invented: 0
+    evaluator = SegmentationEvaluator(["background", "thing"])
+    evaluator.update([predicted], truth)
+    worst = evaluator.worst()
+    assert [w["index"] for w in worst] == [2, 1, 0]  # the empty last image has no foreground IoU
+    assert [w["foreground_iou"] for w in worst] == [0.0, 0.75, 1.0]
+    assert worst[1]["miou"] == scores(evaluator.per_image[1])["miou"]
+    assert [w["index"] for w in evaluator.worst(count=1)] == [2]

@@ -67,13 +67,26 @@ class SegmentApp(App):
     def wrap_runner(self, run, meta):
         return self.edge.augmented(run) if meta.get("augment") else run
 
+    def annotate(self, report, split):
+        return self.model.annotate(report, split)
+
     def plots(self, report, meta, out_dir, title=""):
-        """The pixels' confusion matrix (rows the true class), each row normalised."""
+        """The pixels' confusion matrix (rows the true class), each row normalised, and
+        worst_images.tsv: the images with the lowest foreground IoU, worst first."""
+        from dlkit import io
         from dlkit.plots import confusion_matrix_plot
 
         path = f"{out_dir}/confusion_matrix.png"
         labels = list(report["per_class"])
-        return [confusion_matrix_plot(report["confusion_matrix"], labels, path, title=title or "pixels")]
+        written = [confusion_matrix_plot(report["confusion_matrix"], labels, path, title=title or "pixels")]
+        if report.get("worst_images"):
+            lines = ["path\tforeground_iou\tmiou"]
+            lines += [
+                f"{w['path']}\t{w['foreground_iou']:.3f}\t{w['miou']:.3f}" for w in report["worst_images"]
+            ]
+            io.write_text(f"{out_dir}/worst_images.tsv", "\n".join(lines) + "\n")
+            written.append(f"{out_dir}/worst_images.tsv")
+        return written
 
     def training_callbacks(self, config, meta, run_dir, val_split):
         return self.model.training_callbacks(config, meta, run_dir, val_split)

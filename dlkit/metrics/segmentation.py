@@ -80,7 +80,20 @@ class SegmentationEvaluator:
                         float(np.percentile(values, 97.5)),
                     ]
         report["confusion_matrix"] = self.matrix.tolist()
+        report["rows"] = {"worst": self.worst()}  # for an app's `annotate`, never kept
         return report
+
+    def worst(self, count=16):
+        """The `count` images with the lowest foreground IoU (ties in image order), worst
+        first: [{"index", "foreground_iou", "miou"}], images without objects left out."""
+        rows = []
+        for index, matrix in enumerate(self.per_image):
+            scored = scores(matrix)
+            if not np.isnan(scored["foreground_iou"]):
+                rows.append(
+                    {"index": index, "foreground_iou": scored["foreground_iou"], "miou": scored["miou"]}
+                )
+        return sorted(rows, key=lambda row: row["foreground_iou"])[:count]
 
 
 def iou_difference(first, second, bootstrap=1000, seed=0):

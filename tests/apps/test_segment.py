@@ -340,6 +340,11 @@ def test_augment_on_evaluate_and_predict(segment_run, tmp_path):
     # --out keeps the pixels' confusion matrix as a plot too: one row per true class.
     assert np.array(plain["confusion_matrix"]).shape == (len(plain["per_class"]),) * 2
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+    worst = plain["worst_images"]  # the lowest foreground IoU first, named by their files
+    assert 0 < len(worst) <= 16 and "rows" not in plain
+    assert [w["foreground_iou"] for w in worst] == sorted(w["foreground_iou"] for w in worst)
+    assert all(Path(w["path"]).is_file() for w in worst)
+    assert len((tmp_path / "worst_images.tsv").read_text().splitlines()) == len(worst) + 1
     image = sorted((Path(folder) / "images" / "test").glob("*.png"))[0]
     records = [
         json.loads(
