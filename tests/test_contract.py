@@ -117,6 +117,10 @@ def test_evaluate_reproduces_the_run_metrics(trained, tmp_path):
     assert len(report["data_fingerprint"]) == 16
     assert report["data_fingerprint"] == recorded["data_fingerprint"]
     assert "note:" not in result.output and "recorded_data_fingerprints" not in report
+    assert "rows" not in report  # the evaluator's per-row handoff to `annotate` is never kept
+    for pair in report.get("worst_pairs", []):  # face: the pairs decided wrong, by their photos
+        assert (pair["distance"] > report["threshold"]) == pair["same_person"]
+        assert all(Path(photo).is_file() for photo in pair["photos"])
 
 
 def test_evaluate_says_when_its_split_differs_from_the_recorded_one(contract_run, tmp_path):

@@ -13,6 +13,7 @@ from dlkit.metrics.verification import (
     tar_at_far,
     threshold_at_far,
     verification_report,
+    worst_pairs,
 )
 
 
@@ -97,3 +98,41 @@ def test_report_and_evaluator_agree():
     assert low <= report["roc_auc"] <= high
     assert len(report["projection"]["points"]) == len(identities)
     assert report["rank1_probes"] == len(identities)
+
+
+def test_worst_pairs_are_the_surest_mistakes_first():
+    # Two people on a line: 0 and 1 are one person 2.0 apart; 2 and 3 the other, 0.2
+    # apart; 1 and 2 are 0.5 apart but different people. At threshold 1.0 the mistakes
+    # are the pair (0, 1) rejected and the pair (1, 2) accepted.
+    embeddings = np.array([[0.0], [2.0], [2.5], [2.7]])
+    identities = np.array([0, 0, 1, 1])
+    pairs = worst_pairs(embeddings, identities, threshold=1.0)
+    assert [(p["first"], p["second"], p["same"]) for p in pairs] == [
+        (0, 1, True),
+        (1, 2, False),
+        (1, 3, False),
+    ]
+    assert [p["distance"] for p in pairs] == pytest.approx([2.0, 0.5, 0.7])
+    assert len(worst_pairs(embeddings, identities, threshold=1.0, count=1)) == 2  # one of each kind
+    assert worst_pairs(embeddings, identities, threshold=0.1) == [
+        {"first": 0, "second": 1, "same": True, "distance": pytest.approx(2.0)},
+        {"first": 2, "second": 3, "same": True, "distance": pytest.approx(0.2)},
+    ]
+    evaluator = VerificationEvaluator(threshold=1.0)
+    evaluator.update([embeddings], identities)
+    handed = evaluator.result()["rows"]["worst_pairs"]  # the evaluator keeps float32 embeddings
+    assert [(p["first"], p["second"], p["same"]) for p in handed] == [
+        (0, 1, True),
+        (1, 2, False),
+        (1, 3, False),
+    ]
+    assert [p["distance"] for p in handed] == pytest.approx([2.0, 0.5, 0.7])
+
+
+def test_intervals_of_a_few_images_skip_resamples_without_both_kinds_of_pair():
+    # Four images of two people: many resamples hold one image drawn four times (no pair)
+    # or pairs of one kind only; those are skipped, not scored (they raised IndexError).
+    embeddings, identities = np.array([[0.0], [0.3], [2.0], [2.2]]), np.array([0, 0, 1, 1])
+    report = verification_report(embeddings, identities, threshold=1.0)
+    low, high = report["eer_ci95"]
+    assert 0 <= low <= high <= 1 and report["accuracy"] == 1.0

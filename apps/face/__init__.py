@@ -105,11 +105,12 @@ class FaceApp(App):
         return {"width": int(raw.image.shape[1]), "height": int(raw.image.shape[0]), "faces": faces}
 
     def annotate(self, report, split):
-        """The projection's points named by person instead of by id."""
+        """The projection's points named by person instead of by id, and the pairs decided
+        wrong named by their photos and people (`worst_pairs`)."""
         projection = report.get("projection")
         if projection and hasattr(split, "names"):
             projection["identities"] = [split.names.get(int(i), i) for i in projection["identities"]]
-        return report
+        return self.model.annotate(report, split)
 
     def plots(self, report, meta, out_dir, title=""):
         return self.model.plots(report, out_dir, title)

@@ -128,8 +128,31 @@ def calibrate(run, model, config, split):
     }
 
 
+def annotate(report, split):
+    """The pairs the model decides wrong at its threshold, surest first, named by their
+    photos and people (`worst_pairs`)."""
+    rows, paths = report.get("rows") or {}, getattr(split, "paths", None)
+    if "worst_pairs" not in rows or paths is None:
+        return report
+    names, identities = getattr(split, "names", {}), np.asarray(split.targets)
+    report["worst_pairs"] = [
+        {
+            "photos": [str(paths[pair["first"]]), str(paths[pair["second"]])],
+            "people": [
+                str(names.get(int(identities[pair[key]]), identities[pair[key]]))
+                for key in ("first", "second")
+            ],
+            "same_person": pair["same"],
+            "distance": pair["distance"],
+        }
+        for pair in rows["worst_pairs"]
+    ]
+    return report
+
+
 def plots(report, out_dir, title=""):
-    """The ROC curve and a 2-D projection of the embeddings coloured by person."""
+    """The ROC curve, a 2-D projection of the embeddings coloured by person, and the pairs
+    decided wrong side by side (worst_pairs.png)."""
     from pathlib import Path
 
     from dlkit.plots import embedding_plot, roc_plot
@@ -144,7 +167,46 @@ def plots(report, out_dir, title=""):
                 report["projection"], out_dir / "embeddings.png", title=f"{title} embeddings".strip()
             )
         )
+    if report.get("worst_pairs"):
+        drawn = _draw_pairs(report["worst_pairs"], report["threshold"], out_dir / "worst_pairs.png", title)
+        if drawn:
+            paths.append(drawn)
     return paths
+
+
+def _draw_pairs(pairs, threshold, path, title=""):
+    """Each pair's two photos side by side, captioned with its people, distance and the
+    decision it got wrong; None when no photo can be read."""
+    from PIL import Image
+
+    from dlkit.edge.image import load_image
+    from dlkit.errors import InvalidInputError
+    from dlkit.plots import image_grid_plot
+
+    images, captions = [], []
+    for pair in pairs:
+        try:
+            both = [Image.fromarray(load_image(photo, at_least=160)) for photo in pair["photos"]]
+        except (InvalidInputError, OSError):
+            continue
+        both = [image.resize((round(image.width * 160 / image.height), 160)) for image in both]
+        joined = Image.new("RGB", (both[0].width + both[1].width + 4, 160), (255, 255, 255))
+        joined.paste(both[0], (0, 0))
+        joined.paste(both[1], (both[0].width + 4, 0))
+        images.append(np.asarray(joined))
+        who = pair["people"][0] if pair["same_person"] else " / ".join(pair["people"])
+        decision = (
+            f"{pair['distance']:.2f} > {threshold:.2f}: rejected"
+            if pair["same_person"]
+            else f"{pair['distance']:.2f} <= {threshold:.2f}: accepted"
+        )
+        captions.append(f"{who}\n{decision}")
+    heading = "pairs decided wrong, surest first"
+    return (
+        image_grid_plot(images, captions, path, f"{title}: {heading}" if title else heading)
+        if images
+        else None
+    )
 
 
 PRETRAINED = "dlib's face descriptor (dlib_face_recognition_resnet_model_v1) via @vladmandic/face-api 1.7.15"

@@ -112,6 +112,8 @@ def bootstrap_interval(embeddings, identities, statistic, rounds=BOOTSTRAP, seed
         distances, genuine = pair_distances(embeddings[pick], identities[pick])
         first, second = np.triu_indices(count, 1)
         keep = pick[first] != pick[second]  # an image drawn twice is not a pair
+        if not genuine[keep].any() or genuine[keep].all():
+            continue  # a resample of a few images can hold no pair of one kind: nothing to score
         value = statistic(distances[keep], genuine[keep])
         if np.isfinite(value):
             values.append(value)
@@ -180,6 +182,28 @@ def verification_report(embeddings, identities, threshold=None, names=None):
     return report
 
 
+def worst_pairs(embeddings, identities, threshold, count=8):
+    """The pairs decided wrong at `threshold`, the surest mistakes first: up to `count`
+    pairs of one person rejected (the largest distance first), then up to `count` pairs of
+    two people accepted (the smallest first). [{"first", "second" (indices, first <
+    second), "same" (one person), "distance"}]."""
+    distances, genuine = pair_distances(embeddings, identities)
+    first, second = np.triu_indices(len(embeddings), 1)
+    rejected = np.flatnonzero(genuine & (distances > threshold))
+    rejected = rejected[np.argsort(-distances[rejected], kind="stable")][:count]
+    accepted = np.flatnonzero(~genuine & (distances <= threshold))
+    accepted = accepted[np.argsort(distances[accepted], kind="stable")][:count]
+    return [
+        {
+            "first": int(first[k]),
+            "second": int(second[k]),
+            "same": bool(genuine[k]),
+            "distance": float(distances[k]),
+        }
+        for k in (*rejected, *accepted)
+    ]
+
+
 def project_2d(embeddings):
     """The first two principal components of the embeddings (n, 2)."""
     centred = embeddings - embeddings.mean(0)
@@ -209,6 +233,8 @@ class VerificationEvaluator(Evaluator):
     def result(self):
         if not self.embeddings:
             return {"images": 0, "roc_auc": float("nan")}
-        return verification_report(
-            np.concatenate(self.embeddings), np.concatenate(self.identities), self.threshold, self.names
-        )
+        embeddings, identities = np.concatenate(self.embeddings), np.concatenate(self.identities)
+        report = verification_report(embeddings, identities, self.threshold, self.names)
+        if "threshold" in report:  # for an app's `annotate`, never kept
+            report["rows"] = {"worst_pairs": worst_pairs(embeddings, identities, report["threshold"])}
+        return report
