@@ -67,9 +67,13 @@ def confusion_matrix_plot(matrix, labels, path, title="confusion matrix"):
     return path
 
 
-def image_grid_plot(images, captions, path, title="", columns=4):
-    """Images in a grid, each with a caption under it (the misclassified inputs of an
-    evaluation); `images`: (h, w, 3) uint8 arrays of any sizes."""
+def image_grid_plot(images, captions, path, title="", heading="", columns=4):
+    """Images in a grid, each with its caption above it (an evaluation's mistakes), under
+    "title: heading"; `images`: (h, w, 3) uint8 arrays of any sizes. None, and no file,
+    when there is no image."""
+    if not len(images):
+        return None
+    title = f"{title}: {heading}" if title and heading else title or heading
     plt = _pyplot()
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + 0.4), squeeze=False)

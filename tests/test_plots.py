@@ -37,3 +37,13 @@ def test_confusion_matrix_cells_keep_large_counts_short(tmp_path):
         confusion_matrix_plot(np.zeros((2, 2), int), ["a", "b"], tmp_path / "empty.png")
     with Image.open(path) as image:
         assert image.width > 200 and image.height > 200
+
+
+def test_an_image_grid_of_nothing_writes_no_file(tmp_path):
+    from dlkit.plots import image_grid_plot
+
+    assert image_grid_plot([], [], tmp_path / "none.png", "model on test", "mistakes") is None
+    assert not (tmp_path / "none.png").exists()
+    image = np.zeros((20, 30, 3), np.uint8)
+    assert image_grid_plot([image], ["a"], tmp_path / "one.png", "", "mistakes") == tmp_path / "one.png"
+    assert (tmp_path / "one.png").stat().st_size > 0

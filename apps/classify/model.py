@@ -154,11 +154,6 @@ def plots(report, meta, out_dir, title=""):
         captions.append(
             f"{Path(error['path']).name}\n{error['true']} -> {error['predicted']} {error['confidence']:.2f}"
         )
-    if images:
-        shown = f"{len(images)} most confident of {len(errors)} mistakes"
-        written.append(
-            image_grid_plot(
-                images, captions, out_dir / "misclassified.png", f"{title}: {shown}" if title else shown
-            )
-        )
-    return written
+    shown = f"{len(images)} most confident of {len(errors)} mistakes"
+    drawn = image_grid_plot(images, captions, out_dir / "misclassified.png", title, shown)
+    return written + ([str(drawn)] if drawn else [])

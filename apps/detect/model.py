@@ -503,9 +503,6 @@ def _draw_worst(worst, labels, path, title=""):
             if row[key]
         )
         captions.append(f"{Path(row['path']).name}\n{counts}")
-    heading = "most errors: true boxes white, detections coloured"
-    return (
-        image_grid_plot(images, captions, path, f"{title}: {heading}" if title else heading)
-        if images
-        else None
+    return image_grid_plot(
+        images, captions, path, title, "most errors: true boxes white, detections coloured"
     )

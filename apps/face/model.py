@@ -201,12 +201,7 @@ def _draw_pairs(pairs, threshold, path, title=""):
             else f"{pair['distance']:.2f} <= {threshold:.2f}: accepted"
         )
         captions.append(f"{who}\n{decision}")
-    heading = "pairs decided wrong, surest first"
-    return (
-        image_grid_plot(images, captions, path, f"{title}: {heading}" if title else heading)
-        if images
-        else None
-    )
+    return image_grid_plot(images, captions, path, title, "pairs decided wrong, surest first")
 
 
 PRETRAINED = "dlib's face descriptor (dlib_face_recognition_resnet_model_v1) via @vladmandic/face-api 1.7.15"
