@@ -350,17 +350,13 @@ class DetectionEvaluator(Evaluator):
 def _confusion(per_image, labels):
     """The confusion matrix with its labels, the box counts it adds up to, and their
     shares with 95% intervals from resampling the images."""
-    from dlkit.metrics.detection import confusion_shares
+    from dlkit.metrics.detection import box_counts, confusion_shares
 
     matrix = per_image.sum(0)
-    named = matrix[:-1, :-1]
     return {
         "score_above": CONFUSION_CONF,
         "iou_above": CONFUSION_IOU,
-        "right": int(np.trace(named)),
-        "wrong_class": int(named.sum() - np.trace(named)),
-        "missed": int(matrix[:-1, -1].sum()),
-        "false_positives": int(matrix[-1, :-1].sum()),
+        **{name: int(count) for name, count in box_counts(matrix).items()},
         **{
             k: _num(v) if isinstance(v, float) else v
             for k, v in confusion_shares(per_image, BOOTSTRAP).items()
@@ -378,11 +374,10 @@ def worst_images(per_image, found, truth, labels, count=WORST):
     named wrong, missed and false positives; ties in image order), each with its counts,
     its detections above the threshold and its true boxes (normalised xyxy): a list of
     dicts with the image's `index` in the split."""
-    named = per_image[:, :-1, :-1]
-    right = np.trace(named, axis1=1, axis2=2)
-    wrong = named.sum(axis=(1, 2)) - right
-    missed, false_positives = per_image[:, :-1, -1].sum(1), per_image[:, -1, :-1].sum(1)
-    errors = wrong + missed + false_positives
+    from dlkit.metrics.detection import box_counts
+
+    counts = box_counts(per_image)
+    errors = counts["wrong_class"] + counts["missed"] + counts["false_positives"]
     worst = []
     for i in np.argsort(-errors, kind="stable")[:count]:
         if not errors[i]:
@@ -392,10 +387,7 @@ def worst_images(per_image, found, truth, labels, count=WORST):
         worst.append(
             {
                 "index": int(i),
-                "right": int(right[i]),
-                "wrong_class": int(wrong[i]),
-                "missed": int(missed[i]),
-                "false_positives": int(false_positives[i]),
+                **{name: int(values[i]) for name, values in counts.items()},
                 "found": [
                     {"label": labels[int(c)], "score": float(s), "box": [float(v) for v in b]}
                     for b, s, c in zip(

@@ -230,6 +230,21 @@ def confusion_matrix(predictions, ground_truth, num_classes, conf=0.25, iou_thre
     return matrices if per_image else matrices.sum(0)
 
 
+def box_counts(matrices):
+    """The boxes a confusion matrix (`confusion_matrix`, one or several stacked: (..., k + 1,
+    k + 1)) adds up to: {"right", "wrong_class", "missed", "false_positives"}, each an int
+    array over the leading axes (a 0-d array for one matrix)."""
+    matrices = np.asarray(matrices)
+    named = matrices[..., :-1, :-1]
+    right = np.trace(named, axis1=-2, axis2=-1)
+    return {
+        "right": right,
+        "wrong_class": named.sum(axis=(-2, -1)) - right,
+        "missed": matrices[..., :-1, -1].sum(-1),
+        "false_positives": matrices[..., -1, :-1].sum(-1),
+    }
+
+
 SHARES = ("right_share", "wrong_class_share", "missed_share", "false_positive_share")
 
 
@@ -246,10 +261,10 @@ def confusion_shares(matrices, bootstrap=1000, seed=0):
     matrices = np.asarray(matrices)
 
     def shares(matrix):
-        named = matrix[:-1, :-1]
-        boxes, detections, right = matrix[:-1].sum(), matrix[:, :-1].sum(), np.trace(named)
-        of_boxes = (right, named.sum() - right, matrix[:-1, -1].sum())
-        false_positives = matrix[-1, :-1].sum() / detections if detections else np.nan
+        counts = box_counts(matrix)
+        of_boxes = (counts["right"], counts["wrong_class"], counts["missed"])
+        boxes, detections = sum(of_boxes), counts["right"] + counts["wrong_class"] + counts["false_positives"]
+        false_positives = counts["false_positives"] / detections if detections else np.nan
         return [count / boxes if boxes else np.nan for count in of_boxes] + [false_positives]
 
     result = dict(zip(SHARES, (float(v) for v in shares(matrices.sum(0)))))
