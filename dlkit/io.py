@@ -174,6 +174,16 @@ def write_text(path, text: str, exclusive=False):
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_tsv(path, records, columns):
+    """Writes `records` (dicts) atomically as tab-separated lines of their `columns`, under a
+    header line of the column names; floats to three decimals."""
+    lines = ["\t".join(columns)]
+    lines += [
+        "\t".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in columns) for r in records
+    ]
+    write_text(path, "\n".join(lines) + "\n")
+
+
 def write_json(path, obj, exclusive=False):
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", exclusive)
 

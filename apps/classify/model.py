@@ -139,9 +139,7 @@ def plots(report, meta, out_dir, title=""):
     errors = report.get("misclassified")
     if errors is None:  # a report written before it, or a split without file names
         return written
-    lines = ["path\ttrue\tpredicted\tconfidence"]
-    lines += [f"{e['path']}\t{e['true']}\t{e['predicted']}\t{e['confidence']:.3f}" for e in errors]
-    io.write_text(out_dir / "misclassified.tsv", "\n".join(lines) + "\n")
+    io.write_tsv(out_dir / "misclassified.tsv", errors, ("path", "true", "predicted", "confidence"))
     written.append(str(out_dir / "misclassified.tsv"))
     images, captions = [], []
     for error in errors:

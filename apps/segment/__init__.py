@@ -80,11 +80,8 @@ class SegmentApp(App):
         labels = list(report["per_class"])
         written = [confusion_matrix_plot(report["confusion_matrix"], labels, path, title=title or "pixels")]
         if report.get("worst_images"):
-            lines = ["path\tforeground_iou\tmiou"]
-            lines += [
-                f"{w['path']}\t{w['foreground_iou']:.3f}\t{w['miou']:.3f}" for w in report["worst_images"]
-            ]
-            io.write_text(f"{out_dir}/worst_images.tsv", "\n".join(lines) + "\n")
+            columns = ("path", "foreground_iou", "miou")
+            io.write_tsv(f"{out_dir}/worst_images.tsv", report["worst_images"], columns)
             written.append(f"{out_dir}/worst_images.tsv")
         return written
 

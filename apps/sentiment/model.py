@@ -299,12 +299,8 @@ def plots(report, meta, out_dir, title=""):
     )
     written = [str(path)]
     if report.get("misclassified") is not None:
-        lines = ["text\ttrue\tpredicted\tconfidence"]
-        lines += [
-            f"{row['text']}\t{row['true']}\t{row['predicted']}\t{row['confidence']:.3f}"
-            for row in report["misclassified"]
-        ]
-        io.write_text(out_dir / "misclassified.tsv", "\n".join(lines) + "\n")
+        columns = ("text", "true", "predicted", "confidence")
+        io.write_tsv(out_dir / "misclassified.tsv", report["misclassified"], columns)
         written.append(str(out_dir / "misclassified.tsv"))
     return written
 
