@@ -257,3 +257,75 @@ def test_a_large_jpeg_loads_at_a_reduced_scale_with_its_object_where_the_box_say
     )
     x1, y1, x2, y2 = (loaded.targets[0][0][0] * 128).astype(int)
     assert (image[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2, 0] > 200).all() and (image[: y1 - 2, :, 0] < 60).all()
+
+
+def test_a_mosaic_window_holds_the_pixels_and_boxes_of_its_four_images():
+    """`detection.mosaic`: the window's pixels are the 2 x 2 canvas's at its place; each
+    box moves with its image's pixels (a coloured rectangle stays under its box), boxes
+    cut below 40% of their area are dropped, and none leaves the window."""
+    size, rng = 40, np.random.default_rng(1)
+    images, targets = [], []
+    for k in range(4):
+        image = np.full((size, size, 3), 20 * k, np.uint8)
+        x0, y0 = rng.integers(0, size - 12, 2)
+        image[y0 : y0 + 12, x0 : x0 + 12] = (250, 30 + 50 * k, 90)
+        images.append(image)
+        targets.append((np.array([[x0, y0, x0 + 12, y0 + 12]], np.float32) / size, np.array([k])))
+    canvas = np.concatenate([np.concatenate(images[:2], axis=1), np.concatenate(images[2:], axis=1)], axis=0)
+    kept = set()
+    for center in [(1.0, 1.0), (0.5, 0.5), (1.5, 1.5), (0.5, 1.5)] + list(rng.uniform(0.5, 1.5, (40, 2))):
+        window, boxes, classes = detection.mosaic(images, targets, center)
+        left, top = round((center[0] - 0.5) * size), round((center[1] - 0.5) * size)
+        np.testing.assert_array_equal(window, canvas[top : top + size, left : left + size])
+        assert window.shape == (size, size, 3) and len(boxes) == len(classes) <= 4
+        assert np.all((boxes >= 0) & (boxes <= 1)) and classes.dtype == np.int64
+        for box, k in zip(boxes, classes):
+            x0, y0, x1, y1 = np.round(box * size).astype(int)
+            assert (x1 - x0) * (y1 - y0) >= 0.4 * 144  # at least 40% of its 12 x 12 pixels
+            np.testing.assert_array_equal(window[y0:y1, x0:x1].reshape(-1, 3)[0], (250, 30 + 50 * k, 90))
+            kept.add(int(k))
+        for k in set(range(4)) - set(classes.tolist()):  # a dropped box: under 40% of it in view
+            x0, y0, x1, y1 = targets[k][0][0] * size + [size * (k % 2), size * (k // 2)] * 2
+            visible = max(0, min(x1, left + size) - max(x0, left)) * max(
+                0, min(y1, top + size) - max(y0, top)
+            )
+            assert visible < 0.4 * 144 + 1e-3
+    assert kept == {0, 1, 2, 3}
+
+
+def test_mosaic_tiles_training_images_until_its_last_epochs():
+    """`mosaic` in detect's pipeline: at 1.0 every training image is a mosaic (it differs
+    from the image alone) until the last `close_mosaic` epochs, whose examples are those of
+    a run without it; validation is never tiled."""
+    import dataclasses
+
+    from dlkit.apps.detect import data as detect_data
+    from dlkit.apps.detect.config import Config
+
+    size = 32
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(0, 256, (6, size, size, 3), dtype=np.uint8)
+    targets = np.empty(6, dtype=object)
+    targets[:] = [(np.array([[0.2, 0.2, 0.6, 0.6]], np.float32), np.array([i % 2])) for i in range(6)]
+    loaded = detect_data.LoadedDetection(inputs, targets, [f"{i}.jpg" for i in range(6)], [])
+    meta = {"labels": ["a", "b"], "grids": [4, 2], "anchors": [[[0.1, 0.1]] * 3, [[0.4, 0.4]] * 3]}
+    base = dataclasses.replace(
+        Config.tiny(), image_size=size, batch_size=6, color=0.0, zoom_min=1.0, zoom_max=1.0, epochs=1
+    )
+
+    def epochs(config, count, training=True):
+        data = detect_data.make_dataset(config, loaded, training=training, meta=meta)
+        return [images.numpy() for (images, _), _ in zip(data.repeat(), range(count))]
+
+    plain = epochs(base, 2)
+    tiled = epochs(dataclasses.replace(base, mosaic=1.0, close_mosaic=1), 2)  # 2 epochs: the first tiled
+    assert not any(
+        np.array_equal(a, b) or np.array_equal(a[:, :, ::-1], b) for a, b in zip(plain[0], tiled[0])
+    )
+    np.testing.assert_array_equal(plain[1], tiled[1])
+    closed = epochs(dataclasses.replace(base, mosaic=1.0, close_mosaic=2), 2)
+    np.testing.assert_array_equal(np.stack(plain), np.stack(closed))
+    np.testing.assert_array_equal(
+        epochs(dataclasses.replace(base, mosaic=1.0), 1, training=False)[0],
+        epochs(base, 1, training=False)[0],
+    )

@@ -42,10 +42,12 @@ class Config(TransferConfig):
                 "iou_threshold",
                 "fresh_scenes",
                 "color",
+                "mosaic",
             ),
             PROBABILITY,
         ),
         "zoom_min": POSITIVE,
+        "close_mosaic": Range(0),
         "reg_max": Range(2),  # bins per box side
         "image_data": IMAGE_DATA,
     }
@@ -79,6 +81,11 @@ class Config(TransferConfig):
     zoom_min: float = 0.6
     zoom_max: float = 1.4
     color: float = 0.25
+    # Ultralytics' mosaic: this fraction of the training images are four images tiled 2 x 2,
+    # cut back to one image's size around a random centre (the image drawn and three stored
+    # ones, at their own scale), except in the last `close_mosaic` epochs.
+    mosaic: float = 0.0
+    close_mosaic: int = 3
     # Offline default data: this fraction of each training epoch's images are new scenes,
     # composited on the fly with classes drawn evenly and objects varied in shape and colour;
     # the rest are the stored scenes. A quarter trains as well as all of them did (one run

@@ -121,7 +121,9 @@ def make_dataset(config, loaded, training=False, meta=None):
     (`dlkit.data.render.zoom_and_recolor`), boxes moving with the pixels; targets are
     encoded after it. When the split can make new scenes (the offline default), a
     `fresh_scenes` fraction of each training epoch's images are new scenes instead of
-    the stored ones. Each example is made in a parallel
+    the stored ones. With `mosaic`, that share of the training images are first tiled
+    with three stored ones (`dlkit.data.detection.mosaic`), except in the last
+    `close_mosaic` epochs. Each example is made in a parallel
     `map` from a seed of its own (the run's seed, the epoch, its index), so the examples
     are the same whatever the number of threads, and the model does not wait for them.
     """
@@ -138,6 +140,11 @@ def make_dataset(config, loaded, training=False, meta=None):
     size = config.image_size
     fresh = config.fresh_scenes if training and loaded.scenes is not None else 0.0
     pool = scene_pool(config, loaded, count, meta["labels"]) if fresh and config.scene_pool else None
+    mosaic_epochs = (
+        config.epochs + config.fine_tune_epochs - config.close_mosaic
+        if training and config.augment and config.mosaic
+        else 0
+    )
 
     def example(epoch, index):
         rng, is_fresh = example_draws(config.seed, epoch, index, fresh)
@@ -149,6 +156,14 @@ def make_dataset(config, loaded, training=False, meta=None):
                 image, boxes, classes, rng.bit_generator.state = pooled
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
+        if mosaic_epochs > epoch and rng.random() < config.mosaic:
+            others = rng.integers(count, size=3)
+            images = [image] + [loaded.inputs[i] for i in others]
+            targets = [(boxes, classes)] + [loaded.targets[i] for i in others]
+            order = rng.permutation(4)
+            image, boxes, classes = detection.mosaic(
+                [images[k] for k in order], [targets[k] for k in order], rng.uniform(0.5, 1.5, 2)
+            )
         if training and config.augment:
             view = detection.zoom_draws(rng, scale=(config.zoom_min, config.zoom_max))
             boxes, classes = detection.zoom_boxes(boxes, classes, view)

@@ -477,6 +477,37 @@ def zoom_boxes(boxes, classes, view, min_visible=0.4):
     return boxes.astype(np.float32), classes
 
 
+def mosaic(images, targets, center, min_visible=0.4):
+    """Ultralytics' mosaic at the images' own scale: four square images of one size tiled
+    2 x 2 on a canvas twice as wide, and the window of that size centred at `center` (x, y
+    in image units, each within [0.5, 1.5]) cut out of it.
+
+    Args:
+        images: four (size, size, 3) uint8 arrays, placed top-left, top-right, bottom-left,
+            bottom-right.
+        targets: four (normalised xyxy boxes, classes) pairs, one per image.
+        center: (x, y) float.
+        min_visible: float. Boxes cut to less of their area are dropped (`zoom_boxes`'s rule).
+
+    Returns:
+        (image, boxes, classes): the window, and the boxes in it, normalised to it.
+    """
+    size = images[0].shape[0]
+    canvas = np.empty((2 * size, 2 * size, 3), np.uint8)
+    placed, labels = [], []
+    for k, (image, (boxes, classes)) in enumerate(zip(images, targets)):
+        row, column = divmod(k, 2)
+        canvas[row * size : (row + 1) * size, column * size : (column + 1) * size] = image
+        placed.append(np.asarray(boxes, np.float32).reshape(-1, 4) + [column, row, column, row])
+        labels.append(np.asarray(classes).reshape(-1))
+    left = int(round((float(center[0]) - 0.5) * size))
+    top = int(round((float(center[1]) - 0.5) * size))
+    window = np.array([0, left / size, top / size, 1.0], np.float32)
+    classes = np.concatenate(labels).astype(np.int64)
+    boxes, classes = zoom_boxes(np.concatenate(placed), classes, window, min_visible)
+    return np.ascontiguousarray(canvas[top : top + size, left : left + size]), boxes, classes
+
+
 def color_factors(rng, color):
     """(saturation, contrast, brightness) drawn for `recolor`: factors within 1 +- `color`,
     and a brightness shift within +- `color` of half the range."""
