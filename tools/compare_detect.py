@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.apps.detect.model import recording
 from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.detection import map_difference
 from dlkit.paths import shipped_model_dir
@@ -33,6 +32,8 @@ def compare(app, models, data=None, augment=False):
     """{"models": [..], "reports": [{split: report}], "pooled_difference": {...}} of two
     models on the same held-out splits (the first model's data unless `data`), each
     through test-time augmentation with `augment`."""
+    from dlkit.apps.detect.model import recording
+
     predictors = [Predictor.load(app, model, prefer="keras", augment=augment) for model in models]
     meta = predictors[0].meta
     if list(predictors[1].meta["labels"]) != list(meta["labels"]):
@@ -70,6 +71,9 @@ def main():
     parser.add_argument("--augment", action="store_true", help="score both with test-time augmentation")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "detect_compare.json"))
     args = parser.parse_args()
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, after the arguments: --help needs none of it
     app = get_app("detect")
     result = compare(app, [args.new, args.old or shipped_model_dir("detect")], args.data, args.augment)
     print("pooled difference", result["pooled_difference"])

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.apps.segment.model import recording
 from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
 from dlkit.paths import shipped_model_dir
@@ -32,6 +31,8 @@ def compare(app, models, data=None):
     """{"models", "reports": [{split: report}], "differences": {split: ...}} of two models
     on the same held-out scenes (the first model's data unless `data`): the paired
     difference on each split and on both pooled ("pooled")."""
+    from dlkit.apps.segment.model import recording
+
     predictors = [Predictor.load(app, model, prefer="keras") for model in models]
     meta = predictors[0].meta
     if list(predictors[1].meta["labels"]) != list(meta["labels"]):
@@ -66,6 +67,9 @@ def main():
     parser.add_argument("--data", default=None)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_compare.json"))
     args = parser.parse_args()
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, after the arguments: --help needs none of it
     result = compare(get_app("segment"), [args.new, args.old or shipped_model_dir("segment")], args.data)
     print("differences", result["differences"])
     io.write_json(Path(args.out), result)

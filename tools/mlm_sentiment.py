@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.apps.mlm.model import read_vocab_file
 from dlkit.apps.sentiment import reviews
 from dlkit.metrics.intervals import paired_difference_interval, wilson_interval
 
@@ -166,6 +165,11 @@ def main():
         help="each fine-tuning starts with this many linear-probe epochs",
     )
     args = parser.parse_args()
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, after the arguments: --help needs none of it
+    from dlkit.apps.mlm.model import read_vocab_file
+
     skip = {s for s in args.skip.split(",") if s}
     args.work.mkdir(parents=True, exist_ok=True)
     splits = rated_splits()

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.apps.detect.model import inference_model, predictions
 from dlkit.edge.boxes import class_aware_nms
 from dlkit.engine import config_of, held_out_splits, load_keras
 from dlkit.metrics.detection import class_agnostic_map, coco_map, map_difference
@@ -45,11 +44,15 @@ def postprocess(boxes, objectness, class_probs, config, multi_label):
 
 
 def main():
-    import keras
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "detect_multilabel.json"))
     args = parser.parse_args()
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, after the arguments: --help needs none of it
+    import keras
+
+    from dlkit.apps.detect.model import inference_model, predictions
     from dlkit.registry import get_app
 
     app = get_app("detect")

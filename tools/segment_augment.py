@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
-from dlkit.apps.segment.model import recording
 from dlkit.bench import option_timing
 from dlkit.engine import config_of, held_out_splits, score_splits
 from dlkit.metrics.segmentation import SegmentationEvaluator, iou_difference
@@ -31,6 +30,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "segment_augment.json"))
     args = parser.parse_args()
+    from dlkit.quiet import import_tensorflow
+
+    import_tensorflow()  # quietly, after the arguments: --help needs none of it
+    from dlkit.apps.segment.model import recording
+
     app = get_app("segment")
     folder = shipped_model_dir("segment")
     path = folder / "model.int8.tflite"
