@@ -296,7 +296,8 @@ def test_a_mosaic_window_holds_the_pixels_and_boxes_of_its_four_images():
 def test_mosaic_tiles_training_images_until_its_last_epochs():
     """`mosaic` in detect's pipeline: at 1.0 every training image is a mosaic (it differs
     from the image alone) until the last `close_mosaic` epochs, whose examples are those of
-    a run without it; validation is never tiled."""
+    a run without it; validation is never tiled; its tiles are fresh scenes in the share
+    `fresh_scenes` gives."""
     import dataclasses
 
     from dlkit.apps.detect import data as detect_data
@@ -329,3 +330,12 @@ def test_mosaic_tiles_training_images_until_its_last_epochs():
         epochs(dataclasses.replace(base, mosaic=1.0), 1, training=False)[0],
         epochs(base, 1, training=False)[0],
     )
+    # Where every training image is a new scene, so is every tile of a mosaic.
+    loaded.scenes = lambda rng: (
+        np.full((size, size, 3), 77, np.uint8),
+        np.array([[0.1, 0.1, 0.5, 0.5]], np.float32),
+        np.array([1]),
+    )
+    config = dataclasses.replace(base, mosaic=1.0, close_mosaic=0, fresh_scenes=1.0, scene_pool=False)
+    fresh = epochs(config, 1)[0]
+    assert np.all(fresh == 77)

@@ -82,8 +82,9 @@ class Config(TransferConfig):
     zoom_max: float = 1.4
     color: float = 0.25
     # Ultralytics' mosaic: this fraction of the training images are four images tiled 2 x 2,
-    # cut back to one image's size around a random centre (the image drawn and three stored
-    # ones, at their own scale), except in the last `close_mosaic` epochs.
+    # cut back to one image's size around a random centre (the image drawn and three more,
+    # fresh scenes in the `fresh_scenes` share, at their own scale), except in the last
+    # `close_mosaic` epochs.
     mosaic: float = 0.0
     close_mosaic: int = 3
     # Offline default data: this fraction of each training epoch's images are new scenes,

@@ -122,8 +122,8 @@ def make_dataset(config, loaded, training=False, meta=None):
     encoded after it. When the split can make new scenes (the offline default), a
     `fresh_scenes` fraction of each training epoch's images are new scenes instead of
     the stored ones. With `mosaic`, that share of the training images are first tiled
-    with three stored ones (`dlkit.data.detection.mosaic`), except in the last
-    `close_mosaic` epochs. Each example is made in a parallel
+    with three others (`dlkit.data.detection.mosaic`; fresh scenes in the same share),
+    except in the last `close_mosaic` epochs. Each example is made in a parallel
     `map` from a seed of its own (the run's seed, the epoch, its index), so the examples
     are the same whatever the number of threads, and the model does not wait for them.
     """
@@ -146,6 +146,13 @@ def make_dataset(config, loaded, training=False, meta=None):
         else 0
     )
 
+    def tile(rng):  # a mosaic's other images: fresh scenes in the share the epoch's images are
+        if fresh and rng.random() < fresh:
+            image, boxes, classes = loaded.scenes(rng)
+            return image, (boxes, classes)
+        index = rng.integers(count)
+        return loaded.inputs[index], loaded.targets[index]
+
     def example(epoch, index):
         rng, is_fresh = example_draws(config.seed, epoch, index, fresh)
         if is_fresh:
@@ -157,12 +164,10 @@ def make_dataset(config, loaded, training=False, meta=None):
         else:
             image, (boxes, classes) = loaded.inputs[index], loaded.targets[index]
         if mosaic_epochs > epoch and rng.random() < config.mosaic:
-            others = rng.integers(count, size=3)
-            images = [image] + [loaded.inputs[i] for i in others]
-            targets = [(boxes, classes)] + [loaded.targets[i] for i in others]
+            tiles = [(image, (boxes, classes))] + [tile(rng) for _ in range(3)]
             order = rng.permutation(4)
             image, boxes, classes = detection.mosaic(
-                [images[k] for k in order], [targets[k] for k in order], rng.uniform(0.5, 1.5, 2)
+                [tiles[k][0] for k in order], [tiles[k][1] for k in order], rng.uniform(0.5, 1.5, 2)
             )
         if training and config.augment:
             view = detection.zoom_draws(rng, scale=(config.zoom_min, config.zoom_max))
