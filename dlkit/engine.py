@@ -220,6 +220,19 @@ def annotated(app, report, split):
     return report
 
 
+def worst_images(report, split):
+    """`report` with `worst_images`: the evaluator's worst rows (`rows["worst"]`, each with
+    the image's `index` in the split) named by the split's files instead, where the split
+    has them (detect's and segment's `App.annotate`)."""
+    paths = getattr(split, "paths", None)
+    if "worst" in (report.get("rows") or {}) and paths is not None:
+        report["worst_images"] = [
+            {"path": str(paths[row["index"]]), **{k: v for k, v in row.items() if k != "index"}}
+            for row in report["rows"]["worst"]
+        ]
+    return report
+
+
 def held_out_splits(app, config, meta, data=None, names=("val", "test")):
     """{name: decoded split} of a model's held-out splits, from its own data unless
     `data` is given: what `score_splits` scores."""

@@ -95,7 +95,9 @@ class DetectApp(App):
         return self.model.convert(model, config, meta, quantize, representative)
 
     def annotate(self, report, split):
-        return self.model.annotate(report, split)
+        from dlkit.engine import worst_images
+
+        return worst_images(report, split)
 
     def plots(self, report, meta, out_dir, title=""):
         return self.model.plots(report, meta, out_dir, title)

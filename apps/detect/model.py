@@ -403,17 +403,6 @@ def worst_images(per_image, found, truth, labels, count=WORST):
     return worst
 
 
-def annotate(report, split):
-    """The images with the most errors, named by their files (`worst_images`)."""
-    paths = getattr(split, "paths", None)
-    if "rows" in report and paths is not None:
-        report["worst_images"] = [
-            {"path": str(paths[row["index"]]), **{k: v for k, v in row.items() if k != "index"}}
-            for row in report["rows"]["worst"]
-        ]
-    return report
-
-
 def _share(part, whole):
     return float(part / whole) if whole else None
 

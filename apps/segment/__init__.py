@@ -68,7 +68,9 @@ class SegmentApp(App):
         return self.edge.augmented(run) if meta.get("augment") else run
 
     def annotate(self, report, split):
-        return self.model.annotate(report, split)
+        from dlkit.engine import worst_images
+
+        return worst_images(report, split)
 
     def plots(self, report, meta, out_dir, title=""):
         """The pixels' confusion matrix (rows the true class), each row normalised, and

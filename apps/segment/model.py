@@ -133,17 +133,6 @@ def adapt_model(model, model_meta, config, meta, log=print):
     return fresh
 
 
-def annotate(report, split):
-    """The images with the lowest foreground IoU, named by their files (`worst_images`)."""
-    paths = getattr(split, "paths", None)
-    if "rows" in report and paths is not None:
-        report["worst_images"] = [
-            {"path": str(paths[row["index"]]), "foreground_iou": row["foreground_iou"], "miou": row["miou"]}
-            for row in report["rows"]["worst"]
-        ]
-    return report
-
-
 def evaluator(config, meta):
     """Per-class IoU and Dice, mean IoU, foreground IoU, pixel accuracy."""
     return SegmentationEvaluator(meta["labels"])
