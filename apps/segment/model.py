@@ -15,6 +15,7 @@ from dlkit.layers.unet import LabelMap, apply_conv_block, apply_up_block
 from dlkit.losses import DiceCrossEntropy
 from dlkit.metrics.segmentation import SegmentationEvaluator
 from dlkit.pretrained import build_backbone
+from dlkit.pretrained.efficientnet_lite import stride_features
 from dlkit.transfer import apply_backbone, from_scratch, transfer_stages
 
 # Backbone layers whose outputs are the skips (strides 2, 4, 8, 16) and the bottom (32):
@@ -28,15 +29,9 @@ SKIPS = {
         "block_13_expand_relu",
         "block_16_project",
     ),
-    # The same places in EfficientNet-Lite0 (blocks numbered through, 0-15); the bottom is
-    # its last activation, what the classifier's head reads.
-    "efficientnet_lite0": (
-        "block1_expand_relu",
-        "block3_expand_relu",
-        "block5_expand_relu",
-        "block11_expand_relu",
-        "top_relu",
-    ),
+    # The same places in EfficientNet-Lite0, -Lite1 and -Lite2 (blocks numbered through);
+    # the bottom is the last activation, what the classifier's head reads.
+    **{f"efficientnet_lite{variant}": tuple(stride_features(variant).values()) for variant in (0, 1, 2)},
 }
 ENCODERS = ("backbone", "unet")
 

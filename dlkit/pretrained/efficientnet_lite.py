@@ -1,9 +1,16 @@
-"""EfficientNet-Lite0 in Keras (Tan & Le 2019, "lite" variant for mobile).
+"""EfficientNet-Lite0, -Lite1 and -Lite2 in Keras (Tan & Le 2019, "lite" variant for mobile).
 
 Lite differs from EfficientNet-B0: no squeeze-and-excitation, ReLU6 instead of swish,
 and a fixed stem and head, all to quantize well and run on mobile accelerators. Layer
 names follow `apply_<block>` naming so TFLite graphs and weight files stay readable.
+
+The larger variants scale Lite0's stages as the reference `efficientnet_lite_builder`
+does: filters by a width coefficient rounded to multiples of 8, repeats by a depth
+coefficient rounded up, except the first and last stages, whose repeats stay, as do the
+stem (32 filters) and the head (1280).
 """
+
+import math
 
 import keras
 from keras import layers
@@ -19,6 +26,57 @@ LITE0_STAGES = (
     (3, 1, 192, 320, 6, 1),
 )
 BN_EPSILON = 1e-3
+# (width, depth, native resolution) per variant, from `efficientnet_lite_builder`.
+LITE_SCALING = {0: (1.0, 1.0, 224), 1: (1.0, 1.1, 240), 2: (1.1, 1.2, 260)}
+
+
+def round_filters(filters, width, divisor=8):
+    """A stage's filters scaled by `width`, to the nearest multiple of `divisor` (never
+    more than 10% below the scaled value).
+
+    Example:
+        >>> round_filters(112, 1.1), round_filters(192, 1.1)
+        (120, 208)
+    """
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def lite_stages(variant):
+    """Lite0's stage table scaled for `variant` (0, 1 or 2)."""
+    width, depth, _ = LITE_SCALING[variant]
+    last = len(LITE0_STAGES) - 1
+    return tuple(
+        (
+            kernel,
+            repeats if i in (0, last) else math.ceil(depth * repeats),
+            round_filters(filters_in, width),
+            round_filters(filters_out, width),
+            expand,
+            strides,
+        )
+        for i, (kernel, repeats, filters_in, filters_out, expand, strides) in enumerate(LITE0_STAGES)
+    )
+
+
+def stride_features(variant):
+    """{stride: layer name} of the richest tensor at strides 2, 4, 8 and 16 (the expansion
+    of the first block of the next, strided stage) and 32 (the last activation): what a
+    detector's pyramid or a U-Net's skips read.
+
+    Example:
+        >>> stride_features(0)
+        {2: 'block1_expand_relu', 4: 'block3_expand_relu', 8: 'block5_expand_relu', 16: 'block11_expand_relu', 32: 'top_relu'}
+    """
+    names, index, stride = {}, 0, 2
+    for _, repeats, *_, strides in lite_stages(variant):
+        if strides == 2:
+            names[stride] = f"block{index}_expand_relu"
+            stride *= 2
+        index += repeats
+    names[32] = "top_relu"
+    return names
 
 
 def apply_conv_bn(x, filters, kernel_size, strides=1, activation=True, *, name):
@@ -45,23 +103,25 @@ def apply_mbconv(x, filters_in, filters_out, expand_ratio, kernel_size, strides,
     return x
 
 
-def EfficientNetLite0(input_shape=(224, 224, 3), include_top=False, classes=1000, name="efficientnet_lite0"):
-    """EfficientNet-Lite0 mapping images in [-1, 1] to features (or ImageNet logits).
+def EfficientNetLite(variant, input_shape=(224, 224, 3), include_top=False, classes=1000, name=None):
+    """EfficientNet-Lite`variant` mapping images in [-1, 1] to features (or ImageNet logits).
 
     Args:
+        variant: int. 0, 1 or 2.
         input_shape: tuple. (height, width, 3).
         include_top: bool. Add pooling, dropout and the `classes`-way dense layer.
         classes: int. Size of the top layer.
+        name: str. The model's name; `efficientnet_lite<variant>` when None.
 
     Example:
-        >>> backbone = EfficientNetLite0((160, 160, 3))
-        >>> backbone.output_shape
-        (None, 5, 5, 1280)
+        >>> backbone = EfficientNetLite(2, (160, 160, 3))
+        >>> backbone.output_shape, len(lite_stages(2)), sum(s[1] for s in lite_stages(2))
+        ((None, 5, 5, 1280), 7, 21)
     """
     inputs = keras.Input(input_shape, name="image")
     x = apply_conv_bn(inputs, 32, 3, strides=2, name="stem")  # (batch, h/2, w/2, 32)
     index = 0
-    for kernel, repeats, filters_in, filters_out, expand, strides in LITE0_STAGES:
+    for kernel, repeats, filters_in, filters_out, expand, strides in lite_stages(variant):
         for repeat in range(repeats):
             x = apply_mbconv(
                 x,
@@ -78,7 +138,27 @@ def EfficientNetLite0(input_shape=(224, 224, 3), include_top=False, classes=1000
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dropout(0.2, name="top_dropout")(x)
         x = layers.Dense(classes, name="predictions")(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, x, name=name or f"efficientnet_lite{variant}")
+
+
+def EfficientNetLite0(input_shape=(224, 224, 3), include_top=False, classes=1000, name="efficientnet_lite0"):
+    """EfficientNet-Lite0 (see `EfficientNetLite`).
+
+    Example:
+        >>> EfficientNetLite0((160, 160, 3)).output_shape
+        (None, 5, 5, 1280)
+    """
+    return EfficientNetLite(0, input_shape, include_top, classes, name)
+
+
+def EfficientNetLite1(input_shape=(240, 240, 3), include_top=False, classes=1000, name="efficientnet_lite1"):
+    """EfficientNet-Lite1 (see `EfficientNetLite`): Lite0 with 21 blocks instead of 16."""
+    return EfficientNetLite(1, input_shape, include_top, classes, name)
+
+
+def EfficientNetLite2(input_shape=(260, 260, 3), include_top=False, classes=1000, name="efficientnet_lite2"):
+    """EfficientNet-Lite2 (see `EfficientNetLite`): Lite1 about 10% wider."""
+    return EfficientNetLite(2, input_shape, include_top, classes, name)
 
 
 def torch_state_to_keras(model, state):
