@@ -99,6 +99,33 @@ def test_cluster_bootstrap_is_wider_when_views_repeat_one_outcome():
     assert all(np.isnan(cluster_bootstrap_interval([], [])))
 
 
+def test_paired_cluster_difference_agrees_with_scipy_resampling_the_groups():
+    """Two models on the views of 60 objects: the paired interval of their difference
+    matches scipy's bootstrap over the objects' (difference of hits, views) pairs, and
+    views that only repeat their object's outcome do not narrow it."""
+    from dlkit.metrics.intervals import paired_cluster_difference
+
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(3, 8, 60)
+    groups = np.repeat(np.arange(60), sizes)
+    a = rng.random(len(groups)) < rng.uniform(0.5, 1.0, 60)[groups]
+    b = a.copy()
+    b[rng.choice(len(b), 40, replace=False)] ^= True
+    diff, ours = paired_cluster_difference(a, b, groups, rounds=8000)
+    assert diff == pytest.approx(a.mean() - b.mean())
+    sums, counts = np.bincount(groups, weights=a.astype(float) - b), np.bincount(groups)
+    reference = scipy_paired_bootstrap((sums, counts), lambda s, n: s.sum() / n.sum())
+    assert abs(ours[0] - reference.low) < 0.01 and abs(ours[1] - reference.high) < 0.01
+    outcomes_a, outcomes_b = np.arange(40) % 4 != 0, np.arange(40) % 5 != 0
+    alone = paired_cluster_difference(outcomes_a, outcomes_b, np.arange(40))[1]
+    views = paired_cluster_difference(
+        np.repeat(outcomes_a, 5), np.repeat(outcomes_b, 5), np.repeat(np.arange(40), 5)
+    )[1]
+    assert np.allclose(alone, views, atol=0.02)
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_cluster_difference(a, b[:-1], groups)
+
+
 def test_paired_difference_interval_agrees_with_scipy_and_is_narrower_than_unpaired():
     """Two models right on mostly the same examples: the paired interval matches scipy's
     paired percentile bootstrap and the normal approximation, and is far narrower than

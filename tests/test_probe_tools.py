@@ -1,8 +1,10 @@
 """The probe tools' own logic: probe_detect_naming (crops, naming), probe_detect_multilabel
 (several classes per box), probe_segment_bias (a bias on the argmax),
-probe_classify_backgrounds (views composed as the classify data composes them)."""
+probe_classify_backgrounds (views composed as the classify data composes them),
+compare_classify (paired accuracies over held-out objects)."""
 
 import numpy as np
+import pytest
 
 from conftest import load_tool
 
@@ -89,3 +91,23 @@ def test_background_probe_views_paste_the_object_as_the_dataset_does():
     redness = ((views[..., 0] > 128) & (views[..., 2] < 128)).mean(axis=(1, 2))
     assert np.all((redness > 0.6**2 * 0.9) & (redness < 0.95**2 * 1.1)), redness
     np.testing.assert_array_equal(views, tool.views(red, blue, 8, seed=[3, 0], side=160))
+
+
+def test_compare_classify_scores_what_training_measured_and_a_model_ties_itself(contract_run, tmp_path):
+    """The tool's pooled accuracy is the run's own val and test accuracies pooled, the
+    float32 TFLite export ties the Keras model image for image, and a model minus itself
+    is zero with a zero-width interval."""
+    import json
+
+    tool = load_tool("compare_classify")
+    run = contract_run("classify")
+    tflite = run.run_dir / json.loads((run.run_dir / "model.json").read_text())["exports"]["float32"]["file"]
+    result = tool.compare([run.run_dir, tflite, run.run_dir], run.data, image_data=1)
+    measured = json.loads((run.run_dir / "metrics.json").read_text())["keras"]
+    right = sum(measured[s]["accuracy"] * measured[s]["count"] for s in ("val", "test"))
+    keras, lite, again = result["models"]
+    assert len(result["images"]) == sum(measured[s]["count"] for s in ("val", "test"))
+    assert keras["accuracy"] == pytest.approx(right / len(result["images"]))
+    assert keras["accuracy_ci95"][0] <= keras["accuracy"] <= keras["accuracy_ci95"][1]
+    assert lite["right"] == keras["right"] and lite["minus_reference"] == 0.0
+    assert again["minus_reference"] == 0.0 and again["minus_reference_ci95"] == [0.0, 0.0]

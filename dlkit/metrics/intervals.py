@@ -53,6 +53,28 @@ def cluster_bootstrap_interval(hits, groups, rounds=2000, seed=0):
     return np.percentile(samples, [2.5, 97.5]).tolist()
 
 
+def paired_cluster_difference(hits_a, hits_b, groups, rounds=2000, seed=0):
+    """Two models' proportions on the same trials in groups (several views of one object):
+    mean(a) - mean(b) and its 95% percentile-bootstrap interval, the groups resampled with
+    replacement and both models scored on each resampling. (difference, [low, high]).
+
+    Example:
+        >>> paired_cluster_difference([1, 1, 0, 1], [1, 0, 0, 0], ["x", "x", "y", "y"])[0]
+        0.5
+    """
+    a, b = np.asarray(hits_a, np.float64), np.asarray(hits_b, np.float64)
+    if a.shape != b.shape or a.shape != (len(groups),) or not len(a):
+        raise ValueError(
+            f"paired trials need equal lengths, not {a.shape}, {b.shape} and {len(groups)} groups"
+        )
+    _, index = np.unique(np.asarray(groups), return_inverse=True)
+    sums = np.bincount(index, weights=a - b)  # (groups,) difference of hits per group
+    sizes = np.bincount(index).astype(np.float64)
+    picks = np.random.default_rng(seed).integers(0, len(sums), (rounds, len(sums)))
+    samples = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
+    return float((a - b).mean()), np.percentile(samples, [2.5, 97.5]).tolist()
+
+
 def paired_difference_interval(a, b, rounds=2000, seed=0):
     """The mean of a - b over paired trials (two models right or not on the same
     examples) and its 95% percentile-bootstrap interval, the pairs resampled together:

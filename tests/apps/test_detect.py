@@ -311,7 +311,7 @@ def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.parametrize("levels", [2, 3])
-@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0", "efficientnet_lite2"])
 def test_each_backbone_feeds_the_heads_at_strides_8_16_and_32(backbone, levels):
     from dlkit.apps.detect.model import backbone_of, build_model
 

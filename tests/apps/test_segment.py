@@ -154,15 +154,20 @@ def test_both_encoders_and_the_no_skip_baseline_give_per_pixel_probabilities(siz
         build_model(dataclasses.replace(config, image_size=size + 8), {"labels": ["background", "a"]})
 
 
-def test_efficientnet_lite0_encoder_skips_sit_at_strides_2_to_16():
+@pytest.mark.parametrize(
+    "backbone, widths",
+    [("efficientnet_lite0", (96, 144, 240, 672, 1280)), ("efficientnet_lite2", (96, 144, 288, 720, 1280))],
+)
+def test_efficientnet_lite_encoder_skips_sit_at_strides_2_to_16(backbone, widths):
     from dlkit.apps.segment.model import build_model
 
-    config = dataclasses.replace(Config.tiny(), backbone="efficientnet_lite0", alpha=1.0, image_size=64)
+    config = dataclasses.replace(Config.tiny(), backbone=backbone, alpha=1.0, image_size=64)
     model = build_model(config, {"labels": ["background", "a"]})
     encoder = model.get_layer("encoder")
     shapes = [tuple(output.shape[1:]) for output in encoder.outputs]
-    # The expansions before each downsampling block, then the last activation.
-    assert shapes == [(32, 32, 96), (16, 16, 144), (8, 8, 240), (4, 4, 672), (2, 2, 1280)]
+    # The expansions before each downsampling block (6 x the stage's input width), then
+    # the last activation.
+    assert shapes == [(64 // s, 64 // s, w) for s, w in zip((2, 4, 8, 16, 32), widths)]
     probs = np.asarray(model(np.zeros((1, 64, 64, 3), np.float32)))
     assert probs.shape == (1, 64, 64, 2)
 
