@@ -134,7 +134,7 @@ class TransferConfig(TrainConfig):
 
     Args:
         image_size: int. Square input size in pixels.
-        backbone: str. A name of `dlkit.pretrained` (mobilenet_v2, efficientnet_lite0).
+        backbone: str. A name of `dlkit.pretrained` (mobilenet_v2, efficientnet_lite0-2).
         alpha: float. Backbone width multiplier.
         weights: str. Backbone weights: dlkit (shipped, offline), imagenet, none (from
             scratch) or a file path.
