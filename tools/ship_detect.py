@@ -11,8 +11,9 @@ metrics.json. Results go to tools/results/detect.json (earlier records kept unde
         [--describe "what run this is"]
 
 `--set` changes inference settings of the exported graph (score threshold, NMS IoU,
-detections kept), never the network; `--measure-only` records the numbers without
-copying anything into saved_models/.
+detections kept), never the network; `--measure-only` writes the numbers to
+RUN/ship_metrics.json and touches neither saved_models/ nor tools/results/detect.json,
+which stays the shipped model's record.
 """
 
 import argparse
@@ -113,7 +114,10 @@ def main(run_dir, settings=(), measure_only=False, description=""):
                 work / "plots" / "tflite_int8" / "val" / "precision_recall.png",
                 target / "precision_recall.png",
             )
-    record(results, description)
+    if measure_only:
+        io.write_json(Path(run_dir) / "ship_metrics.json", {"run": description, **results})
+    else:
+        record(results, description)
     print(results)
 
 
@@ -123,7 +127,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("run_dir")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--measure-only", action="store_true")
+    parser.add_argument(
+        "--measure-only", action="store_true", help="write run_dir/ship_metrics.json, ship nothing"
+    )
     parser.add_argument(
         "--describe", default="", help="what run this is (recipe, epochs), recorded with the numbers"
     )

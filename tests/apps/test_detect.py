@@ -293,6 +293,32 @@ def test_a_scene_pool_gives_the_examples_drawn_during_training(tmp_path, monkeyp
     np.testing.assert_array_equal(next(iter(again.unbatch().batch(999)))[1].numpy(), epochs[True][0][1])
 
 
+def test_ship_tool_measures_without_touching_the_shipped_record(contract_run, tmp_path, monkeypatch):
+    """`tools/ship_detect.py --measure-only` scores Keras, float32 and int8 into the run's
+    ship_metrics.json; the shipped model and tools/results/detect.json stay as they are."""
+    import shutil
+
+    from conftest import load_tool
+    from dlkit.paths import shipped_model_dir
+
+    tool = load_tool("ship_detect")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in tool.RUN_FILES:
+        shutil.copy2(contract_run("detect").run_dir / name, run / name)
+    monkeypatch.setattr(tool, "RESULTS", tmp_path / "detect.json")
+    shipped = shipped_model_dir("detect") / "model.int8.tflite"
+    before = shipped.stat().st_mtime_ns if shipped.exists() else None
+    tool.main(run, measure_only=True, description="a tiny run")
+    measured = json.loads((run / "ship_metrics.json").read_text())
+    assert measured["run"] == "a tiny run"
+    for label in ("keras", "tflite_float32", "tflite_int8"):
+        assert 0.0 <= measured[f"{label}_pooled_map50"] <= 1.0
+    assert measured["keras_pooled_map50"] == pytest.approx(measured["tflite_float32_pooled_map50"], abs=0.02)
+    assert not (tmp_path / "detect.json").exists()
+    assert (shipped.stat().st_mtime_ns if shipped.exists() else None) == before
+
+
 def test_ship_tool_on_an_unfinished_run_is_a_one_line_error(tmp_path):
     import subprocess
     import sys
