@@ -17,24 +17,23 @@ from pathlib import Path
 import numpy as np
 
 from dlkit import io
+from dlkit.errors import DlkitError
 from dlkit.metrics.intervals import cluster_bootstrap_interval, paired_cluster_difference
 
 SPLITS = ("val", "test")
 
 
-def held_out_right(predictor, source):
+def held_out_right(app, predictor, source):
     """(right or not per held-out image, its object "<split>:<object>"), val then test."""
-    from dlkit.data import image_classes
+    from dlkit.engine import config_of
 
-    side = predictor.meta["input"]["shape"][0]
-    labels = list(predictor.meta["labels"])
+    meta = predictor.meta
     groups, right = [], []
     for split in SPLITS:
-        loaded = image_classes.load_split(source, split, side)
-        unknown = sorted(set(loaded.source_labels) - set(labels))
-        if unknown:
-            raise SystemExit(f"{predictor.bundle.path}: does not know the data's classes {unknown}")
-        truth = np.array([labels.index(loaded.source_labels[label]) for label in loaded.labels])
+        # The app's own loader: the model's input size, the data's classes mapped to the
+        # model's (one it does not know is an error).
+        loaded = app.load_split(config_of(app, meta), source, split, meta=meta)
+        truth = loaded.targets
         probs = np.concatenate(
             [predictor.run(loaded.images[i : i + 64].astype(np.float32))[0] for i in range(0, len(truth), 64)]
         )
@@ -53,7 +52,7 @@ def compare(models, data=None, image_data=2):
     rows = []
     for model in models:
         prefer = "tflite" if str(model).endswith(".tflite") else "keras"
-        right, groups = held_out_right(Predictor.load(app, model, prefer=prefer), source)
+        right, groups = held_out_right(app, Predictor.load(app, model, prefer=prefer), source)
         row = {"model": str(model), "accuracy": float(right.mean())}
         row["accuracy_ci95"] = cluster_bootstrap_interval(right, groups)
         if rows:
@@ -80,8 +79,11 @@ def main():
     from dlkit.quiet import import_tensorflow
 
     import_tensorflow()  # quietly, after the arguments: --help needs none of it
-    reference = args.reference or str(default_model("classify"))
-    io.write_json(Path(args.out), compare([reference, *args.models], args.data))
+    try:
+        reference = args.reference or str(default_model("classify"))
+        io.write_json(Path(args.out), compare([reference, *args.models], args.data))
+    except DlkitError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -130,8 +130,9 @@ def _read_legacy(path, file):
         storage = storages.get(str(key))
         if storage is None:
             raise InvalidInputError(f"{path}: storage {key} is not referred to")
-        raw = file.read(count * np.dtype(storage.dtype).itemsize)
-        if len(raw) != count * np.dtype(storage.dtype).itemsize:
+        size = count * np.dtype(storage.dtype).itemsize
+        raw = file.read(size)
+        if len(raw) != size:
             raise InvalidInputError(f"{path}: truncated in storage {key}")
         storage.data = np.frombuffer(raw, storage.dtype)
     return _arrays(state, path)
