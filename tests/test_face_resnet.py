@@ -154,3 +154,49 @@ def test_a_wrong_shape_is_named(tmp_path):
     weights["fc"] = weights["fc"][:, :64]
     with pytest.raises(DlkitError, match="fc"):
         port_face_api(build_face_resnet(), weights)
+
+
+@pytest.mark.parametrize(
+    ("shape", "pool", "strides"), [((1, 17, 17, 4), 2, None), ((2, 9, 8, 3), (3, 2), (2, 1))]
+)
+def test_conv_average_pooling_equals_average_pooling(shape, pool, strides):
+    """The depthwise form gives AveragePooling2D's numbers (valid padding) and shape."""
+    import keras
+
+    from dlkit.layers import ConvAveragePooling2D
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    expected = keras.layers.AveragePooling2D(pool, strides=strides)(x)
+    layer = ConvAveragePooling2D(pool, strides=strides)
+    got = layer(x)
+    assert tuple(got.shape) == tuple(expected.shape) == layer.compute_output_shape(shape)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-6)
+    assert not layer.weights
+
+
+def test_int8_face_descriptor_runs_in_one_xnnpack_partition_before_its_norm(tmp_path):
+    """In int8 every layer up to the descriptor's L2 normalisation is one delegated
+    partition: no AVERAGE_POOL_2D left for the builtin kernels."""
+    import collections
+
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from dlkit.pretrained.face_resnet import build_face_resnet
+
+    model = build_face_resnet()
+    rng = np.random.default_rng(1)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(model.input, model.output))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [rng.uniform(0, 255, (1, 150, 150, 3)).astype(np.float32)] for _ in range(4)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path = tmp_path / "face.int8.tflite"
+    path.write_bytes(converter.convert())
+    interpreter = Interpreter(str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    ops = collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
+    assert ops["AVERAGE_POOL_2D"] == 0 and ops["DEPTHWISE_CONV_2D"] == 4
+    assert ops["DELEGATE"] == 1, ops

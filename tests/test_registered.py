@@ -117,11 +117,19 @@ def _pad_channels():
     return keras.Model(x, dlkit.layers.PadChannels(3)(x)), [RNG.normal(size=(2, 3, 3, 2))]
 
 
+def _conv_average_pooling():
+    x = keras.Input((7, 6, 3))
+    return keras.Model(x, dlkit.layers.ConvAveragePooling2D((2, 3), strides=2)(x)), [
+        RNG.normal(size=(2, 7, 6, 3))
+    ]
+
+
 # Registered name -> fn() returning (a model using the object, its inputs); for losses the
 # model is replaced by (loss, y_true, y_pred).
 LAYER_EXAMPLES = {
     "dlkit>AdditiveAttention": _attention,
     "dlkit>AnchorFreeDecode": _anchor_free_decode,
+    "dlkit>ConvAveragePooling2D": _conv_average_pooling,
     "dlkit>LabelMap": _label_map,
     "dlkit>MaskedPositions": _masked_positions,
     "dlkit>MultiHeadSelfAttention": _self_attention,

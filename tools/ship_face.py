@@ -8,7 +8,9 @@ model's threshold, ROC AUC, TAR at FAR 1e-2 and 1e-3, EER, rank-1 identification
 95% intervals. Parity: the cosine similarity of each TFLite file's embeddings to Keras's
 and the share of pairs whose same/different decision agrees. Peers scored on the same
 faces: other face model directories given with `--peer NAME=DIR` (the ported descriptor
-fine-tuned with the triplet loss; the course's MobileNetV2 triplet model). Timing: the
+fine-tuned with the triplet loss; the course's MobileNetV2 triplet model); peers recorded
+in tools/results/face.json by an earlier call and not given again are kept as recorded
+(their scores do not depend on the shipped model). Timing: the
 whole `dlkit face identify photo.jpg` process through the shipped TFLite file (median of
 5 runs). Ships the int8 file, its golden vectors, the detector and metrics; the weights
 the .keras is built from stay in saved_models/backbones/face.
@@ -112,7 +114,22 @@ def identify_seconds(model, photo, runs=5):
     return statistics.median(times[1:])  # the first run warms the file cache
 
 
-def measure(app, work, peers):
+def earlier_peers(results_path, peers):
+    """{name: record} of the peers in an earlier results file (rows naming their `model`)
+    that `peers` does not measure again."""
+    from dlkit import io
+
+    if not results_path.exists():
+        return {}
+    metrics = io.read_json(results_path).get("metrics", {})
+    return {
+        name: row
+        for name, row in metrics.items()
+        if isinstance(row, dict) and "model" in row and name not in peers
+    }
+
+
+def measure(app, work, peers, earlier=None):
     meta = ModelBundle.load(work / "model.keras", app=app.name).meta
     config = config_of(app, meta)
     source = app.open_source(config, meta.get("data"))
@@ -149,6 +166,8 @@ def measure(app, work, peers):
             {s: round(r["roc_auc"], 4) for s, r in metrics[name].items() if isinstance(r, dict)},
             flush=True,
         )
+    for name, row in (earlier or {}).items():
+        metrics.setdefault(name, row)
     photo = Path(splits["test"].paths[0])
     metrics["identify_seconds"] = {
         "photo": photo.name,
@@ -171,13 +190,15 @@ def main(model_dir=None, peers=(), measure_only=False):
     app = get_app("face")
     model_dir = Path(model_dir) if model_dir else pretrained_model_dir()
     peers = dict(peers)  # (name, folder) each
+    results_path = Path(__file__).parent / "results" / "face.json"
+    earlier = earlier_peers(results_path, peers)
     target = ship_run(
         app,
         model_dir,
         ("dynamic", "int8"),
-        lambda work: {**measure(app, work, peers), "shipped": SHIPPED},
+        lambda work: {**measure(app, work, peers, earlier), "shipped": SHIPPED},
         (SHIPPED, SHIPPED.replace(".tflite", ".golden.npz"), "model.json"),
-        Path(__file__).parent / "results" / "face.json",
+        results_path,
         measure_only=measure_only,
     )
     if target:

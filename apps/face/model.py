@@ -233,4 +233,4 @@ def pretrained_model_dir():
         io.write_json(folder / "model.json", stored_meta(meta))
         return {"origin": PRETRAINED, "threshold": meta["threshold"]}
 
-    return build_once("face-pretrained-dlib-v1", build, marker="ported.json")
+    return build_once("face-pretrained-dlib-v2", build, marker="ported.json")

@@ -4,6 +4,7 @@ from dlkit.layers.attention import AdditiveAttention, PaddingMask
 from dlkit.layers.audio import Spectrogram
 from dlkit.layers.masked_positions import MaskedPositions
 from dlkit.layers.pad_channels import PadChannels
+from dlkit.layers.pooling import ConvAveragePooling2D
 from dlkit.layers.position_embedding import PositionEmbedding
 from dlkit.layers.recurrent import UnrolledGRU
 from dlkit.layers.reversible_embedding import ReversibleEmbedding
@@ -14,6 +15,7 @@ from dlkit.layers.yolo import AnchorFreeDecode, YOLODecode, YOLOPostprocess
 __all__ = [
     "AdditiveAttention",
     "AnchorFreeDecode",
+    "ConvAveragePooling2D",
     "LabelMap",
     "MaskedPositions",
     "MultiHeadSelfAttention",

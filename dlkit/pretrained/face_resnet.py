@@ -74,13 +74,15 @@ def pretrained_face_resnet(name="face_resnet"):
 def _residual(x, filters, down, name):
     from keras import layers
 
+    from dlkit.layers.pooling import ConvAveragePooling2D
+
     strides, padding = (2, "valid") if down else (1, "same")
     out = layers.Conv2D(filters, 3, strides=strides, padding=padding, name=f"{name}_conv1")(x)
     out = layers.ReLU(name=f"{name}_relu1")(out)
     out = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(out)
     shortcut = x
     if down:
-        shortcut = layers.AveragePooling2D(2, name=f"{name}_pool")(x)
+        shortcut = ConvAveragePooling2D(2, name=f"{name}_pool")(x)  # kept whole by XNNPACK in int8
         if shortcut.shape[-1] != filters:
             shortcut = _pad_channels(shortcut, filters - shortcut.shape[-1], f"{name}_widen")
         if shortcut.shape[1] != out.shape[1]:

@@ -334,3 +334,18 @@ def test_the_lfw_pairs_protocol(tmp_path):
     assert thresholds == pytest.approx([1.4, 0.5]) and per_fold == [0.5, 0.5] and mean == 0.5 and std == 0
     (tmp_path / "bad.txt").write_text("2\t4\nPerson_A\t1\n")
     assert_one_line_error(face_cli("pairs", tmp_path / "bad.txt", "--data", folder), "promises 16")
+
+
+def test_ship_face_keeps_peers_recorded_earlier(tmp_path):
+    """Peers measured by an earlier call (rows naming their model) stay in the record
+    unless measured again; the shipped model's own rows are measured anew."""
+    from conftest import load_tool
+    from dlkit import io
+
+    tool = load_tool("ship_face")
+    results = tmp_path / "face.json"
+    assert tool.earlier_peers(results, {}) == {}
+    peer = {"val": {"roc_auc": 0.79}, "model": "/runs/mobilenet"}
+    io.write_json(results, {"metrics": {"keras": {"val": {}}, "mobilenet_triplet": peer, "parity": {}}})
+    assert tool.earlier_peers(results, {}) == {"mobilenet_triplet": peer}
+    assert tool.earlier_peers(results, {"mobilenet_triplet": "/runs/again"}) == {}
