@@ -67,6 +67,12 @@ def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_pat
     )  # fmt: skip
     assert ("--set", "model=encoder") == calls[2][2:4] and "--resume" not in calls[2]
 
+    calls.clear()
+    args.vectors = True  # the scratch model with GloVe-started token embeddings, asked for
+    runs = tool.train_runs(args, [0], {"adapted", "pretrained"}, tmp_path / "train.txt")
+    assert list(runs) == ["scratch", "vectors"]
+    assert calls[1][2:6] == ("--set", "model=encoder", "--set", "encoder_vectors=true")
+
 
 def test_a_folder_trained_with_another_recipe_stops_the_comparison(tmp_path, monkeypatch):
     """Resuming goes by folder name, so a folder left by a call with another recipe (here

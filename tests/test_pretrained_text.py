@@ -103,3 +103,33 @@ def importlib_missing(spec):
     import importlib.util
 
     return importlib.util.find_spec(spec.module) is None
+
+
+def test_token_vector_table_keeps_the_vectors_geometry(tmp_path):
+    """Whole-word tokens get their vectors mapped orthonormally (lengths and angles kept up
+    to one scale, the rows as long on average as the random ones); pieces, reserved tokens
+    and words without a vector are drawn as BERT's embedding starts."""
+    rng = np.random.default_rng(3)
+    words = ["the", "film", "good", "bad", "dull"]
+    vectors = rng.normal(0, 1, (len(words), 6)).astype(np.float32)
+    glove = tmp_path / "tiny.6d.txt"
+    glove.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in zip(words, vectors)))
+    vocab = ["[PAD]", "[UNK]", "the", "##ing", "good", "bad", "unseen", "film"]
+    table, found = text.token_vector_table(vocab, str(glove), width=16, stddev=0.02, seed=0)
+    assert table.shape == (8, 16) and table.dtype == np.float32 and found == 4
+    rows = [2, 4, 5, 7]
+    source = np.asarray([vectors[words.index(vocab[i])] for i in rows], np.float64)
+    mapped = table[rows].astype(np.float64)
+    # one scale for every row: the Gram matrices agree up to it
+    scale = np.linalg.norm(mapped[0]) / np.linalg.norm(source[0])
+    np.testing.assert_allclose(mapped @ mapped.T, scale**2 * (source @ source.T), rtol=1e-4, atol=1e-8)
+    random_rows = table[[0, 1, 3, 6]]
+    assert np.abs(random_rows).max() <= 0.04  # truncated at two standard deviations
+    np.testing.assert_allclose(
+        np.linalg.norm(mapped, axis=1).mean(), np.linalg.norm(table, axis=1).mean(), rtol=0.25
+    )
+    # narrower than the vectors: mapped onto orthonormal directions, still one row each
+    narrow, found = text.token_vector_table(vocab, str(glove), width=4, seed=0)
+    assert narrow.shape == (8, 4) and found == 4
+    none, found = text.token_vector_table(["[PAD]", "##x"], str(glove), width=16)
+    assert found == 0 and np.abs(none).max() <= 0.04

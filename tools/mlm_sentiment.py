@@ -11,6 +11,10 @@ Every step is a dlkit command (run folders under --work):
 - pretrained: dlkit sentiment train --init MLM_RUN --epochs E
 - adapted:    dlkit mlm train --data <training sentences> --init MLM_RUN --epochs A, then
               dlkit sentiment train --init <that run> --epochs E
+- vectors (with --vectors): dlkit sentiment train --set model=encoder --set
+              encoder_vectors=true --epochs E (scratch, its token embedding started from
+              the GloVe vectors: what the word vectors alone give, beside an MLM_RUN
+              pretrained with --set token_vectors=glove_6b_50d)
 `--probe-epochs N` starts every fine-tuning with N epochs in which only the output layer
 learns on the frozen encoder (`--set probe_epochs=N`). Each model's test predictions
 (`dlkit sentiment predict --file --json`) are scored against the hard labels: accuracy
@@ -32,7 +36,9 @@ differs: use one --work per recipe.
 How well each vocabulary fits the task's text is recorded too (`vocabularies`: WordPiece
 tokens per word of the test sentences, the share of words cut into pieces, unknown
 tokens), for the pretrained encoder's vocabulary and the one the scratch model learns;
-`--skip scratch,pretrained,adapted` records that alone, in seconds.
+`--skip scratch,pretrained,adapted,vectors` records that alone, in seconds. A model
+skipped keeps its record from --out, so a new pretrained run is compared with the
+scratch runs recorded there without training them again.
 """
 
 import argparse
@@ -103,6 +109,8 @@ def train_runs(args, seeds, skip, train_text):
         "pretrained": ("--init", args.mlm_run),
         "adapted": ("--init", adapted_mlm),
     }
+    if getattr(args, "vectors", False):
+        starts["vectors"] = ("--set", "model=encoder", "--set", "encoder_vectors=true")
     if "adapted" not in skip:
         train("mlm", adapted_mlm, "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)
     for seed in seeds:
@@ -156,7 +164,8 @@ def main():
     parser.add_argument("--adapt-epochs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "mlm_sentiment")
     parser.add_argument("--out", type=Path, default=ROOT / "tools" / "results" / "mlm_sentiment.json")
-    parser.add_argument("--skip", default="", help="comma-separated: scratch, pretrained, adapted")
+    parser.add_argument("--skip", default="", help="comma-separated: scratch, pretrained, adapted, vectors")
+    parser.add_argument("--vectors", action="store_true", help="also train the `vectors` model")
     parser.add_argument("--seeds", default="", help="comma-separated: one fine-tuning per seed")
     parser.add_argument(
         "--probe-epochs",
@@ -229,7 +238,7 @@ def main():
     def hits(name):  # per test sentence, the share of the model's runs that got it right
         return summary(results[name].get("runs", [results[name]]))["share_right"]
 
-    for name in ("pretrained", "adapted"):
+    for name in ("pretrained", "adapted", "vectors"):
         if name in results and "scratch" in results:
             diff, interval = paired_difference_interval(hits(name), hits("scratch"))
             results[name]["minus_scratch"] = diff
@@ -241,7 +250,7 @@ def main():
                 results[name]["minus_scratch_per_seed"] = paired
     args.out.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(args.out, results)
-    for name in ("scratch", "pretrained", "adapted"):
+    for name in ("scratch", "pretrained", "adapted", "vectors"):
         if name in results:
             row = results[name]
             low, high = row.get("test_accuracy_ci95") or row["test_accuracy_range"]

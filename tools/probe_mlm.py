@@ -7,8 +7,9 @@ through an mlm model's encoder unchanged; each layer's token states (the embeddi
 then every transformer block's) are averaged over the sentence's tokens, and a logistic
 regression learns the label from them on the training sentences (its L2 strength chosen
 on validation; features standardised). The same is done for:
-- the same architecture and vocabulary at its random initialisation (what pretraining
-  must beat: a random encoder still mixes token embeddings),
+- the same architecture and vocabulary at its initialisation (what pretraining must
+  beat: a random encoder still mixes token embeddings; a run started from word vectors,
+  `--set token_vectors=...`, is compared with its own start, the vectors in place),
 - `--minilm`: the ported MiniLM-L6 (pretrained at scale: how far a good encoder's frozen
   features go),
 - a bag of the same WordPiece tokens (which tokens a sentence holds, no encoder).
@@ -113,7 +114,8 @@ def probe_encoder(name, model, splits, targets):
 
 
 def random_twin(bundle, seed):
-    """The mlm model's architecture and vocabulary, freshly initialised."""
+    """The mlm model's architecture and vocabulary, freshly initialised as its run began
+    (from the same word vectors, when its config names them)."""
     import keras
 
     from dlkit.apps.mlm.config import Config

@@ -21,6 +21,8 @@ class Config(TrainConfig):
     names a pretrained text encoder (`minilm_l6`) whose sentence embedding of each
     sequence's text the encoder learns to give too, beside the masked tokens (a linear map
     of its mean-pooled token states, cosine loss weighted by `distill_weight`).
+    `token_vectors` starts the token embedding from word vectors (GloVe) instead of at
+    random.
     """
 
     LIMITS: ClassVar[dict] = {
@@ -65,6 +67,10 @@ class Config(TrainConfig):
     # once per corpus into the cache). "" = masked tokens only.
     distill: str = ""
     distill_weight: float = 5.0
+    # Word vectors (`glove_6b_50d` or a GloVe .txt file) the token embedding starts from:
+    # tokens that are whole words get their vector, mapped to `hidden_size`
+    # (dlkit.pretrained.text.token_vector_table). "" = a random start, as BERT's.
+    token_vectors: str = ""
     hidden_size: int = 256
     layers: int = 4
     heads: int = 4

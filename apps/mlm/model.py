@@ -115,6 +115,10 @@ def build_model(config, meta, load_weights=True):
             masked_mean(hidden, inputs[2])
         )
     model = keras.Model([*inputs, positions], outputs if len(outputs) > 1 else logits, name="bert_mlm")
+    if load_weights and config.token_vectors:
+        from dlkit.pretrained.bert import start_from_word_vectors
+
+        start_from_word_vectors(model, meta["vocab"], config.token_vectors, config.seed)
     compile_model(model, config)
     return model
 

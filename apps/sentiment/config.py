@@ -76,6 +76,9 @@ class Config(TrainConfig):
     intermediate_size: int = 1024
     max_positions: int = 128
     encoder_dropout: float = 0.1
+    # encoder from scratch: the token embedding starts from `vectors` (tokens that are
+    # whole words get their vector, dlkit.pretrained.text.token_vector_table), not at random
+    encoder_vectors: bool = False
     # encoder, > 0: each batch holds texts of similar length (drawn from pools of this many
     # random batches, sorted by length) and is cut to its longest, instead of every text
     # padded to max_tokens; 0: off

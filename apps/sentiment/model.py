@@ -123,6 +123,10 @@ def build_encoder_model(config, meta):
     x = layers.Dropout(config.dropout, name="dropout")(x)
     probs = layers.Dense(len(meta["labels"]), activation="softmax", name="probs")(x)
     model = keras.Model(inputs, probs, name="sentiment_encoder")
+    if config.encoder_vectors:  # an --init model's weights replace these (adapt_model)
+        from dlkit.pretrained.bert import start_from_word_vectors
+
+        start_from_word_vectors(model, meta["vocab"], config.vectors, config.seed)
     compile_model(model, config)
     return model
 

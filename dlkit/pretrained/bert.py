@@ -106,6 +106,18 @@ def port_bert(model, weights, prefix=""):
     return len(pairs)
 
 
+def start_from_word_vectors(model, vocab, name_or_path, seed=0):
+    """Sets the token embedding of a model built with `apply_bert_encoder` to
+    `dlkit.pretrained.text.token_vector_table` of its vocabulary; returns how many rows
+    came from a word vector."""
+    from dlkit.pretrained.text import token_vector_table
+
+    layer = model.get_layer("token_embedding")
+    table, found = token_vector_table(vocab, name_or_path, layer.embeddings.shape[1], seed=seed)
+    layer.embeddings.assign(table)
+    return found
+
+
 def sentence_encoder(name="minilm_l6", length=128):
     """(Keras model, vocabulary) of the pretrained encoder `name` (dlkit.pretrained.text)
     as sentence-transformers runs it: (token_ids, segment_ids, attention_mask) of length

@@ -202,3 +202,45 @@ def word_vectors(name_or_path):
     raise DlkitError(
         f"unknown word vectors {name_or_path!r}: give {', '.join(sorted(WORD_VECTORS))} or a GloVe .txt file"
     )
+
+
+def token_vector_table(vocab, name_or_path, width, stddev=0.02, seed=0):
+    """A (len(vocab), width) token-embedding table that starts from word vectors, as
+    embedding layers were initialised before BERT.
+
+    A token that is a whole word of the table (`the`, not `##ing` nor `[CLS]`) gets its
+    word's vector mapped to `width` by a fixed random orthonormal map (which keeps the
+    vectors' lengths and angles when `width` is at least their dimension), the whole
+    table scaled so its rows are as long on average as the random rows; every other row
+    is drawn as a BERT embedding starts, from a normal distribution truncated at two
+    standard deviations.
+
+    Args:
+        vocab: list of str, the WordPiece vocabulary (lowercase for GloVe 6B).
+        name_or_path: a registered table (`glove_6b_50d`) or a GloVe text file.
+        width: int. The embedding width.
+
+    Returns:
+        (table (len(vocab), width) float32, the number of rows set from a word vector).
+    """
+    import numpy as np
+
+    words, vectors = word_vectors(name_or_path)
+    rng = np.random.default_rng(seed)
+    table = rng.normal(0.0, stddev, (len(vocab), width))
+    while (outside := np.abs(table) > 2 * stddev).any():  # keras' TruncatedNormal
+        table[outside] = rng.normal(0.0, stddev, int(outside.sum()))
+    index = {word: i for i, word in enumerate(words)}
+    rows = [(i, index[token]) for i, token in enumerate(vocab) if token in index]
+    if not rows:
+        return table.astype(np.float32), 0
+    mine, theirs = map(np.array, zip(*rows))
+    found = np.asarray(vectors, np.float64)[theirs]
+    dim = found.shape[1]
+    # (max, min) with orthonormal columns: (dim, width) maps onto `width` dimensions
+    basis, _ = np.linalg.qr(rng.normal(size=(max(dim, width), min(dim, width))))
+    mapped = found @ (basis.T if dim <= width else basis)
+    lengths = np.linalg.norm(mapped, axis=1)
+    scale = np.linalg.norm(table, axis=1).mean() / max(lengths.mean(), 1e-12)
+    table[mine] = mapped * scale
+    return table.astype(np.float32), len(rows)

@@ -450,6 +450,35 @@ def test_sentiment_fine_tunes_the_mlm_encoder(run, tmp_path):
     assert predicted.exit_code == 0 and ("positive" in predicted.output or "negative" in predicted.output)
 
 
+def test_token_vectors_start_the_embedding_of_both_apps(meta, tmp_path):
+    """`--set token_vectors=FILE` (mlm) and `--set encoder_vectors=true` (sentiment's
+    encoder from scratch) start the token embedding from the word vectors' table; the
+    tied MLM output reads the same variable."""
+    from dlkit.apps.mlm.model import build_model
+    from dlkit.apps.sentiment.config import Config as SentimentConfig
+    from dlkit.apps.sentiment.model import build_encoder_model
+    from dlkit.pretrained.text import token_vector_table
+
+    vocab = meta["vocab"]
+    words = [token for token in vocab if token.isalpha()][:12]
+    rng = np.random.default_rng(0)
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("".join(f"{w} {' '.join(f'{x:.5f}' for x in rng.normal(size=8))}\n" for w in words))
+    config = Config.tiny()
+    config.token_vectors, config.seed = str(glove), 5
+    expected, found = token_vector_table(vocab, str(glove), config.hidden_size, seed=5)
+    assert found == len(words)
+    model = build_model(config, meta)
+    np.testing.assert_allclose(model.get_layer("token_embedding").embeddings.numpy(), expected, atol=1e-7)
+    plain = build_model(Config.tiny(), meta).get_layer("token_embedding").embeddings.numpy()
+    assert not np.allclose(plain[[vocab.index(w) for w in words]], expected[[vocab.index(w) for w in words]])
+    sentiment = SentimentConfig(model="encoder", vectors=str(glove), encoder_vectors=True, seed=5)
+    for field in ("hidden_size", "layers", "heads", "intermediate_size", "max_positions"):
+        setattr(sentiment, field, getattr(config, field))
+    encoder = build_encoder_model(sentiment, {"vocab": vocab, "labels": ["negative", "positive"]})
+    np.testing.assert_allclose(encoder.get_layer("token_embedding").embeddings.numpy(), expected, atol=1e-7)
+
+
 def test_init_minilm_ports_the_pretrained_encoder(tmp_path):
     """`--init minilm` builds the ported MiniLM-L6 model once and fine-tunes from it."""
     from dlkit.pretrained.text import TEXT_ENCODERS, package_folder
