@@ -14,7 +14,7 @@ Every step is a dlkit command (run folders under --work):
 - vectors (with --vectors): dlkit sentiment train --set model=encoder --set
               encoder_vectors=true --epochs E (scratch, its token embedding started from
               the GloVe vectors: what the word vectors alone give, beside an MLM_RUN
-              pretrained with --set token_vectors=glove_6b_50d)
+              pretrained from them, as `dlkit mlm train` is by default)
 `--probe-epochs N` starts every fine-tuning with N epochs in which only the output layer
 learns on the frozen encoder (`--set probe_epochs=N`). Each model's test predictions
 (`dlkit sentiment predict --file --json`) are scored against the hard labels: accuracy
