@@ -62,6 +62,10 @@ def make_meta(config, source):
     """The vocabulary (a side file of the model), its reserved ids and the input spec."""
     if config.max_length > config.max_positions:
         raise DlkitError(f"max_length {config.max_length} exceeds max_positions {config.max_positions}")
+    if config.token_vectors:  # refused here, before any work, when it cannot be read
+        from dlkit.pretrained.text import check_word_vectors
+
+        check_word_vectors(config.token_vectors)
     vocab = read_vocab_file(config.vocab_file) if config.vocab_file else learn_vocab(config, source)
     distill = None
     if config.distill:

@@ -84,6 +84,10 @@ def encoder_meta(config, source):
         (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
         return {"tokens": len(vocab)}
 
+    if config.encoder_vectors:  # refused before any work when it cannot be read
+        from dlkit.pretrained.text import check_word_vectors
+
+        check_word_vectors(config.vectors)
     name = f"sentiment-wordpiece-{source.fingerprint}-{config.vocab_size}-{int(config.lowercase)}"
     vocab = (build_once(name, build) / "vocab.txt").read_text(encoding="utf-8").splitlines()
     return {

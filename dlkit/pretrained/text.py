@@ -195,10 +195,25 @@ def read_glove_text(path):
 
 def word_vectors(name_or_path):
     """A registered table (`glove_6b_50d`) or a GloVe text file: (words, vectors)."""
-    if name_or_path in WORD_VECTORS:
+    if check_word_vectors(name_or_path) == "registered":
         return load_word_vectors(name_or_path)
-    if Path(name_or_path).suffix in (".txt", ".vec") or Path(name_or_path).exists():
-        return read_glove_text(name_or_path)
+    return read_glove_text(name_or_path)
+
+
+def check_word_vectors(name_or_path):
+    """ "registered" or "file", without reading the vectors, so a run can refuse a name it
+    cannot load before any work.
+
+    Raises:
+        MissingSourceError: a registered table whose package is not installed.
+        DlkitError: neither a registered name nor an existing file.
+    """
+    if name_or_path in WORD_VECTORS:
+        spec = WORD_VECTORS[name_or_path]
+        _file(spec, spec.vectors_file)
+        return "registered"
+    if Path(name_or_path).is_file():
+        return "file"
     raise DlkitError(
         f"unknown word vectors {name_or_path!r}: give {', '.join(sorted(WORD_VECTORS))} or a GloVe .txt file"
     )
