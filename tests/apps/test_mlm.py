@@ -668,29 +668,30 @@ def test_distillation_learns_the_teacher_and_exports_the_fill_mask_model_only(ru
 def test_word_vectors_that_cannot_be_read_stop_before_any_work(run, tmp_path):
     """Unknown names and missing files are refused in one line before the run folder is
     made, in both apps that start an encoder from word vectors."""
-    result = run_cli(
-        "mlm",
-        "train",
-        "--tiny",
-        "--data",
-        run.data,
-        "--set",
-        "token_vectors=nope",
-        "--run-dir",
-        tmp_path / "x",
-    )
-    assert_one_line_error(result, "unknown word vectors 'nope'")
-    assert not (tmp_path / "x").exists()
     from dlkit.registry import get_app
 
-    data = get_app("sentiment").write_sample_data(tmp_path / "reviews")
+    reviews = get_app("sentiment").write_sample_data(tmp_path / "reviews")
     missing = tmp_path / "absent.txt"
-    result = run_cli(
-        "sentiment", "train", "--tiny", "--data", data, "--set", "model=encoder", "--set", "encoder_vectors=true",
-        "--set", f"vectors={missing}", "--run-dir", tmp_path / "y",
-    )  # fmt: skip
-    assert_one_line_error(result, f"unknown word vectors '{missing}'")
-    assert not (tmp_path / "y").exists()
+    cases = {
+        "mlm": (["--data", run.data, "--set", "token_vectors=nope"], "'nope'"),
+        "sentiment": (
+            [
+                "--data",
+                reviews,
+                "--set",
+                "model=encoder",
+                "--set",
+                "encoder_vectors=true",
+                "--set",
+                f"vectors={missing}",
+            ],
+            f"'{missing}'",
+        ),
+    }
+    for app, (arguments, named) in cases.items():
+        result = run_cli(app, "train", "--tiny", *arguments, "--run-dir", tmp_path / app)
+        assert_one_line_error(result, f"unknown word vectors {named}")
+        assert not (tmp_path / app).exists()
 
 
 def test_an_unknown_teacher_is_one_line(run, tmp_path):
