@@ -47,7 +47,9 @@ def test_runs_are_trained_seed_by_seed_and_folders_already_there_resumed(tmp_pat
     monkeypatch.setattr(tool, "dlkit", lambda *arguments: calls.append(tuple(map(str, arguments))))
     (tmp_path / "scratch_seed0").mkdir()
     (tmp_path / "scratch_seed0" / "config.json").write_text("{}")
-    args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
+    args = SimpleNamespace(
+        work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3, vectors=False
+    )
     runs = tool.train_runs(args, [0, 1], {"adapted"}, tmp_path / "train.txt")
 
     assert runs == {
@@ -87,7 +89,9 @@ def test_a_folder_trained_with_another_recipe_stops_the_comparison(tmp_path, mon
     (tmp_path / "scratch_seed0").mkdir()
     saved = {"model": "encoder", "epochs": 8, "probe_epochs": 0, "seed": 0}
     (tmp_path / "scratch_seed0" / "config.json").write_text(json.dumps({"app": "sentiment", "config": saved}))
-    args = SimpleNamespace(work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3)
+    args = SimpleNamespace(
+        work=tmp_path, mlm_run=tmp_path / "mlm", epochs=8, adapt_epochs=2, probe_epochs=3, vectors=False
+    )
     tool.train_runs(args, [0], {"adapted", "pretrained"}, tmp_path / "train.txt")
     (refused,) = results
     assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output

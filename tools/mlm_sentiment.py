@@ -109,7 +109,7 @@ def train_runs(args, seeds, skip, train_text):
         "pretrained": ("--init", args.mlm_run),
         "adapted": ("--init", adapted_mlm),
     }
-    if getattr(args, "vectors", False):
+    if args.vectors:
         starts["vectors"] = ("--set", "model=encoder", "--set", "encoder_vectors=true")
     if "adapted" not in skip:
         train("mlm", adapted_mlm, "--data", train_text, "--init", args.mlm_run, "--epochs", args.adapt_epochs)

@@ -114,11 +114,12 @@ def encoder_meta(config, source):
     }
 
 
-def build_encoder_model(config, meta):
+def build_encoder_model(config, meta, load_weights=True):
     """WordPiece ids (+ segments, attention mask) -> BERT encoder -> the mean of its
     token states -> dropout -> class probabilities. The Keras model takes any length up to
     `max_positions` (training batches are cut to their longest text); the exported one,
-    `max_length` tokens."""
+    `max_length` tokens. `encoder_vectors` starts the token embedding from `vectors`
+    unless `load_weights=False` (for callers that set all weights)."""
     from dlkit.layers.bert import bert_encoder, masked_mean
 
     inputs, hidden, token_embedding = bert_encoder(config, len(meta["vocab"]), None, config.encoder_dropout)
@@ -127,7 +128,7 @@ def build_encoder_model(config, meta):
     x = layers.Dropout(config.dropout, name="dropout")(x)
     probs = layers.Dense(len(meta["labels"]), activation="softmax", name="probs")(x)
     model = keras.Model(inputs, probs, name="sentiment_encoder")
-    if config.encoder_vectors:  # an --init model's weights replace these (adapt_model)
+    if load_weights and config.encoder_vectors:  # an --init model's weights replace these
         from dlkit.pretrained.bert import start_from_word_vectors
 
         start_from_word_vectors(model, meta["vocab"], config.vectors, config.seed)
@@ -155,7 +156,7 @@ def build_model(config, meta, load_weights=True):
     The encoder model: see `build_encoder_model`.
     """
     if meta["model"] == "encoder":
-        return build_encoder_model(config, meta)
+        return build_encoder_model(config, meta, load_weights)
     vocab, length = meta["vocab"], meta["max_length"]
     dim, classes = meta["embedding_dim"], len(meta["labels"])
     ids = keras.Input((length,), dtype="int32", name="token_ids")

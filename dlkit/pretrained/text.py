@@ -250,7 +250,7 @@ def token_vector_table(vocab, name_or_path, width, stddev=0.02, seed=0):
     if not rows:
         return table.astype(np.float32), 0
     mine, theirs = map(np.array, zip(*rows))
-    found = np.asarray(vectors, np.float64)[theirs]
+    found = np.asarray(vectors[theirs], np.float64)  # only the rows used leave the memory map
     dim = found.shape[1]
     # (max, min) with orthonormal columns: (dim, width) maps onto `width` dimensions
     basis, _ = np.linalg.qr(rng.normal(size=(max(dim, width), min(dim, width))))
