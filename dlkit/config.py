@@ -167,10 +167,16 @@ def to_dict(config) -> dict:
 
 
 def from_dict(cls, values: dict):
-    """Builds `cls` from a dict, ignoring keys it does not know (older or newer runs)."""
+    """Builds `cls` from a dict, ignoring keys it does not know (older or newer runs).
+
+    A field the dict lacks takes its default, or, when `cls.ABSENT` names it, the value
+    runs saved before the field existed were trained with: a field added with a default
+    that changes what training does (mlm's `token_vectors`) would otherwise rewrite what
+    an older run's config says it did."""
     names = {f.name for f in dataclasses.fields(cls)}
     known = {k: _coerce_json(cls, k, v) for k, v in values.items() if k in names}
-    return cls(**known)
+    absent = {k: v for k, v in getattr(cls, "ABSENT", {}).items() if k not in known}
+    return cls(**absent, **known)
 
 
 def apply_overrides(config, overrides):

@@ -78,6 +78,24 @@ def test_dict_round_trip_restores_tuples_and_ignores_unknown_keys():
     assert from_dict(Example, values) == Example(sizes=(7,))
 
 
+def test_a_field_missing_from_a_stored_config_takes_its_absent_value():
+    """A field added with a default that changes training reads, in a config saved before
+    it, as what that run did (`ABSENT`), and keeps the default everywhere else."""
+    from typing import ClassVar
+
+    from dlkit.apps.mlm.config import Config
+
+    @dataclass
+    class Newer(Example):
+        ABSENT: ClassVar[dict] = {"name": "old"}
+
+    assert from_dict(Newer, {"epochs": 5}) == Newer(epochs=5, name="old")
+    assert from_dict(Newer, {"name": "b"}).name == "b"
+    assert Newer().name == "a"
+    assert from_dict(Config, {}).token_vectors == ""  # mlm runs from before the option
+    assert from_dict(Config, to_dict(Config())).token_vectors == Config().token_vectors == "glove_6b_50d"
+
+
 def test_dict_values_of_the_wrong_json_type_are_named():
     """A hand-edited config.json: a string, a bool or a null where a number, a flag or a
     text is declared is refused naming the field; an int where a float is declared, and

@@ -122,9 +122,7 @@ def random_twin(bundle, seed):
     from dlkit.apps.mlm.model import build_model
     from dlkit.config import from_dict
 
-    config = from_dict(Config, bundle.meta["config"])
-    if "token_vectors" not in bundle.meta["config"]:  # trained before the option: a random start
-        config.token_vectors = ""
+    config = from_dict(Config, bundle.meta["config"])  # a run older than token_vectors: ""
     keras.utils.set_random_seed(seed)
     return build_model(config, bundle.meta)
 

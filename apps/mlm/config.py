@@ -48,6 +48,9 @@ class Config(TrainConfig):
         "learning_rate": POSITIVE,
         "distill_weight": NON_NEGATIVE,
     }
+    # What a stored config without the field means (dlkit.config.from_dict): runs saved
+    # before `token_vectors` existed started from a random token embedding.
+    ABSENT: ClassVar[dict] = {"token_vectors": ""}
 
     corpus: str = "python_docs,docstrings,fortunes,bible"  # offline sources (apps/mlm/corpus.py)
     max_documents: int = 0  # read at most this many documents, spread over the corpus (0 = all)
