@@ -38,7 +38,9 @@ tokens per word of the test sentences, the share of words cut into pieces, unkno
 tokens), for the pretrained encoder's vocabulary and the one the scratch model learns;
 `--skip scratch,pretrained,adapted,vectors` records that alone, in seconds. A model
 skipped keeps its record from --out, so a new pretrained run is compared with the
-scratch runs recorded there without training them again.
+scratch runs recorded there without training them again. With both recorded, the
+pretrained model's difference to `vectors` is given too (`minus_vectors`, paired as
+above): what the masked-LM pretraining adds to the word vectors it started from.
 """
 
 import argparse
@@ -248,6 +250,9 @@ def main():
                       if row["seed"] in by_seed]  # fmt: skip
             if paired:
                 results[name]["minus_scratch_per_seed"] = paired
+    if "pretrained" in results and "vectors" in results:  # what masked-LM pretraining adds to the vectors
+        diff, interval = paired_difference_interval(hits("pretrained"), hits("vectors"))
+        results["pretrained"].update(minus_vectors=diff, minus_vectors_ci95=interval)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(args.out, results)
     for name in ("scratch", "pretrained", "adapted", "vectors"):
@@ -257,6 +262,8 @@ def main():
             extra = f" over {len(row['runs'])} seeds (range)" if "runs" in row else ""
             if "minus_scratch" in row:
                 extra += f", {100 * row['minus_scratch']:+.1f} points vs scratch {[round(100 * v, 1) for v in row['minus_scratch_ci95']]}"
+            if "minus_vectors" in row:
+                extra += f", {100 * row['minus_vectors']:+.1f} vs vectors {[round(100 * v, 1) for v in row['minus_vectors_ci95']]}"
             print(f"{name}: test accuracy {row['test_accuracy']:.3f} [{low:.3f}, {high:.3f}]{extra}")
 
 
