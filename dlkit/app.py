@@ -167,6 +167,8 @@ class App:
             LiteRT's XNNPACK delegate does not take: they split it into partitions and run
             those ops on the slower builtin kernels. (The runner feeds a static-batch file
             one batch at a time.)
+        gptq: bool. Dynamic-range export rounds the int8 weights by GPTQ, calibrated on
+            training inputs as int8 export is (`dlkit.export.gptq`), instead of to nearest.
         provides: tuple of str. Parts (PART_FIELDS) its trained models hand to other apps.
         inherits: tuple of str. Parts it takes from another app's model given to `--init`.
         may_find_nothing: bool. An input may give no model window (a photo without a
@@ -191,6 +193,7 @@ class App:
     saves_predictions = False
     quantizations = QUANTIZATIONS
     export_batch = None
+    gptq = False
     provides = ()
     inherits = ()
     may_find_nothing = False

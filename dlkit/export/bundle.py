@@ -46,7 +46,7 @@ def export(app, model_path, quantize="float32", data=None, max_drop=None, out_di
     val = app.load_split(config, source, "val", meta=meta, progress=progress)
     report_skipped(val.skipped)
     representative = None
-    if quantize == "int8":
+    if quantize == "int8" or (quantize == "dynamic" and app.gptq):
         train = app.load_split(config, source, "train", meta=meta, progress=progress)
         representative = representative_inputs(train.inputs)
 

@@ -43,7 +43,8 @@ def convert(
         quantize: str. "float32", "float16", "dynamic" (int8 weights) or "int8" (full
             integer, calibrated on `representative`).
         representative: for int8, the calibration inputs: an array of samples (first axis),
-            or a dict of such arrays by input name for a model with several inputs.
+            or a dict of such arrays by input name for a model with several inputs. Given
+            for "dynamic", the int8 weights are rounded by GPTQ on them (dlkit.export.gptq).
         batch_size: int or None. Static batch size of the signature; None keeps it dynamic.
         int8_input: str or None. For int8: "uint8" or "int8" to make the input tensor
             integer too (images), None to keep a float input.
@@ -107,7 +108,23 @@ def convert(
         flatbuffer = quantize_except(flatbuffer, float_layers, int8_input)
     if quantize == "dynamic":
         flatbuffer = share_tied_tables(flatbuffer)
+        if representative is not None:  # GPTQ instead of rounding to nearest
+            from dlkit.export.gptq import round_weights
+
+            flatbuffer, _ = round_weights(flatbuffer, model, calibration_batches(representative))
     return flatbuffer
+
+
+def calibration_batches(representative, size=32):
+    """`representative` (an array of samples, or a dict of such arrays by input name) in
+    batches of `size`, for calling a model on."""
+    if not isinstance(representative, dict):
+        data = np.asarray(representative)
+        return [data[i : i + size] for i in range(0, len(data), size)]
+    total = len(next(iter(representative.values())))
+    return [
+        {k: np.asarray(v[i : i + size]) for k, v in representative.items()} for i in range(0, total, size)
+    ]
 
 
 def _convert(model, signature, samples, configured, composites):

@@ -700,3 +700,34 @@ def test_an_unknown_teacher_is_one_line(run, tmp_path):
     )
     assert_one_line_error(result, "unknown text encoder 'bert'; available: minilm_l6")
     assert not (tmp_path / "x").exists()
+
+
+def test_dynamic_export_rounds_the_weights_by_gptq(run, tmp_path):
+    """mlm's dynamic-range export rounds its int8 weights by GPTQ on training inputs
+    (`App.gptq`): the stored tied table lies on the converter's per-row grid, off the
+    Keras table's nearest rounding in places, mostly by a step, and the file fills."""
+    import keras
+
+    from dlkit.edge.runtime import load_interpreter
+
+    result = run_cli("mlm", "export", "--model", run.run_dir, "--quantize", "dynamic", "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    table = (
+        keras.saving.load_model(run.run_dir / "model.keras").get_layer("token_embedding").embeddings.numpy()
+    )
+    interpreter = load_interpreter(tmp_path / "model.dynamic.tflite")
+    (detail,) = [  # the per-row copy (a table this small may keep the lookup's per-tensor one too)
+        d
+        for d in interpreter.get_tensor_details()
+        if d["dtype"] == np.int8
+        and tuple(d["shape"]) == table.shape
+        and len(d["quantization_parameters"]["scales"]) == len(table)
+    ]
+    stored = interpreter.get_tensor(detail["index"]).astype(int)
+    scales = detail["quantization_parameters"]["scales"]
+    np.testing.assert_allclose(scales, np.abs(table).max(axis=1) / 127, rtol=1e-5)
+    nearest = np.round(table / scales[:, None])
+    moved = np.abs(stored - nearest)
+    assert np.mean(moved > 0) > 0.01 and np.mean(moved <= 1) > 0.9  # the last columns carry the most
+    filled = run_cli("mlm", "fill", "the [MASK] returns a list", "--model", tmp_path / "model.dynamic.tflite")
+    assert filled.exit_code == 0 and "->" in filled.output, filled.output
