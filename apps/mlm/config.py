@@ -73,7 +73,7 @@ class Config(TrainConfig):
     # Word vectors (`glove_6b_50d` or a GloVe .txt file) the token embedding starts from:
     # tokens that are whole words get their vector, mapped to `hidden_size`
     # (dlkit.pretrained.text.token_vector_table). "" = a random start, as BERT's. From
-    # GloVe, the default recipe's held-out masked-token accuracy is 0.212 against 0.147.
+    # GloVe, the 10-epoch recipe's held-out masked-token accuracy is 0.212 against 0.147.
     token_vectors: str = "glove_6b_50d"
     hidden_size: int = 256
     layers: int = 4

@@ -46,13 +46,13 @@ def gptq_round(weights, covariance, scale, damp=0.01):
 @contextlib.contextmanager
 def input_covariances(model):
     """Within the block, eager calls of `model` add each Dense layer's inputs (and a
-    tied embedding's reverse projection's) to running covariances. Yields
-    {id: [layer, weights (out, in) as TFLite stores them, sum of x x^T, rows]}."""
+    tied embedding's reverse projection's) to running covariances. Yields a list of
+    [weights (out, in) as TFLite stores them, sum of x x^T, rows], one per layer."""
     import keras
 
     from dlkit.layers import ReversibleEmbedding
 
-    found = {}
+    found = []
     patched = []
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.Dense):
@@ -61,7 +61,8 @@ def input_covariances(model):
             matrix = lambda layer=layer: layer.embeddings.numpy()  # noqa: E731
         else:
             continue
-        record = found.setdefault(id(layer), [layer, matrix, None, 0])
+        record = [matrix, None, 0]
+        found.append(record)
         original = layer.call
 
         def call(
@@ -74,8 +75,8 @@ def input_covariances(model):
         ):
             if _dense or kwargs.get("reverse"):
                 rows = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
-                _record[2] = rows.T @ rows + (0 if _record[2] is None else _record[2])
-                _record[3] += len(rows)
+                _record[1] = rows.T @ rows + (0 if _record[1] is None else _record[1])
+                _record[2] += len(rows)
             return _original(x, *args, **kwargs)
 
         layer.call = call
@@ -85,8 +86,8 @@ def input_covariances(model):
     finally:
         for layer, original in patched:
             layer.call = original
-        for record in found.values():
-            record[1] = record[1]()
+        for record in found:
+            record[0] = record[0]()
 
 
 def round_weights(flatbuffer, model, samples):
@@ -101,7 +102,7 @@ def round_weights(flatbuffer, model, samples):
     with input_covariances(model) as found:
         for batch in samples:
             model(batch, training=False)
-    weights = [(matrix, total / rows) for _, matrix, total, rows in found.values() if rows]
+    weights = [(matrix, total / rows) for matrix, total, rows in found if rows]
     tree = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     done = set()
     for graph in tree.subgraphs:
@@ -127,4 +128,4 @@ def round_weights(flatbuffer, model, samples):
                     tree.buffers[tensor.buffer].data = np.frombuffer(q.tobytes(), np.uint8)
                     done.add(tensor.buffer)
                     break
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree)), len(done)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))

@@ -109,22 +109,14 @@ def convert(
     if quantize == "dynamic":
         flatbuffer = share_tied_tables(flatbuffer)
         if representative is not None:  # GPTQ instead of rounding to nearest
+            from dlkit.engine import count, take
             from dlkit.export.gptq import round_weights
 
-            flatbuffer, _ = round_weights(flatbuffer, model, calibration_batches(representative))
+            calibration = [
+                take(representative, slice(i, i + 32)) for i in range(0, count(representative), 32)
+            ]
+            flatbuffer = round_weights(flatbuffer, model, calibration)
     return flatbuffer
-
-
-def calibration_batches(representative, size=32):
-    """`representative` (an array of samples, or a dict of such arrays by input name) in
-    batches of `size`, for calling a model on."""
-    if not isinstance(representative, dict):
-        data = np.asarray(representative)
-        return [data[i : i + size] for i in range(0, len(data), size)]
-    total = len(next(iter(representative.values())))
-    return [
-        {k: np.asarray(v[i : i + size]) for k, v in representative.items()} for i in range(0, total, size)
-    ]
 
 
 def _convert(model, signature, samples, configured, composites):
