@@ -45,6 +45,32 @@ def test_deflate_zip_keeps_every_member_byte_for_byte(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_half_precision_keras_loads_float16_rounded_weights_into_float32_variables(tmp_path):
+    import keras
+    import numpy as np
+
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(300), keras.layers.LayerNormalization(), keras.layers.Dense(2)]
+    )
+    weights = model.get_weights()
+    weights[-1][:] = [1e5, -3.0]  # above float16's range: this array stays float32
+    model.set_weights(weights)
+    full, half = tmp_path / "full.keras", tmp_path / "half.keras"
+    model.save(full)
+    io.half_precision_keras(full, half)
+
+    loaded = keras.saving.load_model(half)
+    assert [w.dtype for w in loaded.weights] == ["float32"] * len(model.weights)
+    for before, after in zip(weights[:-1], loaded.get_weights()[:-1]):
+        np.testing.assert_array_equal(after, before.astype(np.float16).astype(np.float32))
+    assert weights[0].astype(np.float16).astype(np.float32).tolist() != weights[0].tolist()
+    np.testing.assert_array_equal(loaded.get_weights()[-1], [1e5, -3.0])
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    x = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=0.02, atol=0.02)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full.keras", "half.keras"]
+
+
 def test_jsonl_keeps_complete_lines_after_a_cut(tmp_path):
     path = tmp_path / "history.jsonl"
     io.append_jsonl(path, {"epoch": 0})

@@ -450,6 +450,34 @@ def test_sentiment_fine_tunes_the_mlm_encoder(run, tmp_path):
     assert predicted.exit_code == 0 and ("positive" in predicted.output or "negative" in predicted.output)
 
 
+def test_shipped_keras_is_the_exported_model_with_float16_weights_and_inits_sentiment():
+    """saved_models/mlm ships its .keras with float16-stored weights (the budget): it
+    loads into float32, gives the float32 model's outputs recorded at export on the
+    golden rows to float16's precision, and `--init saved_models/mlm` takes its encoder."""
+    from dlkit.edge.bundle import ModelBundle
+    from dlkit.engine import config_of, load_keras
+    from dlkit.export.bundle import inputs_of_golden
+    from dlkit.paths import shipped_model_dir
+    from dlkit.registry import get_app
+    from dlkit.runner import inheritable_parts
+
+    folder = shipped_model_dir("mlm")
+    if not (folder / "model.keras").exists():
+        pytest.skip("no shipped mlm .keras")
+    app = get_app("mlm")
+    bundle = ModelBundle.load(folder, app="mlm", prefer="keras")
+    assert bundle.path.name == "model.keras"
+    model = load_keras(bundle.path)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    golden = dict(np.load(folder / "model.dynamic.golden.npz"))
+    [outputs] = app.keras_runner(model, config_of(app, bundle.meta), bundle.meta)(inputs_of_golden(golden))
+    recorded = golden["keras_output_0"]
+    filled = golden["input_masked_positions"] > 0
+    assert np.abs(outputs - recorded)[filled].max() < 0.1 < np.abs(recorded[filled]).max()
+    assert np.mean(outputs.argmax(-1)[filled] == recorded.argmax(-1)[filled]) >= 0.95
+    assert inheritable_parts(get_app("sentiment"), bundle) == ("text_encoder",)
+
+
 def test_token_vectors_start_the_embedding_of_both_apps(meta, tmp_path):
     """`--set token_vectors=FILE` (mlm) and `--set encoder_vectors=true` (sentiment's
     encoder from scratch) start the token embedding from the word vectors' table; the
