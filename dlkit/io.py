@@ -155,10 +155,10 @@ def deflate_zip(path):
 
 def half_precision_keras(source, target):
     """Writes the `.keras` file `source` to `target` (atomically, deflated) with every
-    float32 weight array stored as float16: half the size, for shipping a model that is
-    fine-tuned from rather than measured. Keras loads it into the same float32 variables
-    (each weight rounded to float16's 11 significant bits). An array float16 cannot hold
-    (a magnitude above 65504) stays float32."""
+    float32 weight array stored as float16: half the size, for shipping a model within
+    the saved_models budget (mlm's, to fine-tune from). Keras loads it into the same
+    float32 variables (each weight rounded to float16's 11 significant bits). An array
+    float16 cannot hold (a magnitude above 65504) stays float32."""
     import h5py
     import numpy as np
 

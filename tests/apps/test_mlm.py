@@ -473,7 +473,7 @@ def test_shipped_keras_is_the_exported_model_with_float16_weights_and_inits_sent
     [outputs] = app.keras_runner(model, config_of(app, bundle.meta), bundle.meta)(inputs_of_golden(golden))
     recorded = golden["keras_output_0"]
     filled = golden["input_masked_positions"] > 0
-    assert np.abs(outputs - recorded)[filled].max() < 0.1 < np.abs(recorded[filled]).max()
+    assert np.abs(outputs - recorded)[filled].max() < 0.01  # token probabilities; 4e-4 measured
     assert np.mean(outputs.argmax(-1)[filled] == recorded.argmax(-1)[filled]) >= 0.95
     assert inheritable_parts(get_app("sentiment"), bundle) == ("text_encoder",)
 
