@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from io import BytesIO
 from pathlib import Path, PurePath
 
 from dlkit.errors import DlkitError
@@ -175,16 +176,15 @@ def half_precision_keras(source, target):
                 data = data.astype(np.float16)
             write.create_dataset(name, data=data).attrs.update(item.attrs)
 
-    with temp_dir("half-keras") as work, atomic_path(target) as tmp:
+    with atomic_path(target) as tmp:
         with zipfile.ZipFile(source) as read, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
             for member in read.infolist():
                 data = read.read(member.filename)
                 if member.filename.endswith(".h5"):
-                    full, half = Path(work) / "full.h5", Path(work) / "half.h5"
-                    full.write_bytes(data)
-                    with h5py.File(full, "r") as weights, h5py.File(half, "w") as halved:
+                    half = BytesIO()
+                    with h5py.File(BytesIO(data), "r") as weights, h5py.File(half, "w") as halved:
                         copy(weights, halved)
-                    data = half.read_bytes()
+                    data = half.getvalue()
                 out.writestr(member.filename, data)
 
 
